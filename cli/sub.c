@@ -1,0 +1,448 @@
+/* edgespool sub: a consumer that misses nothing. Subscribes to every node's
+ * events, status and re-send replies; tracks each node's sequence with the
+ * gap tracker; asks nodes to re-send what is missing (--sub.resend); writes
+ * every event it receives as one NDJSON line, and its counts to a stats
+ * file. */
+#include <cJSON.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "clock.h"
+#include "config.h"
+#include "control.h"
+#include "event.h"
+#include "gap.h"
+#include "log.h"
+#include "mqtt.h"
+#include "topic.h"
+
+extern char **environ;
+
+#define TICK_MS 200
+#define STATS_EVERY_MS 500
+
+static const char usage[] =
+	"usage: edgespool sub [--mqtt.url URL] [--sub.out FILE] [--sub.resend] ...\n"
+	"\n"
+	"Receives every node's events and prints one NDJSON line per event:\n"
+	"  {\"node\":\"SITE/NODE\",\"seq\":N,\"id\":\"...\",\"verdict\":\"new|filled|dup\",\"event\":{...}}\n"
+	"tracking each node's sequence for holes; with --sub.resend it asks the node\n"
+	"to re-send them. SIGTERM or SIGINT writes the stats and exits 0.\n";
+
+struct sub_settings {
+	char *mqtt_url, *mqtt_client_id, *mqtt_username, *mqtt_password_file;
+	char *mqtt_ca, *mqtt_cert, *mqtt_key;
+	int mqtt_version;
+	bool mqtt_tls_verify;
+	int64_t mqtt_keepalive_s, mqtt_backoff_base_ms, mqtt_backoff_max_ms;
+	char *root, *filter, *out, *stats;
+	bool resend, from_start;
+	int64_t grace_ms, retry_ms, max_span;
+	int log_level;
+};
+
+#define F(field) offsetof(struct sub_settings, field)
+static const char *const versions[] = {"3.1.1", "5", NULL};
+static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+
+static const es_setting table[] = {
+	{"mqtt.url", ES_CFG_STR, F(mqtt_url), "mqtt://127.0.0.1:1883", 0, 0, NULL, 0, "broker"},
+	{"mqtt.client_id", ES_CFG_STR, F(mqtt_client_id), "edgespool-sub", 0, 0, NULL, 0,
+	 "client id; keep it stable to keep the broker session"},
+	{"mqtt.version", ES_CFG_ENUM, F(mqtt_version), "3.1.1", 0, 0, versions, 0, "MQTT version"},
+	{"mqtt.username", ES_CFG_STR, F(mqtt_username), NULL, 0, 0, NULL, 0, "MQTT user name"},
+	{"mqtt.password_file", ES_CFG_STR, F(mqtt_password_file), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "file holding the MQTT password"},
+	{"mqtt.ca", ES_CFG_STR, F(mqtt_ca), NULL, 0, 0, NULL, ES_CFG_PATH, "CA certificate"},
+	{"mqtt.cert", ES_CFG_STR, F(mqtt_cert), NULL, 0, 0, NULL, ES_CFG_PATH, "client certificate"},
+	{"mqtt.key", ES_CFG_STR, F(mqtt_key), NULL, 0, 0, NULL, ES_CFG_PATH, "client key"},
+	{"mqtt.tls_verify", ES_CFG_BOOL, F(mqtt_tls_verify), "true", 0, 0, NULL, 0,
+	 "verify the broker's certificate"},
+	{"mqtt.keepalive_s", ES_CFG_SECONDS, F(mqtt_keepalive_s), "30", 1, 3600, NULL, 0,
+	 "keepalive"},
+	{"mqtt.backoff_base_ms", ES_CFG_MS, F(mqtt_backoff_base_ms), "250", 10, 600000, NULL, 0,
+	 "reconnect backoff, first ceiling"},
+	{"mqtt.backoff_max_ms", ES_CFG_MS, F(mqtt_backoff_max_ms), "30s", 10, 3600000, NULL, 0,
+	 "reconnect backoff, largest ceiling"},
+	{"sub.root", ES_CFG_STR, F(root), "edgespool", 0, 0, NULL, 0, "topic root"},
+	{"sub.filter", ES_CFG_STR, F(filter), NULL, 0, 0, NULL, 0,
+	 "event filter; default <root>/+/+/ev/#"},
+	{"sub.out", ES_CFG_STR, F(out), "-", 0, 0, NULL, ES_CFG_PATH, "NDJSON output; - for stdout"},
+	{"sub.stats", ES_CFG_STR, F(stats), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "JSON file rewritten with the counts every 500 ms"},
+	{"sub.resend", ES_CFG_BOOL, F(resend), "false", 0, 0, NULL, 0,
+	 "ask nodes to re-send missing sequences"},
+	{"sub.from_start", ES_CFG_BOOL, F(from_start), "false", 0, 0, NULL, 0,
+	 "expect every node's events from sequence 1 (else from the first one seen)"},
+	{"gap.grace_ms", ES_CFG_MS, F(grace_ms), "500", 1, 3600000, NULL, 0,
+	 "a hole waits this long before it is asked for"},
+	{"gap.retry_ms", ES_CFG_MS, F(retry_ms), "5s", 1, 3600000, NULL, 0,
+	 "ask again after this long while a hole stays open"},
+	{"gap.max_span", ES_CFG_INT, F(max_span), "10000", 1, 100000000, NULL, 0,
+	 "largest range in one re-send request"},
+	{"log.level", ES_CFG_ENUM, F(log_level), "warn", 0, 0, levels, 0, "log threshold"},
+};
+
+struct counts {
+	uint64_t received, valid, invalid, fresh, filled, duplicates, gone_replies, sent;
+};
+
+struct sub {
+	struct sub_settings s;
+	es_loop *loop;
+	es_mqtt *mqtt;
+	es_gap *gap;
+	FILE *out;
+	char *password;
+	struct counts n;
+	uint64_t last_stats_ms;
+	uint64_t request_no;
+	es_timer_id tick;
+};
+
+/* "site/node" from a topic in edgespool's layout. */
+static bool node_key(const es_topic_parts *p, char *key, size_t cap)
+{
+	int n = snprintf(key, cap, "%.*s/%.*s", (int)p->site_len, p->site, (int)p->node_len,
+			 p->node);
+	return n > 0 && (size_t)n < cap;
+}
+
+static const char *verdict_name(es_gap_verdict v)
+{
+	return v == ES_GAP_NEW ? "new" : v == ES_GAP_FILLED ? "filled" : "dup";
+}
+
+static void write_line(struct sub *sb, const char *key, const es_event *ev, es_gap_verdict v,
+		       const char *payload)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+	if (o && cJSON_AddStringToObject(o, "node", key) &&
+	    cJSON_AddNumberToObject(o, "seq", (double)es_event_seq(ev)) &&
+	    cJSON_AddStringToObject(o, "id", es_event_id(ev)) &&
+	    cJSON_AddStringToObject(o, "verdict", verdict_name(v)) &&
+	    cJSON_AddRawToObject(o, "event", payload))
+		text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!text) {
+		es_error("sub", "out of memory writing event %s", es_event_id(ev));
+		return;
+	}
+	fprintf(sb->out, "%s\n", text);
+	cJSON_free(text);
+}
+
+static void on_event(struct sub *sb, const char *key, const char *payload, size_t len)
+{
+	es_event *ev;
+	es_verr v;
+	es_gap_verdict verdict;
+	if (es_event_decode(payload, len, 0, &ev, &v)) {
+		sb->n.invalid++;
+		es_warn("sub", "invalid event from %s: %s: %s", key, v.field, v.reason);
+		return;
+	}
+	uint64_t seq = es_event_seq(ev);
+	if (seq == 0 || es_gap_seen(sb->gap, key, seq, es_clock_mono_ms(), &verdict)) {
+		sb->n.invalid++;
+		es_warn("sub", "event %s from %s has no valid sequence", es_event_id(ev), key);
+		es_event_free(ev);
+		return;
+	}
+	sb->n.valid++;
+	if (verdict == ES_GAP_NEW)
+		sb->n.fresh++;
+	else if (verdict == ES_GAP_FILLED)
+		sb->n.filled++;
+	else
+		sb->n.duplicates++;
+	write_line(sb, key, ev, verdict, payload);
+	es_event_free(ev);
+}
+
+static void on_status(struct sub *sb, const char *key, const char *payload, size_t len)
+{
+	es_status_msg m;
+	char why[160];
+	if (es_status_decode(payload, len, &m, why, sizeof why)) {
+		es_warn("sub", "invalid status from %s: %s", key, why);
+		return;
+	}
+	if (m.online)
+		es_gap_status(sb->gap, key, m.journal_id, m.acked_seq, m.oldest_seq,
+			      es_clock_mono_ms());
+}
+
+static void on_reply(struct sub *sb, const char *key, const char *payload, size_t len)
+{
+	es_resend_reply r;
+	char why[160];
+	if (es_resend_reply_decode(payload, len, &r, why, sizeof why)) {
+		es_warn("sub", "invalid re-send reply from %s: %s", key, why);
+		return;
+	}
+	if (r.gone_from && r.gone_to) {
+		sb->n.gone_replies++;
+		es_error("sub", "%s no longer holds %llu..%llu: those events are lost", key,
+			 (unsigned long long)r.gone_from, (unsigned long long)r.gone_to);
+		es_gap_gone(sb->gap, key, r.gone_from, r.gone_to);
+	}
+}
+
+static void on_message(void *ctx, const char *topic, const void *payload, size_t len)
+{
+	struct sub *sb = ctx;
+	es_topic_parts p;
+	char key[2 * ES_TOPIC_ID_MAX + 2];
+	sb->n.received++;
+	if (es_topic_split(topic, sb->s.root, &p) || !node_key(&p, key, sizeof key)) {
+		sb->n.invalid++;
+		es_warn("sub", "message on unexpected topic %s", topic);
+		return;
+	}
+	if (p.kind_len == 2 && memcmp(p.kind, "ev", 2) == 0)
+		on_event(sb, key, payload, len);
+	else if (p.kind_len == 6 && memcmp(p.kind, "status", 6) == 0)
+		on_status(sb, key, payload, len);
+	else if (p.kind_len == 5 && memcmp(p.kind, "reply", 5) == 0)
+		on_reply(sb, key, payload, len);
+}
+
+/* ---- re-send requests and stats --------------------------------------------- */
+
+static void send_request(struct sub *sb, const es_gap_request *r)
+{
+	char topic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1];
+	const char *slash = strchr(r->node, '/');
+	if (!slash || (size_t)(slash - r->node) > ES_TOPIC_ID_MAX)
+		return;
+	snprintf(site, sizeof site, "%.*s", (int)(slash - r->node), r->node);
+	if (es_topic_build(topic, sizeof topic, sb->s.root, site, slash + 1, "cmd", "resend"))
+		return;
+	es_resend_req req = {.from = r->from, .to = r->to};
+	snprintf(req.request_id, sizeof req.request_id, "%s-%llu", sb->s.mqtt_client_id,
+		 (unsigned long long)++sb->request_no);
+	char *json;
+	size_t len;
+	if (es_resend_req_encode(&req, &json, &len))
+		return;
+	if (es_mqtt_publish(sb->mqtt, topic, json, len, 1, false, 0) == ES_OK) {
+		sb->n.sent++;
+		es_info("sub", "asked %s to re-send %llu..%llu", r->node, (unsigned long long)r->from,
+			(unsigned long long)r->to);
+	}
+	free(json);
+}
+
+static void write_stats(struct sub *sb)
+{
+	if (!sb->s.stats)
+		return;
+	es_gap_stats g;
+	es_gap_stats_get(sb->gap, &g);
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", sb->s.stats);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		es_error("sub", "%s: %s", tmp, strerror(errno));
+		return;
+	}
+	fprintf(f,
+		"{\"received\":%llu,\"valid\":%llu,\"invalid\":%llu,\"new\":%llu,\"filled\":%llu,"
+		"\"duplicates\":%llu,\"nodes\":%llu,\"holes_open\":%llu,\"missing\":%llu,"
+		"\"holes_detected\":%llu,\"lost\":%llu,\"requests\":%llu,\"gone\":%llu,"
+		"\"connected\":%s}\n",
+		(unsigned long long)sb->n.received, (unsigned long long)sb->n.valid,
+		(unsigned long long)sb->n.invalid, (unsigned long long)sb->n.fresh,
+		(unsigned long long)sb->n.filled, (unsigned long long)sb->n.duplicates,
+		(unsigned long long)g.nodes, (unsigned long long)g.holes_open,
+		(unsigned long long)g.missing, (unsigned long long)g.holes_detected,
+		(unsigned long long)g.lost, (unsigned long long)sb->n.sent,
+		(unsigned long long)sb->n.gone_replies,
+		es_mqtt_is_connected(sb->mqtt) ? "true" : "false");
+	if (fclose(f) != 0 || rename(tmp, sb->s.stats) != 0)
+		es_error("sub", "%s: %s", sb->s.stats, strerror(errno));
+}
+
+static void tick(void *arg)
+{
+	struct sub *sb = arg;
+	uint64_t now = es_clock_mono_ms();
+	if (sb->s.resend && es_mqtt_is_connected(sb->mqtt)) {
+		es_gap_request reqs[16];
+		size_t n = es_gap_due(sb->gap, now, reqs, 16);
+		for (size_t i = 0; i < n; i++)
+			send_request(sb, &reqs[i]);
+	}
+	fflush(sb->out);
+	if (now - sb->last_stats_ms >= STATS_EVERY_MS) {
+		write_stats(sb);
+		sb->last_stats_ms = now;
+	}
+	es_loop_timer(sb->loop, TICK_MS, tick, sb, &sb->tick);
+}
+
+static void on_connected(void *ctx, bool session_present)
+{
+	write_stats(ctx);
+}
+
+static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
+{
+	struct sub *sb = ctx;
+	write_stats(sb);
+	if (!retry_ms)
+		es_loop_stop(sb->loop);
+}
+
+static void on_signal(void *arg, int fd, short revents)
+{
+	struct sub *sb = arg;
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof si) != (ssize_t)sizeof si)
+		return;
+	es_mqtt_disconnect(sb->mqtt, 500); /* disconnected(.., 0) stops the loop */
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+static es_err read_password(const char *path, char **out)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024] = "";
+	if (!f) {
+		fprintf(stderr, "edgespool sub: %s: %s\n", path, strerror(errno));
+		return ES_EINVAL;
+	}
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	*out = strdup(line);
+	return *out ? ES_OK : ES_ENOMEM;
+}
+
+static es_err make_mqtt(struct sub *sb)
+{
+	const struct sub_settings *s = &sb->s;
+	es_mqtt_opts o = {
+		.url = s->mqtt_url, .client_id = s->mqtt_client_id,
+		.version = s->mqtt_version ? 5 : 4, .username = s->mqtt_username,
+		.password = sb->password, .ca_file = s->mqtt_ca, .cert_file = s->mqtt_cert,
+		.key_file = s->mqtt_key, .tls_verify = s->mqtt_tls_verify,
+		.keepalive_s = (int)s->mqtt_keepalive_s,
+		.backoff_base_ms = (uint64_t)s->mqtt_backoff_base_ms,
+		.backoff_max_ms = (uint64_t)s->mqtt_backoff_max_ms,
+		.cbs = {.connected = on_connected, .disconnected = on_disconnected,
+			.message = on_message},
+		.ctx = sb,
+	};
+	char filter[ES_TOPIC_MAX];
+	es_err err = es_mqtt_new(sb->loop, &o, &sb->mqtt);
+	if (!err)
+		snprintf(filter, sizeof filter, "%s/+/+/ev/#", s->root);
+	if (!err)
+		err = es_mqtt_subscribe(sb->mqtt, s->filter ? s->filter : filter, 1);
+	if (!err)
+		snprintf(filter, sizeof filter, "%s/+/+/status", s->root);
+	if (!err)
+		err = es_mqtt_subscribe(sb->mqtt, filter, 1);
+	if (!err)
+		snprintf(filter, sizeof filter, "%s/+/+/reply/resend", s->root);
+	if (!err)
+		err = es_mqtt_subscribe(sb->mqtt, filter, 1);
+	return err;
+}
+
+static es_err setup(struct sub *sb)
+{
+	es_gap_opts g = {.grace_ms = (uint64_t)sb->s.grace_ms, .retry_ms = (uint64_t)sb->s.retry_ms,
+			 .max_span = (uint64_t)sb->s.max_span, .from_start = sb->s.from_start};
+	if (es_topic_check_root(sb->s.root)) {
+		fprintf(stderr, "edgespool sub: sub.root '%s' %s\n", sb->s.root,
+			es_topic_check_root(sb->s.root));
+		return ES_EINVAL;
+	}
+	sb->out = strcmp(sb->s.out, "-") == 0 ? stdout : fopen(sb->s.out, "a");
+	if (!sb->out) {
+		fprintf(stderr, "edgespool sub: %s: %s\n", sb->s.out, strerror(errno));
+		return ES_EINVAL;
+	}
+	es_err err = sb->s.mqtt_password_file ? read_password(sb->s.mqtt_password_file, &sb->password)
+					       : ES_OK;
+	if (!err)
+		err = es_gap_new(&g, &sb->gap);
+	if (!err)
+		err = es_loop_new(&sb->loop);
+	if (!err)
+		err = make_mqtt(sb);
+	return err;
+}
+
+static void teardown(struct sub *sb)
+{
+	es_mqtt_free(sb->mqtt);
+	es_loop_free(sb->loop);
+	es_gap_free(sb->gap);
+	if (sb->out && sb->out != stdout)
+		fclose(sb->out);
+	free(sb->password);
+}
+
+static int run(struct sub *sb)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	int rc = 1;
+	if (fd < 0 || setup(sb) || es_loop_watch(sb->loop, fd, POLLIN, on_signal, sb) ||
+	    es_mqtt_start(sb->mqtt))
+		goto out;
+	tick(sb);
+	rc = es_loop_run(sb->loop) ? 1 : 0;
+	if (sb->out)
+		fflush(sb->out);
+	write_stats(sb);
+out:
+	teardown(sb);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+int cmd_sub(int argc, char **argv)
+{
+	struct sub sb = {0};
+	es_config *cfg;
+	char err[512];
+	if (es_config_new(table, sizeof table / sizeof table[0], &sb.s, &cfg))
+		return 1;
+	int rc = 2;
+	if (es_config_load(cfg, argc, argv, environ, err, sizeof err))
+		fprintf(stderr, "edgespool sub: %s\n", err);
+	else if (es_config_mode(cfg) == ES_CFG_HELP)
+		es_config_help(cfg, stdout, usage), rc = 0;
+	else if (es_config_mode(cfg) == ES_CFG_PRINT)
+		es_config_print(cfg, stdout), rc = 0;
+	else if (es_mqtt_check_url(sb.s.mqtt_url))
+		fprintf(stderr, "edgespool sub: mqtt.url '%s' %s\n", sb.s.mqtt_url,
+			es_mqtt_check_url(sb.s.mqtt_url));
+	else {
+		es_log_setup((es_log_level)sb.s.log_level, false, "edgespool-sub");
+		rc = run(&sb);
+	}
+	es_config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,39 @@
+# Third-party libraries, all from Debian packages. Each is wrapped in an
+# imported target named es::<name> so the rest of the build does not care how
+# it was found.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+
+# paho's CMake config names OpenSSL::SSL in its TLS targets.
+find_package(OpenSSL REQUIRED)
+find_package(eclipse-paho-mqtt-c CONFIG REQUIRED)
+add_library(es::paho INTERFACE IMPORTED)
+target_link_libraries(es::paho INTERFACE eclipse-paho-mqtt-c::paho-mqtt3as)
+
+# SQLite: pkg-config keeps cross builds honest (sysroot-aware).
+pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+add_library(es::sqlite3 ALIAS PkgConfig::SQLITE3)
+
+# cJSON's own CMake config hard-codes absolute paths; pkg-config does not.
+pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
+add_library(es::cjson ALIAS PkgConfig::CJSON)
+
+pkg_check_modules(INIH REQUIRED IMPORTED_TARGET inih)
+add_library(es::inih ALIAS PkgConfig::INIH)
+
+# civetweb's CMake config needs the civetweb binary package; find it directly.
+find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
+find_library(CIVETWEB_LIBRARY civetweb REQUIRED)
+add_library(es::civetweb UNKNOWN IMPORTED)
+set_target_properties(es::civetweb PROPERTIES
+  IMPORTED_LOCATION "${CIVETWEB_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${CIVETWEB_INCLUDE_DIR}")
+
+# libcurl: the HTTP client of the command-line tool and the benchmarks.
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+add_library(es::curl ALIAS PkgConfig::CURL)
+
+if(ES_BUILD_TESTS)
+  pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+  add_library(es::cmocka ALIAS PkgConfig::CMOCKA)
+endif()

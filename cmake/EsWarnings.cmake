@@ -1,0 +1,17 @@
+# One place for compiler flags. Every target of ours calls es_target_defaults().
+set(ES_WARNINGS -Wall -Wextra -Wshadow -Wconversion -Wsign-conversion
+    -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wformat=2
+    -Wundef -Wvla -Wno-unused-parameter)
+
+function(es_target_defaults target)
+  target_compile_options(${target} PRIVATE ${ES_WARNINGS})
+  # _GNU_SOURCE: getrandom, eventfd, signalfd, pipe2 are Linux interfaces we use on purpose.
+  target_compile_definitions(${target} PRIVATE _GNU_SOURCE)
+  if(ES_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(ES_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()

@@ -1,0 +1,544 @@
+/* gap.c - consumer-side gap tracker (see gap.h for the model).
+ *
+ * Nodes live in an open-addressing hash table (linear probing, FNV-1a, load
+ * at most 1/2, never shrinks: nodes are never forgotten). Each node keeps
+ * its holes in an array sorted by sequence, non-overlapping, every one at or
+ * below seen_max; lookups are binary searches, and the common cases (a new
+ * hole at the tail, a re-sent event at a hole's lower end) touch one end.
+ *
+ * Rules beyond the header:
+ *  - from_start false: a node's first event starts tracking at its sequence
+ *    (`base`). An event below base was never tracked, so it is reported
+ *    ES_GAP_NEW, not a duplicate: a consumer that drops duplicates must not
+ *    drop an event nobody knows it has seen. Until its first event, a status
+ *    only records the node's journal_id.
+ *  - A changed journal_id (the node's journal was recreated while we
+ *    watched) counts a reset: the old journal's open holes count as lost,
+ *    and the node is tracked afresh from sequence 1 whatever from_start says,
+ *    since its new journal began while we were subscribed.
+ *  - Over max_holes, the two holes with the smallest gap between them merge,
+ *    and the sequences between them, although seen, are missing again: they
+ *    will be asked for and arrive as ES_GAP_FILLED a second time (so `filled`
+ *    can count one sequence twice). The pair a split has just made is spared
+ *    when another pair exists, so a "gone" range cut out of a hole is not
+ *    merged back in and asked for forever.
+ *  - A hole is asked for in rounds: a round starts when the hole is due
+ *    (grace after detection, retry after the last round began) and hands out
+ *    consecutive parts of at most max_span; if cap runs out mid-round the
+ *    next call carries on where it stopped (`cursor`).
+ */
+#include "gap.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NODE_MAX   136 /* sizeof ((es_gap_request *)0)->node */
+#define JID_MAX    64
+#define NONE       SIZE_MAX
+#define SLOTS_INIT 16
+
+typedef struct hole {
+	uint64_t from, to;
+	uint64_t detected_ms;
+	uint64_t asked_ms; /* when the last round began */
+	uint64_t cursor;   /* next sequence of the round under way; 0: none */
+	uint32_t asks;     /* rounds begun */
+} hole;
+
+typedef struct node {
+	char name[NODE_MAX];
+	char journal_id[JID_MAX]; /* last one a status named; "" if none */
+	bool tracking;            /* false: waiting for the first event */
+	uint64_t base;            /* the first sequence tracked */
+	uint64_t seen_max;
+	hole *holes;
+	size_t nholes, cap;
+} node;
+
+struct es_gap {
+	es_gap_opts o;
+	node **slots;
+	size_t nslots, nnodes;
+	es_gap_stats st; /* the counters; the gauges are summed when asked */
+};
+
+/* ---- the node table ---- */
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* The slot holding name, or the empty slot where it would go. */
+static size_t slot_of(node *const *slots, size_t nslots, const char *name)
+{
+	size_t i = (size_t)(hash(name) & (nslots - 1));
+	while (slots[i] && strcmp(slots[i]->name, name) != 0)
+		i = (i + 1) & (nslots - 1);
+	return i;
+}
+
+static node *lookup(const es_gap *g, const char *name)
+{
+	return g->slots[slot_of(g->slots, g->nslots, name)];
+}
+
+static es_err grow_table(es_gap *g)
+{
+	size_t n = g->nslots * 2;
+	node **slots = calloc(n, sizeof *slots);
+	if (!slots)
+		return ES_ENOMEM;
+	for (size_t i = 0; i < g->nslots; i++) {
+		if (g->slots[i])
+			slots[slot_of(slots, n, g->slots[i]->name)] = g->slots[i];
+	}
+	free(g->slots);
+	g->slots = slots;
+	g->nslots = n;
+	return ES_OK;
+}
+
+/* The node called name, made (untracked unless from_start) if new. */
+static es_err node_get(es_gap *g, const char *name, node **out)
+{
+	node *n = lookup(g, name);
+	if (n) {
+		*out = n;
+		return ES_OK;
+	}
+	if ((g->nnodes + 1) * 2 > g->nslots && grow_table(g) != ES_OK)
+		return ES_ENOMEM;
+	n = calloc(1, sizeof *n);
+	if (!n)
+		return ES_ENOMEM;
+	memcpy(n->name, name, strlen(name) + 1);
+	n->tracking = g->o.from_start;
+	n->base = 1;
+	g->slots[slot_of(g->slots, g->nslots, name)] = n;
+	g->nnodes++;
+	*out = n;
+	return ES_OK;
+}
+
+static bool name_ok(const char *name)
+{
+	return name && name[0] && strnlen(name, NODE_MAX) < NODE_MAX;
+}
+
+/* ---- one node's holes ---- */
+
+static uint64_t span(const hole *h)
+{
+	return h->to - h->from + 1;
+}
+
+/* Index of the hole holding seq, or NONE. */
+static size_t find_hole(const node *n, uint64_t seq)
+{
+	size_t lo = 0, hi = n->nholes; /* the first hole with from > seq is in [lo, hi] */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (n->holes[mid].from > seq)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo > 0 && n->holes[lo - 1].to >= seq ? lo - 1 : NONE;
+}
+
+/* Index of the first hole ending at or after seq (nholes if none). */
+static size_t first_ending_from(const node *n, uint64_t seq)
+{
+	size_t lo = 0, hi = n->nholes;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (n->holes[mid].to < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Room for one more hole. */
+static es_err reserve(node *n)
+{
+	if (n->nholes < n->cap)
+		return ES_OK;
+	size_t cap = n->cap ? n->cap * 2 : 4;
+	if (cap > SIZE_MAX / sizeof(hole))
+		return ES_ENOMEM;
+	hole *h = realloc(n->holes, cap * sizeof *h);
+	if (!h)
+		return ES_ENOMEM;
+	n->holes = h;
+	n->cap = cap;
+	return ES_OK;
+}
+
+/* Inserts h at index i; the caller has reserved room. */
+static void insert_at(node *n, size_t i, const hole *h)
+{
+	assert(n->nholes < n->cap && i <= n->nholes);
+	memmove(&n->holes[i + 1], &n->holes[i], (n->nholes - i) * sizeof *h);
+	n->holes[i] = *h;
+	n->nholes++;
+}
+
+static void remove_at(node *n, size_t i)
+{
+	assert(i < n->nholes);
+	memmove(&n->holes[i], &n->holes[i + 1], (n->nholes - i - 1) * sizeof(hole));
+	n->nholes--;
+}
+
+/* Keeps a round under way inside a hole whose ends moved. */
+static void clamp_cursor(hole *h)
+{
+	if (h->cursor && h->cursor < h->from)
+		h->cursor = h->from;
+	if (h->cursor > h->to)
+		h->cursor = 0;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Merges holes i and i + 1 into one that is due no later than either. */
+static void merge_at(node *n, size_t i)
+{
+	hole *a = &n->holes[i], *b = &n->holes[i + 1];
+	a->cursor = a->cursor ? a->cursor : b->cursor ? a->from : 0;
+	a->to = b->to;
+	a->detected_ms = min64(a->detected_ms, b->detected_ms);
+	a->asked_ms = min64(a->asked_ms, b->asked_ms);
+	a->asks = a->asks < b->asks ? a->asks : b->asks;
+	remove_at(n, i + 1);
+}
+
+/* Over max_holes, merges the closest pair, sparing the pair (keep,
+ * keep + 1) unless it is the only one. */
+static void bound_holes(const es_gap *g, node *n, size_t keep)
+{
+	while (n->nholes > g->o.max_holes && n->nholes >= 2) {
+		size_t best = NONE;
+		uint64_t best_gap = UINT64_MAX;
+		for (size_t i = 0; i + 1 < n->nholes; i++) {
+			uint64_t gap = n->holes[i + 1].from - n->holes[i].to;
+			if (gap < best_gap && (i != keep || n->nholes == 2)) {
+				best = i;
+				best_gap = gap;
+			}
+		}
+		merge_at(n, best);
+		keep = NONE;
+	}
+}
+
+/* Opens [from, to] above every existing hole. */
+static es_err open_hole(es_gap *g, node *n, uint64_t from, uint64_t to, uint64_t now)
+{
+	if (reserve(n) != ES_OK)
+		return ES_ENOMEM;
+	hole h = {.from = from, .to = to, .detected_ms = now};
+	insert_at(n, n->nholes, &h);
+	g->st.holes_detected++;
+	bound_holes(g, n, NONE);
+	return ES_OK;
+}
+
+/* Removes seq from hole i, splitting it when seq is inside. */
+static es_err fill(es_gap *g, node *n, size_t i, uint64_t seq)
+{
+	hole *h = &n->holes[i];
+	if (h->from == h->to) {
+		remove_at(n, i);
+		return ES_OK;
+	}
+	if (seq == h->from || seq == h->to) {
+		if (seq == h->from)
+			h->from++;
+		else
+			h->to--;
+		clamp_cursor(h);
+		return ES_OK;
+	}
+	if (reserve(n) != ES_OK)
+		return ES_ENOMEM;
+	h = &n->holes[i]; /* reserve may have moved the array */
+	hole right = *h;
+	right.from = seq + 1;
+	h->to = seq - 1;
+	clamp_cursor(h);
+	clamp_cursor(&right);
+	insert_at(n, i + 1, &right);
+	bound_holes(g, n, i);
+	return ES_OK;
+}
+
+/* Cuts [lo, hi] out of hole i, which holds it strictly inside. */
+static es_err cut_inside(es_gap *g, node *n, size_t i, uint64_t lo, uint64_t hi)
+{
+	if (reserve(n) != ES_OK)
+		return ES_ENOMEM;
+	hole *h = &n->holes[i];
+	hole right = *h;
+	right.from = hi + 1;
+	h->to = lo - 1;
+	clamp_cursor(h);
+	clamp_cursor(&right);
+	insert_at(n, i + 1, &right);
+	g->st.lost += hi - lo + 1;
+	bound_holes(g, n, i);
+	return ES_OK;
+}
+
+/* Removes every missing sequence in [lo, hi], counting it lost. */
+static es_err lose(es_gap *g, node *n, uint64_t lo, uint64_t hi)
+{
+	size_t i = first_ending_from(n, lo);
+	if (i < n->nholes && n->holes[i].from < lo && n->holes[i].to > hi)
+		return cut_inside(g, n, i, lo, hi);
+	while (i < n->nholes && n->holes[i].from <= hi) {
+		hole *h = &n->holes[i];
+		uint64_t a = h->from > lo ? h->from : lo, b = min64(h->to, hi);
+		g->st.lost += b - a + 1;
+		if (a == h->from && b == h->to) {
+			remove_at(n, i);
+			continue;
+		}
+		if (a == h->from)
+			h->from = b + 1;
+		else
+			h->to = a - 1;
+		clamp_cursor(h);
+		i++;
+	}
+	return ES_OK;
+}
+
+/* The node's journal was recreated: what was missing of the old one is lost. */
+static void reset(es_gap *g, node *n)
+{
+	for (size_t i = 0; i < n->nholes; i++)
+		g->st.lost += span(&n->holes[i]);
+	n->nholes = 0;
+	n->seen_max = 0;
+	n->base = 1;
+	n->tracking = true;
+	g->st.resets++;
+}
+
+/* ---- the API ---- */
+
+/* Makes a tracker with opts (NULL or zero fields: the defaults).
+ * ES_EINVAL for a NULL out; ES_ENOMEM. */
+es_err es_gap_new(const es_gap_opts *opts, es_gap **out)
+{
+	if (!out)
+		return ES_EINVAL;
+	es_gap *g = calloc(1, sizeof *g);
+	if (!g)
+		return ES_ENOMEM;
+	g->slots = calloc(SLOTS_INIT, sizeof *g->slots);
+	if (!g->slots) {
+		free(g);
+		return ES_ENOMEM;
+	}
+	g->nslots = SLOTS_INIT;
+	if (opts)
+		g->o = *opts;
+	g->o.grace_ms = g->o.grace_ms ? g->o.grace_ms : 500;
+	g->o.retry_ms = g->o.retry_ms ? g->o.retry_ms : 5000;
+	g->o.max_span = g->o.max_span ? g->o.max_span : 10000;
+	g->o.max_holes = g->o.max_holes ? g->o.max_holes : 4096;
+	*out = g;
+	return ES_OK;
+}
+
+/* Frees g and everything it holds; NULL is a no-op. */
+void es_gap_free(es_gap *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->nslots; i++) {
+		if (g->slots[i])
+			free(g->slots[i]->holes);
+		free(g->slots[i]);
+	}
+	free(g->slots);
+	free(g);
+}
+
+static es_err record(es_gap *g, node *n, uint64_t seq, uint64_t now, es_gap_verdict *v)
+{
+	*v = ES_GAP_NEW;
+	if (!n->tracking) {
+		n->tracking = true;
+		n->base = n->seen_max = seq;
+		return ES_OK;
+	}
+	if (seq > n->seen_max) {
+		if (seq - n->seen_max > 1 && open_hole(g, n, n->seen_max + 1, seq - 1, now))
+			return ES_ENOMEM;
+		n->seen_max = seq;
+		return ES_OK;
+	}
+	if (seq < n->base)
+		return ES_OK;
+	size_t i = find_hole(n, seq);
+	if (i == NONE) {
+		*v = ES_GAP_DUP;
+		g->st.duplicates++;
+		return ES_OK;
+	}
+	if (fill(g, n, i, seq))
+		return ES_ENOMEM;
+	*v = ES_GAP_FILLED;
+	g->st.filled++;
+	return ES_OK;
+}
+
+/* Records node's event seq at now_ms and says whether it is new, filled a
+ * hole or was a duplicate. ES_EINVAL for a NULL g or verdict, seq 0, or a
+ * node name empty or longer than 135 bytes; ES_ENOMEM (nothing recorded). */
+es_err es_gap_seen(es_gap *g, const char *node_name, uint64_t seq, uint64_t now_ms,
+                   es_gap_verdict *verdict)
+{
+	if (!g || !name_ok(node_name) || seq == 0 || !verdict)
+		return ES_EINVAL;
+	node *n;
+	es_gap_verdict v;
+	if (node_get(g, node_name, &n) || record(g, n, seq, now_ms, &v))
+		return ES_ENOMEM;
+	*verdict = v;
+	return ES_OK;
+}
+
+/* Applies node's status (see gap.h); a journal_id longer than 63 bytes is
+ * ES_EINVAL. ES_ENOMEM may leave the status half applied; the next status
+ * applies it again. */
+es_err es_gap_status(es_gap *g, const char *node_name, const char *journal_id, uint64_t acked_seq,
+                     uint64_t oldest_seq, uint64_t now_ms)
+{
+	const char *jid = journal_id ? journal_id : "";
+	if (!g || !name_ok(node_name) || strnlen(jid, JID_MAX) >= JID_MAX)
+		return ES_EINVAL;
+	node *n;
+	if (node_get(g, node_name, &n))
+		return ES_ENOMEM;
+	if (jid[0] && n->journal_id[0] && strcmp(jid, n->journal_id) != 0)
+		reset(g, n);
+	if (jid[0])
+		memcpy(n->journal_id, jid, strlen(jid) + 1);
+	if (!n->tracking)
+		return ES_OK;
+	if (acked_seq > n->seen_max) {
+		if (open_hole(g, n, n->seen_max + 1, acked_seq, now_ms))
+			return ES_ENOMEM;
+		n->seen_max = acked_seq;
+	}
+	return oldest_seq > 1 ? lose(g, n, 1, oldest_seq - 1) : ES_OK;
+}
+
+/* Counts what is missing of [from, to] at node as lost. An unknown node is
+ * no error. ES_EINVAL for from 0, from > to or a bad node; ES_ENOMEM. */
+es_err es_gap_gone(es_gap *g, const char *node_name, uint64_t from, uint64_t to)
+{
+	if (!g || !name_ok(node_name) || from == 0 || from > to)
+		return ES_EINVAL;
+	node *n = lookup(g, node_name);
+	return n ? lose(g, n, from, to) : ES_OK;
+}
+
+static bool waited(uint64_t since, uint64_t now, uint64_t wait)
+{
+	return now >= since && now - since >= wait;
+}
+
+static bool hole_due(const es_gap_opts *o, const hole *h, uint64_t now)
+{
+	if (h->cursor)
+		return true;
+	return h->asks ? waited(h->asked_ms, now, o->retry_ms)
+	               : waited(h->detected_ms, now, o->grace_ms);
+}
+
+/* Hands out the next part of h's round, starting a round if none is on. */
+static void ask(const es_gap_opts *o, const node *n, hole *h, uint64_t now, es_gap_request *r)
+{
+	if (!h->cursor) {
+		h->cursor = h->from;
+		h->asked_ms = now;
+		h->asks++;
+	}
+	uint64_t end = h->to - h->cursor >= o->max_span ? h->cursor + o->max_span - 1 : h->to;
+	memcpy(r->node, n->name, strlen(n->name) + 1);
+	r->from = h->cursor;
+	r->to = end;
+	h->cursor = end == h->to ? 0 : end + 1;
+}
+
+static size_t node_due(const es_gap_opts *o, node *n, uint64_t now, es_gap_request *out, size_t cap)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n->nholes && k < cap; i++) {
+		if (!hole_due(o, &n->holes[i], now))
+			continue;
+		do
+			ask(o, n, &n->holes[i], now, &out[k++]);
+		while (n->holes[i].cursor && k < cap);
+	}
+	return k;
+}
+
+/* Writes up to cap due requests into out (asked in rounds: see the top
+ * of this file) and returns how many; 0 for a NULL g or out. */
+size_t es_gap_due(es_gap *g, uint64_t now_ms, es_gap_request *out, size_t cap)
+{
+	if (!g || !out)
+		return 0;
+	size_t k = 0;
+	for (size_t i = 0; i < g->nslots && k < cap; i++) {
+		if (g->slots[i])
+			k += node_due(&g->o, g->slots[i], now_ms, out + k, cap - k);
+	}
+	g->st.requests += k;
+	return k;
+}
+
+/* The highest sequence with nothing missing at or below it for node: below
+ * its first hole, else seen_max; 0 for an unknown or untracked node. */
+uint64_t es_gap_contiguous(const es_gap *g, const char *node_name)
+{
+	if (!g || !name_ok(node_name))
+		return 0;
+	const node *n = lookup(g, node_name);
+	if (!n)
+		return 0;
+	return n->nholes ? n->holes[0].from - 1 : n->seen_max;
+}
+
+/* Fills *out with the counters and the current holes and missing totals. */
+void es_gap_stats_get(const es_gap *g, es_gap_stats *out)
+{
+	if (!g || !out)
+		return;
+	es_gap_stats s = g->st;
+	s.nodes = g->nnodes;
+	s.holes_open = s.missing = 0;
+	for (size_t i = 0; i < g->nslots; i++) {
+		const node *n = g->slots[i];
+		for (size_t j = 0; n && j < n->nholes; j++)
+			s.missing += span(&n->holes[j]);
+		s.holes_open += n ? n->nholes : 0;
+	}
+	*out = s;
+}

@@ -1,0 +1,95 @@
+/* gap.h - consumer-side gap tracker: per source node, which sequences are
+ * missing, and which re-send requests to issue for them.
+ *
+ * A consumer (the cloud bridge, `edgespool sub`, any service) feeds it every
+ * event's (node, sequence) and every status message; it answers whether the
+ * event is new or a duplicate, keeps the holes (ranges of missing
+ * sequences), and hands out re-send requests for holes that stayed open
+ * longer than a grace period, again after a retry period while they stay
+ * open. A range the node no longer holds (its status says its oldest
+ * sequence is above it, or it answered "gone") is counted as lost, loudly:
+ * never silently forgotten.
+ *
+ * Per node the tracker keeps `seen_max` (the highest sequence accounted for:
+ * received, or announced by a status message) and a sorted list of holes
+ * below it. A sequence at or below seen_max that is in no hole is a
+ * duplicate. The number of holes per node is bounded (max_holes): past it the
+ * two closest holes are merged, which can only cause extra re-sends, never a
+ * missed one.
+ *
+ * Nodes are keyed by a string (e.g. "site-1/gw-7"). A change of the node's
+ * journal_id (its journal was recreated) resets that node's state.
+ * Not thread-safe: one thread owns a tracker.
+ */
+#ifndef ES_GAP_H
+#define ES_GAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct es_gap es_gap;
+
+typedef struct es_gap_opts {
+	uint64_t grace_ms;   /* a hole waits this long before it is asked for (default 500) */
+	uint64_t retry_ms;   /* asked again after this long while open (default 5000) */
+	uint64_t max_span;   /* the largest range in one request (default 10000) */
+	size_t max_holes;    /* per node (default 4096) */
+	bool from_start;     /* a new node's first event leaves [1, seq-1] as a
+				hole (true), or starts tracking there (false) */
+} es_gap_opts;
+
+typedef enum es_gap_verdict {
+	ES_GAP_NEW,    /* a sequence not seen before, above seen_max */
+	ES_GAP_FILLED, /* a sequence that filled (part of) a hole */
+	ES_GAP_DUP,    /* already seen */
+} es_gap_verdict;
+
+typedef struct es_gap_request {
+	char node[136];
+	uint64_t from, to;
+} es_gap_request;
+
+typedef struct es_gap_stats {
+	uint64_t nodes;
+	uint64_t holes_open;     /* ranges currently missing */
+	uint64_t missing;        /* sequences currently missing */
+	uint64_t holes_detected; /* ranges ever opened */
+	uint64_t filled;         /* sequences that arrived into a hole */
+	uint64_t lost;           /* sequences the node no longer holds */
+	uint64_t duplicates;     /* sequences seen more than once */
+	uint64_t requests;       /* re-send requests handed out */
+	uint64_t resets;         /* journal_id changes */
+} es_gap_stats;
+
+/* opts may be NULL for the defaults; zero fields take their default. */
+es_err es_gap_new(const es_gap_opts *opts, es_gap **out);
+void es_gap_free(es_gap *g);
+
+/* Records that node's event with sequence seq (>= 1) arrived at now_ms.
+ * ES_EINVAL for seq 0 or an invalid node; ES_ENOMEM. */
+es_err es_gap_seen(es_gap *g, const char *node, uint64_t seq, uint64_t now_ms,
+		   es_gap_verdict *verdict);
+
+/* Records node's status: everything up to acked_seq should have arrived
+ * (later ones become holes); everything below oldest_seq is no longer held
+ * (holes there are lost). journal_id may be NULL or empty. */
+es_err es_gap_status(es_gap *g, const char *node, const char *journal_id,
+		     uint64_t acked_seq, uint64_t oldest_seq, uint64_t now_ms);
+
+/* Records that node answered [from, to] is gone: holes there count as lost. */
+es_err es_gap_gone(es_gap *g, const char *node, uint64_t from, uint64_t to);
+
+/* Writes up to cap re-send requests that are due at now_ms into out, marks
+ * them asked, and returns how many. */
+size_t es_gap_due(es_gap *g, uint64_t now_ms, es_gap_request *out, size_t cap);
+
+/* The highest sequence below which nothing is missing for node (0 if none
+ * or unknown node). */
+uint64_t es_gap_contiguous(const es_gap *g, const char *node);
+
+void es_gap_stats_get(const es_gap *g, es_gap_stats *out);
+
+#endif

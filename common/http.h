@@ -1,0 +1,86 @@
+/* http.h - the HTTP server adapter: the only module that includes civetweb.
+ *
+ * A small router over civetweb: exact-path routes and prefix routes, per
+ * method, JSON error bodies for 404, 405 and 413, request
+ * counters, and a hardened civetweb underneath (no file serving, no directory
+ * listing, bounded threads, request timeouts, security headers on every
+ * response). Handlers run on civetweb's worker threads; they must hand state
+ * changes to their owner thread (the journal's append is thread-safe).
+ */
+#ifndef ES_HTTP_H
+#define ES_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct es_http es_http;
+typedef struct es_http_req es_http_req;
+
+/* Sends a response (through the es_http_reply* functions) and returns the
+ * status code it sent. */
+typedef int (*es_http_handler)(es_http_req *req, void *ctx);
+
+typedef struct es_http_opts {
+	const char *listen;        /* "127.0.0.1:8080"; port 0 picks a free one */
+	int threads;               /* worker threads; 0: 8 */
+	size_t max_body;           /* largest request body; 0: 1 MiB */
+	int request_timeout_ms;    /* 0: 10000 */
+} es_http_opts;
+
+typedef struct es_http_stats {
+	uint64_t requests, status_2xx, status_4xx, status_5xx;
+} es_http_stats;
+
+/* Checks a listen address as es_http_new would: NULL when valid. */
+const char *es_http_check_listen(const char *listen);
+
+es_err es_http_new(const es_http_opts *opts, es_http **out);
+
+/* Adds a route for exactly path ("/api/events"), before es_http_start. */
+es_err es_http_route(es_http *h, const char *method, const char *path,
+		     es_http_handler fn, void *ctx);
+/* Adds a route for every path that starts with prefix (which ends in '/')
+ * and goes on; es_http_tail() gives the rest ("/api/events/" + id). */
+es_err es_http_route_prefix(es_http *h, const char *method, const char *prefix,
+			    es_http_handler fn, void *ctx);
+
+/* Binds and starts serving. ES_ESYS when the address cannot be bound. */
+es_err es_http_start(es_http *h);
+
+/* The bound port (after start). */
+int es_http_port(const es_http *h);
+
+void es_http_stats_get(const es_http *h, es_http_stats *out);
+
+/* Stops serving (waits for handlers to return) and frees. NULL ok. */
+void es_http_free(es_http *h);
+
+/* ---- requests -------------------------------------------------------- */
+
+const char *es_http_method(const es_http_req *r);
+const char *es_http_path(const es_http_req *r);
+/* The query string without '?', or NULL. */
+const char *es_http_query(const es_http_req *r);
+/* The value of query parameter name into buf; false if absent. */
+bool es_http_query_param(const es_http_req *r, const char *name, char *buf, size_t cap);
+/* A request header, or NULL. */
+const char *es_http_header(const es_http_req *r, const char *name);
+/* What followed a prefix route's prefix, or "". */
+const char *es_http_tail(const es_http_req *r);
+
+/* Reads the whole body (NUL-terminated, malloc'd). ES_ETOOBIG if larger than
+ * the server's max_body (nothing useful read), ES_EIO if the client stopped
+ * sending, ES_ENOMEM. An empty body gives *len 0. */
+es_err es_http_read_body(es_http_req *r, char **body, size_t *len);
+
+/* ---- responses ------------------------------------------------------- */
+
+int es_http_reply(es_http_req *r, int status, const char *content_type, const char *body,
+		  size_t len);
+/* {"error": message, "field": field} (field omitted when NULL). */
+int es_http_reply_error(es_http_req *r, int status, const char *message, const char *field);
+
+#endif

@@ -1,0 +1,1181 @@
+/* journal.c - the SQLite adapter: the only file that includes <sqlite3.h>.
+ *
+ * Threads: the writer thread owns `db` and every prepared statement on it,
+ * next_seq and the id generator. Producers and the publisher talk to it
+ * through the queue below.
+ *
+ * Lock `lock` guards: head, tail, acks/nacks/capacks, closing, every
+ * request's `done` and `err`, ack_gen_queued, ack_gen_done and last_error. Counters are
+ * atomics so readers need no lock.
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define TAG "journal"
+#define DEFAULT_BATCH 4096
+#define PRUNE_CHUNK 1000   /* rows examined per retention step */
+#define MAINTAIN_EVERY_MS 1000
+
+struct request {
+	es_event **evs;
+	size_t n;
+	es_append_result *res;
+	es_err err;
+	bool done;
+	struct request *next;
+};
+
+enum stmt_id {
+	S_INSERT,
+	S_FIND_ID,
+	S_ACK_RANGE,
+	S_SET_LAST,
+	S_PAGES,
+	S_FREEPAGES,
+	S_OLDEST,
+	S_FIRST_KEEP,
+	S_DELETE_BELOW,
+	S_COUNT_
+};
+
+static const char *const stmt_sql[S_COUNT_] = {
+	[S_INSERT] = "INSERT INTO events(seq, id, type, subject, journaled_ms, body, state) "
+		     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0)",
+	[S_FIND_ID] = "SELECT seq FROM events WHERE id = ?1",
+	[S_ACK_RANGE] = "UPDATE events SET state = 1, acked_ms = ?3 "
+			"WHERE seq BETWEEN ?1 AND ?2 AND state = 0",
+	[S_SET_LAST] = "INSERT INTO meta(key, value) VALUES('last_seq', ?1) "
+		       "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	[S_PAGES] = "PRAGMA page_count",
+	[S_FREEPAGES] = "PRAGMA freelist_count",
+	[S_OLDEST] = "SELECT min(seq) FROM events",
+	/* The first row in [?1, ?2] that must stay: pending, or acked after ?3. */
+	[S_FIRST_KEEP] = "SELECT seq FROM events WHERE seq BETWEEN ?1 AND ?2 "
+			 "AND (state = 0 OR acked_ms > ?3) ORDER BY seq LIMIT 1",
+	[S_DELETE_BELOW] = "DELETE FROM events WHERE seq < ?1",
+};
+
+struct es_journal {
+	es_journal_opts o;
+	char *path, *source;
+	sqlite3 *db;
+	sqlite3_stmt *st[S_COUNT_];
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	struct request *head, *tail;
+	uint64_t *acks;
+	size_t nacks, capacks;
+	bool closing;
+	uint64_t ack_gen_queued, ack_gen_done;
+	char last_error[160];
+
+	/* writer thread only */
+	uint64_t next_seq;
+	uint64_t page_size;
+	uint64_t last_maintain_ms;
+	es_uuid7_gen *ids;
+
+	char journal_id[ES_UUID_STR];
+	_Atomic uint64_t appended, duplicates, refused_full, evicted, expired, acked, commits,
+		errors, pending, latest_seq;
+	atomic_bool failing;
+};
+
+struct es_journal_reader {
+	sqlite3 *db;
+	es_journal *j; /* NULL when opened by path */
+	char *path;
+};
+
+/* ---- SQLite helpers ----------------------------------------------------- */
+
+/* Translates a SQLite result code, logging it with what was being done. */
+static es_err sql_err(sqlite3 *db, int rc, const char *what)
+{
+	es_error(TAG, "%s: %s (sqlite %d: %s)", what, sqlite3_errstr(rc), rc,
+		 db ? sqlite3_errmsg(db) : "-");
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return ES_EFULL;
+	case SQLITE_NOMEM:
+		return ES_ENOMEM;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return ES_ECORRUPT;
+	case SQLITE_CANTOPEN:
+		return ES_ENOTFOUND;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return ES_EBUSY;
+	default:
+		return ES_EIO;
+	}
+}
+
+static es_err exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		return ES_OK;
+	es_err err = sql_err(db, rc, sql);
+	sqlite3_free(msg);
+	return err;
+}
+
+/* Runs a one-row query returning an integer into *out (0 for NULL). */
+static es_err query_u64(sqlite3 *db, const char *sql, uint64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(db, rc, sql);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		*out = 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(db, rc, sql);
+}
+
+/* Steps a prepared statement that yields at most one integer. */
+static es_err step_u64(sqlite3 *db, sqlite3_stmt *st, uint64_t *out, bool *found)
+{
+	int rc = sqlite3_step(st);
+	*found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+	if (*found)
+		*out = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(db, rc, sqlite3_sql(st));
+}
+
+static es_err step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? ES_OK : sql_err(db, rc, sqlite3_sql(st));
+}
+
+/* ---- schema ------------------------------------------------------------ */
+
+/* Migration i brings user_version from i to i + 1. Append only. */
+static const char *const migrations[] = {
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"CREATE TABLE events("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  type TEXT NOT NULL,"
+	"  subject TEXT,"
+	"  journaled_ms INTEGER NOT NULL,"
+	"  body BLOB NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0,"
+	"  acked_ms INTEGER);"
+	"CREATE INDEX events_pending ON events(seq) WHERE state = 0;",
+};
+#define SCHEMA_VERSION (sizeof migrations / sizeof migrations[0])
+
+static es_err set_meta_text(sqlite3 *db, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	const char *sql = "INSERT OR IGNORE INTO meta(key, value) VALUES(?1, ?2)";
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(db, rc, sql);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	es_err err = step_done(db, st);
+	sqlite3_finalize(st);
+	return err;
+}
+
+static es_err get_meta_text(sqlite3 *db, const char *key, char *buf, size_t cap)
+{
+	sqlite3_stmt *st;
+	const char *sql = "SELECT value FROM meta WHERE key = ?1";
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(db, rc, sql);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	es_err err = ES_ENOTFOUND;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+		snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+		err = ES_OK;
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* Applies every migration above the file's version, each in its own
+ * transaction together with its user_version bump. */
+static es_err migrate(sqlite3 *db)
+{
+	uint64_t v;
+	es_err err = query_u64(db, "PRAGMA user_version", &v);
+	if (err)
+		return err;
+	if (v > SCHEMA_VERSION) {
+		es_error(TAG, "schema version %" PRIu64 " is newer than this program's %zu",
+			 v, (size_t)SCHEMA_VERSION);
+		return ES_EVERSION;
+	}
+	for (; v < SCHEMA_VERSION; v++) {
+		char bump[64];
+		snprintf(bump, sizeof bump, "PRAGMA user_version = %" PRIu64, v + 1);
+		if ((err = exec(db, "BEGIN IMMEDIATE")) || (err = exec(db, migrations[v])) ||
+		    (err = exec(db, bump)) || (err = exec(db, "COMMIT"))) {
+			exec(db, "ROLLBACK");
+			return err;
+		}
+		es_info(TAG, "schema migrated to version %" PRIu64, v + 1);
+	}
+	return ES_OK;
+}
+
+/* Gives a new journal its id; reads it back either way. */
+static es_err ensure_journal_id(es_journal *j)
+{
+	es_uuid u;
+	char text[ES_UUID_STR];
+	es_err err = es_uuid4(&u);
+	if (err)
+		return err;
+	es_uuid_format(&u, text);
+	if ((err = set_meta_text(j->db, "journal_id", text)))
+		return err;
+	return get_meta_text(j->db, "journal_id", j->journal_id, sizeof j->journal_id);
+}
+
+static es_err configure(es_journal *j)
+{
+	char sql[160];
+	es_err err = exec(j->db, "PRAGMA journal_mode = WAL");
+	if (err)
+		return err;
+	snprintf(sql, sizeof sql, "PRAGMA synchronous = %s",
+		 j->o.sync == ES_SYNC_FULL ? "FULL" : "NORMAL");
+	if ((err = exec(j->db, sql)))
+		return err;
+	/* Keep the WAL from growing without bound between checkpoints. */
+	if ((err = exec(j->db, "PRAGMA journal_size_limit = 16777216")))
+		return err;
+	if ((err = exec(j->db, "PRAGMA cache_size = -2048")))
+		return err;
+	return query_u64(j->db, "PRAGMA page_size", &j->page_size);
+}
+
+/* next_seq continues after both the newest row and the recorded last_seq, so
+ * a sequence is never reused even when retention emptied the table. */
+static es_err load_state(es_journal *j)
+{
+	uint64_t max_row, last = 0, pending;
+	char text[32];
+	es_err err = query_u64(j->db, "SELECT max(seq) FROM events", &max_row);
+	if (err)
+		return err;
+	if (get_meta_text(j->db, "last_seq", text, sizeof text) == ES_OK)
+		last = strtoull(text, NULL, 10);
+	j->next_seq = (max_row > last ? max_row : last) + 1;
+	if ((err = query_u64(j->db, "SELECT count(*) FROM events WHERE state = 0", &pending)))
+		return err;
+	atomic_store(&j->pending, pending);
+	atomic_store(&j->latest_seq, j->next_seq - 1);
+	return ES_OK;
+}
+
+static es_err prepare_all(es_journal *j)
+{
+	for (int i = 0; i < S_COUNT_; i++) {
+		int rc = sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &j->st[i], NULL);
+		if (rc != SQLITE_OK)
+			return sql_err(j->db, rc, stmt_sql[i]);
+	}
+	return ES_OK;
+}
+
+static es_err open_db(const char *path, int flags, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		es_err err = sql_err(db, rc, path);
+		sqlite3_close(db);
+		return err;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_extended_result_codes(db, 1);
+	*out = db;
+	return ES_OK;
+}
+
+/* ---- writer: room under the cap ---------------------------------------- */
+
+static es_err used_bytes(es_journal *j, uint64_t *out)
+{
+	uint64_t pages, free_pages;
+	bool found;
+	es_err err = step_u64(j->db, j->st[S_PAGES], &pages, &found);
+	if (!err)
+		err = step_u64(j->db, j->st[S_FREEPAGES], &free_pages, &found);
+	if (!err)
+		*out = (pages - free_pages) * j->page_size;
+	return err;
+}
+
+/* Deletes the oldest acked rows that may go: those acked at or before cut_ms
+ * (UINT64_MAX: any acked row), at most PRUNE_CHUNK, stopping at the first row
+ * that must stay so the kept range stays contiguous. *deleted gets the count. */
+static es_err prune_step(es_journal *j, uint64_t cut_ms, uint64_t *deleted)
+{
+	uint64_t oldest, keep;
+	bool found;
+	*deleted = 0;
+	es_err err = step_u64(j->db, j->st[S_OLDEST], &oldest, &found);
+	if (err || !found)
+		return err;
+	sqlite3_stmt *st = j->st[S_FIRST_KEEP];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)oldest);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(oldest + PRUNE_CHUNK - 1));
+	sqlite3_bind_int64(st, 3, cut_ms > INT64_MAX ? INT64_MAX : (sqlite3_int64)cut_ms);
+	if ((err = step_u64(j->db, st, &keep, &found)))
+		return err;
+	if (!found)
+		keep = oldest + PRUNE_CHUNK;
+	if (keep <= oldest)
+		return ES_OK;
+	sqlite3_bind_int64(j->st[S_DELETE_BELOW], 1, (sqlite3_int64)keep);
+	if ((err = step_done(j->db, j->st[S_DELETE_BELOW])))
+		return err;
+	*deleted = (uint64_t)sqlite3_changes(j->db);
+	return ES_OK;
+}
+
+/* Makes room for `need` more bytes under the cap, evicting acked rows when the
+ * policy allows. ES_EFULL when there is no room. */
+static es_err make_room(es_journal *j, uint64_t need)
+{
+	if (!j->o.max_bytes)
+		return ES_OK;
+	for (;;) {
+		uint64_t used, deleted;
+		es_err err = used_bytes(j, &used);
+		if (err)
+			return err;
+		if (used + need <= j->o.max_bytes)
+			return ES_OK;
+		if (j->o.on_full != ES_ON_FULL_EVICT)
+			return ES_EFULL;
+		if ((err = prune_step(j, UINT64_MAX, &deleted)))
+			return err;
+		if (deleted == 0)
+			return ES_EFULL;
+		atomic_fetch_add(&j->evicted, deleted);
+	}
+}
+
+/* ---- writer: appending -------------------------------------------------- */
+
+static es_err find_id(es_journal *j, const char *id, uint64_t *seq, bool *found)
+{
+	sqlite3_stmt *st = j->st[S_FIND_ID];
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	es_err err = step_u64(j->db, st, seq, found);
+	sqlite3_clear_bindings(st);
+	return err;
+}
+
+static es_err insert_row(es_journal *j, const es_event *ev, uint64_t now, const char *body,
+			 size_t len)
+{
+	sqlite3_stmt *st = j->st[S_INSERT];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)es_event_seq(ev));
+	sqlite3_bind_text(st, 2, es_event_id(ev), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, es_event_type(ev), -1, SQLITE_STATIC);
+	if (es_event_subject(ev))
+		sqlite3_bind_text(st, 4, es_event_subject(ev), -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
+	sqlite3_bind_blob(st, 6, body, (int)len, SQLITE_STATIC);
+	es_err err = step_done(j->db, st);
+	sqlite3_clear_bindings(st);
+	return err;
+}
+
+/* Stamps one event with the next sequence (and an id if it has none),
+ * encodes and inserts it; a known id is reported as a duplicate instead. */
+static es_err append_one(es_journal *j, es_event *ev, uint64_t now, es_append_result *res)
+{
+	char idbuf[ES_UUID_STR];
+	const char *id = es_event_id(ev);
+	bool found = false;
+	es_err err = ES_OK;
+	if (id && (err = find_id(j, id, &res->seq, &found)))
+		return err;
+	if (found) {
+		res->duplicate = true;
+		snprintf(res->id, sizeof res->id, "%s", id);
+		return ES_OK;
+	}
+	if (!id) {
+		es_uuid u;
+		if ((err = es_uuid7_next(j->ids, now, &u)))
+			return err;
+		es_uuid_format(&u, idbuf);
+	}
+	if ((err = es_event_stamp(ev, idbuf, j->source, now, j->next_seq)))
+		return err;
+	char *body;
+	size_t len;
+	if ((err = es_event_encode(ev, j->o.max_event_bytes, &body, &len)))
+		return err;
+	err = insert_row(j, ev, now, body, len);
+	free(body);
+	if (err)
+		return err;
+	res->seq = j->next_seq++;
+	res->duplicate = false;
+	snprintf(res->id, sizeof res->id, "%s", es_event_id(ev));
+	return ES_OK;
+}
+
+static es_err insert_all(es_journal *j, struct request *r, uint64_t now)
+{
+	es_err err = exec(j->db, "SAVEPOINT req");
+	for (size_t i = 0; i < r->n && !err; i++)
+		err = append_one(j, r->evs[i], now, &r->res[i]);
+	return err;
+}
+
+static void undo_request(es_journal *j, uint64_t first_seq)
+{
+	exec(j->db, "ROLLBACK TO req");
+	exec(j->db, "RELEASE req");
+	j->next_seq = first_seq;
+}
+
+/* One request inside the group transaction, under its own savepoint so a
+ * failure leaves the others intact. The cap is checked exactly: insert, look
+ * at the used size, and if it went over, undo, make room (evict policy) and
+ * insert again, or refuse. */
+static es_err append_request(es_journal *j, struct request *r, uint64_t now)
+{
+	uint64_t first_seq = j->next_seq, before = 0, after = 0;
+	es_err err;
+	if (j->o.max_bytes && (err = used_bytes(j, &before)))
+		return err;
+	if ((err = insert_all(j, r, now))) {
+		undo_request(j, first_seq);
+		return err;
+	}
+	if (!j->o.max_bytes || (err = used_bytes(j, &after)) || after <= j->o.max_bytes) {
+		if (err)
+			undo_request(j, first_seq);
+		else
+			exec(j->db, "RELEASE req");
+		return err;
+	}
+	undo_request(j, first_seq);
+	err = make_room(j, after > before ? after - before : 0);
+	if (!err) {
+		if (!(err = insert_all(j, r, now))) {
+			exec(j->db, "RELEASE req");
+			return ES_OK;
+		}
+		undo_request(j, first_seq);
+	}
+	if (err == ES_EFULL)
+		atomic_fetch_add(&j->refused_full, r->n);
+	return err;
+}
+
+/* ---- writer: acks and maintenance --------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* One UPDATE per run of consecutive sequences. */
+static es_err apply_acks(es_journal *j, uint64_t *acks, size_t n, uint64_t now)
+{
+	qsort(acks, n, sizeof *acks, cmp_u64);
+	sqlite3_stmt *st = j->st[S_ACK_RANGE];
+	uint64_t marked = 0;
+	for (size_t i = 0; i < n;) {
+		size_t k = i;
+		while (k + 1 < n && acks[k + 1] <= acks[k] + 1)
+			k++;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)acks[i]);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)acks[k]);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+		es_err err = step_done(j->db, st);
+		if (err)
+			return err;
+		marked += (uint64_t)sqlite3_changes(j->db);
+		i = k + 1;
+	}
+	atomic_fetch_add(&j->acked, marked);
+	atomic_fetch_sub(&j->pending, marked);
+	return ES_OK;
+}
+
+/* Age-based retention, a chunk at a time, in its own transaction. */
+static void maintain(es_journal *j, uint64_t now)
+{
+	uint64_t cut = now > j->o.retain_ms ? now - j->o.retain_ms : 0, deleted = 0;
+	j->last_maintain_ms = es_clock_mono_ms();
+	if (exec(j->db, "BEGIN IMMEDIATE"))
+		return;
+	es_err err = prune_step(j, cut, &deleted);
+	if (err || exec(j->db, "COMMIT")) {
+		exec(j->db, "ROLLBACK");
+		return;
+	}
+	atomic_fetch_add(&j->expired, deleted);
+	if (deleted)
+		es_debug(TAG, "retention removed %" PRIu64 " acked events", deleted);
+}
+
+/* ---- writer: the group commit ------------------------------------------ */
+
+struct batch {
+	struct request *reqs; /* a chain taken from the queue */
+	uint64_t *acks;
+	size_t nacks;
+	uint64_t ack_gen;
+};
+
+/* SQLite rolls a whole transaction back by itself after some errors (full
+ * disk, I/O, out of memory); then every request of the batch has failed. */
+static bool txn_lost(es_journal *j)
+{
+	return sqlite3_get_autocommit(j->db) != 0;
+}
+
+static void fail_all(struct batch *b, es_err err)
+{
+	for (struct request *r = b->reqs; r; r = r->next)
+		if (!r->err)
+			r->err = err;
+}
+
+static es_err set_last_seq(es_journal *j)
+{
+	sqlite3_bind_int64(j->st[S_SET_LAST], 1, (sqlite3_int64)(j->next_seq - 1));
+	return step_done(j->db, j->st[S_SET_LAST]);
+}
+
+/* Runs one transaction: every request, every ack, one commit. Requests get
+ * their own error; a failed commit fails them all. Returns the commit's
+ * error (acks are then put back by the caller). */
+static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
+{
+	uint64_t first_seq = j->next_seq, now = es_clock_wall_ms();
+	es_err err = exec(j->db, "BEGIN IMMEDIATE");
+	for (struct request *r = b->reqs; r && !err; r = r->next) {
+		r->err = append_request(j, r, now);
+		if (r->err && txn_lost(j))
+			err = r->err;
+	}
+	if (!err && b->nacks)
+		err = apply_acks(j, b->acks, b->nacks, now);
+	if (!err && j->next_seq != first_seq)
+		err = set_last_seq(j);
+	if (!err)
+		err = exec(j->db, "COMMIT");
+	if (err) {
+		if (!txn_lost(j))
+			exec(j->db, "ROLLBACK");
+		j->next_seq = first_seq;
+		fail_all(b, err);
+		atomic_fetch_add(&j->errors, 1);
+		return err;
+	}
+	*appended = j->next_seq - first_seq;
+	atomic_fetch_add(&j->commits, 1);
+	return ES_OK;
+}
+
+/* Takes queued requests (up to batch_max events, at least one request) and
+ * every queued ack. Caller holds the lock. */
+static void take_batch(es_journal *j, struct batch *b)
+{
+	size_t events = 0;
+	struct request *last = NULL;
+	b->reqs = j->head;
+	for (struct request *r = j->head; r; r = r->next) {
+		if (last && events + r->n > j->o.batch_max)
+			break;
+		events += r->n;
+		last = r;
+	}
+	if (last) {
+		j->head = last->next;
+		if (!j->head)
+			j->tail = NULL;
+		last->next = NULL;
+	}
+	b->acks = j->acks;
+	b->nacks = j->nacks;
+	b->ack_gen = j->ack_gen_queued;
+	j->acks = NULL;
+	j->nacks = j->capacks = 0;
+}
+
+/* Caller holds the lock. Puts acks of a failed batch back in the queue. */
+static void requeue_acks(es_journal *j, struct batch *b)
+{
+	if (!b->nacks)
+		return;
+	uint64_t *merged = realloc(b->acks, (b->nacks + j->nacks) * sizeof *merged);
+	if (!merged) {
+		es_error(TAG, "out of memory re-queuing %zu acks; they will be re-published", b->nacks);
+		return;
+	}
+	if (j->nacks)
+		memcpy(merged + b->nacks, j->acks, j->nacks * sizeof *merged);
+	free(j->acks);
+	j->acks = merged;
+	j->nacks = j->capacks = b->nacks + j->nacks;
+	b->acks = NULL;
+}
+
+static void finish_batch(es_journal *j, struct batch *b, es_err err, uint64_t appended)
+{
+	for (struct request *r = b->reqs; r; r = r->next)
+		for (size_t i = 0; !r->err && i < r->n; i++)
+			if (r->res[i].duplicate)
+				atomic_fetch_add(&j->duplicates, 1);
+	if (appended) {
+		atomic_fetch_add(&j->appended, appended);
+		atomic_fetch_add(&j->pending, appended);
+		atomic_store(&j->latest_seq, j->next_seq - 1);
+	}
+	atomic_store(&j->failing, err != ES_OK);
+	pthread_mutex_lock(&j->lock);
+	if (err)
+		snprintf(j->last_error, sizeof j->last_error, "a commit failed: %s",
+			 es_strerror(err));
+	for (struct request *r = b->reqs, *next; r; r = next) {
+		next = r->next; /* r lives on its producer's stack */
+		r->done = true;
+	}
+	if (err)
+		requeue_acks(j, b);
+	else if (b->ack_gen > j->ack_gen_done)
+		j->ack_gen_done = b->ack_gen;
+	pthread_cond_broadcast(&j->done);
+	pthread_mutex_unlock(&j->lock);
+	free(b->acks);
+	if (appended && j->o.committed)
+		j->o.committed(j->o.ctx, j->next_seq - 1);
+}
+
+static bool has_work(const es_journal *j)
+{
+	return j->head || j->nacks;
+}
+
+/* Caller holds the lock. Waits for work up to ms. */
+static void wait_work(es_journal *j, uint64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&j->work, &j->lock, &ts);
+}
+
+/* Caller holds the lock. Idle: nothing queued, so every ack ever queued has
+ * been applied (failed ones are re-queued, never dropped while memory
+ * lasts); run retention now and then. */
+static void idle(es_journal *j)
+{
+	if (j->ack_gen_done != j->ack_gen_queued) {
+		j->ack_gen_done = j->ack_gen_queued;
+		pthread_cond_broadcast(&j->done);
+	}
+	if (es_clock_mono_ms() - j->last_maintain_ms >= MAINTAIN_EVERY_MS) {
+		pthread_mutex_unlock(&j->lock);
+		maintain(j, es_clock_wall_ms());
+		pthread_mutex_lock(&j->lock);
+		return;
+	}
+	wait_work(j, MAINTAIN_EVERY_MS);
+}
+
+static void *writer_main(void *arg)
+{
+	es_journal *j = arg;
+	pthread_mutex_lock(&j->lock);
+	for (;;) {
+		while (!has_work(j) && !j->closing)
+			idle(j);
+		if (!has_work(j))
+			break; /* closing, and nothing left */
+		struct batch b;
+		take_batch(j, &b);
+		pthread_mutex_unlock(&j->lock);
+		uint64_t appended = 0;
+		es_err err = run_batch(j, &b, &appended);
+		finish_batch(j, &b, err, appended);
+		if (es_clock_mono_ms() - j->last_maintain_ms >= MAINTAIN_EVERY_MS)
+			maintain(j, es_clock_wall_ms());
+		pthread_mutex_lock(&j->lock);
+		if (err && j->closing) {
+			/* Closing on a failing disk: those acks are re-published
+			 * after the next start, which costs duplicates only. */
+			j->nacks = 0;
+		} else if (err && !j->head) {
+			wait_work(j, 100); /* do not spin on re-queued acks */
+		}
+	}
+	j->ack_gen_done = j->ack_gen_queued;
+	pthread_cond_broadcast(&j->done);
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+/* ---- opening and closing ----------------------------------------------- */
+
+static es_err check_opts(const es_journal_opts *o)
+{
+	if (!o || !o->path || !*o->path || !o->source || !*o->source)
+		return ES_EINVAL;
+	return ES_OK;
+}
+
+static es_err setup(es_journal *j)
+{
+	es_err err = open_db(j->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &j->db);
+	if (!err)
+		err = configure(j);
+	if (!err)
+		err = migrate(j->db);
+	if (!err)
+		err = ensure_journal_id(j);
+	if (!err)
+		err = load_state(j);
+	if (!err)
+		err = prepare_all(j);
+	if (!err)
+		err = es_uuid7_gen_new(&j->ids);
+	return err;
+}
+
+static void teardown(es_journal *j)
+{
+	for (int i = 0; i < S_COUNT_; i++)
+		sqlite3_finalize(j->st[i]);
+	if (j->db) {
+		/* Fold the WAL back so the file alone is the journal. */
+		sqlite3_wal_checkpoint_v2(j->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		int rc = sqlite3_close(j->db);
+		if (rc != SQLITE_OK)
+			es_error(TAG, "close: %s", sqlite3_errstr(rc));
+	}
+	es_uuid7_gen_free(j->ids);
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->work);
+	pthread_cond_destroy(&j->done);
+	free(j->acks);
+	free(j->path);
+	free(j->source);
+	free(j);
+}
+
+es_err es_journal_open(const es_journal_opts *opts, es_journal **out)
+{
+	if (check_opts(opts))
+		return ES_EINVAL;
+	es_journal *j = calloc(1, sizeof *j);
+	if (!j)
+		return ES_ENOMEM;
+	j->o = *opts;
+	if (!j->o.batch_max)
+		j->o.batch_max = DEFAULT_BATCH;
+	if (!j->o.max_event_bytes)
+		j->o.max_event_bytes = ES_EVENT_MAX_BYTES_DEFAULT;
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->work, NULL);
+	pthread_cond_init(&j->done, NULL);
+	j->path = strdup(opts->path);
+	j->source = strdup(opts->source);
+	es_err err = j->path && j->source ? setup(j) : ES_ENOMEM;
+	if (!err && pthread_create(&j->thread, NULL, writer_main, j) != 0)
+		err = ES_ESYS;
+	if (err) {
+		teardown(j);
+		return err;
+	}
+	j->thread_started = true;
+	j->o.path = j->path;
+	j->o.source = j->source;
+	es_info(TAG, "opened %s: journal %s, next sequence %" PRIu64 ", %" PRIu64 " pending",
+		j->path, j->journal_id, j->next_seq, atomic_load(&j->pending));
+	*out = j;
+	return ES_OK;
+}
+
+void es_journal_close(es_journal *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	j->closing = true;
+	pthread_cond_signal(&j->work);
+	pthread_mutex_unlock(&j->lock);
+	if (j->thread_started)
+		pthread_join(j->thread, NULL);
+	teardown(j);
+}
+
+/* ---- producers ---------------------------------------------------------- */
+
+es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_result *res)
+{
+	if (!j || (n && (!evs || !res)))
+		return ES_EINVAL;
+	if (n == 0)
+		return ES_OK;
+	struct request r = {.evs = evs, .n = n, .res = res};
+	pthread_mutex_lock(&j->lock);
+	if (j->closing) {
+		pthread_mutex_unlock(&j->lock);
+		return ES_ECLOSED;
+	}
+	if (j->tail)
+		j->tail->next = &r;
+	else
+		j->head = &r;
+	j->tail = &r;
+	pthread_cond_signal(&j->work);
+	while (!r.done)
+		pthread_cond_wait(&j->done, &j->lock);
+	pthread_mutex_unlock(&j->lock);
+	return r.err;
+}
+
+es_err es_journal_ack(es_journal *j, uint64_t seq)
+{
+	if (!j || seq == 0)
+		return ES_EINVAL;
+	pthread_mutex_lock(&j->lock);
+	if (j->nacks == j->capacks) {
+		size_t cap = j->capacks ? j->capacks * 2 : 256;
+		uint64_t *grown = realloc(j->acks, cap * sizeof *grown);
+		if (!grown) {
+			pthread_mutex_unlock(&j->lock);
+			return ES_ENOMEM;
+		}
+		j->acks = grown;
+		j->capacks = cap;
+	}
+	j->acks[j->nacks++] = seq;
+	j->ack_gen_queued++;
+	if (j->nacks == 1)
+		pthread_cond_signal(&j->work);
+	pthread_mutex_unlock(&j->lock);
+	return ES_OK;
+}
+
+es_err es_journal_sync_acks(es_journal *j)
+{
+	pthread_mutex_lock(&j->lock);
+	uint64_t gen = j->ack_gen_queued;
+	pthread_cond_signal(&j->work);
+	while (j->ack_gen_done < gen)
+		pthread_cond_wait(&j->done, &j->lock);
+	pthread_mutex_unlock(&j->lock);
+	return ES_OK;
+}
+
+void es_journal_counters_get(const es_journal *j, es_journal_counters *out)
+{
+	es_journal *m = (es_journal *)j; /* atomics: loads only */
+	*out = (es_journal_counters){
+		.appended = atomic_load(&m->appended),
+		.duplicates = atomic_load(&m->duplicates),
+		.refused_full = atomic_load(&m->refused_full),
+		.evicted = atomic_load(&m->evicted),
+		.expired = atomic_load(&m->expired),
+		.acked = atomic_load(&m->acked),
+		.commits = atomic_load(&m->commits),
+		.errors = atomic_load(&m->errors),
+		.pending = atomic_load(&m->pending),
+		.latest_seq = atomic_load(&m->latest_seq),
+	};
+}
+
+bool es_journal_writable(const es_journal *j)
+{
+	return !atomic_load(&((es_journal *)j)->failing);
+}
+
+void es_journal_last_error(es_journal *j, char *buf, size_t cap)
+{
+	pthread_mutex_lock(&j->lock);
+	snprintf(buf, cap, "%s", j->last_error);
+	pthread_mutex_unlock(&j->lock);
+}
+
+const char *es_journal_id(const es_journal *j)
+{
+	return j->journal_id;
+}
+
+/* ---- readers ------------------------------------------------------------ */
+
+static es_err reader_make(const char *path, es_journal *j, es_journal_reader **out)
+{
+	es_journal_reader *r = calloc(1, sizeof *r);
+	if (!r)
+		return ES_ENOMEM;
+	r->j = j;
+	r->path = strdup(path);
+	es_err err = r->path ? open_db(path, SQLITE_OPEN_READONLY, &r->db) : ES_ENOMEM;
+	if (!err)
+		err = exec(r->db, "PRAGMA query_only = 1");
+	if (err) {
+		es_journal_reader_free(r);
+		return err;
+	}
+	*out = r;
+	return ES_OK;
+}
+
+es_err es_journal_reader_new(es_journal *j, es_journal_reader **out)
+{
+	if (!j || !out)
+		return ES_EINVAL;
+	return reader_make(j->path, j, out);
+}
+
+es_err es_journal_reader_open_path(const char *path, es_journal_reader **out)
+{
+	struct stat sb;
+	if (!path || !out)
+		return ES_EINVAL;
+	if (stat(path, &sb) != 0)
+		return ES_ENOTFOUND;
+	es_journal_reader *r;
+	es_err err = reader_make(path, NULL, &r);
+	if (err)
+		return err;
+	uint64_t v;
+	err = query_u64(r->db, "PRAGMA user_version", &v);
+	if (!err && v > SCHEMA_VERSION)
+		err = ES_EVERSION;
+	else if (!err && v == 0)
+		err = ES_ECORRUPT; /* not a journal (or an empty file) */
+	if (err) {
+		es_journal_reader_free(r);
+		return err;
+	}
+	*out = r;
+	return ES_OK;
+}
+
+void es_journal_reader_free(es_journal_reader *r)
+{
+	if (!r)
+		return;
+	sqlite3_close(r->db);
+	free(r->path);
+	free(r);
+}
+
+static void fill_row(sqlite3_stmt *st, es_journal_row *row)
+{
+	row->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	row->id = (const char *)sqlite3_column_text(st, 1);
+	row->type = (const char *)sqlite3_column_text(st, 2);
+	row->subject = (const char *)sqlite3_column_text(st, 3);
+	row->journaled_ms = (uint64_t)sqlite3_column_int64(st, 4);
+	row->body = sqlite3_column_blob(st, 5);
+	row->body_len = (size_t)sqlite3_column_bytes(st, 5);
+	row->state = sqlite3_column_int(st, 6);
+	row->acked_ms = (uint64_t)sqlite3_column_int64(st, 7);
+}
+
+es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t limit,
+		       bool pending_only, es_journal_row_fn fn, void *ctx)
+{
+	static const char *const sql[2] = {
+		"SELECT seq, id, type, subject, journaled_ms, body, state, acked_ms FROM events "
+		"WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3",
+		"SELECT seq, id, type, subject, journaled_ms, body, state, acked_ms FROM events "
+		"INDEXED BY events_pending WHERE state = 0 AND seq BETWEEN ?1 AND ?2 "
+		"ORDER BY seq LIMIT ?3",
+	};
+	if (!r || !fn)
+		return ES_EINVAL;
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v3(r->db, sql[pending_only], -1, SQLITE_PREPARE_PERSISTENT, &st,
+				    NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(r->db, rc, "prepare read");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+	sqlite3_bind_int64(st, 2, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
+	sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+	es_journal_row row;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		fill_row(st, &row);
+		if (fn(ctx, &row))
+			break;
+	}
+	es_err err = rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, "read");
+	sqlite3_finalize(st);
+	return err;
+}
+
+static uint64_t file_size(const char *path, const char *suffix)
+{
+	char name[4096];
+	struct stat sb;
+	snprintf(name, sizeof name, "%s%s", path, suffix);
+	return stat(name, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+static es_err oldest_pending(es_journal_reader *r, es_journal_stats *s)
+{
+	sqlite3_stmt *st;
+	const char *sql = "SELECT seq, journaled_ms FROM events INDEXED BY events_pending "
+			  "WHERE state = 0 ORDER BY seq LIMIT 1";
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(r->db, rc, sql);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		s->oldest_pending_seq = (uint64_t)sqlite3_column_int64(st, 0);
+		s->oldest_pending_ms = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, sql);
+}
+
+/* One read transaction so the figures agree with each other. */
+es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out)
+{
+	es_journal_stats s = {0};
+	uint64_t pages = 0, free_pages = 0, page_size = 0;
+	es_err err = exec(r->db, "BEGIN");
+	if (!err && !(err = query_u64(r->db, "SELECT min(seq) FROM events", &s.oldest_seq)) &&
+	    !(err = query_u64(r->db, "SELECT max(seq) FROM events", &s.latest_seq)) &&
+	    !(err = oldest_pending(r, &s)) &&
+	    !(err = query_u64(r->db, "PRAGMA page_count", &pages)) &&
+	    !(err = query_u64(r->db, "PRAGMA freelist_count", &free_pages)) &&
+	    !(err = query_u64(r->db, "PRAGMA page_size", &page_size))) {
+		if (r->j)
+			s.pending = atomic_load(&r->j->pending);
+		else
+			err = query_u64(r->db, "SELECT count(*) FROM events WHERE state = 0",
+					&s.pending);
+	}
+	exec(r->db, "COMMIT");
+	if (err)
+		return err;
+	s.count = s.latest_seq ? s.latest_seq - s.oldest_seq + 1 : 0;
+	s.acked_seq = s.oldest_pending_seq ? s.oldest_pending_seq - 1 : s.latest_seq;
+	s.used_bytes = (pages - free_pages) * page_size;
+	s.file_bytes = file_size(r->path, "") + file_size(r->path, "-wal");
+	*out = s;
+	return ES_OK;
+}
+
+/* ---- verification -------------------------------------------------------- */
+
+struct verify_ctx {
+	void (*fn)(void *ctx, const char *problem);
+	void *ctx;
+	uint64_t expect, problems;
+};
+
+static void problem(struct verify_ctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(struct verify_ctx *v, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	v->problems++;
+	if (v->fn)
+		v->fn(v->ctx, text);
+}
+
+static int verify_row(void *arg, const es_journal_row *row)
+{
+	struct verify_ctx *v = arg;
+	if (v->expect && row->seq != v->expect)
+		problem(v, "sequence hole: expected %" PRIu64 ", found %" PRIu64, v->expect, row->seq);
+	v->expect = row->seq + 1;
+	es_event *ev;
+	es_verr verr;
+	if (es_event_decode(row->body, row->body_len, 0, &ev, &verr)) {
+		problem(v, "event %" PRIu64 " does not decode as a CloudEvent: %s: %s", row->seq,
+			verr.field, verr.reason);
+		return 0;
+	}
+	if (es_event_seq(ev) != row->seq)
+		problem(v, "event %" PRIu64 " carries sequence %" PRIu64, row->seq, es_event_seq(ev));
+	if (strcmp(es_event_id(ev), row->id) != 0)
+		problem(v, "event %" PRIu64 " body id differs from its row", row->seq);
+	es_event_free(ev);
+	return 0;
+}
+
+static es_err integrity(es_journal_reader *r, struct verify_ctx *v)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(r->db, "PRAGMA integrity_check", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(r->db, rc, "integrity_check");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(st, 0);
+		if (line && strcmp(line, "ok") != 0) {
+			v->problems++;
+			if (v->fn)
+				v->fn(v->ctx, line);
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, "integrity_check");
+}
+
+es_err es_journal_verify(es_journal_reader *r, void (*fn)(void *ctx, const char *problem),
+			 void *ctx)
+{
+	if (!r)
+		return ES_EINVAL;
+	struct verify_ctx v = {.fn = fn, .ctx = ctx};
+	es_err err = integrity(r, &v);
+	if (err)
+		return err;
+	if ((err = es_journal_read(r, 0, UINT64_MAX, SIZE_MAX, false, verify_row, &v)))
+		return err;
+	return v.problems ? ES_ECORRUPT : ES_OK;
+}

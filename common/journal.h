@@ -1,0 +1,168 @@
+/* journal.h - the SQLite journal: every event is written here first.
+ *
+ * One file in WAL mode. Events get a strictly increasing sequence when they
+ * are committed; they are *pending* until the broker acknowledges them, then
+ * *acked*. Acked events stay as the node's event store until retention
+ * removes them (older than retain_ms, or to make room under the evict
+ * policy); pending events are never deleted. Retention only ever removes the
+ * oldest events, so the held sequences are always one contiguous range.
+ *
+ * Writes go through one writer thread that owns the write connection and
+ * applies group commit: appends from any number of producer threads, and
+ * acks, are batched into one transaction (one fsync with sync=full for many
+ * events); es_journal_append() returns only after its transaction committed.
+ * Each append call is atomic: all its events are committed, or none.
+ *
+ * Reads go through es_journal_reader objects, one per thread, each with its
+ * own read-only connection (WAL lets them run beside the writer).
+ *
+ * Schema: versioned with PRAGMA user_version and migrated forward on open; a
+ * file from a newer version is refused (ES_EVERSION), never rewritten.
+ */
+#ifndef ES_JOURNAL_H
+#define ES_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "event.h"
+#include "uuid.h"
+
+typedef struct es_journal es_journal;
+typedef struct es_journal_reader es_journal_reader;
+
+typedef enum es_journal_sync {
+	ES_SYNC_FULL,   /* fsync every commit: survives a power cut */
+	ES_SYNC_NORMAL, /* WAL without fsync per commit: survives a process
+			   crash, may lose the last commits on power loss */
+} es_journal_sync;
+
+typedef enum es_journal_on_full {
+	ES_ON_FULL_REFUSE, /* new events refused (ES_EFULL), counted */
+	ES_ON_FULL_EVICT,  /* oldest acked events deleted first, counted */
+} es_journal_on_full;
+
+typedef struct es_journal_opts {
+	const char *path;
+	es_journal_sync sync;
+	uint64_t max_bytes;   /* cap on the journal's used size; 0 = none */
+	uint64_t retain_ms;   /* acked events older than this go; 0 = at once */
+	es_journal_on_full on_full;
+	const char *source;   /* "/site/node", stamped on events without one */
+	size_t max_event_bytes; /* 0 = ES_EVENT_MAX_BYTES_DEFAULT */
+	size_t batch_max;     /* events per transaction at most; 0 = 4096 */
+	/* Called on the writer thread after each commit that added events, with
+	 * the newest sequence; keep it short (post to your own loop). */
+	void (*committed)(void *ctx, uint64_t latest_seq);
+	void *ctx;
+} es_journal_opts;
+
+/* The outcome of one event of an append. */
+typedef struct es_append_result {
+	uint64_t seq;
+	bool duplicate;             /* its id was already journaled (seq is
+				       the earlier event's) */
+	char id[ES_EVENT_ID_MAX + 1];
+} es_append_result;
+
+typedef struct es_journal_counters {
+	uint64_t appended;      /* events committed */
+	uint64_t duplicates;    /* appends of an id already journaled */
+	uint64_t refused_full;  /* events refused for lack of room */
+	uint64_t evicted;       /* acked events deleted to make room */
+	uint64_t expired;       /* acked events deleted by age */
+	uint64_t acked;         /* events marked acked */
+	uint64_t commits;       /* transactions committed */
+	uint64_t errors;        /* transactions that failed */
+	uint64_t pending;       /* events now pending */
+	uint64_t latest_seq;    /* newest committed sequence */
+} es_journal_counters;
+
+/* Opens or creates the journal at opts->path, migrates it, and starts the
+ * writer thread. Errors: ES_EINVAL (bad options), ES_EIO (cannot open or
+ * write), ES_ECORRUPT (not a journal, or fails its checks), ES_EVERSION. */
+es_err es_journal_open(const es_journal_opts *opts, es_journal **out);
+
+/* Finishes queued work, stops the writer, checkpoints and closes. NULL ok.
+ * Appends after or during close fail with ES_ECLOSED. */
+void es_journal_close(es_journal *j);
+
+/* Journals evs[0..n) (stamped in place: id, source, time, sequence) in one
+ * atomic step and returns once committed, with one result per event.
+ * Errors: ES_EFULL (no room under the cap, or the disk is full: nothing
+ * written), ES_ETOOBIG (an event's encoding exceeds the size limit), ES_EIO,
+ * ES_ECLOSED, ES_ENOMEM. Any thread. */
+es_err es_journal_append(es_journal *j, es_event **evs, size_t n,
+			 es_append_result *res);
+
+/* Marks seq acked. Does not wait: acks are applied by the writer in its next
+ * transaction (several acks, one statement per contiguous run). Acking an
+ * acked or unknown sequence is harmless. Any thread. ES_ENOMEM. */
+es_err es_journal_ack(es_journal *j, uint64_t seq);
+
+/* Waits until every ack queued so far is committed (tests, shutdown). */
+es_err es_journal_sync_acks(es_journal *j);
+
+void es_journal_counters_get(const es_journal *j, es_journal_counters *out);
+
+/* False while the most recent transaction failed (an I/O error, a full
+ * disk); true again after the next one that commits. */
+bool es_journal_writable(const es_journal *j);
+
+/* The most recent failure as text into buf ("" if none). Any thread. */
+void es_journal_last_error(es_journal *j, char *buf, size_t cap);
+
+/* The id made when the journal file was created, as text. */
+const char *es_journal_id(const es_journal *j);
+
+/* ---- reading ---------------------------------------------------------- */
+
+enum { ES_STATE_PENDING = 0, ES_STATE_ACKED = 1 };
+
+typedef struct es_journal_row {
+	uint64_t seq;
+	const char *id, *type, *subject; /* subject may be NULL */
+	const char *body;                /* the encoded CloudEvent */
+	size_t body_len;
+	int state;
+	uint64_t journaled_ms, acked_ms; /* acked_ms 0 while pending */
+} es_journal_row;
+
+/* Returning non-zero from a row callback stops the read early. */
+typedef int (*es_journal_row_fn)(void *ctx, const es_journal_row *row);
+
+typedef struct es_journal_stats {
+	uint64_t count, pending;
+	uint64_t oldest_seq, latest_seq;   /* 0 when empty */
+	uint64_t oldest_pending_seq;       /* 0 when none pending */
+	uint64_t oldest_pending_ms;        /* journaled_ms of that event */
+	uint64_t acked_seq;                /* all <= this are acked */
+	uint64_t used_bytes, file_bytes;   /* used pages; file + WAL size */
+} es_journal_stats;
+
+/* A read connection for the calling thread, on an open journal. */
+es_err es_journal_reader_new(es_journal *j, es_journal_reader **out);
+/* A read-only connection to a journal file not opened by this process
+ * (command-line tools). ES_ENOTFOUND, ES_ECORRUPT, ES_EVERSION. */
+es_err es_journal_reader_open_path(const char *path, es_journal_reader **out);
+void es_journal_reader_free(es_journal_reader *r);
+
+/* Rows with seq in [from, to] in sequence order, at most limit of them;
+ * pending_only restricts to pending events. Row pointers are valid during
+ * the callback only. */
+es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to,
+		       size_t limit, bool pending_only, es_journal_row_fn fn,
+		       void *ctx);
+
+es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out);
+
+/* Checks the file: SQLite's integrity_check, the sequence range has no
+ * holes, every body decodes as a CloudEvent whose id and sequence match its
+ * row. Each problem goes to fn(ctx, text); returns ES_ECORRUPT if any was
+ * found, else ES_OK. */
+es_err es_journal_verify(es_journal_reader *r,
+			 void (*fn)(void *ctx, const char *problem), void *ctx);
+
+#endif

@@ -1,0 +1,825 @@
+/* mqtt.c - the paho MQTTAsync adapter.
+ *
+ * Threads: the loop thread owns everything but the inbox. paho's threads
+ * only append to the inbox (under `lock`) and wake the loop through `async`.
+ * A paho client is created for each connection attempt; each gets a `conn`
+ * (its generation) as callback context, freed only after MQTTAsync_destroy,
+ * which guarantees no later callback. Publish callbacks get a `slot`: the
+ * slots array is made once, so slot addresses are stable.
+ *
+ * Lock `lock` guards: inbox, ninbox, capinbox.
+ */
+#include "mqtt.h"
+
+#include <MQTTAsync.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "log.h"
+#include "topic.h"
+
+#define TAG "mqtt"
+
+enum state { S_IDLE, S_CONNECTING, S_UP, S_WAITING, S_STOPPING, S_STOPPED };
+
+enum kind { K_ACK, K_NACK, K_CONNECTED, K_CONNECT_FAILED, K_LOST, K_MESSAGE, K_STOPPED };
+
+struct entry {
+	enum kind kind;
+	uint32_t gen;
+	uint32_t slot;      /* K_ACK, K_NACK */
+	uint64_t tag;       /* K_ACK, K_NACK: the slot's tag when it completed */
+	int code;           /* paho or reason code */
+	bool flag;          /* K_CONNECTED: session present */
+	char *text;         /* cause, or topic of K_MESSAGE */
+	void *payload;
+	size_t len;
+};
+
+struct conn {
+	es_mqtt *m;
+	uint32_t gen;
+};
+
+struct slot {
+	es_mqtt *m;
+	uint32_t index;
+	uint32_t gen;     /* client generation it was used in */
+	uint64_t tag;
+	bool used;
+};
+
+struct sub {
+	char *filter;
+	int qos;
+};
+
+struct es_mqtt {
+	es_loop *loop;
+	es_mqtt_opts o;
+	char *uri; /* paho form: tcp:// or ssl:// */
+	MQTTAsync client;
+	struct conn *conn;
+	uint32_t gen;
+	enum state state;
+	es_backoff backoff;
+	es_timer_id retry_timer;
+	es_async *async;
+
+	struct slot *slots;
+	uint32_t *free_slots;
+	size_t nfree, window;
+
+	struct sub *subs;
+	size_t nsubs;
+
+	pthread_mutex_t lock;
+	struct entry *inbox;
+	size_t ninbox, capinbox;
+	struct entry *spare; /* loop thread only */
+	size_t capspare;
+
+	es_mqtt_stats stats;
+};
+
+static void connect_now(void *arg);
+
+/* ---- URLs and options ---------------------------------------------------- */
+
+const char *es_mqtt_check_url(const char *url)
+{
+	if (!url || !*url)
+		return "is empty";
+	const char *rest;
+	if (strncmp(url, "mqtt://", 7) == 0)
+		rest = url + 7;
+	else if (strncmp(url, "mqtts://", 8) == 0)
+		rest = url + 8;
+	else
+		return "must start with mqtt:// or mqtts://";
+	if (!*rest || *rest == ':' || *rest == '/')
+		return "has no host";
+	const char *colon = strrchr(rest, ':');
+	if (strchr(rest, '/') || strchr(rest, '@'))
+		return "must be mqtt[s]://host[:port], without path or user";
+	if (colon) {
+		char *end;
+		long port = strtol(colon + 1, &end, 10);
+		if (*end || port < 1 || port > 65535)
+			return "has an invalid port";
+	}
+	return NULL;
+}
+
+/* "mqtt://h:p" -> "tcp://h:p", "mqtts://h" -> "ssl://h:8883". */
+static char *paho_uri(const char *url)
+{
+	bool tls = strncmp(url, "mqtts://", 8) == 0;
+	const char *host = url + (tls ? 8 : 7);
+	size_t cap = strlen(host) + 16;
+	char *uri = malloc(cap);
+	if (!uri)
+		return NULL;
+	if (strchr(host, ':'))
+		snprintf(uri, cap, "%s://%s", tls ? "ssl" : "tcp", host);
+	else
+		snprintf(uri, cap, "%s://%s:%d", tls ? "ssl" : "tcp", host, tls ? 8883 : 1883);
+	return uri;
+}
+
+static void free_opts(es_mqtt_opts *o)
+{
+	free((char *)o->url);
+	free((char *)o->client_id);
+	free((char *)o->username);
+	free((char *)o->password);
+	free((char *)o->ca_file);
+	free((char *)o->cert_file);
+	free((char *)o->key_file);
+	free((char *)o->will_topic);
+	free((char *)o->will_payload);
+}
+
+static bool dup_str(const char **s)
+{
+	if (!*s)
+		return true;
+	*s = strdup(*s);
+	return *s != NULL;
+}
+
+static es_err copy_opts(es_mqtt_opts *dst, const es_mqtt_opts *src)
+{
+	*dst = *src;
+	const char **strs[] = {&dst->url,       &dst->client_id, &dst->username,
+			       &dst->password,  &dst->ca_file,   &dst->cert_file,
+			       &dst->key_file,  &dst->will_topic, &dst->will_payload};
+	bool ok = true;
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+		if (ok)
+			ok = dup_str(strs[i]);
+		else
+			*strs[i] = NULL;
+	if (!ok) {
+		free_opts(dst);
+		return ES_ENOMEM;
+	}
+	if (!dst->keepalive_s)
+		dst->keepalive_s = 30;
+	if (!dst->inflight)
+		dst->inflight = 100;
+	if (!dst->session_expiry_s)
+		dst->session_expiry_s = 86400;
+	if (!dst->connect_timeout_s)
+		dst->connect_timeout_s = 10;
+	if (!dst->backoff_base_ms)
+		dst->backoff_base_ms = 250;
+	if (!dst->backoff_max_ms)
+		dst->backoff_max_ms = 30000;
+	return ES_OK;
+}
+
+static es_err check_opts(const es_mqtt_opts *o)
+{
+	const char *why = es_mqtt_check_url(o->url);
+	if (why) {
+		es_error(TAG, "url '%s' %s", o->url ? o->url : "", why);
+		return ES_EINVAL;
+	}
+	if (!o->client_id || !*o->client_id || strlen(o->client_id) > 128) {
+		es_error(TAG, "client id must be 1..128 characters");
+		return ES_EINVAL;
+	}
+	if (o->version != 4 && o->version != 5) {
+		es_error(TAG, "MQTT version must be 4 (3.1.1) or 5, not %d", o->version);
+		return ES_EINVAL;
+	}
+	if (o->inflight < 0 || o->inflight > 65535) {
+		es_error(TAG, "inflight window must be 1..65535");
+		return ES_EINVAL;
+	}
+	return ES_OK;
+}
+
+/* ---- the inbox: paho threads to the loop ------------------------------- */
+
+/* Any thread. On out-of-memory the entry is lost: an ack then shows up as a
+ * re-publish (a duplicate), a lost-connection as a keepalive timeout. */
+static void post(es_mqtt *m, const struct entry *e)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->ninbox == m->capinbox) {
+		size_t cap = m->capinbox ? m->capinbox * 2 : 256;
+		struct entry *grown = realloc(m->inbox, cap * sizeof *grown);
+		if (!grown) {
+			pthread_mutex_unlock(&m->lock);
+			free(e->text);
+			free(e->payload);
+			return;
+		}
+		m->inbox = grown;
+		m->capinbox = cap;
+	}
+	m->inbox[m->ninbox++] = *e;
+	pthread_mutex_unlock(&m->lock);
+	es_async_send(m->async);
+}
+
+static char *dup_cause(const char *prefix, const char *msg, int code)
+{
+	char buf[192];
+	snprintf(buf, sizeof buf, "%s%s%s (code %d)", prefix, msg ? ": " : "", msg ? msg : "",
+		 code);
+	return strdup(buf);
+}
+
+static void on_lost(void *context, char *cause)
+{
+	struct conn *c = context;
+	post(c->m, &(struct entry){.kind = K_LOST, .gen = c->gen,
+				   .text = strdup(cause ? cause : "connection lost")});
+}
+
+static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	struct conn *c = context;
+	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	struct entry e = {.kind = K_MESSAGE, .gen = c->gen, .len = (size_t)msg->payloadlen};
+	e.text = malloc(tlen + 1);
+	e.payload = malloc(e.len + 1);
+	if (e.text && e.payload) {
+		memcpy(e.text, topic, tlen);
+		e.text[tlen] = '\0';
+		memcpy(e.payload, msg->payload, e.len);
+		((char *)e.payload)[e.len] = '\0';
+		post(c->m, &e);
+	} else {
+		free(e.text);
+		free(e.payload);
+	}
+	MQTTAsync_freeMessage(&msg);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+static void on_connect_ok(void *context, MQTTAsync_successData *d)
+{
+	struct conn *c = context;
+	post(c->m, &(struct entry){.kind = K_CONNECTED, .gen = c->gen,
+				   .flag = d && d->alt.connect.sessionPresent});
+}
+
+static void on_connect_ok5(void *context, MQTTAsync_successData5 *d)
+{
+	struct conn *c = context;
+	post(c->m, &(struct entry){.kind = K_CONNECTED, .gen = c->gen,
+				   .flag = d && d->alt.connect.sessionPresent});
+}
+
+static void on_connect_fail(void *context, MQTTAsync_failureData *d)
+{
+	struct conn *c = context;
+	int code = d ? d->code : -1;
+	post(c->m, &(struct entry){.kind = K_CONNECT_FAILED, .gen = c->gen, .code = code,
+				   .text = dup_cause("connect failed", d ? d->message : NULL,
+						     code)});
+}
+
+static void on_connect_fail5(void *context, MQTTAsync_failureData5 *d)
+{
+	struct conn *c = context;
+	int code = d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1;
+	post(c->m, &(struct entry){.kind = K_CONNECT_FAILED, .gen = c->gen, .code = code,
+				   .text = dup_cause("connect failed", d ? d->message : NULL,
+						     code)});
+}
+
+static void on_pub_ok(void *context, MQTTAsync_successData *d)
+{
+	struct slot *s = context;
+	post(s->m, &(struct entry){.kind = K_ACK, .gen = s->gen, .slot = s->index,
+				   .tag = s->tag});
+}
+
+static void on_pub_ok5(void *context, MQTTAsync_successData5 *d)
+{
+	struct slot *s = context;
+	post(s->m, &(struct entry){.kind = K_ACK, .gen = s->gen, .slot = s->index,
+				   .tag = s->tag});
+}
+
+static void on_pub_fail(void *context, MQTTAsync_failureData *d)
+{
+	struct slot *s = context;
+	post(s->m, &(struct entry){.kind = K_NACK, .gen = s->gen, .slot = s->index, .tag = s->tag,
+				   .code = d ? d->code : -1});
+}
+
+static void on_pub_fail5(void *context, MQTTAsync_failureData5 *d)
+{
+	struct slot *s = context;
+	post(s->m, &(struct entry){.kind = K_NACK, .gen = s->gen, .slot = s->index, .tag = s->tag,
+				   .code = d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1});
+}
+
+static void on_disconnected(void *context, MQTTAsync_successData *d)
+{
+	struct conn *c = context;
+	post(c->m, &(struct entry){.kind = K_STOPPED, .gen = c->gen});
+}
+
+static void on_disconnect_fail(void *context, MQTTAsync_failureData *d)
+{
+	struct conn *c = context;
+	post(c->m, &(struct entry){.kind = K_STOPPED, .gen = c->gen});
+}
+
+/* ---- client lifecycle (loop thread) ------------------------------------ */
+
+static void set_error(es_mqtt *m, const char *text)
+{
+	snprintf(m->stats.last_error, sizeof m->stats.last_error, "%s", text);
+}
+
+static void release_slot(es_mqtt *m, struct slot *s)
+{
+	s->used = false;
+	m->free_slots[m->nfree++] = s->index;
+}
+
+/* Destroys the current paho client. paho fails the commands it still held
+ * (synchronously, from inside MQTTAsync_destroy); those entries carry the old
+ * generation and are dropped. Every slot is then free again. */
+static void destroy_client(es_mqtt *m)
+{
+	if (m->client)
+		MQTTAsync_destroy(&m->client);
+	m->client = NULL;
+	free(m->conn);
+	m->conn = NULL;
+	m->gen++;
+	for (size_t i = 0; i < m->window; i++)
+		if (m->slots[i].used)
+			release_slot(m, &m->slots[i]);
+	m->stats.connected = false;
+}
+
+static void schedule_retry(es_mqtt *m, const char *cause)
+{
+	uint64_t delay = es_backoff_next(&m->backoff);
+	m->state = S_WAITING;
+	m->stats.failures++;
+	set_error(m, cause);
+	es_loop_timer(m->loop, delay, connect_now, m, &m->retry_timer);
+	if (m->o.cbs.disconnected)
+		m->o.cbs.disconnected(m->o.ctx, cause, delay);
+}
+
+static int create_client(es_mqtt *m)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+	co.MQTTVersion = m->o.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	co.sendWhileDisconnected = 0;
+	int rc = MQTTAsync_createWithOptions(&m->client, m->uri, m->o.client_id,
+					     MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+	if (rc != MQTTASYNC_SUCCESS)
+		return rc;
+	m->conn = malloc(sizeof *m->conn);
+	if (!m->conn)
+		return MQTTASYNC_FAILURE;
+	*m->conn = (struct conn){.m = m, .gen = m->gen};
+	return MQTTAsync_setCallbacks(m->client, m->conn, on_lost, on_message, NULL);
+}
+
+static void fill_tls(const es_mqtt *m, MQTTAsync_SSLOptions *ssl)
+{
+	ssl->trustStore = m->o.ca_file;
+	ssl->keyStore = m->o.cert_file;
+	ssl->privateKey = m->o.key_file;
+	ssl->enableServerCertAuth = m->o.tls_verify;
+	ssl->verify = m->o.tls_verify;
+}
+
+/* Fills the options shared by both protocol versions and starts the attempt. */
+static int start_connect(es_mqtt *m, MQTTAsync_connectOptions *co)
+{
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+	co->keepAliveInterval = m->o.keepalive_s;
+	co->maxInflight = (int)m->window;
+	co->connectTimeout = m->o.connect_timeout_s;
+	co->automaticReconnect = 0;
+	co->username = m->o.username;
+	co->password = m->o.password;
+	co->context = m->conn;
+	if (strncmp(m->uri, "ssl://", 6) == 0) {
+		fill_tls(m, &ssl);
+		co->ssl = &ssl;
+	}
+	if (m->o.will_topic) {
+		will.topicName = m->o.will_topic;
+		will.message = m->o.will_payload ? m->o.will_payload : "";
+		will.qos = 1;
+		will.retained = m->o.will_retain;
+		co->will = &will;
+	}
+	return MQTTAsync_connect(m->client, co);
+}
+
+static int connect5(es_mqtt *m)
+{
+	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+	MQTTProperties props = MQTTProperties_initializer;
+	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+			       .value.integer4 = m->o.session_expiry_s};
+	MQTTProperties_add(&props, &expiry);
+	co.cleanstart = 0;
+	co.connectProperties = &props;
+	co.onSuccess5 = on_connect_ok5;
+	co.onFailure5 = on_connect_fail5;
+	int rc = start_connect(m, &co);
+	MQTTProperties_free(&props);
+	return rc;
+}
+
+static int connect311(es_mqtt *m)
+{
+	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+	co.cleansession = 0;
+	co.onSuccess = on_connect_ok;
+	co.onFailure = on_connect_fail;
+	return start_connect(m, &co);
+}
+
+static void connect_now(void *arg)
+{
+	es_mqtt *m = arg;
+	m->retry_timer = 0;
+	if (m->state == S_STOPPING || m->state == S_STOPPED)
+		return;
+	destroy_client(m);
+	m->state = S_CONNECTING;
+	int rc = create_client(m);
+	if (rc == MQTTASYNC_SUCCESS)
+		rc = m->o.version == 5 ? connect5(m) : connect311(m);
+	if (rc != MQTTASYNC_SUCCESS) {
+		char cause[96];
+		snprintf(cause, sizeof cause, "cannot start connecting (paho %d: %s)", rc,
+			 MQTTAsync_strerror(rc));
+		es_warn(TAG, "%s: %s", m->uri, cause);
+		destroy_client(m);
+		schedule_retry(m, cause);
+	}
+}
+
+/* ---- subscriptions --------------------------------------------------------- */
+
+static void on_sub_ok(void *context, MQTTAsync_successData *d)
+{
+}
+
+static void on_sub_fail(void *context, MQTTAsync_failureData *d)
+{
+	/* A refused subscription is a configuration problem; it is logged from
+	 * paho's thread because nothing else can be done about it here. */
+	es_error(TAG, "subscription refused (code %d)", d ? d->code : -1);
+}
+
+static void on_sub_ok5(void *context, MQTTAsync_successData5 *d)
+{
+	if (d && d->reasonCode >= 0x80)
+		es_error(TAG, "subscription refused (reason %d)", (int)d->reasonCode);
+}
+
+static void on_sub_fail5(void *context, MQTTAsync_failureData5 *d)
+{
+	es_error(TAG, "subscription refused (reason %d)", d ? (int)d->reasonCode : -1);
+}
+
+static void send_subscribe(es_mqtt *m, const struct sub *s)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	if (m->o.version == 5) {
+		ro.onSuccess5 = on_sub_ok5;
+		ro.onFailure5 = on_sub_fail5;
+	} else {
+		ro.onSuccess = on_sub_ok;
+		ro.onFailure = on_sub_fail;
+	}
+	ro.context = m->conn;
+	int rc = MQTTAsync_subscribe(m->client, s->filter, s->qos, &ro);
+	if (rc != MQTTASYNC_SUCCESS)
+		es_error(TAG, "subscribe %s: paho %d", s->filter, rc);
+}
+
+es_err es_mqtt_subscribe(es_mqtt *m, const char *filter, int qos)
+{
+	const char *why = filter ? es_topic_check_filter(filter, strlen(filter)) : "is missing";
+	if (why || qos < 0 || qos > 1) {
+		es_error(TAG, "subscription filter '%s' %s", filter ? filter : "",
+			 why ? why : "needs QoS 0 or 1");
+		return ES_EINVAL;
+	}
+	struct sub *grown = realloc(m->subs, (m->nsubs + 1) * sizeof *grown);
+	if (!grown)
+		return ES_ENOMEM;
+	m->subs = grown;
+	struct sub *s = &m->subs[m->nsubs];
+	if (!(s->filter = strdup(filter)))
+		return ES_ENOMEM;
+	s->qos = qos;
+	m->nsubs++;
+	if (m->state == S_UP)
+		send_subscribe(m, s);
+	return ES_OK;
+}
+
+/* ---- publishing ------------------------------------------------------------ */
+
+static es_err check_publish(const es_mqtt *m, const char *topic, size_t len, int qos)
+{
+	if (m->state != S_UP)
+		return ES_ENOTCONN;
+	const char *why = topic ? es_topic_check_name(topic, strlen(topic)) : "is missing";
+	if (why || qos < 0 || qos > 1) {
+		es_error(TAG, "cannot publish to '%s': %s", topic ? topic : "",
+			 why ? why : "QoS must be 0 or 1");
+		return ES_EINVAL;
+	}
+	if (len > 256u * 1024u * 1024u)
+		return ES_ETOOBIG;
+	if (qos == 1 && m->nfree == 0)
+		return ES_EBUSY;
+	return ES_OK;
+}
+
+es_err es_mqtt_publish(es_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+		       bool retain, uint64_t tag)
+{
+	es_err err = check_publish(m, topic, len, qos);
+	if (err)
+		return err;
+	MQTTAsync_message msg = MQTTAsync_message_initializer;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	msg.payload = (void *)payload;
+	msg.payloadlen = (int)len;
+	msg.qos = qos;
+	msg.retained = retain;
+	struct slot *s = NULL;
+	if (qos == 1) {
+		s = &m->slots[m->free_slots[--m->nfree]];
+		*s = (struct slot){.m = m, .index = s->index, .gen = m->gen, .tag = tag, .used = true};
+		ro.context = s;
+		if (m->o.version == 5) {
+			ro.onSuccess5 = on_pub_ok5;
+			ro.onFailure5 = on_pub_fail5;
+		} else {
+			ro.onSuccess = on_pub_ok;
+			ro.onFailure = on_pub_fail;
+		}
+	}
+	int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		if (s)
+			release_slot(m, s);
+		es_warn(TAG, "publish to %s: paho %d (%s)", topic, rc, MQTTAsync_strerror(rc));
+		return rc == MQTTASYNC_DISCONNECTED ? ES_ENOTCONN : ES_EBUSY;
+	}
+	m->stats.published++;
+	return ES_OK;
+}
+
+/* ---- the loop side of the inbox ------------------------------------------ */
+
+static void handle_connected(es_mqtt *m, const struct entry *e)
+{
+	m->state = S_UP;
+	m->stats.connected = true;
+	m->stats.connects++;
+	m->stats.connected_since_ms = es_clock_wall_ms();
+	es_backoff_reset(&m->backoff);
+	es_info(TAG, "connected to %s as %s (MQTT %s, session %s)", m->uri, m->o.client_id,
+		m->o.version == 5 ? "5" : "3.1.1", e->flag ? "resumed" : "new");
+	for (size_t i = 0; i < m->nsubs; i++)
+		send_subscribe(m, &m->subs[i]);
+	if (m->o.cbs.connected)
+		m->o.cbs.connected(m->o.ctx, e->flag);
+}
+
+static void handle_down(es_mqtt *m, const struct entry *e)
+{
+	const char *cause = e->text ? e->text : "connection lost";
+	if (m->state == S_UP)
+		es_warn(TAG, "lost %s: %s", m->uri, cause);
+	else
+		es_info(TAG, "cannot reach %s: %s", m->uri, cause);
+	destroy_client(m);
+	schedule_retry(m, cause);
+}
+
+static void handle_stopped(es_mqtt *m)
+{
+	destroy_client(m);
+	m->state = S_STOPPED;
+	es_info(TAG, "disconnected from %s", m->uri);
+	if (m->o.cbs.disconnected)
+		m->o.cbs.disconnected(m->o.ctx, "stopped", 0);
+}
+
+/* A completion for a publish of an earlier client: its slot was already
+ * freed; an ack is still an ack, a failure means nothing now. */
+static void handle_completion(es_mqtt *m, const struct entry *e)
+{
+	struct slot *s = &m->slots[e->slot];
+	bool current = e->gen == m->gen && s->used && s->gen == e->gen;
+	if (current)
+		release_slot(m, s);
+	if (e->kind == K_ACK) {
+		m->stats.acked++;
+		if (m->o.cbs.published)
+			m->o.cbs.published(m->o.ctx, e->tag, ES_OK);
+	} else if (current) {
+		m->stats.refused++;
+		es_warn(TAG, "publish refused (code %d)", e->code);
+		if (m->o.cbs.published)
+			m->o.cbs.published(m->o.ctx, e->tag, ES_EPROTO);
+	}
+}
+
+static void handle(es_mqtt *m, const struct entry *e)
+{
+	bool current = e->gen == m->gen;
+	switch (e->kind) {
+	case K_ACK:
+	case K_NACK:
+		handle_completion(m, e);
+		break;
+	case K_CONNECTED:
+		if (current && m->state == S_CONNECTING)
+			handle_connected(m, e);
+		break;
+	case K_CONNECT_FAILED:
+	case K_LOST:
+		if (current && (m->state == S_CONNECTING || m->state == S_UP))
+			handle_down(m, e);
+		break;
+	case K_MESSAGE:
+		m->stats.received++;
+		if (m->o.cbs.message)
+			m->o.cbs.message(m->o.ctx, e->text, e->payload, e->len);
+		break;
+	case K_STOPPED:
+		if (current && m->state == S_STOPPING)
+			handle_stopped(m);
+		break;
+	}
+}
+
+/* Swaps the inbox with a spare buffer so steady traffic allocates nothing. */
+static void drain_inbox(void *arg)
+{
+	es_mqtt *m = arg;
+	pthread_mutex_lock(&m->lock);
+	struct entry *batch = m->inbox;
+	size_t n = m->ninbox, cap = m->capinbox;
+	m->inbox = m->spare;
+	m->capinbox = m->capspare;
+	m->ninbox = 0;
+	pthread_mutex_unlock(&m->lock);
+	for (size_t i = 0; i < n; i++) {
+		handle(m, &batch[i]);
+		free(batch[i].text);
+		free(batch[i].payload);
+	}
+	m->spare = batch;
+	m->capspare = cap;
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+static es_err make_slots(es_mqtt *m)
+{
+	m->window = (size_t)m->o.inflight;
+	m->slots = calloc(m->window, sizeof *m->slots);
+	m->free_slots = calloc(m->window, sizeof *m->free_slots);
+	if (!m->slots || !m->free_slots)
+		return ES_ENOMEM;
+	for (size_t i = 0; i < m->window; i++) {
+		m->slots[i] = (struct slot){.m = m, .index = (uint32_t)i};
+		m->free_slots[i] = (uint32_t)(m->window - 1 - i);
+	}
+	m->nfree = m->window;
+	return ES_OK;
+}
+
+es_err es_mqtt_new(es_loop *loop, const es_mqtt_opts *opts, es_mqtt **out)
+{
+	if (!loop || !opts || !out || check_opts(opts))
+		return ES_EINVAL;
+	es_mqtt *m = calloc(1, sizeof *m);
+	if (!m)
+		return ES_ENOMEM;
+	m->loop = loop;
+	pthread_mutex_init(&m->lock, NULL);
+	es_err err = copy_opts(&m->o, opts);
+	if (err) {
+		pthread_mutex_destroy(&m->lock);
+		free(m);
+		return err;
+	}
+	if (!(m->uri = paho_uri(m->o.url)))
+		err = ES_ENOMEM;
+	if (!err)
+		err = make_slots(m);
+	if (!err)
+		err = es_async_new(loop, drain_inbox, m, &m->async);
+	if (err) {
+		es_mqtt_free(m);
+		return err;
+	}
+	es_backoff_init(&m->backoff, m->o.backoff_base_ms, m->o.backoff_max_ms);
+	*out = m;
+	return ES_OK;
+}
+
+es_err es_mqtt_start(es_mqtt *m)
+{
+	if (!m || m->state != S_IDLE)
+		return ES_EINVAL;
+	connect_now(m);
+	return ES_OK;
+}
+
+es_err es_mqtt_disconnect(es_mqtt *m, uint64_t timeout_ms)
+{
+	if (!m)
+		return ES_EINVAL;
+	if (m->retry_timer)
+		es_loop_timer_cancel(m->loop, m->retry_timer);
+	m->retry_timer = 0;
+	if (m->state != S_UP) {
+		m->state = S_STOPPING;
+		handle_stopped(m);
+		return ES_OK;
+	}
+	m->state = S_STOPPING;
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+	d.timeout = (int)timeout_ms;
+	d.onSuccess = on_disconnected;
+	d.onFailure = on_disconnect_fail;
+	d.context = m->conn;
+	if (MQTTAsync_disconnect(m->client, &d) != MQTTASYNC_SUCCESS)
+		handle_stopped(m);
+	return ES_OK;
+}
+
+void es_mqtt_free(es_mqtt *m)
+{
+	if (!m)
+		return;
+	if (m->retry_timer)
+		es_loop_timer_cancel(m->loop, m->retry_timer);
+	if (m->client)
+		MQTTAsync_destroy(&m->client);
+	free(m->conn);
+	es_async_free(m->async);
+	for (size_t i = 0; i < m->ninbox; i++) {
+		free(m->inbox[i].text);
+		free(m->inbox[i].payload);
+	}
+	free(m->inbox);
+	free(m->spare);
+	for (size_t i = 0; i < m->nsubs; i++)
+		free(m->subs[i].filter);
+	free(m->subs);
+	free(m->slots);
+	free(m->free_slots);
+	free(m->uri);
+	free_opts(&m->o);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+size_t es_mqtt_inflight(const es_mqtt *m)
+{
+	return m->window - m->nfree;
+}
+
+size_t es_mqtt_window(const es_mqtt *m)
+{
+	return m->window;
+}
+
+bool es_mqtt_is_connected(const es_mqtt *m)
+{
+	return m->state == S_UP;
+}
+
+void es_mqtt_stats_get(const es_mqtt *m, es_mqtt_stats *out)
+{
+	*out = m->stats;
+}

@@ -1,0 +1,109 @@
+/* mqtt.h - an MQTT client for edgespool: the only module that includes paho.
+ *
+ * Wraps paho's MQTTAsync: MQTT 3.1.1 or 5, QoS 1 with a bounded inflight
+ * window, clean session off (3.1.1) / clean start off with a session expiry
+ * (5) under a stable client id, TLS (CA, client certificate and key, server
+ * verification on by default), username and password, keepalive, a last
+ * will, and reconnection forever with exponential backoff and full jitter.
+ *
+ * Every callback runs on the loop thread given at creation: paho's threads
+ * only queue what happened and wake the loop. Nothing here ever blocks on
+ * the network (no MQTTAsync_waitForCompletion).
+ *
+ * Each connection attempt uses a fresh paho client. So after a connection is
+ * lost, paho resends nothing by itself: the caller re-publishes what was not
+ * acknowledged, from its journal, in its own order. Contract for published():
+ * an acknowledgement (ES_OK) is delivered even if it raced with a lost
+ * connection (an ack is an ack); failures of publishes made before a
+ * disconnected() call are not reported (the caller treats every
+ * unacknowledged publish as lost when disconnected() is called).
+ */
+#ifndef ES_MQTT_H
+#define ES_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "loop.h"
+
+typedef struct es_mqtt es_mqtt;
+
+typedef struct es_mqtt_cbs {
+	/* Connected (again); subscriptions were (re)made. */
+	void (*connected)(void *ctx, bool session_present);
+	/* A connection attempt failed or the connection was lost; a retry is
+	 * scheduled after retry_ms. Also called once after es_mqtt_disconnect
+	 * completes, with cause "stopped" and retry_ms 0. */
+	void (*disconnected)(void *ctx, const char *cause, uint64_t retry_ms);
+	/* A QoS 1 publish was acknowledged (ES_OK) or refused (an error). */
+	void (*published)(void *ctx, uint64_t tag, es_err err);
+	/* A message arrived on a subscription. Pointers valid during the call. */
+	void (*message)(void *ctx, const char *topic, const void *payload, size_t len);
+} es_mqtt_cbs;
+
+typedef struct es_mqtt_opts {
+	const char *url;        /* mqtt://host[:1883] or mqtts://host[:8883] */
+	const char *client_id;  /* stable across restarts */
+	int version;            /* 4 (MQTT 3.1.1) or 5 */
+	const char *username, *password; /* NULL: none */
+	const char *ca_file, *cert_file, *key_file; /* TLS; NULL: none */
+	bool tls_verify;        /* verify the broker's certificate and name */
+	int keepalive_s;        /* 0: 30 */
+	int inflight;           /* unacknowledged QoS 1 publishes at most; 0: 100 */
+	uint32_t session_expiry_s; /* MQTT 5 only; 0: 86400 */
+	int connect_timeout_s;  /* 0: 10 */
+	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250 and 30000 */
+	const char *will_topic; /* NULL: no will */
+	const char *will_payload;
+	bool will_retain;
+	es_mqtt_cbs cbs;
+	void *ctx;
+} es_mqtt_opts;
+
+typedef struct es_mqtt_stats {
+	bool connected;
+	uint64_t connects;       /* successful connections */
+	uint64_t failures;       /* failed attempts and lost connections */
+	uint64_t published, acked, refused;
+	uint64_t received;
+	uint64_t connected_since_ms; /* wall ms of the current connection */
+	char last_error[160];
+} es_mqtt_stats;
+
+/* Checks a URL as es_mqtt_new would: NULL when valid, else why not. */
+const char *es_mqtt_check_url(const char *url);
+
+/* Makes a client; copies every string of opts. Does not connect. ES_EINVAL
+ * for a bad URL, client id or version (logged). */
+es_err es_mqtt_new(es_loop *loop, const es_mqtt_opts *opts, es_mqtt **out);
+
+/* Starts connecting, and reconnecting whenever the connection is lost. */
+es_err es_mqtt_start(es_mqtt *m);
+
+/* Subscribes now if connected and again on every connection. Loop thread. */
+es_err es_mqtt_subscribe(es_mqtt *m, const char *filter, int qos);
+
+/* Publishes; completion of QoS 1 via published(tag). QoS 0 publishes are not
+ * tracked (no callback) and need no window room. Errors: ES_ENOTCONN,
+ * ES_EBUSY (the inflight window is full), ES_EINVAL (bad topic, logged),
+ * ES_ETOOBIG. Loop thread. */
+es_err es_mqtt_publish(es_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+		       bool retain, uint64_t tag);
+
+/* QoS 1 publishes awaiting acknowledgement, and the window size. */
+size_t es_mqtt_inflight(const es_mqtt *m);
+size_t es_mqtt_window(const es_mqtt *m);
+bool es_mqtt_is_connected(const es_mqtt *m);
+void es_mqtt_stats_get(const es_mqtt *m, es_mqtt_stats *out);
+
+/* Disconnects cleanly (waiting up to timeout_ms for inflight acks inside
+ * paho) and stops reconnecting; disconnected(ctx, "stopped", 0) follows.
+ * Loop thread. */
+es_err es_mqtt_disconnect(es_mqtt *m, uint64_t timeout_ms);
+
+/* Destroys the client at once (no clean disconnect). Loop thread. NULL ok. */
+void es_mqtt_free(es_mqtt *m);
+
+#endif

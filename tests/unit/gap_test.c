@@ -1,0 +1,693 @@
+/* gap_test.c - the consumer-side gap tracker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "gap.h"
+
+#define NODE "site-1/gw-7"
+
+static es_gap *make(const es_gap_opts *o)
+{
+	es_gap *g = NULL;
+	assert_int_equal(es_gap_new(o, &g), ES_OK);
+	assert_non_null(g);
+	return g;
+}
+
+static es_gap_verdict see(es_gap *g, const char *node, uint64_t seq, uint64_t now)
+{
+	es_gap_verdict v = (es_gap_verdict)-1;
+	assert_int_equal(es_gap_seen(g, node, seq, now, &v), ES_OK);
+	return v;
+}
+
+static es_gap_stats stats(const es_gap *g)
+{
+	es_gap_stats s;
+	memset(&s, 0xa5, sizeof s);
+	es_gap_stats_get(g, &s);
+	return s;
+}
+
+/* Every due request at now, expected to be exactly the n ranges given. */
+static void expect_due(es_gap *g, uint64_t now, size_t n, const uint64_t (*ranges)[2])
+{
+	es_gap_request r[16];
+	size_t k = es_gap_due(g, now, r, 16);
+	assert_int_equal(k, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(r[i].from, ranges[i][0]);
+		assert_int_equal(r[i].to, ranges[i][1]);
+	}
+}
+
+static void expect_none_due(es_gap *g, uint64_t now)
+{
+	expect_due(g, now, 0, NULL);
+}
+
+static void in_order_has_no_holes(void **state)
+{
+	es_gap *g = make(NULL);
+	for (uint64_t s = 1; s <= 100; s++) {
+		assert_int_equal(see(g, NODE, s, s), ES_GAP_NEW);
+		assert_int_equal(es_gap_contiguous(g, NODE), s);
+	}
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.nodes, 1);
+	assert_int_equal(st.holes_open, 0);
+	assert_int_equal(st.missing, 0);
+	assert_int_equal(st.holes_detected, 0);
+	assert_int_equal(st.duplicates, 0);
+	expect_none_due(g, 1000000);
+	assert_int_equal(es_gap_contiguous(g, "other"), 0);
+	es_gap_free(g);
+}
+
+static void hole_is_filled_by_resends(void **state)
+{
+	es_gap *g = make(NULL);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 2, 0);
+	assert_int_equal(see(g, NODE, 5, 10), ES_GAP_NEW);
+	assert_int_equal(es_gap_contiguous(g, NODE), 2);
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.holes_open, 1);
+	assert_int_equal(st.missing, 2);
+	assert_int_equal(st.holes_detected, 1);
+
+	expect_due(g, 510, 1, (const uint64_t[][2]){{3, 4}});
+	assert_int_equal(see(g, NODE, 3, 600), ES_GAP_FILLED);
+	assert_int_equal(es_gap_contiguous(g, NODE), 3);
+	assert_int_equal(see(g, NODE, 4, 600), ES_GAP_FILLED);
+	assert_int_equal(es_gap_contiguous(g, NODE), 5);
+	assert_int_equal(see(g, NODE, 4, 600), ES_GAP_DUP);
+
+	st = stats(g);
+	assert_int_equal(st.holes_open, 0);
+	assert_int_equal(st.missing, 0);
+	assert_int_equal(st.filled, 2);
+	assert_int_equal(st.duplicates, 1);
+	assert_int_equal(st.requests, 1);
+	expect_none_due(g, 100000);
+	es_gap_free(g);
+}
+
+static void fill_in_the_middle_splits(void **state)
+{
+	es_gap *g = make(NULL);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 10, 0); /* [2, 9] */
+	assert_int_equal(see(g, NODE, 5, 0), ES_GAP_FILLED);
+	assert_int_equal(stats(g).holes_open, 2);
+	assert_int_equal(stats(g).missing, 7);
+	assert_int_equal(see(g, NODE, 5, 0), ES_GAP_DUP);
+	assert_int_equal(see(g, NODE, 9, 0), ES_GAP_FILLED);
+	expect_due(g, 500, 2, (const uint64_t[][2]){{2, 4}, {6, 8}});
+	es_gap_free(g);
+}
+
+static void duplicates_are_counted(void **state)
+{
+	es_gap *g = make(NULL);
+	for (uint64_t s = 1; s <= 5; s++)
+		see(g, NODE, s, 0);
+	assert_int_equal(see(g, NODE, 3, 0), ES_GAP_DUP);
+	assert_int_equal(see(g, NODE, 5, 0), ES_GAP_DUP);
+	assert_int_equal(see(g, NODE, 1, 0), ES_GAP_DUP);
+	assert_int_equal(stats(g).duplicates, 3);
+	assert_int_equal(stats(g).filled, 0);
+	assert_int_equal(see(g, NODE, 6, 0), ES_GAP_NEW);
+	es_gap_free(g);
+}
+
+static void grace_and_retry(void **state)
+{
+	es_gap *g = make(NULL); /* grace 500, retry 5000 */
+	see(g, NODE, 1, 1000);
+	see(g, NODE, 4, 1000);
+	expect_none_due(g, 1000);
+	expect_none_due(g, 1499);
+	expect_due(g, 1500, 1, (const uint64_t[][2]){{2, 3}});
+	expect_none_due(g, 1500);
+	expect_none_due(g, 6499);
+	expect_due(g, 6500, 1, (const uint64_t[][2]){{2, 3}});
+	expect_none_due(g, 11499);
+	/* A partly filled hole is asked again for what is left. */
+	see(g, NODE, 2, 7000);
+	expect_due(g, 11500, 1, (const uint64_t[][2]){{3, 3}});
+	assert_int_equal(stats(g).requests, 3);
+	/* A clock that went back asks for nothing. */
+	expect_none_due(g, 10);
+	es_gap_free(g);
+}
+
+static void custom_timing(void **state)
+{
+	es_gap_opts o = {.grace_ms = 100, .retry_ms = 1000};
+	es_gap *g = make(&o);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 3, 0);
+	expect_none_due(g, 99);
+	expect_due(g, 100, 1, (const uint64_t[][2]){{2, 2}});
+	expect_none_due(g, 1099);
+	expect_due(g, 1100, 1, (const uint64_t[][2]){{2, 2}});
+	es_gap_free(g);
+}
+
+static void status_opens_a_tail_hole(void **state)
+{
+	es_gap *g = make(NULL);
+	for (uint64_t s = 1; s <= 10; s++)
+		see(g, NODE, s, 0);
+	assert_int_equal(es_gap_status(g, NODE, NULL, 10, 1, 0), ES_OK);
+	assert_int_equal(stats(g).holes_open, 0);
+	assert_int_equal(es_gap_status(g, NODE, "", 15, 1, 100), ES_OK);
+	assert_int_equal(es_gap_contiguous(g, NODE), 10);
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.holes_open, 1);
+	assert_int_equal(st.missing, 5);
+	assert_int_equal(st.holes_detected, 1);
+	expect_none_due(g, 599);
+	expect_due(g, 600, 1, (const uint64_t[][2]){{11, 15}});
+	/* seen_max rose to 15: 16 opens no hole, 12 fills one. */
+	assert_int_equal(see(g, NODE, 16, 700), ES_GAP_NEW);
+	assert_int_equal(stats(g).holes_open, 1);
+	assert_int_equal(see(g, NODE, 12, 700), ES_GAP_FILLED);
+	/* A lower acked_seq changes nothing. */
+	assert_int_equal(es_gap_status(g, NODE, NULL, 3, 0, 800), ES_OK);
+	assert_int_equal(stats(g).missing, 4);
+	es_gap_free(g);
+}
+
+/* Holes [3,4], [8,9], [12,20] for NODE. */
+static es_gap *three_holes(void)
+{
+	es_gap *g = make(NULL);
+	const uint64_t seqs[] = {1, 2, 5, 6, 7, 10, 11, 21};
+	for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++)
+		see(g, NODE, seqs[i], 0);
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.holes_open, 3);
+	assert_int_equal(st.missing, 2 + 2 + 9);
+	return g;
+}
+
+static void status_oldest_makes_holes_lost(void **state)
+{
+	es_gap *g = three_holes();
+	assert_int_equal(es_gap_status(g, NODE, NULL, 21, 9, 0), ES_OK);
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.lost, 3); /* 3, 4, 8 */
+	assert_int_equal(st.holes_open, 2);
+	assert_int_equal(st.missing, 1 + 9);
+	/* 8 is no longer held: nothing below 9 is missing any more. */
+	assert_int_equal(es_gap_contiguous(g, NODE), 8);
+	expect_due(g, 500, 2, (const uint64_t[][2]){{9, 9}, {12, 20}});
+	/* Oldest beyond everything: all lost, none due. */
+	assert_int_equal(es_gap_status(g, NODE, NULL, 21, 21, 600), ES_OK);
+	assert_int_equal(stats(g).lost, 13);
+	assert_int_equal(stats(g).missing, 0);
+	assert_int_equal(es_gap_contiguous(g, NODE), 21);
+	expect_none_due(g, 100000);
+	es_gap_free(g);
+}
+
+static void gone_replies_make_holes_lost(void **state)
+{
+	es_gap *g = three_holes();
+	/* Inside one hole: it splits. */
+	assert_int_equal(es_gap_gone(g, NODE, 14, 15), ES_OK);
+	assert_int_equal(stats(g).lost, 2);
+	assert_int_equal(stats(g).holes_open, 4);
+	/* Across holes and seen sequences. */
+	assert_int_equal(es_gap_gone(g, NODE, 4, 8), ES_OK);
+	assert_int_equal(stats(g).lost, 4);
+	expect_due(g, 500, 4, (const uint64_t[][2]){{3, 3}, {9, 9}, {12, 13}, {16, 20}});
+	assert_int_equal(es_gap_gone(g, NODE, 1, 100), ES_OK);
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.lost, 4 + 1 + 1 + 2 + 5);
+	assert_int_equal(st.holes_open, 0);
+	assert_int_equal(es_gap_contiguous(g, NODE), 21);
+	/* Again: nothing left to lose. */
+	assert_int_equal(es_gap_gone(g, NODE, 1, 100), ES_OK);
+	assert_int_equal(stats(g).lost, st.lost);
+	assert_int_equal(es_gap_gone(g, "unknown", 1, 2), ES_OK);
+	assert_int_equal(es_gap_gone(g, NODE, 0, 2), ES_EINVAL);
+	assert_int_equal(es_gap_gone(g, NODE, 3, 2), ES_EINVAL);
+	es_gap_free(g);
+}
+
+#define JID_A "0190f3a4-1111-7000-8000-000000000001"
+#define JID_B "0190f3a4-2222-7000-8000-000000000002"
+
+static void journal_change_resets_node(void **state)
+{
+	es_gap *g = make(NULL);
+	assert_int_equal(es_gap_status(g, NODE, JID_A, 0, 0, 0), ES_OK);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 5, 0); /* [2, 4] */
+	assert_int_equal(es_gap_status(g, NODE, JID_A, 5, 1, 0), ES_OK);
+	assert_int_equal(es_gap_status(g, NODE, NULL, 5, 1, 0), ES_OK);
+	assert_int_equal(es_gap_status(g, NODE, "", 5, 1, 0), ES_OK);
+	assert_int_equal(stats(g).resets, 0);
+
+	assert_int_equal(es_gap_status(g, NODE, JID_B, 3, 1, 1000), ES_OK);
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.resets, 1);
+	assert_int_equal(st.lost, 3); /* the old journal's hole */
+	/* Tracked from 1 again: the new journal's 1..3 are missing. */
+	assert_int_equal(st.missing, 3);
+	assert_int_equal(es_gap_contiguous(g, NODE), 0);
+	expect_due(g, 1500, 1, (const uint64_t[][2]){{1, 3}});
+	assert_int_equal(see(g, NODE, 1, 1600), ES_GAP_FILLED);
+	/* The same id again is no reset. */
+	assert_int_equal(es_gap_status(g, NODE, JID_B, 3, 1, 1700), ES_OK);
+	assert_int_equal(stats(g).resets, 1);
+	/* A node known only by its status (from_start false) that changes
+	 * journal is tracked from 1 too: its new journal began while we watched. */
+	assert_int_equal(es_gap_status(g, "n2", JID_A, 40, 1, 2000), ES_OK);
+	assert_int_equal(es_gap_contiguous(g, "n2"), 0);
+	assert_int_equal(es_gap_status(g, "n2", JID_B, 2, 1, 2000), ES_OK);
+	assert_int_equal(stats(g).resets, 2);
+	assert_int_equal(es_gap_contiguous(g, "n2"), 0);
+	assert_int_equal(see(g, "n2", 2, 2000), ES_GAP_FILLED);
+	assert_int_equal(see(g, "n2", 3, 2000), ES_GAP_NEW);
+	es_gap_free(g);
+}
+
+static void from_start_true_asks_for_history(void **state)
+{
+	es_gap_opts o = {.from_start = true};
+	es_gap *g = make(&o);
+	assert_int_equal(see(g, NODE, 5, 0), ES_GAP_NEW);
+	assert_int_equal(es_gap_contiguous(g, NODE), 0);
+	expect_due(g, 500, 1, (const uint64_t[][2]){{1, 4}});
+	assert_int_equal(see(g, NODE, 1, 0), ES_GAP_FILLED);
+	/* A status before any event opens [1, acked]. */
+	assert_int_equal(es_gap_status(g, "n2", NULL, 7, 3, 0), ES_OK);
+	assert_int_equal(stats(g).lost, 2);
+	assert_int_equal(stats(g).missing, 3 + 5);
+	assert_int_equal(see(g, "n3", 1, 0), ES_GAP_NEW);
+	assert_int_equal(es_gap_contiguous(g, "n3"), 1);
+	es_gap_free(g);
+}
+
+static void from_start_false_starts_at_first_event(void **state)
+{
+	es_gap *g = make(NULL);
+	/* Before the first event a status is only remembered. */
+	assert_int_equal(es_gap_status(g, NODE, JID_A, 1000, 900, 0), ES_OK);
+	assert_int_equal(stats(g).missing, 0);
+	assert_int_equal(stats(g).nodes, 1);
+	assert_int_equal(es_gap_contiguous(g, NODE), 0);
+	assert_int_equal(see(g, NODE, 1005, 0), ES_GAP_NEW);
+	assert_int_equal(es_gap_contiguous(g, NODE), 1005);
+	assert_int_equal(stats(g).missing, 0);
+	/* Below the first event: never tracked, so never called a duplicate. */
+	assert_int_equal(see(g, NODE, 1003, 0), ES_GAP_NEW);
+	assert_int_equal(see(g, NODE, 1003, 0), ES_GAP_NEW);
+	assert_int_equal(stats(g).duplicates, 0);
+	assert_int_equal(see(g, NODE, 1005, 0), ES_GAP_DUP);
+	/* From there on, holes as usual. */
+	assert_int_equal(see(g, NODE, 1008, 0), ES_GAP_NEW);
+	assert_int_equal(stats(g).missing, 2);
+	expect_none_due(g, 499);
+	expect_due(g, 500, 1, (const uint64_t[][2]){{1006, 1007}});
+	es_gap_free(g);
+}
+
+static void long_holes_are_split_by_max_span(void **state)
+{
+	es_gap *g = make(NULL); /* max_span 10000 */
+	see(g, NODE, 1, 0);
+	see(g, NODE, 25002, 0); /* [2, 25001] */
+	es_gap_request r[4];
+	assert_int_equal(es_gap_due(g, 500, r, 2), 2);
+	assert_int_equal(r[0].from, 2);
+	assert_int_equal(r[0].to, 10001);
+	assert_int_equal(r[1].from, 10002);
+	assert_int_equal(r[1].to, 20001);
+	assert_string_equal(r[0].node, NODE);
+	/* cap ran out: the round carries on at once, not after retry. */
+	expect_due(g, 500, 1, (const uint64_t[][2]){{20002, 25001}});
+	expect_none_due(g, 5499);
+	/* The next round, interrupted; a gone reply moves its cursor. */
+	assert_int_equal(es_gap_due(g, 5500, r, 1), 1);
+	assert_int_equal(r[0].to, 10001);
+	assert_int_equal(es_gap_gone(g, NODE, 9000, 15000), ES_OK);
+	expect_due(g, 5500, 2, (const uint64_t[][2]){{15001, 25000}, {25001, 25001}});
+	assert_int_equal(stats(g).requests, 6);
+	es_gap_free(g);
+}
+
+static void exact_max_span(void **state)
+{
+	es_gap_opts o = {.max_span = 3};
+	es_gap *g = make(&o);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 8, 0); /* [2, 7] */
+	expect_due(g, 500, 2, (const uint64_t[][2]){{2, 4}, {5, 7}});
+	es_gap_free(g);
+}
+
+/* Asks for and re-sends everything until no hole is left; returns rounds. */
+static int drain(es_gap *g, const char *node, uint64_t *now, uint8_t *asked, uint64_t n)
+{
+	int rounds = 0;
+	es_gap_request r[8];
+	size_t k;
+	while (stats(g).holes_open) {
+		assert_true(++rounds < 100);
+		*now += 10000;
+		while ((k = es_gap_due(g, *now, r, 8)) > 0) {
+			for (size_t i = 0; i < k; i++) {
+				assert_string_equal(r[i].node, node);
+				assert_true(r[i].from >= 1 && r[i].to <= n);
+				for (uint64_t s = r[i].from; s <= r[i].to; s++) {
+					asked[s] = 1;
+					assert_int_not_equal(see(g, node, s, *now), ES_GAP_NEW);
+				}
+			}
+		}
+	}
+	return rounds;
+}
+
+static void max_holes_merges_closest(void **state)
+{
+	es_gap_opts o = {.max_holes = 3};
+	es_gap *g = make(&o);
+	const uint64_t seqs[] = {1, 3, 4, 5, 7, 9, 10, 20};
+	for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++)
+		see(g, NODE, seqs[i], 0);
+	/* [2], [6], [8], [11,19]: 6 and 8 are closest; 7 is missing again. */
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.holes_open, 3);
+	assert_int_equal(st.missing, 1 + 3 + 9);
+	expect_due(g, 500, 3, (const uint64_t[][2]){{2, 2}, {6, 8}, {11, 19}});
+	assert_int_equal(see(g, NODE, 7, 600), ES_GAP_FILLED);
+
+	uint8_t asked[21] = {0};
+	uint64_t now = 1000;
+	drain(g, NODE, &now, asked, 20);
+	const uint64_t missing[] = {2, 6, 8, 11, 15, 19};
+	for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++)
+		assert_int_equal(asked[missing[i]], 1);
+	assert_int_equal(es_gap_contiguous(g, NODE), 20);
+	assert_int_equal(stats(g).missing, 0);
+	es_gap_free(g);
+}
+
+static void gone_inside_a_hole_is_not_merged_back(void **state)
+{
+	es_gap_opts o = {.max_holes = 2};
+	es_gap *g = make(&o);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 11, 0); /* [2, 10] */
+	see(g, NODE, 21, 0); /* [12, 20] */
+	assert_int_equal(es_gap_gone(g, NODE, 5, 5), ES_OK);
+	/* [2,4] [6,10] [12,20]: the pair the cut made is (first of) the
+	 * closest, but merging it would ask for 5 again; the next one merges. */
+	assert_int_equal(stats(g).holes_open, 2);
+	assert_int_equal(stats(g).lost, 1);
+	expect_due(g, 500, 2, (const uint64_t[][2]){{2, 4}, {6, 20}});
+	es_gap_free(g);
+}
+
+static void merged_hole_is_due_when_either_was(void **state)
+{
+	es_gap_opts o = {.max_holes = 2, .max_span = 2};
+	es_gap *g = make(&o);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 4, 0);  /* A = [2, 3] */
+	see(g, NODE, 10, 0); /* B = [5, 9] */
+	/* A asked; B's round stops after its first part. */
+	es_gap_request r[2];
+	assert_int_equal(es_gap_due(g, 500, r, 2), 2);
+	assert_int_equal(r[1].from, 5);
+	assert_int_equal(r[1].to, 6);
+	/* C = [11] merges A and B (the first of equal gaps): B's round
+	 * carries on over the merged hole. */
+	see(g, NODE, 12, 600);
+	assert_int_equal(stats(g).holes_open, 2);
+	expect_due(g, 600, 4, (const uint64_t[][2]){{2, 3}, {4, 5}, {6, 7}, {8, 9}});
+	es_gap_free(g);
+}
+
+static void merged_hole_keeps_the_earliest_due_time(void **state)
+{
+	es_gap_opts o = {.max_holes = 2};
+	es_gap *g = make(&o);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 4, 0); /* A = [2, 3] */
+	expect_due(g, 500, 1, (const uint64_t[][2]){{2, 3}});
+	see(g, NODE, 6, 1000); /* B = [5]: A and B are closest */
+	see(g, NODE, 9, 1000); /* C = [7, 8] */
+	assert_int_equal(stats(g).holes_open, 2);
+	/* A was asked at 500, B never: the merged hole takes the earliest of
+	 * each timing (detected 0, never asked), so it is due at once, not
+	 * after A's retry at 5500. */
+	expect_due(g, 1000, 1, (const uint64_t[][2]){{2, 5}});
+	expect_none_due(g, 1499);
+	expect_due(g, 1500, 1, (const uint64_t[][2]){{7, 8}});
+	es_gap_free(g);
+}
+
+static void max_holes_one(void **state)
+{
+	es_gap_opts o = {.max_holes = 1};
+	es_gap *g = make(&o);
+	for (uint64_t s = 1; s <= 50; s += 7)
+		see(g, NODE, s, 0);
+	assert_int_equal(stats(g).holes_open, 1);
+	expect_due(g, 500, 1, (const uint64_t[][2]){{2, 49}});
+	uint8_t asked[51] = {0};
+	uint64_t now = 1000;
+	drain(g, NODE, &now, asked, 50);
+	assert_int_equal(es_gap_contiguous(g, NODE), 50);
+	es_gap_free(g);
+}
+
+static void many_nodes(void **state)
+{
+	enum { NODES = 5000, EVENTS = 20 };
+	es_gap *g = make(NULL);
+	char name[32];
+	for (uint64_t s = 1; s <= EVENTS; s++) {
+		for (int i = 0; i < NODES; i++) {
+			if (i % 7 == 0 && s == 10)
+				continue; /* lost on the way */
+			snprintf(name, sizeof name, "site-%d/gw-%d", i % 13, i);
+			assert_int_equal(see(g, name, s, s), ES_GAP_NEW);
+		}
+	}
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.nodes, NODES);
+	assert_int_equal(st.holes_open, (NODES + 6) / 7);
+	snprintf(name, sizeof name, "site-%d/gw-%d", 14 % 13, 14);
+	assert_int_equal(es_gap_contiguous(g, name), 9);
+	snprintf(name, sizeof name, "site-%d/gw-%d", 15 % 13, 15);
+	assert_int_equal(es_gap_contiguous(g, name), EVENTS);
+
+	es_gap_request *r = calloc(NODES, sizeof *r);
+	assert_non_null(r);
+	size_t k = es_gap_due(g, 10000, r, NODES);
+	assert_int_equal(k, (NODES + 6) / 7);
+	for (size_t i = 0; i < k; i++) {
+		int id = atoi(strstr(r[i].node, "gw-") + 3);
+		assert_int_equal(id % 7, 0);
+		assert_int_equal(r[i].from, 10);
+		assert_int_equal(r[i].to, 10);
+		assert_int_equal(see(g, r[i].node, 10, 10001), ES_GAP_FILLED);
+	}
+	free(r);
+	assert_int_equal(stats(g).missing, 0);
+	es_gap_free(g);
+}
+
+static uint64_t next_rand(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Delivery of 1..n dropped, duplicated and shuffled. */
+static size_t scrambled(uint64_t n, uint64_t *seed, uint64_t *out)
+{
+	size_t k = 0;
+	for (uint64_t s = 1; s <= n; s++) {
+		uint64_t r = next_rand(seed) % 100;
+		if (r >= 10)
+			out[k++] = s;
+		if (r >= 85)
+			out[k++] = s;
+	}
+	for (size_t i = k - 1; i > 0; i--) {
+		size_t j = (size_t)(next_rand(seed) % (i + 1));
+		uint64_t t = out[i];
+		out[i] = out[j];
+		out[j] = t;
+	}
+	return k;
+}
+
+/* What the model delivered, and the verdicts it got. */
+typedef struct model_state {
+	uint8_t *got; /* got[seq]: delivered at least once */
+	bool exact;   /* no merges: every verdict and request is exact */
+	size_t firsts, verdicts[3];
+	uint64_t seed;
+} model_state;
+
+/* Feeds seq and checks the verdict against what was really delivered. */
+static void feed(es_gap *g, model_state *m, uint64_t seq, uint64_t now)
+{
+	es_gap_verdict v = see(g, NODE, seq, now);
+	assert_true(v <= ES_GAP_DUP);
+	m->verdicts[v]++;
+	if (!m->got[seq]) {
+		assert_int_not_equal(v, ES_GAP_DUP); /* never miss a real one */
+		m->firsts++;
+	} else if (m->exact) {
+		assert_int_equal(v, ES_GAP_DUP);
+	}
+	m->got[seq] = 1;
+}
+
+/* The node answers every request, losing some answers in early rounds. */
+static void answer(es_gap *g, model_state *m, int round, uint64_t now)
+{
+	es_gap_request r[32];
+	size_t k;
+	while ((k = es_gap_due(g, now, r, 32)) > 0) {
+		for (size_t i = 0; i < k; i++) {
+			for (uint64_t s = r[i].from; s <= r[i].to; s++) {
+				if (m->exact) /* asks only for what is missing */
+					assert_int_equal(m->got[s], 0);
+				if (round < 3 && next_rand(&m->seed) % 5 == 0)
+					continue;
+				feed(g, m, s, now);
+			}
+		}
+	}
+}
+
+/* A fully shuffled stream opens up to N/2 holes at once: exact checks need
+ * max_holes above that, so that no merge happens. */
+#define NO_MERGES 100000
+
+static void model(uint64_t seed, size_t max_holes)
+{
+	enum { N = 20000 };
+	es_gap_opts o = {.from_start = true, .max_holes = max_holes};
+	es_gap *g = make(&o);
+	model_state m = {.got = calloc(N + 1, 1), .exact = max_holes == NO_MERGES, .seed = seed};
+	uint64_t *seqs = calloc(2 * N, sizeof *seqs);
+	assert_true(seqs && m.got);
+	size_t n = scrambled(N, &m.seed, seqs);
+	uint64_t now = 0;
+	for (size_t i = 0; i < n; i++)
+		feed(g, &m, seqs[i], ++now);
+	assert_true(stats(g).holes_open > 0);
+	assert_int_equal(es_gap_status(g, NODE, NULL, N, 1, now), ES_OK);
+	for (int round = 0; stats(g).holes_open; round++) {
+		assert_true(round < 50);
+		now += 10000;
+		answer(g, &m, round, now);
+	}
+	for (uint64_t s = 1; s <= N; s++)
+		assert_int_equal(m.got[s], 1);
+	es_gap_stats st = stats(g);
+	assert_int_equal(es_gap_contiguous(g, NODE), N);
+	assert_int_equal(st.missing, 0);
+	assert_int_equal(st.lost, 0);
+	assert_int_equal(m.firsts, N);
+	assert_int_equal(st.filled, m.verdicts[ES_GAP_FILLED]);
+	assert_int_equal(st.duplicates, m.verdicts[ES_GAP_DUP]);
+	if (m.exact)
+		assert_int_equal(m.verdicts[ES_GAP_NEW] + m.verdicts[ES_GAP_FILLED], N);
+	free(seqs);
+	free(m.got);
+	es_gap_free(g);
+}
+
+static void random_model(void **state)
+{
+	model(0x9e3779b97f4a7c15ULL, NO_MERGES);
+	model(12345, NO_MERGES);
+}
+
+static void random_model_with_merges(void **state)
+{
+	model(0x9e3779b97f4a7c15ULL, 8);
+	model(777, 64);
+	model(4242, 0); /* the default, 4096 */
+}
+
+static void bad_arguments(void **state)
+{
+	es_gap *g = make(NULL);
+	es_gap_verdict v = ES_GAP_DUP;
+	char long_name[200];
+	memset(long_name, 'x', sizeof long_name - 1);
+	long_name[sizeof long_name - 1] = '\0';
+	assert_int_equal(es_gap_seen(g, NODE, 0, 0, &v), ES_EINVAL);
+	assert_int_equal(es_gap_seen(g, NULL, 1, 0, &v), ES_EINVAL);
+	assert_int_equal(es_gap_seen(g, "", 1, 0, &v), ES_EINVAL);
+	assert_int_equal(es_gap_seen(g, long_name, 1, 0, &v), ES_EINVAL);
+	assert_int_equal(es_gap_seen(g, NODE, 1, 0, NULL), ES_EINVAL);
+	assert_int_equal(es_gap_seen(NULL, NODE, 1, 0, &v), ES_EINVAL);
+	assert_int_equal(v, ES_GAP_DUP); /* untouched on failure */
+	long_name[135] = '\0';
+	assert_int_equal(es_gap_seen(g, long_name, 1, 0, &v), ES_OK);
+	long_name[135] = 'x';
+	assert_int_equal(es_gap_status(g, long_name, NULL, 1, 0, 0), ES_EINVAL);
+	assert_int_equal(es_gap_status(g, NODE, long_name, 1, 0, 0), ES_EINVAL);
+	assert_int_equal(stats(g).nodes, 1);
+	assert_int_equal(es_gap_new(NULL, NULL), ES_EINVAL);
+	es_gap_request r[1];
+	assert_int_equal(es_gap_due(NULL, 0, r, 1), 0);
+	assert_int_equal(es_gap_contiguous(NULL, NODE), 0);
+	es_gap_free(NULL);
+	es_gap_free(g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(in_order_has_no_holes),
+	        cmocka_unit_test(hole_is_filled_by_resends),
+	        cmocka_unit_test(fill_in_the_middle_splits),
+	        cmocka_unit_test(duplicates_are_counted),
+	        cmocka_unit_test(grace_and_retry),
+	        cmocka_unit_test(custom_timing),
+	        cmocka_unit_test(status_opens_a_tail_hole),
+	        cmocka_unit_test(status_oldest_makes_holes_lost),
+	        cmocka_unit_test(gone_replies_make_holes_lost),
+	        cmocka_unit_test(journal_change_resets_node),
+	        cmocka_unit_test(from_start_true_asks_for_history),
+	        cmocka_unit_test(from_start_false_starts_at_first_event),
+	        cmocka_unit_test(long_holes_are_split_by_max_span),
+	        cmocka_unit_test(exact_max_span),
+	        cmocka_unit_test(max_holes_merges_closest),
+	        cmocka_unit_test(gone_inside_a_hole_is_not_merged_back),
+	        cmocka_unit_test(merged_hole_is_due_when_either_was),
+	        cmocka_unit_test(merged_hole_keeps_the_earliest_due_time),
+	        cmocka_unit_test(max_holes_one),
+	        cmocka_unit_test(many_nodes),
+	        cmocka_unit_test(random_model),
+	        cmocka_unit_test(random_model_with_merges),
+	        cmocka_unit_test(bad_arguments),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
