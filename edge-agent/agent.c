@@ -383,6 +383,11 @@ int agent_http_port(const agent *a)
 	return es_http_port(a->http);
 }
 
+es_journal *agent_journal(agent *a)
+{
+	return a->journal;
+}
+
 /* ---- shutdown ------------------------------------------------------------------ */
 
 static void finish_drain(agent *a)

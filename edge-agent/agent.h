@@ -23,4 +23,9 @@ void agent_shutdown(agent *a);
 void agent_free(agent *a);
 int agent_http_port(const agent *a);
 
+#include "journal.h"
+/* The agent's journal, for in-process benchmarks and tests: appends from any
+ * thread go through the same group commit and publisher as HTTP ingest. */
+es_journal *agent_journal(agent *a);
+
 #endif
