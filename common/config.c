@@ -711,9 +711,11 @@ static bool mode_flag(const char *a, cmdline *cl)
 	        {"-h", ES_CFG_HELP},
 	        {"--version", ES_CFG_VERSION},
 	        {"--print-config", ES_CFG_PRINT},
+	        {"--print-reference", ES_CFG_REFERENCE},
 	};
-	static const int rank[] = {
-	        [ES_CFG_RUN] = 0, [ES_CFG_PRINT] = 1, [ES_CFG_VERSION] = 2, [ES_CFG_HELP] = 3};
+	static const int rank[] = {[ES_CFG_RUN] = 0,     [ES_CFG_PRINT] = 1,
+	                           [ES_CFG_REFERENCE] = 2, [ES_CFG_VERSION] = 3,
+	                           [ES_CFG_HELP] = 4};
 	for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
 		if (strcmp(a, flags[k].flag) != 0)
 			continue;
@@ -1044,7 +1046,7 @@ es_err es_config_load(es_config *c, int argc, char *const *argv, char *const *en
 	if (rc != ES_OK)
 		goto out;
 	c->mode = cl.mode;
-	if (cl.mode == ES_CFG_HELP || cl.mode == ES_CFG_VERSION)
+	if (cl.mode == ES_CFG_HELP || cl.mode == ES_CFG_VERSION || cl.mode == ES_CFG_REFERENCE)
 		goto out;
 	rc = load_file(c, cl.config ? cl.config : env_get(env, "ES_CONFIG"), err, errcap);
 	if (rc == ES_OK)
@@ -1255,12 +1257,13 @@ void es_config_help(const es_config *c, FILE *out, const char *usage)
 	if (!c || !out)
 		return;
 	if (usage)
-		fprintf(out, "Usage: %s\n\n", usage);
+		fprintf(out, "%s\n", usage);
 	fputs("Options:\n"
 	      "  -h, --help        show this help and exit\n"
 	      "  --version         show the version and exit\n"
 	      "  --config FILE     read settings from the INI file FILE (env ES_CONFIG)\n"
 	      "  --print-config    print the effective configuration and exit\n"
+	      "  --print-reference print every setting as a Markdown table and exit\n"
 	      "\n"
 	      "Settings: in the file as [section] then key = value, in the environment as\n"
 	      "ES_SECTION_KEY=value, on the command line as --section.key VALUE or\n"
@@ -1269,4 +1272,34 @@ void es_config_help(const es_config *c, FILE *out, const char *usage)
 	      out);
 	for (size_t i = 0; i < c->n; i++)
 		help_setting(&c->table[i], out);
+}
+
+/* One table row: | `name` | `ENV` | type, range | default | help | */
+static void reference_row(const es_setting *row, FILE *out)
+{
+	char env[ENV_NAME_MAX], a[NUM_TEXT_MAX], b[NUM_TEXT_MAX], list[CHOICES_MAX];
+	bool path = row->type == ES_CFG_STR && (row->flags & ES_CFG_PATH);
+	fprintf(out, "| `%s` | `%s` | %s", row->name, env_name(row->name, env),
+	        path ? "file path" : type_desc[row->type]);
+	if (row->type == ES_CFG_ENUM)
+		fprintf(out, " %s", choices_text(row, list, sizeof list));
+	if (bounded(row))
+		fprintf(out, ", %s..%s", num_text(row->type, row->min, a, sizeof a),
+		        num_text(row->type, row->max, b, sizeof b));
+	if (row->flags & ES_CFG_REQUIRED)
+		fputs(", required", out);
+	fprintf(out, " | %s%s%s | %s |\n", row->def ? "`" : "", row->def ? row->def : "-",
+	        row->def ? "`" : "", row->help ? row->help : "");
+}
+
+/* Contract in config.h. */
+void es_config_reference(const es_config *c, FILE *out)
+{
+	if (!c || !out)
+		return;
+	fputs("| setting | environment | type | default | meaning |\n"
+	      "|---|---|---|---|---|\n",
+	      out);
+	for (size_t i = 0; i < c->n; i++)
+		reference_row(&c->table[i], out);
 }

@@ -75,6 +75,7 @@ typedef enum es_cfg_mode {
 	ES_CFG_HELP,         /* --help / -h */
 	ES_CFG_VERSION,      /* --version */
 	ES_CFG_PRINT,        /* --print-config */
+	ES_CFG_REFERENCE,    /* --print-reference: the settings as Markdown */
 } es_cfg_mode;
 
 typedef struct es_config es_config;
@@ -110,6 +111,10 @@ void es_config_print(const es_config *c, FILE *out);
 /* Writes a usage text listing every setting: its flag, environment name,
  * type or choices, default and help. */
 void es_config_help(const es_config *c, FILE *out, const char *usage);
+
+/* Writes every setting as a Markdown table (setting, environment variable,
+ * type and range, default, meaning): the reference in docs/. */
+void es_config_reference(const es_config *c, FILE *out);
 
 /* Parsers shared with programs (for their own flags). Return false for
  * invalid text. */

@@ -666,6 +666,8 @@ static void handle(es_mqtt *m, const struct entry *e)
 	case K_LOST:
 		if (current && (m->state == S_CONNECTING || m->state == S_UP))
 			handle_down(m, e);
+		else if (current && m->state == S_STOPPING)
+			handle_stopped(m); /* lost while disconnecting: done all the same */
 		break;
 	case K_MESSAGE:
 		m->stats.received++;

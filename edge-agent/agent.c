@@ -168,6 +168,9 @@ static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
 	agent_snapshot_update(a);
 	if (a->phase == P_DISCONNECTING) {
 		a->phase = P_DONE;
+		if (a->drain_timer)
+			es_loop_timer_cancel(a->loop, a->drain_timer);
+		a->drain_timer = 0;
 		es_loop_stop(a->loop);
 	} else if (retry_ms) {
 		es_debug(TAG, "broker unavailable (%s); retrying in %llu ms", cause,
@@ -390,6 +393,17 @@ es_journal *agent_journal(agent *a)
 
 /* ---- shutdown ------------------------------------------------------------------ */
 
+static void disconnect_timeout(void *arg)
+{
+	agent *a = arg;
+	a->drain_timer = 0;
+	if (a->phase == P_DISCONNECTING) {
+		es_warn(TAG, "the broker did not confirm the disconnect; stopping anyway");
+		a->phase = P_DONE;
+		es_loop_stop(a->loop);
+	}
+}
+
 static void finish_drain(agent *a)
 {
 	if (a->phase != P_DRAINING)
@@ -408,6 +422,8 @@ static void finish_drain(agent *a)
 		}
 	}
 	es_mqtt_disconnect(a->mqtt, 1000);
+	/* Whatever the broker does, stop soon after. */
+	es_loop_timer(a->loop, 3000, disconnect_timeout, a, &a->drain_timer);
 }
 
 static void drain_timeout(void *arg)

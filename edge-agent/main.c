@@ -96,6 +96,9 @@ int main(int argc, char **argv)
 	} else if (es_config_mode(cfg) == ES_CFG_HELP) {
 		es_config_help(cfg, stdout, usage);
 		rc = 0;
+	} else if (es_config_mode(cfg) == ES_CFG_REFERENCE) {
+		es_config_reference(cfg, stdout);
+		rc = 0;
 	} else if (es_config_mode(cfg) == ES_CFG_VERSION) {
 		printf("edge-agent %s\n", ES_VERSION);
 		rc = 0;
