@@ -24,6 +24,7 @@
 #include <cJSON.h>
 
 #include "clock.h"
+#include "jsoncheck.h"
 
 /* The largest integer a double holds exactly, with every one below it. */
 #define SEQ_MAX 9007199254740991ULL
@@ -258,7 +259,11 @@ static es_err fail(const dec *d, const char *field, const char *what)
 /* Parses json[0..len) into an object; only whitespace may follow it. */
 static es_err parse_object(const char *json, size_t len, dec *d, cJSON **root)
 {
-	const char *end = NULL;
+	const char *end = NULL, *why;
+	size_t off_bad;
+	/* Control messages are flat; anything deep is not one of them. */
+	if (!es_json_check(json, len, 4, &off_bad, &why))
+		return fail(d, "json", why);
 	cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
 	if (!o) {
 		char at[48];

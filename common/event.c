@@ -14,6 +14,7 @@
 #include "event.h"
 
 #include "clock.h"
+#include "jsoncheck.h"
 #include "utf8.h"
 
 #include <cJSON.h>
@@ -441,6 +442,10 @@ static es_err parse_json(const vctx *c, const char *field, const char *text, siz
 	const char *nul = memchr(text, '\0', len);
 	if (nul)
 		return fail(c, ES_EINVAL, field, "NUL byte at byte %zu", (size_t)(nul - text));
+	const char *why;
+	if (!es_json_check(text, len, ES_JSON_MAX_DEPTH, &bad, &why))
+		return fail(c, ES_EINVAL, field, "%s at byte %zu (at most %d levels)", why, bad,
+		            ES_JSON_MAX_DEPTH);
 	const char *end = NULL;
 	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
 	size_t at = end ? (size_t)(end - text) : 0;

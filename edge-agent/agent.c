@@ -179,6 +179,7 @@ static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
 }
 
 static void finish_drain(agent *a);
+static void disconnect(agent *a);
 
 static void on_published(void *ctx, uint64_t tag, es_err err)
 {
@@ -189,6 +190,8 @@ static void on_published(void *ctx, uint64_t tag, es_err err)
 		pub_acked(a, tag);
 	if (a->phase == P_DRAINING && es_mqtt_inflight(a->mqtt) == 0)
 		finish_drain(a);
+	else if (a->phase == P_SAYING_OFFLINE && es_mqtt_inflight(a->mqtt) == 0)
+		disconnect(a);
 	else
 		pub_pump(a);
 }
@@ -393,7 +396,9 @@ es_journal *agent_journal(agent *a)
 
 /* ---- shutdown ------------------------------------------------------------------ */
 
-static void disconnect_timeout(void *arg)
+/* The loop stops on the broker's answer to DISCONNECT (on_disconnected), or
+ * a second after asking, whatever the broker does. */
+static void stop_now(void *arg)
 {
 	agent *a = arg;
 	a->drain_timer = 0;
@@ -404,26 +409,49 @@ static void disconnect_timeout(void *arg)
 	}
 }
 
+static void disconnect(agent *a)
+{
+	if (a->drain_timer)
+		es_loop_timer_cancel(a->loop, a->drain_timer);
+	a->drain_timer = 0;
+	a->phase = P_DISCONNECTING;
+	/* Nothing is in flight by now, so paho disconnects at once (with
+	 * messages in flight it re-checks only every three seconds). */
+	es_mqtt_disconnect(a->mqtt, 0);
+	if (a->phase == P_DISCONNECTING)
+		es_loop_timer(a->loop, 1000, stop_now, a, &a->drain_timer);
+}
+
+static void offline_timeout(void *arg)
+{
+	agent *a = arg;
+	a->drain_timer = 0;
+	if (a->phase == P_SAYING_OFFLINE)
+		disconnect(a);
+}
+
+/* A clean disconnect sends no will: say "offline" ourselves, wait for its
+ * PUBACK (a second at most), then disconnect. */
 static void finish_drain(agent *a)
 {
+	char *json;
+	size_t len;
 	if (a->phase != P_DRAINING)
 		return;
 	if (a->drain_timer)
 		es_loop_timer_cancel(a->loop, a->drain_timer);
 	a->drain_timer = 0;
-	a->phase = P_DISCONNECTING;
-	if (es_mqtt_is_connected(a->mqtt)) {
-		/* A clean disconnect sends no will: say "offline" ourselves. */
-		char *json;
-		size_t len;
-		if (status_json(a, false, &json, &len) == ES_OK) {
-			es_mqtt_publish(a->mqtt, a->status_topic, json, len, 1, true, TAG_CONTROL);
-			free(json);
-		}
+	a->phase = P_SAYING_OFFLINE;
+	if (!es_mqtt_is_connected(a->mqtt) || status_json(a, false, &json, &len)) {
+		disconnect(a);
+		return;
 	}
-	es_mqtt_disconnect(a->mqtt, 1000);
-	/* Whatever the broker does, stop soon after. */
-	es_loop_timer(a->loop, 3000, disconnect_timeout, a, &a->drain_timer);
+	es_err err = es_mqtt_publish(a->mqtt, a->status_topic, json, len, 1, true, TAG_CONTROL);
+	free(json);
+	if (err)
+		disconnect(a);
+	else
+		es_loop_timer(a->loop, 1000, offline_timeout, a, &a->drain_timer);
 }
 
 static void drain_timeout(void *arg)

@@ -76,7 +76,7 @@ struct snapshot {
 
 enum reject_reason { R_MALFORMED, R_INVALID, R_TOO_BIG, R_CONTENT_TYPE, R_FULL, R_COUNT_ };
 
-enum phase { P_NEW, P_RUNNING, P_DRAINING, P_DISCONNECTING, P_DONE };
+enum phase { P_NEW, P_RUNNING, P_DRAINING, P_SAYING_OFFLINE, P_DISCONNECTING, P_DONE };
 
 struct agent {
 	const agent_settings *s;

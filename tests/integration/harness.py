@@ -1,0 +1,741 @@
+"""harness.py - a small library for edgespool's integration tests.
+
+Every test starts real programs: a mosquitto on a free loopback port with a
+generated config, the real edge-agent, SQLite journals in a temporary folder,
+and the real `edgespool` CLI as the consumer. Waits poll a condition with a
+deadline (wait_for), never a fixed sleep. Everything started is killed at the
+end, also on failure, and the tail of each program's log is printed when a
+test fails.
+
+A test script is a function taking an Env and returning a summary line:
+
+    import harness as h
+    def scenario(env):
+        broker = env.broker()
+        ...
+        return "10000 events delivered"
+    h.main(scenario, "what the test checks")
+
+Python 3 standard library only.
+"""
+import argparse
+import atexit
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+
+class TestFailure(Exception):
+    """A check failed: the message says what was expected and what was seen."""
+
+
+def check(cond, message):
+    """Raises TestFailure(message) unless cond holds."""
+    if not cond:
+        raise TestFailure(message)
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """Polls pred() until it returns a true value (which is returned) or
+    timeout seconds pass (TestFailure naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TestFailure("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def hold(seconds, still_ok=None):
+    """Keeps the current state (a fault, or normal running between faults)
+    for `seconds`: the fault-injection schedule, not a wait for anything to
+    happen. still_ok() is polled meanwhile and may raise (a thread failed)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if still_ok is not None:
+            still_ok()
+        time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago (bind to 0, read, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def exit_text(rc):
+    """"exited with 2" or "was killed by SIGSEGV" for a Popen returncode."""
+    if rc is not None and rc < 0:
+        try:
+            return "was killed by %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "was killed by signal %d" % -rc
+    return "exited with %s" % rc
+
+
+def tail(path, lines=40):
+    """The last `lines` lines of a text file ("" if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ---- processes -------------------------------------------------------------
+
+
+class Proc:
+    """One started program: its own process group, output in a log file."""
+
+    def __init__(self, name, argv, log, env=None):
+        self.name, self.argv, self.log = name, argv, log
+        with open(log, "ab") as out:
+            out.write(("\n==== %s: %s\n" % (time.strftime("%H:%M:%S"), " ".join(argv))).encode())
+            out.flush()
+            self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=out, env=env, start_new_session=True)
+
+    def alive(self):
+        """True while the process has not exited."""
+        return self.popen.poll() is None
+
+    def signal(self, sig):
+        """Sends sig to the process group (nothing if it already exited)."""
+        if self.alive():
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self):
+        """SIGKILLs the process group and reaps the process."""
+        self.signal(signal.SIGKILL)
+        self.popen.wait()
+
+    def wait_exit(self, timeout):
+        """Waits up to timeout s for the exit; returns the exit code, or None if
+        it is still running."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def check_alive(self):
+        """Raises TestFailure if the program exited (for readiness waits)."""
+        rc = self.popen.poll()
+        if rc is not None:
+            raise TestFailure("%s %s while it should be running" %
+                              (self.name, exit_text(rc)))
+
+
+class Env:
+    """Everything one test makes: a temporary folder, programs, logs. close()
+    (also run at exit and on SIGTERM) kills every program it started."""
+
+    def __init__(self, args):
+        self.args = args
+        if args.keep:  # for debugging: a folder nobody removes
+            self._tmp, self.dir = None, tempfile.mkdtemp(prefix="es-it-")
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="es-it-")
+            self.dir = self._tmp.name
+        self.procs = []
+        self.logs = []
+        self._closed = False
+        atexit.register(self.close)
+
+    def path(self, name):
+        """A path inside the test's temporary folder."""
+        return os.path.join(self.dir, name)
+
+    def spawn(self, name, argv, env=None):
+        """Starts argv in its own process group, output appended to <name>.log."""
+        log = self.path(name + ".log")
+        if log not in self.logs:
+            self.logs.append(log)
+        proc = Proc(name, argv, log, env)
+        self.procs.append(proc)
+        return proc
+
+    def broker(self, port=None):
+        """Makes (and starts) a mosquitto broker."""
+        b = Broker(self, port)
+        b.start()
+        return b
+
+    def agent(self, broker_port, **kw):
+        """Makes an Agent (not started) publishing to 127.0.0.1:broker_port."""
+        return Agent(self, broker_port, **kw)
+
+    def sub(self, broker_port, **kw):
+        """Makes and starts an `edgespool sub` consumer."""
+        s = Sub(self, broker_port, **kw)
+        s.start()
+        return s
+
+    def cli(self, *cmd, timeout=60):
+        """Runs `edgespool CMD...` to completion; returns the CompletedProcess."""
+        argv = [self.args.cli] + [str(c) for c in cmd]
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def dump_logs(self):
+        """Prints the tail of every program's log (on failure)."""
+        for log in self.logs:
+            print("---- tail of %s ----" % os.path.basename(log))
+            print(tail(log))
+        sys.stdout.flush()
+
+    def close(self):
+        """Kills every program started, then removes the folder (unless --keep)."""
+        if self._closed:
+            return
+        self._closed = True
+        for p in self.procs:
+            p.kill()
+        if self.args.keep:
+            print("kept %s" % self.dir)
+        else:
+            self._tmp.cleanup()
+
+
+# ---- mosquitto -------------------------------------------------------------
+
+
+def mosquitto_path():
+    """The mosquitto binary (PATH, else /usr/sbin/mosquitto)."""
+    return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+class Broker:
+    """A real mosquitto on 127.0.0.1:port with persistence in the temp folder.
+    Restarts keep the port and the persistence folder."""
+
+    def __init__(self, env, port=None):
+        self.env = env
+        self.port = port or free_port()
+        self.proc = None
+        self.data = env.path("mosquitto")
+        os.makedirs(self.data, exist_ok=True)
+        self.conf = env.path("mosquitto.conf")
+        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
+                 "persistence true", "persistence_location %s/" % self.data,
+                 "autosave_interval 60", "max_queued_messages 0",
+                 "log_dest stderr", "log_type error", "log_type warning",
+                 "log_type notice", "log_timestamp_format %H:%M:%S"]
+        if os.geteuid() == 0:
+            lines.append("user root")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self, timeout=10):
+        """Starts mosquitto and waits until it accepts TCP connections."""
+        self.proc = self.env.spawn("mosquitto", [mosquitto_path(), "-c", self.conf])
+
+        def up():
+            self.proc.check_alive()
+            return port_open(self.port)
+        wait_for(up, timeout, "mosquitto to listen on port %d" % self.port)
+
+    def kill(self):
+        """SIGKILLs the broker (it loses whatever it had not saved)."""
+        self.proc.kill()
+
+
+# ---- the agent ---------------------------------------------------------------
+
+
+def http_call(port, method, path, body=None, headers=None, timeout=10):
+    """One request on a new connection; returns (status, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class Agent:
+    """The real edge-agent with the tests' settings on a fixed free HTTP port,
+    so restarts keep the port (and the journal)."""
+
+    def __init__(self, env, broker_port, name="agent", db=None, extra=()):
+        self.env, self.name = env, name
+        self.broker_port = broker_port
+        self.http_port = free_port()
+        self.db = db or env.path(name + ".db")
+        self.extra = list(extra)
+        self.proc = None
+
+    def argv(self):
+        """The command line: the settings every test uses, then `extra`."""
+        return [self.env.args.agent, "--node.id", "gw1", "--node.site", "site1",
+                "--mqtt.url", "mqtt://127.0.0.1:%d" % self.broker_port,
+                "--journal.path", self.db,
+                "--http.listen", "127.0.0.1:%d" % self.http_port,
+                "--mqtt.backoff_base_ms", "50", "--mqtt.backoff_max_ms", "500",
+                "--status.interval_s", "1"] + self.extra
+
+    def start(self, timeout=15):
+        """Starts the agent and waits until GET /healthz answers 200."""
+        self.proc = self.env.spawn(self.name, self.argv())
+
+        def healthy():
+            self.proc.check_alive()
+            try:
+                return http_call(self.http_port, "GET", "/healthz", timeout=2)[0] == 200
+            except (OSError, http.client.HTTPException):
+                return False
+        wait_for(healthy, timeout, "%s to answer /healthz" % self.name)
+
+    def get(self, path):
+        """GET path; returns (status, parsed JSON body)."""
+        status, body = http_call(self.http_port, "GET", path)
+        return status, json.loads(body)
+
+    def status(self):
+        """GET /api/status as a dict (checked to be a 200)."""
+        status, body = self.get("/api/status")
+        check(status == 200, "GET /api/status answered %d: %s" % (status, body))
+        return body
+
+    def pending(self):
+        """journal.pending from /api/status."""
+        return self.status()["journal"]["pending"]
+
+    def kill(self):
+        """SIGKILLs the agent (a crash: nothing is flushed)."""
+        self.proc.kill()
+
+
+# ---- producing events --------------------------------------------------------
+
+
+PAD = "abcdefghijklmnopqrstuvwxyz0123456789" * 6
+
+
+def make_events(start, n, nodes=20):
+    """n short-form sensor.reading events, numbered from start, each with ~250
+    bytes of data."""
+    return [{"type": "sensor.reading", "subject": "dev-%d" % (k % nodes),
+             "data": {"n": k, "temp": 20.0 + (k % 100) / 10.0, "humidity": 40 + k % 30,
+                      "unit": "C", "pad": PAD[: 180 + k % 17]}}
+            for k in range(start, start + n)]
+
+
+class Poster:
+    """Posts batches to POST /api/events over one keep-alive connection and
+    keeps the ACKNOWLEDGED set: the ids (with their sequence and the event
+    posted) that a 202 answer named. A connection error (the agent killed, or
+    stopping) means "not acknowledged": the batch is posted again on a new
+    connection. Safe to read `acked` from another thread under `lock`."""
+
+    def __init__(self, port, batch=100):
+        self.port, self.batch = port, batch
+        self.conn = None
+        self.lock = threading.Lock()
+        self.acked = {}        # id -> sequence
+        self.posted = {}       # id -> the event as posted
+        self.requests = 0
+        self.retries = 0
+        self.next_n = 0
+
+    def _conn(self):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        return self.conn
+
+    def drop(self):
+        """Closes the connection (the next post opens a new one)."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def post(self, body, content_type="application/json", headers=None):
+        """One POST /api/events on the keep-alive connection; returns (status,
+        body bytes). Raises OSError/HTTPException on connection trouble (the
+        connection is dropped first)."""
+        hdrs = {"Content-Type": content_type} if content_type else {}
+        hdrs.update(headers or {})
+        try:
+            conn = self._conn()
+            conn.request("POST", "/api/events", body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.will_close:
+                self.drop()
+            self.requests += 1
+            return resp.status, data
+        except (OSError, http.client.HTTPException):
+            self.drop()
+            raise
+
+    def record(self, events, answer):
+        """Adds a 202 answer's ids to the acknowledged set (checks its shape)."""
+        reply = json.loads(answer)
+        got = reply.get("events")
+        check(reply.get("accepted") == len(events) and isinstance(got, list) and
+              len(got) == len(events), "202 answer does not match the batch: %.200s" % answer)
+        with self.lock:
+            for ev, r in zip(events, got):
+                check(isinstance(r.get("id"), str) and isinstance(r.get("sequence"), int) and
+                      r["sequence"] >= 1 and r.get("duplicate") is False,
+                      "bad entry in a 202 answer: %r" % r)
+                check(r["id"] not in self.acked, "id %s acknowledged twice" % r["id"])
+                self.acked[r["id"]] = r["sequence"]
+                self.posted[r["id"]] = ev
+
+    def post_acked(self, events, timeout=30, stop=None):
+        """Posts events until a 202 acknowledges them (retrying connection
+        errors and 503s for up to timeout s). Returns True when acknowledged,
+        False if stop (a threading.Event) was set meanwhile."""
+        body = json.dumps(events).encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                status, answer = self.post(body)
+                if status == 202:
+                    self.record(events, answer)
+                    return True
+                check(status == 503, "POST answered %d: %.300s" % (status, answer))
+            except (OSError, http.client.HTTPException):
+                pass
+            if stop is not None and stop.is_set():
+                return False
+            if time.monotonic() >= deadline:
+                raise TestFailure("no 202 for a batch in %.0f s (agent down?)" % timeout)
+            self.retries += 1
+            time.sleep(0.02)
+
+    def post_many(self, total, stop=None, timeout=30, rate=None):
+        """Posts `total` events in batches, at most `rate` events/s if given
+        (to spread them over a fault schedule); stops early if stop is set.
+        Returns how many were acknowledged."""
+        done, t0 = 0, time.monotonic()
+        while done < total and not (stop is not None and stop.is_set()):
+            n = min(self.batch, total - done)
+            if not self.post_acked(make_events(self.next_n, n), timeout, stop):
+                break
+            self.next_n += n
+            done += n
+            if rate:
+                time.sleep(max(0.0, t0 + done / rate - time.monotonic()))
+        return done
+
+    def snapshot(self):
+        """A copy of the acknowledged set (id -> sequence)."""
+        with self.lock:
+            return dict(self.acked)
+
+
+class PosterThread(threading.Thread):
+    """Runs poster.post_many(total) in the background; join() then check()."""
+
+    def __init__(self, poster, total, stop=None, timeout=30, rate=None):
+        super().__init__(daemon=True)
+        self.poster, self.total, self.stop_ev, self.timeout = poster, total, stop, timeout
+        self.rate = rate
+        self.error = None
+        self.done = 0
+
+    def run(self):
+        try:
+            self.done = self.poster.post_many(self.total, self.stop_ev, self.timeout, self.rate)
+        except BaseException as e:  # reported by check()
+            self.error = e
+
+    def check(self):
+        """Re-raises what went wrong in the thread, if anything."""
+        if self.error is not None:
+            raise TestFailure("poster thread failed: %s" % (self.error,))
+
+    def finish(self, timeout):
+        """Waits for the thread to end, then check()s it."""
+        wait_for(lambda: self.check() or not self.is_alive(), timeout, "the poster to finish")
+        self.check()
+
+
+# ---- the consumer ------------------------------------------------------------
+
+
+class Sub:
+    """`edgespool sub`: reads its NDJSON output incrementally and its stats."""
+
+    def __init__(self, env, broker_port, name="sub", resend=False, from_start=False, extra=()):
+        self.env, self.name, self.broker_port = env, name, broker_port
+        self.out = env.path(name + ".ndjson")
+        self.stats_path = env.path(name + ".stats.json")
+        self.flags = (["--sub.resend"] if resend else []) + \
+                     (["--sub.from_start"] if from_start else []) + list(extra)
+        self.proc = None
+        self._offset, self._partial = 0, b""
+        self.records = []      # every line, in order
+        self.seqs = {}         # id -> set of sequences seen with it
+
+    def start(self, timeout=15):
+        """Starts the consumer; ready when its stats say connected."""
+        argv = [self.env.args.cli, "sub",
+                "--mqtt.url", "mqtt://127.0.0.1:%d" % self.broker_port,
+                "--mqtt.client_id", "it-" + self.name, "--sub.out", self.out,
+                "--sub.stats", self.stats_path, "--mqtt.backoff_base_ms", "50",
+                "--mqtt.backoff_max_ms", "500", "--log.level", "info"] + self.flags
+        self.proc = self.env.spawn(self.name, argv)
+
+        def connected():
+            self.proc.check_alive()
+            st = self.stats()
+            return st is not None and st.get("connected") is True
+        wait_for(connected, timeout, "%s to connect (stats connected: true)" % self.name)
+
+    def stats(self):
+        """The stats file as a dict, or None before it exists."""
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def poll(self):
+        """Reads the lines added to sub.out since the last call; returns them."""
+        try:
+            with open(self.out, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        new = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                raise TestFailure("sub.out line is not JSON: %.200r" % line)
+            self._add(rec)
+            new.append(rec)
+        return new
+
+    def _add(self, rec):
+        check(isinstance(rec.get("id"), str) and isinstance(rec.get("seq"), int) and
+              rec.get("verdict") in ("new", "filled", "dup") and
+              isinstance(rec.get("event"), dict) and isinstance(rec.get("node"), str),
+              "malformed sub.out record: %.300r" % rec)
+        self.records.append(rec)
+        self.seqs.setdefault(rec["id"], set()).add(rec["seq"])
+
+    def missing(self, acked):
+        """How many ids of acked (id -> seq) have not been received yet."""
+        self.poll()
+        return sum(1 for i in acked if i not in self.seqs)
+
+    def wait_all(self, acked, timeout, also=None):
+        """Waits until every id of acked was received (and also(stats) holds,
+        if given)."""
+        def done():
+            if self.missing(acked):
+                return False
+            return also is None or also(self.stats() or {})
+        try:
+            wait_for(done, timeout, "the sub to receive every acknowledged id", interval=0.2)
+        except TestFailure as e:
+            raise TestFailure("%s: %d of %d still missing; sub stats %s" %
+                              (e, self.missing(acked), len(acked), self.stats()))
+
+    def stop(self, timeout=10):
+        """SIGTERM; the sub must exit 0 and leave final stats. Returns them."""
+        self.proc.signal(signal.SIGTERM)
+        rc = self.proc.wait_exit(timeout)
+        check(rc == 0, "%s %s after SIGTERM (expected exit 0)" % (self.name, exit_text(rc)))
+        self.poll()
+        st = self.stats()
+        check(st is not None, "%s left no stats file" % self.name)
+        return st
+
+
+# ---- checks shared by the scenarios -------------------------------------------
+
+
+def check_delivery(acked, sub):
+    """Every acknowledged id was received at least once, every copy with the
+    sequence of its 202 answer; no id ever arrived with two sequences. Returns
+    (copies received, duplicate copies)."""
+    sub.poll()
+    lost = [i for i in acked if i not in sub.seqs]
+    check(not lost, "%d acknowledged ids never received, e.g. %s" % (len(lost), lost[:5]))
+    for i, seqs in sub.seqs.items():
+        check(len(seqs) == 1, "id %s received with different sequences %s" % (i, sorted(seqs)))
+        if i in acked:
+            got = next(iter(seqs))
+            check(got == acked[i], "id %s acknowledged as sequence %d, received as %d" %
+                  (i, acked[i], got))
+    by_seq = {}
+    for i, seqs in sub.seqs.items():
+        s = next(iter(seqs))
+        check(s not in by_seq, "sequence %d carried by two ids: %s, %s" % (s, by_seq.get(s), i))
+        by_seq[s] = i
+    return len(sub.records), len(sub.records) - len(sub.seqs)
+
+
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+
+
+def check_cloudevent(rec, acked_seq, posted, source="/site1/gw1"):
+    """rec (a sub.out line) holds a valid CloudEvent 1.0 as journaled for the
+    posted short-form event: attributes, sequence as a decimal string equal
+    to acked_seq, and the posted type, subject and data unchanged."""
+    ev = rec["event"]
+    what = "event %s (seq %s)" % (rec["id"], rec["seq"])
+    check(ev.get("specversion") == "1.0", "%s: specversion %r" % (what, ev.get("specversion")))
+    check(ev.get("id") == rec["id"], "%s: id %r differs from the line's" % (what, ev.get("id")))
+    check(ev.get("source") == source, "%s: source %r, expected %r" % (what, ev.get("source"),
+                                                                       source))
+    check(ev.get("datacontenttype") == "application/json",
+          "%s: datacontenttype %r" % (what, ev.get("datacontenttype")))
+    check(isinstance(ev.get("time"), str) and RFC3339.fullmatch(ev["time"]),
+          "%s: time %r is not RFC 3339" % (what, ev.get("time")))
+    seq = ev.get("sequence")
+    check(isinstance(seq, str) and re.fullmatch(r"[1-9]\d*", seq) and int(seq) == acked_seq and
+          rec["seq"] == acked_seq, "%s: sequence %r, acknowledged as %d" % (what, seq, acked_seq))
+    check(isinstance(ev.get("data"), dict), "%s: data is not an object" % what)
+    for key in ("type", "subject", "data"):
+        check(ev.get(key) == posted[key], "%s: %s %.100r differs from the posted %.100r" %
+              (what, key, ev.get(key), posted[key]))
+
+
+def settle(agent, sub, acked, timeout):
+    """The end of a fault scenario: waits until the sub received every
+    acknowledged id, has no open hole and the agent has nothing pending; then
+    stops the sub and checks delivery (check_delivery) and that the sub lost
+    nothing. Returns (final sub stats, copies received, duplicate copies)."""
+    def quiet(st):
+        return st.get("holes_open") == 0 and st.get("missing") == 0 and agent.pending() == 0
+    t0 = time.monotonic()
+    sub.wait_all(acked, timeout, also=quiet)
+    print("  settled in %.1f s (every id received, no hole open, nothing pending)" %
+          (time.monotonic() - t0))
+    copies, dups = check_delivery(acked, sub)
+    stats = sub.stop()
+    check(stats.get("lost") == 0, "the sub counted %s events lost: %s" % (stats.get("lost"), stats))
+    check(stats.get("holes_open") == 0, "holes still open at the end: %s" % stats)
+    check(stats.get("invalid") == 0, "the sub received invalid events: %s" % stats)
+    return stats, copies, dups
+
+
+def describe_repair(stats):
+    """One line about holes and re-sends from the sub's final stats."""
+    if not stats.get("holes_detected"):
+        return "no hole detected this run (nothing lost on the way, no re-send needed)"
+    return ("%d holes detected, %d sequences filled, %d re-send requests, %d duplicates" %
+            (stats["holes_detected"], stats.get("filled", 0), stats.get("requests", 0),
+             stats.get("duplicates", 0)))
+
+
+def journal_stats(env, path):
+    """`edgespool journal stats PATH` as a dict of ints/strings."""
+    r = env.cli("journal", "stats", path)
+    check(r.returncode == 0, "journal stats %s: exit %d: %s%s" % (path, r.returncode, r.stdout,
+                                                                  r.stderr))
+    out = {}
+    for line in r.stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            value = value.strip()
+            out[key.strip()] = int(value) if re.fullmatch(r"-?\d+", value) else value
+    check("count" in out, "journal stats printed no count: %r" % r.stdout)
+    return out
+
+
+def journal_verify(env, path):
+    """`edgespool journal verify PATH` must exit 0; returns its output."""
+    r = env.cli("journal", "verify", path)
+    check(r.returncode == 0, "journal verify %s failed (exit %d):\n%s%s" %
+          (path, r.returncode, r.stdout, r.stderr))
+    return r.stdout + r.stderr
+
+
+# ---- running a scenario ----------------------------------------------------------
+
+
+def parse_args():
+    """--agent PATH --cli PATH [--keep] [--seed N] [--budget S]"""
+    p = argparse.ArgumentParser()
+    p.add_argument("--agent", required=True, help="the edge-agent binary")
+    p.add_argument("--cli", required=True, help="the edgespool binary")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    p.add_argument("--budget", type=int, default=150,
+                   help="give up (and clean up) after this many seconds")
+    return p.parse_args()
+
+
+def _on_signal(signum, frame):
+    raise TestFailure("interrupted by signal %d" % signum)
+
+
+def _on_alarm(signum, frame):
+    raise TestFailure("the test ran out of its time budget")
+
+
+def main(scenario, about):
+    """Runs scenario(env) and exits 0 on success; on failure prints what failed
+    and the tail of every log, and exits 1. Cleans up in every case."""
+    args = parse_args()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(args.budget)
+    env = Env(args)
+    name = os.path.basename(sys.argv[0])
+    print("%s: %s" % (name, about))
+    sys.stdout.flush()
+    t0 = time.monotonic()
+    rc = 1
+    try:
+        summary = scenario(env)
+        print("PASS %s (%.1f s): %s" % (name, time.monotonic() - t0, summary))
+        rc = 0
+    except TestFailure as e:
+        print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - t0, e))
+        env.dump_logs()
+    except BaseException:
+        print("FAIL %s (%.1f s): unexpected error" % (name, time.monotonic() - t0))
+        traceback.print_exc(file=sys.stdout)
+        env.dump_logs()
+    finally:
+        signal.alarm(0)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let the clean-up finish
+        env.close()
+        sys.stdout.flush()
+    sys.exit(rc)
