@@ -5,12 +5,18 @@
  */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <cJSON.h>
 #include <civetweb.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -352,12 +358,60 @@ void es_http_stats_get(const es_http *h, es_http_stats *out)
 			       .status_5xx = atomic_load(&m->s5xx)};
 }
 
+struct stopper {
+	struct mg_context *ctx;
+	atomic_bool done;
+};
+
+static void *stop_thread(void *arg)
+{
+	struct stopper *s = arg;
+	mg_stop(s->ctx);
+	atomic_store(&s->done, true);
+	return NULL;
+}
+
+/* A connection of our own to the listening socket. */
+static void poke(const es_http *h)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+	char host[64];
+	snprintf(host, sizeof host, "%.*s", (int)(strrchr(h->listen, ':') - h->listen), h->listen);
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || sa.sin_addr.s_addr == INADDR_ANY)
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		/* already closed: nothing to wake */
+	}
+	close(fd);
+}
+
+/* civetweb's listener polls in 2-second steps and looks at its stop flag
+ * only between them; mg_stop alone takes up to 2 s. So mg_stop runs on a
+ * thread while this one wakes the listener with connections of its own. */
+static void stop_quickly(es_http *h)
+{
+	struct stopper s = {.ctx = h->ctx};
+	pthread_t t;
+	if (pthread_create(&t, NULL, stop_thread, &s) != 0) {
+		mg_stop(h->ctx);
+		return;
+	}
+	while (!atomic_load(&s.done)) {
+		poke(h);
+		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+	}
+	pthread_join(t, NULL);
+}
+
 void es_http_free(es_http *h)
 {
 	if (!h)
 		return;
 	if (h->ctx)
-		mg_stop(h->ctx);
+		stop_quickly(h);
 	free(h->listen);
 	free(h);
 }
