@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libpaho-mqtt-dev libssl-dev libsqlite3-dev sqlite3 libcjson-dev
   libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev
-  mosquitto mosquitto-clients python3 curl procps
+  mosquitto mosquitto-clients python3 curl procps openssl
 )
 
 missing=()
