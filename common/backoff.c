@@ -24,14 +24,14 @@ void es_backoff_init(es_backoff *b, uint64_t base_ms, uint64_t cap_ms)
 uint64_t es_backoff_next(es_backoff *b)
 {
 	uint64_t ceiling = b->base_ms;
+	/* min(cap, base * 2^attempt), without ever overflowing. */
 	for (uint32_t i = 0; i < b->attempt && ceiling < b->cap_ms; i++)
-		ceiling *= 2;
-	if (ceiling > b->cap_ms)
-		ceiling = b->cap_ms;
+		ceiling = ceiling > b->cap_ms / 2 ? b->cap_ms : ceiling * 2;
 	if (b->attempt < UINT32_MAX)
 		b->attempt++;
 	uint64_t floor = b->base_ms / 4;
-	uint64_t delay = xorshift(&b->rng) % (ceiling + 1);
+	uint64_t r = xorshift(&b->rng);
+	uint64_t delay = ceiling == UINT64_MAX ? r : r % (ceiling + 1);
 	return delay < floor ? floor : delay;
 }
 

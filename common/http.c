@@ -134,30 +134,50 @@ static void count(es_http *h, int status)
 
 /* Headers every response carries: no sniffing, no caching of API data, no
  * framing, no referrer leaks, and a CSP that allows nothing for non-HTML. */
-static void security_headers(struct mg_connection *conn)
+static const char security_headers[] =
+	"X-Content-Type-Options: nosniff\r\n"
+	"Referrer-Policy: no-referrer\r\n"
+	"X-Frame-Options: DENY\r\n"
+	"Cache-Control: no-store\r\n"
+	"Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
+
+/* Writes a whole response -- status line, headers, body -- with one write:
+ * civetweb's header functions send each line on its own, one TCP segment
+ * each. The status line is always ours ("HTTP/1.1"), never echoed from the
+ * request. */
+static void send_response(struct mg_connection *conn, bool head_only, int status,
+			  const char *content_type, const char *body, size_t len, bool close)
 {
-	mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
-	mg_response_header_add(conn, "Referrer-Policy", "no-referrer", -1);
-	mg_response_header_add(conn, "X-Frame-Options", "DENY", -1);
-	mg_response_header_add(conn, "Cache-Control", "no-store", -1);
-	mg_response_header_add(conn, "Content-Security-Policy",
-			       "default-src 'none'; frame-ancestors 'none'", -1);
+	char head[1024];
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+			 status, mg_get_response_code_text(conn, status), content_type, len,
+			 security_headers, close ? "Connection: close\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof head)
+		return;
+	size_t total = (size_t)n + (head_only ? 0 : len);
+	char *buf = total <= sizeof head ? head : malloc(total);
+	if (!buf) {
+		mg_write(conn, head, (size_t)n); /* the headers, then the body */
+		mg_write(conn, body, len);
+		return;
+	}
+	if (buf != head)
+		memcpy(buf, head, (size_t)n);
+	if (!head_only && len)
+		memcpy(buf + n, body, len);
+	mg_write(conn, buf, total);
+	if (buf != head)
+		free(buf);
 }
 
 int es_http_reply(es_http_req *r, int status, const char *content_type, const char *body,
 		  size_t len)
 {
-	char length[32];
-	snprintf(length, sizeof length, "%zu", len);
-	mg_response_header_start(r->conn, status);
-	mg_response_header_add(r->conn, "Content-Type", content_type, -1);
-	mg_response_header_add(r->conn, "Content-Length", length, -1);
-	security_headers(r->conn);
-	if (status == 413) /* the unread body must not be taken for a request */
-		mg_response_header_add(r->conn, "Connection", "close", -1);
-	mg_response_header_send(r->conn);
-	if (len && strcmp(r->ri->request_method, "HEAD") != 0)
-		mg_write(r->conn, body, len);
+	bool head_only = strcmp(r->ri->request_method, "HEAD") == 0;
+	count(r->h, status); /* before sending: a client that got it sees it counted */
+	/* after a 413 the unread body must not be taken for the next request */
+	send_response(r->conn, head_only, status, content_type, body, len, status == 413);
 	r->status = status;
 	return status;
 }
@@ -293,19 +313,24 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 		status = es_http_reply_error(&req, 405, "method not allowed on this path", NULL);
 	else
 		status = es_http_reply_error(&req, 404, "no such resource", NULL);
-	count(h, status);
 	es_debug(TAG, "%s %s -> %d", req.ri->request_method, path, status);
 	return status;
 }
 
 /* civetweb's own errors (a malformed request line, headers too big, a
- * timeout) get a JSON body like ours. */
+ * timeout) get a JSON body like ours, and the connection is closed: after a
+ * malformed request nothing that follows can be trusted. */
 static int on_http_error(struct mg_connection *conn, int status, const char *msg)
 {
 	es_http *h = mg_get_user_data(mg_get_context(conn));
-	es_http_req req = {.conn = conn, .ri = mg_get_request_info(conn), .h = h};
-	es_http_reply_error(&req, status, msg && *msg ? msg : "bad request", NULL);
+	char body[256];
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "error", msg && *msg ? msg : "bad request") ||
+	    !cJSON_PrintPreallocated(o, body, sizeof body, false))
+		snprintf(body, sizeof body, "{\"error\":\"bad request\"}");
+	cJSON_Delete(o);
 	count(h, status);
+	send_response(conn, false, status, "application/json", body, strlen(body), true);
 	return 0;
 }
 

@@ -5,7 +5,8 @@
  * through the queue below.
  *
  * Lock `lock` guards: head, tail, acks/nacks/capacks, closing, every
- * request's `done` and `err`, ack_gen_queued, ack_gen_done and last_error. Counters are
+ * request's `done` and `err`, appenders, ack_gen_queued, ack_gen_done and
+ * last_error. Counters are
  * atomics so readers need no lock.
  */
 #include "journal.h"
@@ -26,8 +27,12 @@
 
 #define TAG "journal"
 #define DEFAULT_BATCH 4096
-#define PRUNE_CHUNK 1000   /* rows examined per retention step */
+#define PRUNE_CHUNK 1000   /* rows removed at most per retention step */
+#define EVICT_CHUNK 16     /* rows removed at most per step to make room */
+#define APPLICATION_ID 0x45535031 /* "ESP1" in the file header: a journal */
 #define MAINTAIN_EVERY_MS 1000
+/* Acks above the watermark kept at most (an ack beyond is a re-publish). */
+#define OOO_MAX (1u << 20)
 
 struct request {
 	es_event **evs;
@@ -38,10 +43,19 @@ struct request {
 	struct request *next;
 };
 
+/* What one transaction of the writer does. */
+struct batch {
+	struct request *reqs; /* a chain taken from the queue */
+	uint64_t *acks;
+	size_t nacks;
+	uint64_t ack_gen;
+	uint64_t acked;  /* sequences newly acknowledged */
+	size_t advance;  /* how far the watermark moves */
+};
+
 enum stmt_id {
 	S_INSERT,
 	S_FIND_ID,
-	S_ACK_RANGE,
 	S_SET_LAST,
 	S_PAGES,
 	S_FREEPAGES,
@@ -52,19 +66,19 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[S_COUNT_] = {
-	[S_INSERT] = "INSERT INTO events(seq, id, type, subject, journaled_ms, body, state) "
-		     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0)",
+	[S_INSERT] = "INSERT INTO events(seq, id, type, subject, journaled_ms, body) "
+		     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_FIND_ID] = "SELECT seq FROM events WHERE id = ?1",
-	[S_ACK_RANGE] = "UPDATE events SET state = 1, acked_ms = ?3 "
-			"WHERE seq BETWEEN ?1 AND ?2 AND state = 0",
-	[S_SET_LAST] = "INSERT INTO meta(key, value) VALUES('last_seq', ?1) "
+	/* The newest sequence ever given, and the ack watermark. */
+	[S_SET_LAST] = "INSERT INTO meta(key, value) VALUES('last_seq', ?1), ('acked_seq', ?2) "
 		       "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 	[S_PAGES] = "PRAGMA page_count",
 	[S_FREEPAGES] = "PRAGMA freelist_count",
 	[S_OLDEST] = "SELECT min(seq) FROM events",
-	/* The first row in [?1, ?2] that must stay: pending, or acked after ?3. */
+	/* The first row in [?1, ?2] that must stay: pending (above the
+	 * watermark ?4), or journaled after ?3. */
 	[S_FIRST_KEEP] = "SELECT seq FROM events WHERE seq BETWEEN ?1 AND ?2 "
-			 "AND (state = 0 OR acked_ms > ?3) ORDER BY seq LIMIT 1",
+			 "AND (seq > ?4 OR journaled_ms > ?3) ORDER BY seq LIMIT 1",
 	[S_DELETE_BELOW] = "DELETE FROM events WHERE seq < ?1",
 };
 
@@ -82,18 +96,22 @@ struct es_journal {
 	uint64_t *acks;
 	size_t nacks, capacks;
 	bool closing;
+	unsigned appenders;        /* threads inside es_journal_append */
 	uint64_t ack_gen_queued, ack_gen_done;
 	char last_error[160];
 
 	/* writer thread only */
 	uint64_t next_seq;
+	uint64_t acked_db;   /* the ack watermark as of the last commit */
+	uint64_t *ooo;       /* acked sequences above the watermark, sorted */
+	size_t nooo, capooo;
 	uint64_t page_size;
 	uint64_t last_maintain_ms;
 	es_uuid7_gen *ids;
 
 	char journal_id[ES_UUID_STR];
 	_Atomic uint64_t appended, duplicates, refused_full, evicted, expired, acked, commits,
-		errors, pending, latest_seq;
+		errors, pending, latest_seq, acked_seq;
 	atomic_bool failing;
 };
 
@@ -184,10 +202,8 @@ static const char *const migrations[] = {
 	"  type TEXT NOT NULL,"
 	"  subject TEXT,"
 	"  journaled_ms INTEGER NOT NULL,"
-	"  body BLOB NOT NULL,"
-	"  state INTEGER NOT NULL DEFAULT 0,"
-	"  acked_ms INTEGER);"
-	"CREATE INDEX events_pending ON events(seq) WHERE state = 0;",
+	"  body BLOB NOT NULL);"
+	"PRAGMA application_id = 1163087921;", /* APPLICATION_ID, 0x45535031 */
 };
 #define SCHEMA_VERSION (sizeof migrations / sizeof migrations[0])
 
@@ -281,20 +297,29 @@ static es_err configure(es_journal *j)
 }
 
 /* next_seq continues after both the newest row and the recorded last_seq, so
- * a sequence is never reused even when retention emptied the table. */
+ * a sequence is never reused even when retention emptied the table. The ack
+ * watermark comes from meta: nothing is counted at start-up, however long
+ * the backlog. */
 static es_err load_state(es_journal *j)
 {
-	uint64_t max_row, last = 0, pending;
+	uint64_t max_row, last = 0, acked = 0;
 	char text[32];
 	es_err err = query_u64(j->db, "SELECT max(seq) FROM events", &max_row);
 	if (err)
 		return err;
 	if (get_meta_text(j->db, "last_seq", text, sizeof text) == ES_OK)
 		last = strtoull(text, NULL, 10);
+	if (get_meta_text(j->db, "acked_seq", text, sizeof text) == ES_OK)
+		acked = strtoull(text, NULL, 10);
 	j->next_seq = (max_row > last ? max_row : last) + 1;
-	if ((err = query_u64(j->db, "SELECT count(*) FROM events WHERE state = 0", &pending)))
-		return err;
-	atomic_store(&j->pending, pending);
+	if (acked >= j->next_seq) {
+		es_error(TAG, "ack watermark %" PRIu64 " is past the newest sequence %" PRIu64, acked,
+			 j->next_seq - 1);
+		return ES_ECORRUPT;
+	}
+	j->acked_db = acked;
+	atomic_store(&j->acked_seq, acked);
+	atomic_store(&j->pending, j->next_seq - 1 - acked);
 	atomic_store(&j->latest_seq, j->next_seq - 1);
 	return ES_OK;
 }
@@ -339,10 +364,11 @@ static es_err used_bytes(es_journal *j, uint64_t *out)
 	return err;
 }
 
-/* Deletes the oldest acked rows that may go: those acked at or before cut_ms
- * (UINT64_MAX: any acked row), at most PRUNE_CHUNK, stopping at the first row
- * that must stay so the kept range stays contiguous. *deleted gets the count. */
-static es_err prune_step(es_journal *j, uint64_t cut_ms, uint64_t *deleted)
+/* Deletes the oldest acked rows that may go: those journaled at or before
+ * cut_ms (UINT64_MAX: any acked row), at most chunk of them, stopping at the
+ * first row that must stay so the kept range stays contiguous. *deleted gets
+ * the count. */
+static es_err prune_step(es_journal *j, uint64_t cut_ms, uint64_t chunk, uint64_t *deleted)
 {
 	uint64_t oldest, keep;
 	bool found;
@@ -352,12 +378,13 @@ static es_err prune_step(es_journal *j, uint64_t cut_ms, uint64_t *deleted)
 		return err;
 	sqlite3_stmt *st = j->st[S_FIRST_KEEP];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)oldest);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)(oldest + PRUNE_CHUNK - 1));
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(oldest + chunk - 1));
 	sqlite3_bind_int64(st, 3, cut_ms > INT64_MAX ? INT64_MAX : (sqlite3_int64)cut_ms);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)j->acked_db);
 	if ((err = step_u64(j->db, st, &keep, &found)))
 		return err;
 	if (!found)
-		keep = oldest + PRUNE_CHUNK;
+		keep = oldest + chunk;
 	if (keep <= oldest)
 		return ES_OK;
 	sqlite3_bind_int64(j->st[S_DELETE_BELOW], 1, (sqlite3_int64)keep);
@@ -382,7 +409,7 @@ static es_err make_room(es_journal *j, uint64_t need)
 			return ES_OK;
 		if (j->o.on_full != ES_ON_FULL_EVICT)
 			return ES_EFULL;
-		if ((err = prune_step(j, UINT64_MAX, &deleted)))
+		if ((err = prune_step(j, UINT64_MAX, EVICT_CHUNK, &deleted)))
 			return err;
 		if (deleted == 0)
 			return ES_EFULL;
@@ -514,28 +541,48 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* One UPDATE per run of consecutive sequences. */
-static es_err apply_acks(es_journal *j, uint64_t *acks, size_t n, uint64_t now)
+/* Adds seq to the sorted set of acks above the watermark (no duplicates). */
+static void ooo_add(es_journal *j, uint64_t seq)
 {
-	qsort(acks, n, sizeof *acks, cmp_u64);
-	sqlite3_stmt *st = j->st[S_ACK_RANGE];
-	uint64_t marked = 0;
-	for (size_t i = 0; i < n;) {
-		size_t k = i;
-		while (k + 1 < n && acks[k + 1] <= acks[k] + 1)
-			k++;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)acks[i]);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)acks[k]);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
-		es_err err = step_done(j->db, st);
-		if (err)
-			return err;
-		marked += (uint64_t)sqlite3_changes(j->db);
-		i = k + 1;
+	size_t lo = 0, hi = j->nooo;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (j->ooo[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	atomic_fetch_add(&j->acked, marked);
-	atomic_fetch_sub(&j->pending, marked);
-	return ES_OK;
+	if (lo < j->nooo && j->ooo[lo] == seq)
+		return;
+	if (j->nooo == j->capooo) {
+		size_t cap = j->capooo ? j->capooo * 2 : 1024;
+		uint64_t *grown = cap <= OOO_MAX ? realloc(j->ooo, cap * sizeof *grown) : NULL;
+		if (!grown) /* the event stays pending: a duplicate after a reconnect */
+			return;
+		j->ooo = grown;
+		j->capooo = cap;
+	}
+	memmove(&j->ooo[lo + 1], &j->ooo[lo], (j->nooo - lo) * sizeof *j->ooo);
+	j->ooo[lo] = seq;
+	j->nooo++;
+}
+
+/* Folds the batch's acks into the set; b->advance counts how many of its
+ * first entries now follow the watermark without a gap. PUBACKs of one
+ * connection come in publish order, so the set is nearly always consumed
+ * whole. The set only shrinks in finish_batch, after the commit. */
+static void apply_acks(es_journal *j, struct batch *b)
+{
+	uint64_t newest = j->next_seq - 1;
+	qsort(b->acks, b->nacks, sizeof *b->acks, cmp_u64);
+	size_t before = j->nooo;
+	for (size_t i = 0; i < b->nacks; i++)
+		if (b->acks[i] > j->acked_db && b->acks[i] <= newest)
+			ooo_add(j, b->acks[i]);
+	b->acked = j->nooo - before;
+	b->advance = 0;
+	while (b->advance < j->nooo && j->ooo[b->advance] == j->acked_db + b->advance + 1)
+		b->advance++;
 }
 
 /* Age-based retention, a chunk at a time, in its own transaction. */
@@ -545,7 +592,7 @@ static void maintain(es_journal *j, uint64_t now)
 	j->last_maintain_ms = es_clock_mono_ms();
 	if (exec(j->db, "BEGIN IMMEDIATE"))
 		return;
-	es_err err = prune_step(j, cut, &deleted);
+	es_err err = prune_step(j, cut, PRUNE_CHUNK, &deleted);
 	if (err || exec(j->db, "COMMIT")) {
 		exec(j->db, "ROLLBACK");
 		return;
@@ -557,12 +604,6 @@ static void maintain(es_journal *j, uint64_t now)
 
 /* ---- writer: the group commit ------------------------------------------ */
 
-struct batch {
-	struct request *reqs; /* a chain taken from the queue */
-	uint64_t *acks;
-	size_t nacks;
-	uint64_t ack_gen;
-};
 
 /* SQLite rolls a whole transaction back by itself after some errors (full
  * disk, I/O, out of memory); then every request of the batch has failed. */
@@ -578,9 +619,10 @@ static void fail_all(struct batch *b, es_err err)
 			r->err = err;
 }
 
-static es_err set_last_seq(es_journal *j)
+static es_err set_meta(es_journal *j, uint64_t watermark)
 {
 	sqlite3_bind_int64(j->st[S_SET_LAST], 1, (sqlite3_int64)(j->next_seq - 1));
+	sqlite3_bind_int64(j->st[S_SET_LAST], 2, (sqlite3_int64)watermark);
 	return step_done(j->db, j->st[S_SET_LAST]);
 }
 
@@ -597,9 +639,9 @@ static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
 			err = r->err;
 	}
 	if (!err && b->nacks)
-		err = apply_acks(j, b->acks, b->nacks, now);
-	if (!err && j->next_seq != first_seq)
-		err = set_last_seq(j);
+		apply_acks(j, b);
+	if (!err && (j->next_seq != first_seq || b->advance))
+		err = set_meta(j, j->acked_db + b->advance);
 	if (!err)
 		err = exec(j->db, "COMMIT");
 	if (err) {
@@ -665,9 +707,14 @@ static void finish_batch(es_journal *j, struct batch *b, es_err err, uint64_t ap
 		for (size_t i = 0; !r->err && i < r->n; i++)
 			if (r->res[i].duplicate)
 				atomic_fetch_add(&j->duplicates, 1);
-	if (appended) {
+	if (!err) {
+		j->acked_db += b->advance;
+		j->nooo -= b->advance;
+		memmove(j->ooo, j->ooo + b->advance, j->nooo * sizeof *j->ooo);
 		atomic_fetch_add(&j->appended, appended);
-		atomic_fetch_add(&j->pending, appended);
+		atomic_fetch_add(&j->acked, b->acked);
+		atomic_store(&j->acked_seq, j->acked_db);
+		atomic_store(&j->pending, j->next_seq - 1 - j->acked_db - j->nooo);
 		atomic_store(&j->latest_seq, j->next_seq - 1);
 	}
 	atomic_store(&j->failing, err != ES_OK);
@@ -690,6 +737,10 @@ static void finish_batch(es_journal *j, struct batch *b, es_err err, uint64_t ap
 		j->o.committed(j->o.ctx, j->next_seq - 1);
 }
 
+/* Caller holds the lock. Acks are applied as soon as they come: those that
+ * arrive while a commit is being synced ride together in the next one (the
+ * watermark makes an ack-only commit one page). Holding them back for bigger
+ * commits was measured slower: the publishing threads then idle more. */
 static bool has_work(const es_journal *j)
 {
 	return j->head || j->nacks;
@@ -714,7 +765,7 @@ static void wait_work(es_journal *j, uint64_t ms)
  * lasts); run retention now and then. */
 static void idle(es_journal *j)
 {
-	if (j->ack_gen_done != j->ack_gen_queued) {
+	if (!j->nacks && j->ack_gen_done != j->ack_gen_queued) {
 		j->ack_gen_done = j->ack_gen_queued;
 		pthread_cond_broadcast(&j->done);
 	}
@@ -736,7 +787,7 @@ static void *writer_main(void *arg)
 			idle(j);
 		if (!has_work(j))
 			break; /* closing, and nothing left */
-		struct batch b;
+		struct batch b = {0};
 		take_batch(j, &b);
 		pthread_mutex_unlock(&j->lock);
 		uint64_t appended = 0;
@@ -768,9 +819,35 @@ static es_err check_opts(const es_journal_opts *o)
 	return ES_OK;
 }
 
+/* Refuses, before changing anything, a file that is not ours to write: one
+ * from a newer version, or another application's database. */
+static es_err check_owner(sqlite3 *db)
+{
+	uint64_t version, app, tables;
+	es_err err = query_u64(db, "PRAGMA user_version", &version);
+	if (!err)
+		err = query_u64(db, "PRAGMA application_id", &app);
+	if (!err)
+		err = query_u64(db, "SELECT count(*) FROM sqlite_schema", &tables);
+	if (err)
+		return err;
+	if (version > SCHEMA_VERSION) {
+		es_error(TAG, "schema version %" PRIu64 " is newer than this program's %zu", version,
+			 (size_t)SCHEMA_VERSION);
+		return ES_EVERSION;
+	}
+	if ((version == 0 && tables > 0) || (version > 0 && app != APPLICATION_ID)) {
+		es_error(TAG, "the file is another application's SQLite database");
+		return ES_ECORRUPT;
+	}
+	return ES_OK;
+}
+
 static es_err setup(es_journal *j)
 {
 	es_err err = open_db(j->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &j->db);
+	if (!err)
+		err = check_owner(j->db);
 	if (!err)
 		err = configure(j);
 	if (!err)
@@ -802,6 +879,7 @@ static void teardown(es_journal *j)
 	pthread_cond_destroy(&j->work);
 	pthread_cond_destroy(&j->done);
 	free(j->acks);
+	free(j->ooo);
 	free(j->path);
 	free(j->source);
 	free(j);
@@ -850,6 +928,11 @@ void es_journal_close(es_journal *j)
 	pthread_mutex_unlock(&j->lock);
 	if (j->thread_started)
 		pthread_join(j->thread, NULL);
+	/* Producers woken by the last batch may still be on their way out. */
+	pthread_mutex_lock(&j->lock);
+	while (j->appenders)
+		pthread_cond_wait(&j->done, &j->lock);
+	pthread_mutex_unlock(&j->lock);
 	teardown(j);
 }
 
@@ -867,6 +950,7 @@ es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_resu
 		pthread_mutex_unlock(&j->lock);
 		return ES_ECLOSED;
 	}
+	j->appenders++;
 	if (j->tail)
 		j->tail->next = &r;
 	else
@@ -875,6 +959,8 @@ es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_resu
 	pthread_cond_signal(&j->work);
 	while (!r.done)
 		pthread_cond_wait(&j->done, &j->lock);
+	if (--j->appenders == 0 && j->closing)
+		pthread_cond_broadcast(&j->done); /* es_journal_close waits for this */
 	pthread_mutex_unlock(&j->lock);
 	return r.err;
 }
@@ -927,6 +1013,7 @@ void es_journal_counters_get(const es_journal *j, es_journal_counters *out)
 		.errors = atomic_load(&m->errors),
 		.pending = atomic_load(&m->pending),
 		.latest_seq = atomic_load(&m->latest_seq),
+		.acked_seq = atomic_load(&m->acked_seq),
 	};
 }
 
@@ -985,11 +1072,13 @@ es_err es_journal_reader_open_path(const char *path, es_journal_reader **out)
 	es_err err = reader_make(path, NULL, &r);
 	if (err)
 		return err;
-	uint64_t v;
+	uint64_t v, app = 0;
 	err = query_u64(r->db, "PRAGMA user_version", &v);
+	if (!err)
+		err = query_u64(r->db, "PRAGMA application_id", &app);
 	if (!err && v > SCHEMA_VERSION)
 		err = ES_EVERSION;
-	else if (!err && v == 0)
+	else if (!err && (v == 0 || app != APPLICATION_ID))
 		err = ES_ECORRUPT; /* not a journal (or an empty file) */
 	if (err) {
 		es_journal_reader_free(r);
@@ -1008,7 +1097,22 @@ void es_journal_reader_free(es_journal_reader *r)
 	free(r);
 }
 
-static void fill_row(sqlite3_stmt *st, es_journal_row *row)
+/* The ack watermark as this reader sees it: the writer's when attached,
+ * else what the file says. */
+static es_err watermark(es_journal_reader *r, uint64_t *out)
+{
+	char text[32];
+	if (r->j) {
+		*out = atomic_load(&r->j->acked_seq);
+		return ES_OK;
+	}
+	*out = get_meta_text(r->db, "acked_seq", text, sizeof text) == ES_OK
+		       ? strtoull(text, NULL, 10)
+		       : 0;
+	return ES_OK;
+}
+
+static void fill_row(sqlite3_stmt *st, uint64_t acked, es_journal_row *row)
 {
 	row->seq = (uint64_t)sqlite3_column_int64(st, 0);
 	row->id = (const char *)sqlite3_column_text(st, 1);
@@ -1017,25 +1121,22 @@ static void fill_row(sqlite3_stmt *st, es_journal_row *row)
 	row->journaled_ms = (uint64_t)sqlite3_column_int64(st, 4);
 	row->body = sqlite3_column_blob(st, 5);
 	row->body_len = (size_t)sqlite3_column_bytes(st, 5);
-	row->state = sqlite3_column_int(st, 6);
-	row->acked_ms = (uint64_t)sqlite3_column_int64(st, 7);
+	row->state = row->seq <= acked ? ES_STATE_ACKED : ES_STATE_PENDING;
 }
 
 es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t limit,
 		       bool pending_only, es_journal_row_fn fn, void *ctx)
 {
-	static const char *const sql[2] = {
-		"SELECT seq, id, type, subject, journaled_ms, body, state, acked_ms FROM events "
-		"WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3",
-		"SELECT seq, id, type, subject, journaled_ms, body, state, acked_ms FROM events "
-		"INDEXED BY events_pending WHERE state = 0 AND seq BETWEEN ?1 AND ?2 "
-		"ORDER BY seq LIMIT ?3",
-	};
+	static const char sql[] = "SELECT seq, id, type, subject, journaled_ms, body FROM events "
+				  "WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3";
+	uint64_t acked;
 	if (!r || !fn)
 		return ES_EINVAL;
+	watermark(r, &acked);
+	if (pending_only && from <= acked)
+		from = acked + 1;
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v3(r->db, sql[pending_only], -1, SQLITE_PREPARE_PERSISTENT, &st,
-				    NULL);
+	int rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sql_err(r->db, rc, "prepare read");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
@@ -1043,7 +1144,7 @@ es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t 
 	sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
 	es_journal_row row;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		fill_row(st, &row);
+		fill_row(st, acked, &row);
 		if (fn(ctx, &row))
 			break;
 	}
@@ -1060,23 +1161,24 @@ static uint64_t file_size(const char *path, const char *suffix)
 	return stat(name, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 }
 
+/* When the oldest pending event was journaled. */
 static es_err oldest_pending(es_journal_reader *r, es_journal_stats *s)
 {
 	sqlite3_stmt *st;
-	const char *sql = "SELECT seq, journaled_ms FROM events INDEXED BY events_pending "
-			  "WHERE state = 0 ORDER BY seq LIMIT 1";
+	const char *sql = "SELECT journaled_ms FROM events WHERE seq = ?1";
 	int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sql_err(r->db, rc, sql);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		s->oldest_pending_seq = (uint64_t)sqlite3_column_int64(st, 0);
-		s->oldest_pending_ms = (uint64_t)sqlite3_column_int64(st, 1);
-	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)s->oldest_pending_seq);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		s->oldest_pending_ms = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, sql);
 }
 
-/* One read transaction so the figures agree with each other. */
+/* One read transaction so the figures agree with each other. Pending is
+ * everything above the ack watermark (for an attached reader, less the
+ * acks already taken above it). */
 es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out)
 {
 	es_journal_stats s = {0};
@@ -1084,21 +1186,21 @@ es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out)
 	es_err err = exec(r->db, "BEGIN");
 	if (!err && !(err = query_u64(r->db, "SELECT min(seq) FROM events", &s.oldest_seq)) &&
 	    !(err = query_u64(r->db, "SELECT max(seq) FROM events", &s.latest_seq)) &&
-	    !(err = oldest_pending(r, &s)) &&
+	    !(err = watermark(r, &s.acked_seq)) &&
 	    !(err = query_u64(r->db, "PRAGMA page_count", &pages)) &&
 	    !(err = query_u64(r->db, "PRAGMA freelist_count", &free_pages)) &&
 	    !(err = query_u64(r->db, "PRAGMA page_size", &page_size))) {
-		if (r->j)
-			s.pending = atomic_load(&r->j->pending);
-		else
-			err = query_u64(r->db, "SELECT count(*) FROM events WHERE state = 0",
-					&s.pending);
+		if (s.latest_seq > s.acked_seq) {
+			s.oldest_pending_seq = s.acked_seq + 1;
+			err = oldest_pending(r, &s);
+		}
 	}
 	exec(r->db, "COMMIT");
 	if (err)
 		return err;
+	s.pending = r->j ? atomic_load(&r->j->pending)
+			 : (s.latest_seq > s.acked_seq ? s.latest_seq - s.acked_seq : 0);
 	s.count = s.latest_seq ? s.latest_seq - s.oldest_seq + 1 : 0;
-	s.acked_seq = s.oldest_pending_seq ? s.oldest_pending_seq - 1 : s.latest_seq;
 	s.used_bytes = (pages - free_pages) * page_size;
 	s.file_bytes = file_size(r->path, "") + file_size(r->path, "-wal");
 	*out = s;
@@ -1166,6 +1268,22 @@ static es_err integrity(es_journal_reader *r, struct verify_ctx *v)
 	return rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, "integrity_check");
 }
 
+/* The ack watermark cannot be past the newest event. */
+static es_err check_watermark(es_journal_reader *r, struct verify_ctx *v)
+{
+	uint64_t acked, newest, last = 0;
+	char text[32];
+	es_err err = watermark(r, &acked);
+	if (!err)
+		err = query_u64(r->db, "SELECT max(seq) FROM events", &newest);
+	if (get_meta_text(r->db, "last_seq", text, sizeof text) == ES_OK)
+		last = strtoull(text, NULL, 10);
+	if (!err && acked > (newest > last ? newest : last))
+		problem(v, "ack watermark %" PRIu64 " is past the newest sequence %" PRIu64, acked,
+			newest > last ? newest : last);
+	return err;
+}
+
 es_err es_journal_verify(es_journal_reader *r, void (*fn)(void *ctx, const char *problem),
 			 void *ctx)
 {
@@ -1173,6 +1291,8 @@ es_err es_journal_verify(es_journal_reader *r, void (*fn)(void *ctx, const char 
 		return ES_EINVAL;
 	struct verify_ctx v = {.fn = fn, .ctx = ctx};
 	es_err err = integrity(r, &v);
+	if (!err)
+		err = check_watermark(r, &v);
 	if (err)
 		return err;
 	if ((err = es_journal_read(r, 0, UINT64_MAX, SIZE_MAX, false, verify_row, &v)))

@@ -2,10 +2,13 @@
  *
  * One file in WAL mode. Events get a strictly increasing sequence when they
  * are committed; they are *pending* until the broker acknowledges them, then
- * *acked*. Acked events stay as the node's event store until retention
- * removes them (older than retain_ms, or to make room under the evict
- * policy); pending events are never deleted. Retention only ever removes the
- * oldest events, so the held sequences are always one contiguous range.
+ * *acked*. Acknowledgement is kept as a watermark (every sequence up to it is
+ * acked; PUBACKs of one connection arrive in publish order) plus a small set
+ * of acks above it in memory, so an ack costs no row update. Acked events
+ * stay as the node's event store until retention removes them (journaled
+ * more than retain_ms ago, or to make room under the evict policy); pending
+ * events are never deleted. Retention only ever removes the oldest events,
+ * so the held sequences are always one contiguous range.
  *
  * Writes go through one writer thread that owns the write connection and
  * applies group commit: appends from any number of producer threads, and
@@ -48,7 +51,7 @@ typedef struct es_journal_opts {
 	const char *path;
 	es_journal_sync sync;
 	uint64_t max_bytes;   /* cap on the journal's used size; 0 = none */
-	uint64_t retain_ms;   /* acked events older than this go; 0 = at once */
+	uint64_t retain_ms;   /* acked events journaled longer ago go; 0 = at once */
 	es_journal_on_full on_full;
 	const char *source;   /* "/site/node", stamped on events without one */
 	size_t max_event_bytes; /* 0 = ES_EVENT_MAX_BYTES_DEFAULT */
@@ -78,11 +81,15 @@ typedef struct es_journal_counters {
 	uint64_t errors;        /* transactions that failed */
 	uint64_t pending;       /* events now pending */
 	uint64_t latest_seq;    /* newest committed sequence */
+	uint64_t acked_seq;     /* the ack watermark: all <= it are acked */
 } es_journal_counters;
 
 /* Opens or creates the journal at opts->path, migrates it, and starts the
- * writer thread. Errors: ES_EINVAL (bad options), ES_EIO (cannot open or
- * write), ES_ECORRUPT (not a journal, or fails its checks), ES_EVERSION. */
+ * writer thread. Errors: ES_EINVAL (bad options), ES_ENOTFOUND (the path
+ * cannot be opened or created), ES_EIO (cannot write), ES_ECORRUPT (not a
+ * journal: another application's database, or fails its checks),
+ * ES_EVERSION (written by a newer version). A file that is refused is not
+ * modified. */
 es_err es_journal_open(const es_journal_opts *opts, es_journal **out);
 
 /* Finishes queued work, stops the writer, checkpoints and closes. NULL ok.
@@ -97,9 +104,10 @@ void es_journal_close(es_journal *j);
 es_err es_journal_append(es_journal *j, es_event **evs, size_t n,
 			 es_append_result *res);
 
-/* Marks seq acked. Does not wait: acks are applied by the writer in its next
- * transaction (several acks, one statement per contiguous run). Acking an
- * acked or unknown sequence is harmless. Any thread. ES_ENOMEM. */
+/* Marks seq acked. Does not wait: the writer applies it in its next
+ * transaction, with every other ack and append queued meanwhile. An ack lost
+ * in a crash only means the event is published again. Acking an acked or
+ * unknown sequence is harmless. Any thread. ES_ENOMEM. */
 es_err es_journal_ack(es_journal *j, uint64_t seq);
 
 /* Waits until every ack queued so far is committed (tests, shutdown). */
@@ -126,8 +134,8 @@ typedef struct es_journal_row {
 	const char *id, *type, *subject; /* subject may be NULL */
 	const char *body;                /* the encoded CloudEvent */
 	size_t body_len;
-	int state;
-	uint64_t journaled_ms, acked_ms; /* acked_ms 0 while pending */
+	int state;                       /* ES_STATE_PENDING or ES_STATE_ACKED */
+	uint64_t journaled_ms;
 } es_journal_row;
 
 /* Returning non-zero from a row callback stops the read early. */

@@ -231,7 +231,23 @@ uint64_t es_loop_now(const es_loop *l)
 	return l->now;
 }
 
-/* Runs the posted work and pending asyncs queued so far. */
+/* Puts work taken but not run back at the head of the queue. */
+static void requeue(es_loop *l, struct post *first)
+{
+	struct post *last = first;
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&l->lock);
+	last->next = l->head;
+	l->head = first;
+	if (!l->tail)
+		l->tail = last;
+	wake_locked(l);
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* Runs the posted work and pending asyncs queued so far, stopping after the
+ * callback that called es_loop_stop. */
 static void run_posted(es_loop *l)
 {
 	uint64_t drain;
@@ -247,8 +263,12 @@ static void run_posted(es_loop *l)
 		p->fn(p->arg);
 		free(p);
 		p = next;
+		if (p && atomic_load(&l->stop)) {
+			requeue(l, p);
+			return;
+		}
 	}
-	for (es_async *a = l->asyncs; a;) {
+	for (es_async *a = l->asyncs; a && !atomic_load(&l->stop);) {
 		es_async *next = a->next; /* fn may free a */
 		pthread_mutex_lock(&l->lock);
 		bool due = a->pending;
@@ -266,7 +286,7 @@ static void run_timers(es_loop *l)
 	uint64_t now = l->now;
 	es_timer_id limit = l->next_id;
 	size_t i = 0;
-	while (i < l->ntimers && l->timers[i].due <= now) {
+	while (i < l->ntimers && l->timers[i].due <= now && !atomic_load(&l->stop)) {
 		struct timer t = l->timers[i];
 		if (t.id >= limit) {
 			i++;
@@ -292,7 +312,7 @@ static int poll_timeout(const es_loop *l)
 
 static void run_watches(es_loop *l, const struct pollfd *fds, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !atomic_load(&l->stop); i++) {
 		if (!fds[i].revents)
 			continue;
 		for (size_t j = 0; j < l->nwatches; j++) {
@@ -330,6 +350,7 @@ es_err es_loop_run(es_loop *l)
 		run_posted(l);
 		run_timers(l);
 		run_watches(l, fds + 1, n);
+		/* each step above returns at once after a callback that stopped */
 	}
 	free(fds);
 	atomic_store(&l->stop, false);

@@ -312,6 +312,8 @@ static void on_pub_ok5(void *context, MQTTAsync_successData5 *d)
 				   .tag = s->tag});
 }
 
+/* MQTT 3.1.1 has no refusals: every publish failure is the transport's
+ * (paho fails it before it reports the lost connection). */
 static void on_pub_fail(void *context, MQTTAsync_failureData *d)
 {
 	struct slot *s = context;
@@ -319,11 +321,15 @@ static void on_pub_fail(void *context, MQTTAsync_failureData *d)
 				   .code = d ? d->code : -1});
 }
 
+/* MQTT 5: a PUBACK reason code of 0x80 or more is the broker refusing the
+ * message (flag); anything else is the transport failing. */
 static void on_pub_fail5(void *context, MQTTAsync_failureData5 *d)
 {
 	struct slot *s = context;
+	bool refused = d && (int)d->reasonCode >= 0x80;
 	post(s->m, &(struct entry){.kind = K_NACK, .gen = s->gen, .slot = s->index, .tag = s->tag,
-				   .code = d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1});
+				   .flag = refused,
+				   .code = refused ? (int)d->reasonCode : d ? d->code : -1});
 }
 
 static void on_disconnected(void *context, MQTTAsync_successData *d)
@@ -638,16 +644,22 @@ static void handle_completion(es_mqtt *m, const struct entry *e)
 	bool current = e->gen == m->gen && s->used && s->gen == e->gen;
 	if (current)
 		release_slot(m, s);
+	es_err err = ES_OK;
 	if (e->kind == K_ACK) {
 		m->stats.acked++;
-		if (m->o.cbs.published)
-			m->o.cbs.published(m->o.ctx, e->tag, ES_OK);
-	} else if (current) {
+	} else if (!current) {
+		return; /* an earlier connection's: disconnected() said it is lost */
+	} else if (e->flag) {
 		m->stats.refused++;
-		es_warn(TAG, "publish refused (code %d)", e->code);
-		if (m->o.cbs.published)
-			m->o.cbs.published(m->o.ctx, e->tag, ES_EPROTO);
+		es_error(TAG, "%s refused a publish (reason code 0x%02x)", m->uri,
+			 (unsigned)e->code);
+		err = ES_EPROTO;
+	} else {
+		es_debug(TAG, "a publish was lost with the connection (paho %d)", e->code);
+		err = ES_ENOTCONN;
 	}
+	if (m->o.cbs.published)
+		m->o.cbs.published(m->o.ctx, e->tag, err);
 }
 
 static void handle(es_mqtt *m, const struct entry *e)

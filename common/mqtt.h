@@ -13,10 +13,13 @@
  * Each connection attempt uses a fresh paho client. So after a connection is
  * lost, paho resends nothing by itself: the caller re-publishes what was not
  * acknowledged, from its journal, in its own order. Contract for published():
- * an acknowledgement (ES_OK) is delivered even if it raced with a lost
- * connection (an ack is an ack); failures of publishes made before a
- * disconnected() call are not reported (the caller treats every
- * unacknowledged publish as lost when disconnected() is called).
+ * ES_OK, the broker acknowledged it (delivered even if it raced with a lost
+ * connection: an ack is an ack); ES_EPROTO, the broker refused it (MQTT 5
+ * reason code >= 0x80, logged): sending it again will not help; ES_ENOTCONN,
+ * it was lost with its connection (paho often says so just before the
+ * connection loss itself): publish it again. After disconnected(), nothing
+ * more is reported for publishes of the lost connection: every one not
+ * acknowledged by then is lost.
  */
 #ifndef ES_MQTT_H
 #define ES_MQTT_H
@@ -37,7 +40,7 @@ typedef struct es_mqtt_cbs {
 	 * scheduled after retry_ms. Also called once after es_mqtt_disconnect
 	 * completes, with cause "stopped" and retry_ms 0. */
 	void (*disconnected)(void *ctx, const char *cause, uint64_t retry_ms);
-	/* A QoS 1 publish was acknowledged (ES_OK) or refused (an error). */
+	/* A QoS 1 publish completed: ES_OK, ES_EPROTO or ES_ENOTCONN (above). */
 	void (*published)(void *ctx, uint64_t tag, es_err err);
 	/* A message arrived on a subscription. Pointers valid during the call. */
 	void (*message)(void *ctx, const char *topic, const void *payload, size_t len);
@@ -103,7 +106,8 @@ void es_mqtt_stats_get(const es_mqtt *m, es_mqtt_stats *out);
  * Loop thread. */
 es_err es_mqtt_disconnect(es_mqtt *m, uint64_t timeout_ms);
 
-/* Destroys the client at once (no clean disconnect). Loop thread. NULL ok. */
+/* Destroys the client at once: paho sends DISCONNECT if it can, so the will
+ * is not published; nothing in flight is waited for. Loop thread. NULL ok. */
 void es_mqtt_free(es_mqtt *m);
 
 #endif

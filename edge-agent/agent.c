@@ -184,10 +184,20 @@ static void disconnect(agent *a);
 static void on_published(void *ctx, uint64_t tag, es_err err)
 {
 	agent *a = ctx;
-	if (err)
-		es_warn(TAG, "the broker refused a publish: %s", es_strerror(err));
-	else if (tag != TAG_CONTROL && !(tag & TAG_RESEND))
+	bool event = tag != TAG_CONTROL && !(tag & TAG_RESEND);
+	if (err == ES_ENOTCONN) {
+		pub_reset(a); /* lost on the way: publish again from the oldest pending */
+	} else if (err == ES_EPROTO && event) {
+		/* The broker will never take it (MQTT 5 refusal, e.g. not
+		 * authorized): count it and move on, or it would block the
+		 * watermark and be re-sent after every reconnect. */
+		atomic_fetch_add(&a->refused_by_broker, 1);
+		es_error(TAG, "event %llu refused by the broker; it stays in the journal, "
+			      "not delivered", (unsigned long long)tag);
 		pub_acked(a, tag);
+	} else if (!err && event) {
+		pub_acked(a, tag);
+	}
 	if (a->phase == P_DRAINING && es_mqtt_inflight(a->mqtt) == 0)
 		finish_drain(a);
 	else if (a->phase == P_SAYING_OFFLINE && es_mqtt_inflight(a->mqtt) == 0)

@@ -109,6 +109,7 @@ struct agent {
 	es_journal_reader *api_reader;
 	_Atomic uint64_t rejected[R_COUNT_];
 	_Atomic uint64_t ingested;
+	_Atomic uint64_t refused_by_broker; /* MQTT 5 refusals */
 };
 
 /* publisher.c */

@@ -175,6 +175,7 @@ static void add_broker(agent *a, cJSON *o)
 	cJSON_AddNumberToObject(b, "published", (double)s.published);
 	cJSON_AddNumberToObject(b, "acked", (double)s.acked);
 	cJSON_AddNumberToObject(b, "resent", (double)s.resent);
+	cJSON_AddNumberToObject(b, "refused", (double)atomic_load(&a->refused_by_broker));
 	cJSON_AddStringToObject(b, "last_error", s.last_error);
 }
 

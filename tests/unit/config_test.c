@@ -565,9 +565,11 @@ static void test_help(void **state)
 	size_t len = 0;
 	FILE *out = open_memstream(&text, &len);
 	assert_non_null(out);
-	es_config_help(f->c, out, "prog [OPTIONS]");
+	es_config_help(f->c, out, "usage: prog [OPTIONS]\n");
 	fclose(out);
-	assert_contains(text, "Usage: prog [OPTIONS]\n");
+	static const char head[] = "usage: prog [OPTIONS]\n\nOptions:\n";
+	assert_true(strncmp(text, head, sizeof head - 1) == 0);
+	assert_contains(text, "--print-reference");
 	assert_contains(text, "--print-config");
 	assert_contains(text, "--mqtt.inflight N  (env ES_MQTT_INFLIGHT)\n");
 	assert_contains(text, "Unacked publishes.\n");
@@ -578,6 +580,21 @@ static void test_help(void **state)
 	assert_contains(text, "1KiB..1024GiB; default: 64MiB\n");
 	assert_contains(text, "--mqtt.tls [BOOL]");
 	assert_contains(text, "--bridge.peers A,B,...");
+	free(text);
+}
+
+static void test_reference(void **state)
+{
+	fixture *f = *state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	assert_non_null(out);
+	es_config_reference(f->c, out);
+	fclose(out);
+	static const char head[] = "| setting | environment | type | default | meaning |\n";
+	assert_true(strncmp(text, head, sizeof head - 1) == 0);
+	assert_contains(text, "| `mqtt.inflight` | `ES_MQTT_INFLIGHT` | integer, 1..1000 | `10` |");
 	free(text);
 }
 
@@ -840,6 +857,7 @@ int main(void)
 	        T(test_modes),
 	        T(test_version_mode),
 	        T(test_help),
+	        T(test_reference),
 	        T(test_free_resets_target),
 	        T(test_load_bad_args),
 	        cmocka_unit_test(test_required),
