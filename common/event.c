@@ -696,7 +696,7 @@ static bool make_plan(stamp_plan *p, const es_event *ev, const char *id, const c
 	return (!sh || plan(p, o, "specversion", "1.0", false)) && plan(p, o, "id", id, false) &&
 	       plan(p, o, "source", source, false) && plan(p, o, "time", time_s, false) &&
 	       (!sh || plan(p, o, "datacontenttype", "application/json", false)) &&
-	       plan(p, o, "sequence", seq_s, true);
+	       (seq == 0 || plan(p, o, "sequence", seq_s, true));
 }
 
 /* Sets sequence, and id, source, time (and, for the short form,
@@ -716,6 +716,8 @@ es_err es_event_stamp(es_event *ev, const char *id_if_missing, const char *sourc
 		return ES_EINVAL;
 	stamp_plan p = {.n = 0};
 	bool ok = make_plan(&p, ev, id_if_missing, source, time_ms, seq);
+	if (ok && seq == 0)
+		cJSON_DeleteItemFromObjectCaseSensitive(ev->obj, "sequence");
 	for (size_t i = 0; i < p.n; i++) {
 		if (!ok) {
 			cJSON_Delete(p.item[i]);
@@ -729,6 +731,21 @@ es_err es_event_stamp(es_event *ev, const char *id_if_missing, const char *sourc
 }
 
 /* ---- encoding and access ---- */
+
+/* Contract in event.h. */
+es_err es_event_encode_open(const es_event *ev, size_t max_bytes, char **json, size_t *len)
+{
+	char *s;
+	size_t n;
+	es_err err = es_event_encode(ev, max_bytes, &s, &n);
+	if (err)
+		return err;
+	/* A printed object always ends with its closing brace. */
+	s[--n] = '\0';
+	*json = s;
+	*len = n;
+	return ES_OK;
+}
 
 /* Prints ev as compact JSON into a malloc'd *json of *len bytes (plus NUL).
  * Errors: ES_EINVAL, ES_ETOOBIG (over max_bytes, unless 0), ES_ENOMEM. */

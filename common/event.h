@@ -69,10 +69,11 @@ es_err es_event_decode(const char *json, size_t len, size_t max_bytes,
 es_err es_event_new(const char *type, const char *subject,
 		    const char *data_json, es_event **out, es_verr *verr);
 
-/* Completes an event for the journal: sets `sequence` to seq, and fills id,
- * source and time when absent (a full-form event keeps its own). specversion
- * and datacontenttype are set for short-form events. id_if_missing and
- * source must be valid; time_ms is wall time in ms. */
+/* Completes an event for the journal: sets `sequence` to seq (seq 0: removes
+ * any `sequence` it had), and fills id, source and time when absent (a
+ * full-form event keeps its own). specversion and datacontenttype are set
+ * for short-form events. id_if_missing and source must be valid; time_ms is
+ * wall time in ms. */
 es_err es_event_stamp(es_event *ev, const char *id_if_missing,
 		      const char *source, uint64_t time_ms, uint64_t seq);
 
@@ -80,6 +81,12 @@ es_err es_event_stamp(es_event *ev, const char *id_if_missing,
  * excludes the NUL). ES_ETOOBIG if longer than max_bytes (0 = no limit). */
 es_err es_event_encode(const es_event *ev, size_t max_bytes, char **json,
 		       size_t *len);
+
+/* As es_event_encode, without the closing '}': the journal appends
+ * ,"sequence":"N"} once it knows N. Stamp with seq 0 first (no sequence
+ * attribute), so the event is encoded once, by its producer's thread. */
+es_err es_event_encode_open(const es_event *ev, size_t max_bytes, char **json,
+			    size_t *len);
 
 /* Accessors; strings live as long as the event. NULL when absent. */
 const char *es_event_id(const es_event *ev);

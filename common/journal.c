@@ -34,8 +34,17 @@
 /* Acks above the watermark kept at most (an ack beyond is a re-publish). */
 #define OOO_MAX (1u << 20)
 
+/* An event made ready by its producer: stamped and encoded without its
+ * sequence, so the writer only appends ,"sequence":"N"}. */
+struct prepared {
+	char *open;  /* the encoded event without its closing brace */
+	size_t len;
+	bool fresh;  /* its id was made here just now: no duplicate possible */
+};
+
 struct request {
 	es_event **evs;
+	struct prepared *prep;
 	size_t n;
 	es_append_result *res;
 	es_err err;
@@ -92,6 +101,7 @@ struct es_journal {
 
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
+	pthread_mutex_t id_lock; /* guards ids: producers make their own ids */
 	struct request *head, *tail;
 	uint64_t *acks;
 	size_t nacks, capacks;
@@ -103,6 +113,9 @@ struct es_journal {
 	/* writer thread only */
 	uint64_t next_seq;
 	uint64_t acked_db;   /* the ack watermark as of the last commit */
+	char *scratch;       /* where bodies are finished */
+	size_t capscratch;
+	bool synced;         /* the connection is at synchronous=FULL now */
 	uint64_t *ooo;       /* acked sequences above the watermark, sorted */
 	size_t nooo, capooo;
 	uint64_t page_size;
@@ -288,6 +301,7 @@ static es_err configure(es_journal *j)
 		 j->o.sync == ES_SYNC_FULL ? "FULL" : "NORMAL");
 	if ((err = exec(j->db, sql)))
 		return err;
+	j->synced = j->o.sync == ES_SYNC_FULL;
 	/* Keep the WAL from growing without bound between checkpoints. */
 	if ((err = exec(j->db, "PRAGMA journal_size_limit = 16777216")))
 		return err;
@@ -432,7 +446,7 @@ static es_err insert_row(es_journal *j, const es_event *ev, uint64_t now, const 
 			 size_t len)
 {
 	sqlite3_stmt *st = j->st[S_INSERT];
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)es_event_seq(ev));
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->next_seq);
 	sqlite3_bind_text(st, 2, es_event_id(ev), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, es_event_type(ev), -1, SQLITE_STATIC);
 	if (es_event_subject(ev))
@@ -446,40 +460,43 @@ static es_err insert_row(es_journal *j, const es_event *ev, uint64_t now, const 
 	return err;
 }
 
-/* Stamps one event with the next sequence (and an id if it has none),
- * encodes and inserts it; a known id is reported as a duplicate instead. */
-static es_err append_one(es_journal *j, es_event *ev, uint64_t now, es_append_result *res)
+/* Appends ,"sequence":"N"} to p->open in the writer's scratch buffer. */
+static es_err finish_body(es_journal *j, const struct prepared *p, size_t *len)
 {
-	char idbuf[ES_UUID_STR];
+	char tail[40];
+	int t = snprintf(tail, sizeof tail, ",\"sequence\":\"%" PRIu64 "\"}", j->next_seq);
+	size_t need = p->len + (size_t)t + 1;
+	if (need > j->capscratch) {
+		char *grown = realloc(j->scratch, need);
+		if (!grown)
+			return ES_ENOMEM;
+		j->scratch = grown;
+		j->capscratch = need;
+	}
+	memcpy(j->scratch, p->open, p->len);
+	memcpy(j->scratch + p->len, tail, (size_t)t + 1);
+	*len = need - 1;
+	return *len > j->o.max_event_bytes ? ES_ETOOBIG : ES_OK;
+}
+
+/* Inserts one prepared event with the next sequence; an id already
+ * journaled is reported as a duplicate instead. */
+static es_err append_one(es_journal *j, es_event *ev, const struct prepared *p, uint64_t now,
+			 es_append_result *res)
+{
 	const char *id = es_event_id(ev);
 	bool found = false;
-	es_err err = ES_OK;
-	if (id && (err = find_id(j, id, &res->seq, &found)))
-		return err;
-	if (found) {
-		res->duplicate = true;
-		snprintf(res->id, sizeof res->id, "%s", id);
-		return ES_OK;
-	}
-	if (!id) {
-		es_uuid u;
-		if ((err = es_uuid7_next(j->ids, now, &u)))
-			return err;
-		es_uuid_format(&u, idbuf);
-	}
-	if ((err = es_event_stamp(ev, idbuf, j->source, now, j->next_seq)))
-		return err;
-	char *body;
 	size_t len;
-	if ((err = es_event_encode(ev, j->o.max_event_bytes, &body, &len)))
-		return err;
-	err = insert_row(j, ev, now, body, len);
-	free(body);
+	es_err err = p->fresh ? ES_OK : find_id(j, id, &res->seq, &found);
 	if (err)
 		return err;
+	res->duplicate = found;
+	snprintf(res->id, sizeof res->id, "%s", id);
+	if (found)
+		return ES_OK;
+	if ((err = finish_body(j, p, &len)) || (err = insert_row(j, ev, now, j->scratch, len)))
+		return err;
 	res->seq = j->next_seq++;
-	res->duplicate = false;
-	snprintf(res->id, sizeof res->id, "%s", es_event_id(ev));
 	return ES_OK;
 }
 
@@ -487,7 +504,7 @@ static es_err insert_all(es_journal *j, struct request *r, uint64_t now)
 {
 	es_err err = exec(j->db, "SAVEPOINT req");
 	for (size_t i = 0; i < r->n && !err; i++)
-		err = append_one(j, r->evs[i], now, &r->res[i]);
+		err = append_one(j, r->evs[i], &r->prep[i], now, &r->res[i]);
 	return err;
 }
 
@@ -585,11 +602,26 @@ static void apply_acks(es_journal *j, struct batch *b)
 		b->advance++;
 }
 
+/* Sets how the next commit syncs. Only events need a commit that survives a
+ * power cut (sync=full); a transaction of acks or retention alone commits
+ * without an fsync: SQLite's WAL stays consistent, such a commit is made
+ * durable by the next synced one, and losing it costs a re-publish or a
+ * late deletion, never an event. */
+static void choose_sync(es_journal *j, bool events)
+{
+	bool full = events && j->o.sync == ES_SYNC_FULL;
+	if (full != j->synced) {
+		exec(j->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+		j->synced = full;
+	}
+}
+
 /* Age-based retention, a chunk at a time, in its own transaction. */
 static void maintain(es_journal *j, uint64_t now)
 {
 	uint64_t cut = now > j->o.retain_ms ? now - j->o.retain_ms : 0, deleted = 0;
 	j->last_maintain_ms = es_clock_mono_ms();
+	choose_sync(j, false);
 	if (exec(j->db, "BEGIN IMMEDIATE"))
 		return;
 	es_err err = prune_step(j, cut, PRUNE_CHUNK, &deleted);
@@ -632,6 +664,7 @@ static es_err set_meta(es_journal *j, uint64_t watermark)
 static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
 {
 	uint64_t first_seq = j->next_seq, now = es_clock_wall_ms();
+	choose_sync(j, b->reqs != NULL);
 	es_err err = exec(j->db, "BEGIN IMMEDIATE");
 	for (struct request *r = b->reqs; r && !err; r = r->next) {
 		r->err = append_request(j, r, now);
@@ -880,6 +913,8 @@ static void teardown(es_journal *j)
 	pthread_cond_destroy(&j->done);
 	free(j->acks);
 	free(j->ooo);
+	free(j->scratch);
+	pthread_mutex_destroy(&j->id_lock);
 	free(j->path);
 	free(j->source);
 	free(j);
@@ -898,6 +933,7 @@ es_err es_journal_open(const es_journal_opts *opts, es_journal **out)
 	if (!j->o.max_event_bytes)
 		j->o.max_event_bytes = ES_EVENT_MAX_BYTES_DEFAULT;
 	pthread_mutex_init(&j->lock, NULL);
+	pthread_mutex_init(&j->id_lock, NULL);
 	pthread_cond_init(&j->work, NULL);
 	pthread_cond_init(&j->done, NULL);
 	j->path = strdup(opts->path);
@@ -938,6 +974,51 @@ void es_journal_close(es_journal *j)
 
 /* ---- producers ---------------------------------------------------------- */
 
+/* In the producer's thread: an id if it has none, the source and time, and
+ * the encoding -- everything but the sequence, which only the writer knows. */
+static es_err prepare_one(es_journal *j, es_event *ev, uint64_t now, struct prepared *p)
+{
+	char id[ES_UUID_STR] = "";
+	p->fresh = es_event_id(ev) == NULL;
+	if (p->fresh) {
+		es_uuid u;
+		pthread_mutex_lock(&j->id_lock);
+		es_err err = es_uuid7_next(j->ids, now, &u);
+		pthread_mutex_unlock(&j->id_lock);
+		if (err)
+			return err;
+		es_uuid_format(&u, id);
+	}
+	es_err err = es_event_stamp(ev, p->fresh ? id : "unused", j->source, now, 0);
+	if (!err)
+		err = es_event_encode_open(ev, j->o.max_event_bytes, &p->open, &p->len);
+	return err;
+}
+
+static void free_prepared(struct prepared *prep, size_t n)
+{
+	for (size_t i = 0; prep && i < n; i++)
+		free(prep[i].open);
+	free(prep);
+}
+
+static es_err prepare(es_journal *j, es_event **evs, size_t n, struct prepared **out)
+{
+	struct prepared *prep = calloc(n, sizeof *prep);
+	if (!prep)
+		return ES_ENOMEM;
+	uint64_t now = es_clock_wall_ms();
+	for (size_t i = 0; i < n; i++) {
+		es_err err = prepare_one(j, evs[i], now, &prep[i]);
+		if (err) {
+			free_prepared(prep, n);
+			return err;
+		}
+	}
+	*out = prep;
+	return ES_OK;
+}
+
 es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_result *res)
 {
 	if (!j || (n && (!evs || !res)))
@@ -945,9 +1026,13 @@ es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_resu
 	if (n == 0)
 		return ES_OK;
 	struct request r = {.evs = evs, .n = n, .res = res};
+	es_err err = prepare(j, evs, n, &r.prep);
+	if (err)
+		return err;
 	pthread_mutex_lock(&j->lock);
 	if (j->closing) {
 		pthread_mutex_unlock(&j->lock);
+		free_prepared(r.prep, n);
 		return ES_ECLOSED;
 	}
 	j->appenders++;
@@ -962,6 +1047,7 @@ es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_resu
 	if (--j->appenders == 0 && j->closing)
 		pthread_cond_broadcast(&j->done); /* es_journal_close waits for this */
 	pthread_mutex_unlock(&j->lock);
+	free_prepared(r.prep, n);
 	return r.err;
 }
 

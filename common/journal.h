@@ -96,8 +96,10 @@ es_err es_journal_open(const es_journal_opts *opts, es_journal **out);
  * Appends after or during close fail with ES_ECLOSED. */
 void es_journal_close(es_journal *j);
 
-/* Journals evs[0..n) (stamped in place: id, source, time, sequence) in one
- * atomic step and returns once committed, with one result per event.
+/* Journals evs[0..n) in one atomic step and returns once committed, with
+ * one result per event (its id and sequence). The events are stamped in
+ * place with id, source and time, and encoded, in the calling thread; the
+ * sequence goes into the journaled body only (not into evs).
  * Errors: ES_EFULL (no room under the cap, or the disk is full: nothing
  * written), ES_ETOOBIG (an event's encoding exceeds the size limit), ES_EIO,
  * ES_ECLOSED, ES_ENOMEM. Any thread. */
