@@ -71,6 +71,14 @@ enum stmt_id {
 	S_OLDEST,
 	S_FIRST_KEEP,
 	S_DELETE_BELOW,
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_SYNC_FULL,
+	S_SYNC_NORMAL,
 	S_COUNT_
 };
 
@@ -89,6 +97,15 @@ static const char *const stmt_sql[S_COUNT_] = {
 	[S_FIRST_KEEP] = "SELECT seq FROM events WHERE seq BETWEEN ?1 AND ?2 "
 			 "AND (seq > ?4 OR journaled_ms > ?3) ORDER BY seq LIMIT 1",
 	[S_DELETE_BELOW] = "DELETE FROM events WHERE seq < ?1",
+	/* Prepared once: the writer runs these thousands of times a second. */
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT req",
+	[S_RELEASE] = "RELEASE req",
+	[S_ROLLBACK_TO] = "ROLLBACK TO req",
+	[S_SYNC_FULL] = "PRAGMA synchronous = FULL",
+	[S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 };
 
 struct es_journal {
@@ -202,6 +219,12 @@ static es_err step_done(sqlite3 *db, sqlite3_stmt *st)
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? ES_OK : sql_err(db, rc, sqlite3_sql(st));
+}
+
+/* Runs one of the writer's prepared statements that return no rows. */
+static es_err run(es_journal *j, enum stmt_id id)
+{
+	return step_done(j->db, j->st[id]);
 }
 
 /* ---- schema ------------------------------------------------------------ */
@@ -502,7 +525,7 @@ static es_err append_one(es_journal *j, es_event *ev, const struct prepared *p, 
 
 static es_err insert_all(es_journal *j, struct request *r, uint64_t now)
 {
-	es_err err = exec(j->db, "SAVEPOINT req");
+	es_err err = run(j, S_SAVEPOINT);
 	for (size_t i = 0; i < r->n && !err; i++)
 		err = append_one(j, r->evs[i], &r->prep[i], now, &r->res[i]);
 	return err;
@@ -510,8 +533,8 @@ static es_err insert_all(es_journal *j, struct request *r, uint64_t now)
 
 static void undo_request(es_journal *j, uint64_t first_seq)
 {
-	exec(j->db, "ROLLBACK TO req");
-	exec(j->db, "RELEASE req");
+	run(j, S_ROLLBACK_TO);
+	run(j, S_RELEASE);
 	j->next_seq = first_seq;
 }
 
@@ -533,14 +556,14 @@ static es_err append_request(es_journal *j, struct request *r, uint64_t now)
 		if (err)
 			undo_request(j, first_seq);
 		else
-			exec(j->db, "RELEASE req");
+			run(j, S_RELEASE);
 		return err;
 	}
 	undo_request(j, first_seq);
 	err = make_room(j, after > before ? after - before : 0);
 	if (!err) {
 		if (!(err = insert_all(j, r, now))) {
-			exec(j->db, "RELEASE req");
+			run(j, S_RELEASE);
 			return ES_OK;
 		}
 		undo_request(j, first_seq);
@@ -611,7 +634,7 @@ static void choose_sync(es_journal *j, bool events)
 {
 	bool full = events && j->o.sync == ES_SYNC_FULL;
 	if (full != j->synced) {
-		exec(j->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+		run(j, full ? S_SYNC_FULL : S_SYNC_NORMAL);
 		j->synced = full;
 	}
 }
@@ -622,11 +645,11 @@ static void maintain(es_journal *j, uint64_t now)
 	uint64_t cut = now > j->o.retain_ms ? now - j->o.retain_ms : 0, deleted = 0;
 	j->last_maintain_ms = es_clock_mono_ms();
 	choose_sync(j, false);
-	if (exec(j->db, "BEGIN IMMEDIATE"))
+	if (run(j, S_BEGIN))
 		return;
 	es_err err = prune_step(j, cut, PRUNE_CHUNK, &deleted);
-	if (err || exec(j->db, "COMMIT")) {
-		exec(j->db, "ROLLBACK");
+	if (err || run(j, S_COMMIT)) {
+		run(j, S_ROLLBACK);
 		return;
 	}
 	atomic_fetch_add(&j->expired, deleted);
@@ -665,7 +688,7 @@ static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
 {
 	uint64_t first_seq = j->next_seq, now = es_clock_wall_ms();
 	choose_sync(j, b->reqs != NULL);
-	es_err err = exec(j->db, "BEGIN IMMEDIATE");
+	es_err err = run(j, S_BEGIN);
 	for (struct request *r = b->reqs; r && !err; r = r->next) {
 		r->err = append_request(j, r, now);
 		if (r->err && txn_lost(j))
@@ -676,10 +699,10 @@ static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
 	if (!err && (j->next_seq != first_seq || b->advance))
 		err = set_meta(j, j->acked_db + b->advance);
 	if (!err)
-		err = exec(j->db, "COMMIT");
+		err = run(j, S_COMMIT);
 	if (err) {
 		if (!txn_lost(j))
-			exec(j->db, "ROLLBACK");
+			run(j, S_ROLLBACK);
 		j->next_seq = first_seq;
 		fail_all(b, err);
 		atomic_fetch_add(&j->errors, 1);
