@@ -36,7 +36,7 @@ bool bench_parse_count(const char *s, uint64_t *out);
 
 /* Prints "<prog>: <message>" to stderr and exits with status 1. */
 _Noreturn void bench_die(const char *prog, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 
 /* Writes exactly len bytes of JSON-looking text (for the raw publishers) into
  * buf[0..len), numbered i; buf needs len + 1 bytes (a NUL is added). */

@@ -28,7 +28,7 @@
 
 #include "bench_util.h"
 
-#define PROG        "es-bench-http"
+#define PROG	    "es-bench-http"
 #define MAX_THREADS 64
 #define BODY_CAP    (1024 * 1024)
 
@@ -57,11 +57,11 @@ struct worker {
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: " PROG " load --url http://127.0.0.1:PORT [-n EVENTS] [-t THREADS] "
-	        "[-b BATCH] [-s BYTES] [--pid PID] [--timeout S]\n"
-	        "       " PROG " healthz --url URL --since EPOCH_S [--pid PID] [--timeout S]\n"
-	        "       " PROG " drain --url URL [--pid PID] [--timeout S]\n"
-	        "       " PROG " free-port\n");
+		"usage: " PROG " load --url http://127.0.0.1:PORT [-n EVENTS] [-t THREADS] "
+		"[-b BATCH] [-s BYTES] [--pid PID] [--timeout S]\n"
+		"       " PROG " healthz --url URL --since EPOCH_S [--pid PID] [--timeout S]\n"
+		"       " PROG " drain --url URL [--pid PID] [--timeout S]\n"
+		"       " PROG " free-port\n");
 	exit(2);
 }
 
@@ -98,14 +98,14 @@ static bool set_opt(struct opts *o, int c, const char *arg)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option longs[] = {{"url", required_argument, NULL, 'u'},
-	                                      {"events", required_argument, NULL, 'n'},
-	                                      {"threads", required_argument, NULL, 't'},
-	                                      {"batch", required_argument, NULL, 'b'},
-	                                      {"size", required_argument, NULL, 's'},
-	                                      {"since", required_argument, NULL, 'S'},
-	                                      {"timeout", required_argument, NULL, 'T'},
-	                                      {"pid", required_argument, NULL, 'P'},
-	                                      {NULL, 0, NULL, 0}};
+					      {"events", required_argument, NULL, 'n'},
+					      {"threads", required_argument, NULL, 't'},
+					      {"batch", required_argument, NULL, 'b'},
+					      {"size", required_argument, NULL, 's'},
+					      {"since", required_argument, NULL, 'S'},
+					      {"timeout", required_argument, NULL, 'T'},
+					      {"pid", required_argument, NULL, 'P'},
+					      {NULL, 0, NULL, 0}};
 	*o = (struct opts){.n = 100000, .threads = 4, .batch = 100, .size = 300, .timeout_s = 300};
 	int c;
 	while ((c = getopt_long(argc, argv, "u:n:t:b:s:", longs, NULL)) != -1)
@@ -248,9 +248,9 @@ static size_t make_body(char *body, size_t cap, uint64_t first, size_t k, size_t
 		if (!bench_event_data(data, sizeof data, first + i, pad))
 			return 0;
 		int n = snprintf(body + at, cap - at,
-		                 "%s{\"type\":\"" BENCH_TYPE "\",\"subject\":\"dev-%04" PRIu64
-		                 "\",\"data\":%s}",
-		                 i ? "," : "[", (first + i) % 1000, data);
+				 "%s{\"type\":\"" BENCH_TYPE "\",\"subject\":\"dev-%04" PRIu64
+				 "\",\"data\":%s}",
+				 i ? "," : "[", (first + i) % 1000, data);
 		if (n < 0 || (size_t)n >= cap - at - 1)
 			return 0;
 		at += (size_t)n;
@@ -261,7 +261,7 @@ static size_t make_body(char *body, size_t cap, uint64_t first, size_t k, size_t
 }
 
 static int post_batch(CURL *h, struct buf *b, char *body, struct worker *w, uint64_t first,
-                      size_t k)
+		      size_t k)
 {
 	size_t len = make_body(body, BODY_CAP, first, k, w->pad);
 	if (!len)

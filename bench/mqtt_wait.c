@@ -94,7 +94,7 @@ static int start_connect(bench_mqtt *m, int window)
 }
 
 int bench_mqtt_open(bench_mqtt *m, const char *uri, const char *client_id, int window,
-                    double timeout_s)
+		    double timeout_s)
 {
 	memset(m, 0, sizeof *m);
 	pthread_mutex_init(&m->lock, NULL);
@@ -118,7 +118,7 @@ int bench_mqtt_open(bench_mqtt *m, const char *uri, const char *client_id, int w
 }
 
 int bench_mqtt_publish(bench_mqtt *m, const char *topic, const void *payload, size_t len,
-                       int window, double timeout_s)
+		       int window, double timeout_s)
 {
 	struct timespec dl = deadline(timeout_s);
 	pthread_mutex_lock(&m->lock);

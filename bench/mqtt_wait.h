@@ -26,12 +26,12 @@ typedef struct bench_mqtt {
 /* Connects to uri (tcp://host:port) as client_id with room for window
  * unacknowledged publishes; waits up to timeout_s. 0 or -1 (printed). */
 int bench_mqtt_open(bench_mqtt *m, const char *uri, const char *client_id, int window,
-                    double timeout_s);
+		    double timeout_s);
 
 /* Publishes one QoS 1 message once fewer than window are unacknowledged.
  * 0, or -1 on a paho error, a lost connection or timeout_s without room. */
 int bench_mqtt_publish(bench_mqtt *m, const char *topic, const void *payload, size_t len,
-                       int window, double timeout_s);
+		       int window, double timeout_s);
 
 /* Waits until every publish made is acknowledged. 0 or -1 (timeout, loss). */
 int bench_mqtt_drain(bench_mqtt *m, double timeout_s);

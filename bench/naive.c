@@ -12,17 +12,17 @@
 #include "bench_util.h"
 #include "mqtt_wait.h"
 
-#define PROG      "es-bench-naive"
+#define PROG	  "es-bench-naive"
 #define TIMEOUT_S 60.0
 
 static const char schema[] =
-        "PRAGMA journal_mode = WAL;"
-        "PRAGMA synchronous = FULL;"
-        "CREATE TABLE IF NOT EXISTS events("
-        "  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
-        "  subject TEXT, journaled_ms INTEGER NOT NULL, body BLOB NOT NULL,"
-        "  state INTEGER NOT NULL DEFAULT 0, acked_ms INTEGER);"
-        "CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE state = 0;";
+	"PRAGMA journal_mode = WAL;"
+	"PRAGMA synchronous = FULL;"
+	"CREATE TABLE IF NOT EXISTS events("
+	"  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+	"  subject TEXT, journaled_ms INTEGER NOT NULL, body BLOB NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0, acked_ms INTEGER);"
+	"CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE state = 0;";
 
 struct naive {
 	sqlite3 *db;
@@ -41,17 +41,17 @@ struct opts {
 static void usage(void)
 {
 	fprintf(stderr, "usage: " PROG " --url mqtt://127.0.0.1:PORT --db FILE [-n EVENTS] "
-	                "[-s BYTES]\n");
+			"[-s BYTES]\n");
 	exit(2);
 }
 
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option longs[] = {{"url", required_argument, NULL, 'u'},
-	                                      {"db", required_argument, NULL, 'd'},
-	                                      {"events", required_argument, NULL, 'n'},
-	                                      {"size", required_argument, NULL, 's'},
-	                                      {NULL, 0, NULL, 0}};
+					      {"db", required_argument, NULL, 'd'},
+					      {"events", required_argument, NULL, 'n'},
+					      {"size", required_argument, NULL, 's'},
+					      {NULL, 0, NULL, 0}};
 	*o = (struct opts){.n = 2000, .size = 300};
 	uint64_t v;
 	int c;
@@ -86,11 +86,11 @@ static int open_db(struct naive *nv, const char *path)
 	if (sqlite3_exec(nv->db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		return sql_fail(nv->db, "schema");
 	if (sqlite3_prepare_v2(nv->db,
-	                       "INSERT INTO events(seq, id, type, subject, journaled_ms, body) "
-	                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-	                       -1, &nv->insert, NULL) != SQLITE_OK ||
+			       "INSERT INTO events(seq, id, type, subject, journaled_ms, body) "
+			       "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+			       -1, &nv->insert, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(nv->db, "UPDATE events SET state = 1, acked_ms = ?2 WHERE seq = ?1",
-	                       -1, &nv->ack, NULL) != SQLITE_OK)
+			       -1, &nv->ack, NULL) != SQLITE_OK)
 		return sql_fail(nv->db, "prepare");
 	return 0;
 }

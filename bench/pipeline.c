@@ -25,7 +25,7 @@
 #include "journal.h"
 #include "log.h"
 
-#define PROG          "es-bench-pipeline"
+#define PROG	      "es-bench-pipeline"
 #define MAX_PRODUCERS 64
 #define TIMEOUT_S     600.0
 
@@ -47,10 +47,10 @@ struct producer {
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: " PROG
-	        " --url mqtt://127.0.0.1:PORT --journal FILE [-n EVENTS] [-p PRODUCERS]\n"
-	        "         [-b BATCH] [-s BYTES] [--sync full|normal] [--warmup EVENTS]\n"
-	        "       " PROG " --fill --journal FILE -n EVENTS   (pending events, no broker)\n");
+		"usage: " PROG
+		" --url mqtt://127.0.0.1:PORT --journal FILE [-n EVENTS] [-p PRODUCERS]\n"
+		"         [-b BATCH] [-s BYTES] [--sync full|normal] [--warmup EVENTS]\n"
+		"       " PROG " --fill --journal FILE -n EVENTS   (pending events, no broker)\n");
 	exit(2);
 }
 
@@ -80,21 +80,21 @@ static bool set_count(struct opts *o, int c, uint64_t v)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option longs[] = {{"url", required_argument, NULL, 'u'},
-	                                      {"journal", required_argument, NULL, 'j'},
-	                                      {"events", required_argument, NULL, 'n'},
-	                                      {"producers", required_argument, NULL, 'p'},
-	                                      {"batch", required_argument, NULL, 'b'},
-	                                      {"size", required_argument, NULL, 's'},
-	                                      {"sync", required_argument, NULL, 'y'},
-	                                      {"warmup", required_argument, NULL, 'W'},
-	                                      {"fill", no_argument, NULL, 'f'},
-	                                      {NULL, 0, NULL, 0}};
+					      {"journal", required_argument, NULL, 'j'},
+					      {"events", required_argument, NULL, 'n'},
+					      {"producers", required_argument, NULL, 'p'},
+					      {"batch", required_argument, NULL, 'b'},
+					      {"size", required_argument, NULL, 's'},
+					      {"sync", required_argument, NULL, 'y'},
+					      {"warmup", required_argument, NULL, 'W'},
+					      {"fill", no_argument, NULL, 'f'},
+					      {NULL, 0, NULL, 0}};
 	*o = (struct opts){.n = 100000,
-	                   .warmup = 1000,
-	                   .producers = 4,
-	                   .batch = 100,
-	                   .size = 300,
-	                   .sync = "full"};
+			   .warmup = 1000,
+			   .producers = 4,
+			   .batch = 100,
+			   .size = 300,
+			   .sync = "full"};
 	uint64_t v;
 	int c;
 	while ((c = getopt_long(argc, argv, "u:j:n:p:b:s:y:W:f", longs, NULL)) != -1) {
@@ -117,7 +117,7 @@ static void parse(int argc, char **argv, struct opts *o)
 
 /* Makes k events numbered from first and journals them in one append. */
 static es_err append_batch(es_journal *j, es_event **evs, es_append_result *res, uint64_t first,
-                           size_t k, size_t pad)
+			   size_t k, size_t pad)
 {
 	size_t made = 0;
 	es_err err = ES_OK;
@@ -150,7 +150,7 @@ static void *produce(void *arg)
 
 /* Journals events [first, first + n) from `count` threads; 0 or -1. */
 static int produce_all(es_journal *j, const struct opts *o, size_t pad, uint64_t first, uint64_t n,
-                       size_t count)
+		       size_t count)
 {
 	struct producer ps[MAX_PRODUCERS];
 	size_t started = 0;
@@ -158,7 +158,7 @@ static int produce_all(es_journal *j, const struct opts *o, size_t pad, uint64_t
 	for (size_t i = 0; i < count; i++) {
 		uint64_t share = n / count + (i < n % count ? 1 : 0);
 		ps[i] = (struct producer){
-		        .j = j, .first = first, .count = share, .batch = o->batch, .pad = pad};
+			.j = j, .first = first, .count = share, .batch = o->batch, .pad = pad};
 		first += share;
 		if (pthread_create(&ps[i].thread, NULL, produce, &ps[i]) != 0) {
 			rc = -1;
@@ -191,20 +191,20 @@ struct bench_agent {
 static int load_settings(struct bench_agent *b, const struct opts *o)
 {
 	char *argv[] = {PROG,
-	                "--node.id",
-	                BENCH_NODE,
-	                "--node.site",
-	                BENCH_SITE,
-	                "--mqtt.url",
-	                (char *)o->url,
-	                "--journal.path",
-	                (char *)o->journal,
-	                "--journal.sync",
-	                (char *)o->sync,
-	                "--http.listen",
-	                "127.0.0.1:0",
-	                "--log.level",
-	                "warn"};
+			"--node.id",
+			BENCH_NODE,
+			"--node.site",
+			BENCH_SITE,
+			"--mqtt.url",
+			(char *)o->url,
+			"--journal.path",
+			(char *)o->journal,
+			"--journal.sync",
+			(char *)o->sync,
+			"--http.listen",
+			"127.0.0.1:0",
+			"--log.level",
+			"warn"};
 	char err[512];
 	int argc = (int)(sizeof argv / sizeof argv[0]);
 	if (es_config_new(agent_settings_table, agent_settings_count, &b->s, &b->cfg) ||
@@ -262,7 +262,7 @@ static int wait_acked(es_journal *j, uint64_t target, double timeout_s)
 			return 0;
 		if (bench_mono_s() > until) {
 			fprintf(stderr, PROG ": timed out: %" PRIu64 " of %" PRIu64 " acked\n",
-			        c.acked, target);
+				c.acked, target);
 			return -1;
 		}
 		bench_pause_ms(1);

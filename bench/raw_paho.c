@@ -11,7 +11,7 @@
 #include "bench_util.h"
 #include "mqtt_wait.h"
 
-#define PROG      "es-bench-raw"
+#define PROG	  "es-bench-raw"
 #define TIMEOUT_S 60.0
 
 struct opts {
@@ -24,7 +24,7 @@ struct opts {
 static void usage(void)
 {
 	fprintf(stderr, "usage: " PROG " --url mqtt://127.0.0.1:PORT [-n EVENTS] [-w WINDOW] "
-	                "[-s BYTES] [--warmup EVENTS]\n");
+			"[-s BYTES] [--warmup EVENTS]\n");
 	exit(2);
 }
 
@@ -61,9 +61,9 @@ static bool set_count(struct opts *o, int c, uint64_t v)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option longs[] = {
-	        {"url", required_argument, NULL, 'u'},    {"events", required_argument, NULL, 'n'},
-	        {"window", required_argument, NULL, 'w'}, {"size", required_argument, NULL, 's'},
-	        {"warmup", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0}};
+		{"url", required_argument, NULL, 'u'},	  {"events", required_argument, NULL, 'n'},
+		{"window", required_argument, NULL, 'w'}, {"size", required_argument, NULL, 's'},
+		{"warmup", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0}};
 	*o = (struct opts){.n = 100000, .warmup = 1000, .window = 100, .size = 300};
 	uint64_t v;
 	int c;

@@ -32,7 +32,8 @@ static bool print_accepted(const char *resp)
 	cJSON *o = cJSON_Parse(resp), *e;
 	cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "events");
 	bool ok = cJSON_IsArray(list);
-	cJSON_ArrayForEach(e, list) {
+	cJSON_ArrayForEach(e, list)
+	{
 		cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
 		cJSON *seq = cJSON_GetObjectItemCaseSensitive(e, "sequence");
 		if (!cJSON_IsString(id) || !cJSON_IsNumber(seq)) {
@@ -165,23 +166,39 @@ static int emit_stdin(struct emit *em)
 
 static int parse_args(struct emit *em, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"url", required_argument, 0, 'u'},  {"type", required_argument, 0, 't'},
-		{"subject", required_argument, 0, 's'}, {"data", required_argument, 0, 'd'},
-		{"batch", required_argument, 0, 'b'}, {"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+	static const struct option opts[] = {{"url", required_argument, 0, 'u'},
+					     {"type", required_argument, 0, 't'},
+					     {"subject", required_argument, 0, 's'},
+					     {"data", required_argument, 0, 'd'},
+					     {"batch", required_argument, 0, 'b'},
+					     {"help", no_argument, 0, 'h'},
+					     {0, 0, 0, 0}};
 	const char *base = "http://127.0.0.1:8080";
 	int c;
 	em->batch = 100;
 	while ((c = getopt_long(argc, argv, "u:t:s:d:b:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'u': base = optarg; break;
-		case 't': em->type = optarg; break;
-		case 's': em->subject = optarg; break;
-		case 'd': em->data = optarg; break;
-		case 'b': em->batch = strtol(optarg, NULL, 10); break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		case 'u':
+			base = optarg;
+			break;
+		case 't':
+			em->type = optarg;
+			break;
+		case 's':
+			em->subject = optarg;
+			break;
+		case 'd':
+			em->data = optarg;
+			break;
+		case 'b':
+			em->batch = strtol(optarg, NULL, 10);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
 		}
 	}
 	em->from_stdin = optind < argc && strcmp(argv[optind], "-") == 0;

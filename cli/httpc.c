@@ -71,7 +71,8 @@ es_err httpc_post_json(httpc *c, const char *url, const char *body, size_t len, 
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
 	CURLcode rc = curl_easy_perform(h);
 	if (rc != CURLE_OK || b.oom) {
-		snprintf(err, errcap, "%s: %s", url, b.oom ? "out of memory" : curl_easy_strerror(rc));
+		snprintf(err, errcap, "%s: %s", url,
+			 b.oom ? "out of memory" : curl_easy_strerror(rc));
 		free(b.data);
 		return ES_EIO;
 	}

@@ -4,15 +4,14 @@
 
 #include "cli.h"
 
-static const char usage[] =
-	"usage: edgespool COMMAND [ARGS]\n"
-	"\n"
-	"commands:\n"
-	"  emit      hand events to an agent over HTTP\n"
-	"  journal   look into a journal file: stats, ls, cat, verify\n"
-	"  sub       receive every node's events, find and fill holes\n"
-	"\n"
-	"`edgespool COMMAND --help` tells more.\n";
+static const char usage[] = "usage: edgespool COMMAND [ARGS]\n"
+			    "\n"
+			    "commands:\n"
+			    "  emit      hand events to an agent over HTTP\n"
+			    "  journal   look into a journal file: stats, ls, cat, verify\n"
+			    "  sub       receive every node's events, find and fill holes\n"
+			    "\n"
+			    "`edgespool COMMAND --help` tells more.\n";
 
 int main(int argc, char **argv)
 {

@@ -26,14 +26,16 @@
 
 extern char **environ;
 
-#define TICK_MS 200
+#define TICK_MS	       200
 #define STATS_EVERY_MS 500
 
 static const char usage[] =
 	"usage: edgespool sub [--mqtt.url URL] [--sub.out FILE] [--sub.resend] ...\n"
 	"\n"
 	"Receives every node's events and prints one NDJSON line per event:\n"
-	"  {\"node\":\"SITE/NODE\",\"seq\":N,\"id\":\"...\",\"verdict\":\"new|filled|dup\",\"event\":{...}}\n"
+	"  "
+	"{\"node\":\"SITE/"
+	"NODE\",\"seq\":N,\"id\":\"...\",\"verdict\":\"new|filled|dup\",\"event\":{...}}\n"
 	"tracking each node's sequence for holes; with --sub.resend it asks the node\n"
 	"to re-send them. SIGTERM or SIGINT writes the stats and exits 0.\n";
 
@@ -62,7 +64,8 @@ static const es_setting table[] = {
 	{"mqtt.password_file", ES_CFG_STR, F(mqtt_password_file), NULL, 0, 0, NULL, ES_CFG_PATH,
 	 "file holding the MQTT password"},
 	{"mqtt.ca", ES_CFG_STR, F(mqtt_ca), NULL, 0, 0, NULL, ES_CFG_PATH, "CA certificate"},
-	{"mqtt.cert", ES_CFG_STR, F(mqtt_cert), NULL, 0, 0, NULL, ES_CFG_PATH, "client certificate"},
+	{"mqtt.cert", ES_CFG_STR, F(mqtt_cert), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "client certificate"},
 	{"mqtt.key", ES_CFG_STR, F(mqtt_key), NULL, 0, 0, NULL, ES_CFG_PATH, "client key"},
 	{"mqtt.tls_verify", ES_CFG_BOOL, F(mqtt_tls_verify), "true", 0, 0, NULL, 0,
 	 "verify the broker's certificate"},
@@ -75,7 +78,8 @@ static const es_setting table[] = {
 	{"sub.root", ES_CFG_STR, F(root), "edgespool", 0, 0, NULL, 0, "topic root"},
 	{"sub.filter", ES_CFG_STR, F(filter), NULL, 0, 0, NULL, 0,
 	 "event filter; default <root>/+/+/ev/#"},
-	{"sub.out", ES_CFG_STR, F(out), "-", 0, 0, NULL, ES_CFG_PATH, "NDJSON output; - for stdout"},
+	{"sub.out", ES_CFG_STR, F(out), "-", 0, 0, NULL, ES_CFG_PATH,
+	 "NDJSON output; - for stdout"},
 	{"sub.stats", ES_CFG_STR, F(stats), NULL, 0, 0, NULL, ES_CFG_PATH,
 	 "JSON file rewritten with the counts every 500 ms"},
 	{"sub.resend", ES_CFG_BOOL, F(resend), "false", 0, 0, NULL, 0,
@@ -237,8 +241,8 @@ static void send_request(struct sub *sb, const es_gap_request *r)
 		return;
 	if (es_mqtt_publish(sb->mqtt, topic, json, len, 1, false, 0) == ES_OK) {
 		sb->n.sent++;
-		es_info("sub", "asked %s to re-send %llu..%llu", r->node, (unsigned long long)r->from,
-			(unsigned long long)r->to);
+		es_info("sub", "asked %s to re-send %llu..%llu", r->node,
+			(unsigned long long)r->from, (unsigned long long)r->to);
 	}
 	free(json);
 }
@@ -335,14 +339,20 @@ static es_err make_mqtt(struct sub *sb)
 {
 	const struct sub_settings *s = &sb->s;
 	es_mqtt_opts o = {
-		.url = s->mqtt_url, .client_id = s->mqtt_client_id,
-		.version = s->mqtt_version ? 5 : 4, .username = s->mqtt_username,
-		.password = sb->password, .ca_file = s->mqtt_ca, .cert_file = s->mqtt_cert,
-		.key_file = s->mqtt_key, .tls_verify = s->mqtt_tls_verify,
+		.url = s->mqtt_url,
+		.client_id = s->mqtt_client_id,
+		.version = s->mqtt_version ? 5 : 4,
+		.username = s->mqtt_username,
+		.password = sb->password,
+		.ca_file = s->mqtt_ca,
+		.cert_file = s->mqtt_cert,
+		.key_file = s->mqtt_key,
+		.tls_verify = s->mqtt_tls_verify,
 		.keepalive_s = (int)s->mqtt_keepalive_s,
 		.backoff_base_ms = (uint64_t)s->mqtt_backoff_base_ms,
 		.backoff_max_ms = (uint64_t)s->mqtt_backoff_max_ms,
-		.cbs = {.connected = on_connected, .disconnected = on_disconnected,
+		.cbs = {.connected = on_connected,
+			.disconnected = on_disconnected,
 			.message = on_message},
 		.ctx = sb,
 	};
@@ -365,8 +375,10 @@ static es_err make_mqtt(struct sub *sb)
 
 static es_err setup(struct sub *sb)
 {
-	es_gap_opts g = {.grace_ms = (uint64_t)sb->s.grace_ms, .retry_ms = (uint64_t)sb->s.retry_ms,
-			 .max_span = (uint64_t)sb->s.max_span, .from_start = sb->s.from_start};
+	es_gap_opts g = {.grace_ms = (uint64_t)sb->s.grace_ms,
+			 .retry_ms = (uint64_t)sb->s.retry_ms,
+			 .max_span = (uint64_t)sb->s.max_span,
+			 .from_start = sb->s.from_start};
 	if (es_topic_check_root(sb->s.root)) {
 		fprintf(stderr, "edgespool sub: sub.root '%s' %s\n", sb->s.root,
 			es_topic_check_root(sb->s.root));
@@ -377,8 +389,9 @@ static es_err setup(struct sub *sb)
 		fprintf(stderr, "edgespool sub: %s: %s\n", sb->s.out, strerror(errno));
 		return ES_EINVAL;
 	}
-	es_err err = sb->s.mqtt_password_file ? read_password(sb->s.mqtt_password_file, &sb->password)
-					       : ES_OK;
+	es_err err = sb->s.mqtt_password_file
+			     ? read_password(sb->s.mqtt_password_file, &sb->password)
+			     : ES_OK;
 	if (!err)
 		err = es_gap_new(&g, &sb->gap);
 	if (!err)

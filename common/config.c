@@ -22,10 +22,10 @@
 #include "log.h"
 
 #define SETTING_NAME_MAX 100
-#define ENV_NAME_MAX     (SETTING_NAME_MAX + 4)
-#define WHY_MAX          256
-#define NUM_TEXT_MAX     32
-#define CHOICES_MAX      256
+#define ENV_NAME_MAX	 (SETTING_NAME_MAX + 4)
+#define WHY_MAX		 256
+#define NUM_TEXT_MAX	 32
+#define CHOICES_MAX	 256
 
 typedef enum from_kind {
 	FROM_UNSET, /* no default and no source set it */
@@ -73,15 +73,15 @@ typedef struct unit {
 #define GIB (MIB * 1024)
 
 static const unit size_units[] = {
-        {"", 1},      {"B", 1},           {"k", KIB},   {"K", KIB},          {"KB", 1000},
-        {"kB", 1000}, {"KiB", KIB},       {"M", MIB},   {"MB", 1000 * 1000}, {"MiB", MIB},
-        {"G", GIB},   {"GB", 1000000000}, {"GiB", GIB}, {NULL, 0},
+	{"", 1},      {"B", 1},		  {"k", KIB},	{"K", KIB},	     {"KB", 1000},
+	{"kB", 1000}, {"KiB", KIB},	  {"M", MIB},	{"MB", 1000 * 1000}, {"MiB", MIB},
+	{"G", GIB},   {"GB", 1000000000}, {"GiB", GIB}, {NULL, 0},
 };
 static const unit second_units[] = {
-        {"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {NULL, 0},
+	{"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {NULL, 0},
 };
 static const unit ms_units[] = {
-        {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {NULL, 0},
+	{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {NULL, 0},
 };
 
 /* Units for printing, largest first; the last one always divides. */
@@ -243,9 +243,9 @@ static const char *num_text(es_cfg_type t, int64_t v, char *buf, size_t cap)
 		snprintf(buf, cap, "%" PRId64, v);
 		return buf;
 	}
-	const unit *show = t == ES_CFG_SIZE      ? size_show
-	                   : t == ES_CFG_SECONDS ? second_show
-	                                         : ms_show;
+	const unit *show = t == ES_CFG_SIZE	 ? size_show
+			   : t == ES_CFG_SECONDS ? second_show
+						 : ms_show;
 	return scaled_text((uint64_t)v, show, buf, cap);
 }
 
@@ -308,13 +308,13 @@ static bool table_valid(const es_setting *table, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (!row_valid(&table[i])) {
 			es_error("config", "settings table row %zu (%s) is invalid", i,
-			         table[i].name ? table[i].name : "no name");
+				 table[i].name ? table[i].name : "no name");
 			return false;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(table[i].name, table[j].name) == 0) {
 				es_error("config", "setting %s is in the table twice",
-				         table[i].name);
+					 table[i].name);
 				return false;
 			}
 		}
@@ -536,9 +536,9 @@ static es_err set_duration(es_config *c, size_t i, const char *text, char *why, 
 	num_rc rc = parse_duration(text, ms ? ms_units : second_units, &v);
 	if (rc != NUM_OK)
 		return bad_number(rc, text,
-		                  ms ? "a duration in ms (e.g. 250, 250ms, 2s, 1m)"
-		                     : "a duration in seconds (e.g. 30, 30s, 15m, 2h, 7d)",
-		                  why, cap);
+				  ms ? "a duration in ms (e.g. 250, 250ms, 2s, 1m)"
+				     : "a duration in seconds (e.g. 30, 30s, 15m, 2h, 7d)",
+				  why, cap);
 	if (check_range(&c->table[i], v, why, cap) != ES_OK)
 		return ES_EINVAL;
 	*(int64_t *)field(c, i) = v;
@@ -610,10 +610,10 @@ static es_err apply(es_config *c, size_t i, const char *text, const src *s, char
 /* ---- new and free ---------------------------------------------------- */
 
 static const size_t field_size[] = {
-        [ES_CFG_STR] = sizeof(char *),    [ES_CFG_INT] = sizeof(int64_t),
-        [ES_CFG_BOOL] = sizeof(bool),     [ES_CFG_ENUM] = sizeof(int),
-        [ES_CFG_SIZE] = sizeof(uint64_t), [ES_CFG_SECONDS] = sizeof(int64_t),
-        [ES_CFG_MS] = sizeof(int64_t),    [ES_CFG_LIST] = sizeof(es_strlist),
+	[ES_CFG_STR] = sizeof(char *),	  [ES_CFG_INT] = sizeof(int64_t),
+	[ES_CFG_BOOL] = sizeof(bool),	  [ES_CFG_ENUM] = sizeof(int),
+	[ES_CFG_SIZE] = sizeof(uint64_t), [ES_CFG_SECONDS] = sizeof(int64_t),
+	[ES_CFG_MS] = sizeof(int64_t),	  [ES_CFG_LIST] = sizeof(es_strlist),
 };
 
 /* Zeroes every field, then stores every default. */
@@ -707,15 +707,17 @@ static bool mode_flag(const char *a, cmdline *cl)
 		const char *flag;
 		es_cfg_mode mode;
 	} flags[] = {
-	        {"--help", ES_CFG_HELP},
-	        {"-h", ES_CFG_HELP},
-	        {"--version", ES_CFG_VERSION},
-	        {"--print-config", ES_CFG_PRINT},
-	        {"--print-reference", ES_CFG_REFERENCE},
+		{"--help", ES_CFG_HELP},
+		{"-h", ES_CFG_HELP},
+		{"--version", ES_CFG_VERSION},
+		{"--print-config", ES_CFG_PRINT},
+		{"--print-reference", ES_CFG_REFERENCE},
 	};
-	static const int rank[] = {[ES_CFG_RUN] = 0,     [ES_CFG_PRINT] = 1,
-	                           [ES_CFG_REFERENCE] = 2, [ES_CFG_VERSION] = 3,
-	                           [ES_CFG_HELP] = 4};
+	static const int rank[] = {[ES_CFG_RUN] = 0,
+				   [ES_CFG_PRINT] = 1,
+				   [ES_CFG_REFERENCE] = 2,
+				   [ES_CFG_VERSION] = 3,
+				   [ES_CFG_HELP] = 4};
 	for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
 		if (strcmp(a, flags[k].flag) != 0)
 			continue;
@@ -756,7 +758,7 @@ static const char *next_value(const es_setting *row, int argc, char *const *argv
 }
 
 static es_err setting_flag(const es_config *c, int argc, char *const *argv, int *k, cmdline *cl,
-                           char *err, size_t cap)
+			   char *err, size_t cap)
 {
 	const char *name = argv[*k] + 2, *eq = strchr(name, '=');
 	size_t len = eq ? (size_t)(eq - name) : strlen(name), i;
@@ -775,7 +777,7 @@ static es_err setting_flag(const es_config *c, int argc, char *const *argv, int 
 
 /* One argument (and its value, stepping *k past it). */
 static es_err one_arg(const es_config *c, int argc, char *const *argv, int *k, cmdline *cl,
-                      char *err, size_t cap)
+		      char *err, size_t cap)
 {
 	const char *a = argv[*k];
 	if (mode_flag(a, cl))
@@ -794,7 +796,7 @@ static es_err one_arg(const es_config *c, int argc, char *const *argv, int *k, c
 }
 
 static es_err parse_cmdline(const es_config *c, int argc, char *const *argv, cmdline *cl, char *err,
-                            size_t cap)
+			    size_t cap)
 {
 	if (argc <= 1)
 		return ES_OK;
@@ -849,7 +851,7 @@ typedef struct file_ctx {
 } file_ctx;
 
 static int file_fail(file_ctx *f, es_err rc, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* Records the first error found on the current line. Returns 0 for inih. */
 static int file_fail(file_ctx *f, es_err rc, const char *fmt, ...)
@@ -903,9 +905,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return file_fail(f, ES_EINVAL, "%s.%s: unknown setting", section, name);
 	if (c->table[i].type != ES_CFG_LIST && c->from[i].kind == FROM_FILE)
 		return file_fail(f, ES_EINVAL,
-		                 "%s: set again (first on line %d; an indented line continues "
-		                 "the value before it)",
-		                 c->table[i].name, c->from[i].line);
+				 "%s: set again (first on line %d; an indented line continues "
+				 "the value before it)",
+				 c->table[i].name, c->from[i].line);
 	char why[WHY_MAX];
 	src s = {FROM_FILE, f->line};
 	es_err rc = apply(c, i, value, &s, why, sizeof why);
@@ -1034,7 +1036,7 @@ static es_err check_required(const es_config *c, char *err, size_t cap)
  * line is read (the file and environment are not needed to show help, and a
  * broken one must not prevent it), and required settings are not checked. */
 es_err es_config_load(es_config *c, int argc, char *const *argv, char *const *env, char *err,
-                      size_t errcap)
+		      size_t errcap)
 {
 	say(err, errcap, "%s", "");
 	if (!c || argc < 0 || (argc > 0 && !argv)) {
@@ -1205,20 +1207,20 @@ void es_config_print(const es_config *c, FILE *out)
 /* ---- help ------------------------------------------------------------ */
 
 static const char *const metavar[] = {
-        [ES_CFG_STR] = "TEXT",    [ES_CFG_INT] = "N",        [ES_CFG_BOOL] = "[BOOL]",
-        [ES_CFG_ENUM] = "CHOICE", [ES_CFG_SIZE] = "SIZE",    [ES_CFG_SECONDS] = "DURATION",
-        [ES_CFG_MS] = "DURATION", [ES_CFG_LIST] = "A,B,...",
+	[ES_CFG_STR] = "TEXT",	  [ES_CFG_INT] = "N",	     [ES_CFG_BOOL] = "[BOOL]",
+	[ES_CFG_ENUM] = "CHOICE", [ES_CFG_SIZE] = "SIZE",    [ES_CFG_SECONDS] = "DURATION",
+	[ES_CFG_MS] = "DURATION", [ES_CFG_LIST] = "A,B,...",
 };
 
 static const char *const type_desc[] = {
-        [ES_CFG_STR] = "text",
-        [ES_CFG_INT] = "integer",
-        [ES_CFG_BOOL] = "boolean (true/false, yes/no, on/off, 1/0)",
-        [ES_CFG_ENUM] = "one of",
-        [ES_CFG_SIZE] = "size (e.g. 65536, 64KiB, 16MiB, 1GB)",
-        [ES_CFG_SECONDS] = "duration (e.g. 30s, 15m, 2h, 7d)",
-        [ES_CFG_MS] = "duration (e.g. 250ms, 2s, 1m)",
-        [ES_CFG_LIST] = "list (comma-separated; repeat the key in the file)",
+	[ES_CFG_STR] = "text",
+	[ES_CFG_INT] = "integer",
+	[ES_CFG_BOOL] = "boolean (true/false, yes/no, on/off, 1/0)",
+	[ES_CFG_ENUM] = "one of",
+	[ES_CFG_SIZE] = "size (e.g. 65536, 64KiB, 16MiB, 1GB)",
+	[ES_CFG_SECONDS] = "duration (e.g. 30s, 15m, 2h, 7d)",
+	[ES_CFG_MS] = "duration (e.g. 250ms, 2s, 1m)",
+	[ES_CFG_LIST] = "list (comma-separated; repeat the key in the file)",
 };
 
 /* The type line: type, choices or range, required, default. */
@@ -1231,7 +1233,7 @@ static void help_type(const es_setting *row, FILE *out)
 		fprintf(out, " %s", choices_text(row, list, sizeof list));
 	if (bounded(row))
 		fprintf(out, ", %s..%s", num_text(row->type, row->min, a, sizeof a),
-		        num_text(row->type, row->max, b, sizeof b));
+			num_text(row->type, row->max, b, sizeof b));
 	if (row->flags & ES_CFG_REQUIRED)
 		fputs(", required", out);
 	if (row->def)
@@ -1245,7 +1247,7 @@ static void help_setting(const es_setting *row, FILE *out)
 	char env[ENV_NAME_MAX];
 	bool path = row->type == ES_CFG_STR && (row->flags & ES_CFG_PATH);
 	fprintf(out, "\n  --%s %s  (env %s)\n", row->name, path ? "FILE" : metavar[row->type],
-	        env_name(row->name, env));
+		env_name(row->name, env));
 	if (row->help)
 		fprintf(out, "      %s\n", row->help);
 	help_type(row, out);
@@ -1280,16 +1282,16 @@ static void reference_row(const es_setting *row, FILE *out)
 	char env[ENV_NAME_MAX], a[NUM_TEXT_MAX], b[NUM_TEXT_MAX], list[CHOICES_MAX];
 	bool path = row->type == ES_CFG_STR && (row->flags & ES_CFG_PATH);
 	fprintf(out, "| `%s` | `%s` | %s", row->name, env_name(row->name, env),
-	        path ? "file path" : type_desc[row->type]);
+		path ? "file path" : type_desc[row->type]);
 	if (row->type == ES_CFG_ENUM)
 		fprintf(out, " %s", choices_text(row, list, sizeof list));
 	if (bounded(row))
 		fprintf(out, ", %s..%s", num_text(row->type, row->min, a, sizeof a),
-		        num_text(row->type, row->max, b, sizeof b));
+			num_text(row->type, row->max, b, sizeof b));
 	if (row->flags & ES_CFG_REQUIRED)
 		fputs(", required", out);
 	fprintf(out, " | %s%s%s | %s |\n", row->def ? "`" : "", row->def ? row->def : "-",
-	        row->def ? "`" : "", row->help ? row->help : "");
+		row->def ? "`" : "", row->help ? row->help : "");
 }
 
 /* Contract in config.h. */

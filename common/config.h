@@ -51,7 +51,7 @@ typedef enum es_cfg_type {
 
 enum {
 	ES_CFG_REQUIRED = 1u << 0, /* must be set (non-empty) by some source */
-	ES_CFG_PATH = 1u << 1,     /* a file path; shown as such in help */
+	ES_CFG_PATH = 1u << 1,	   /* a file path; shown as such in help */
 };
 
 typedef struct es_strlist {
@@ -60,30 +60,29 @@ typedef struct es_strlist {
 } es_strlist;
 
 typedef struct es_setting {
-	const char *name;    /* "section.key", lower case */
+	const char *name; /* "section.key", lower case */
 	es_cfg_type type;
-	size_t offset;       /* offsetof(program_settings, field) */
-	const char *def;     /* default as text; NULL: unset */
-	int64_t min, max;    /* INT, SIZE, SECONDS, MS; both 0: unbounded */
+	size_t offset;		    /* offsetof(program_settings, field) */
+	const char *def;	    /* default as text; NULL: unset */
+	int64_t min, max;	    /* INT, SIZE, SECONDS, MS; both 0: unbounded */
 	const char *const *choices; /* ENUM: NULL-terminated */
 	unsigned flags;
-	const char *help;    /* one line */
+	const char *help; /* one line */
 } es_setting;
 
 typedef enum es_cfg_mode {
-	ES_CFG_RUN,          /* no special flag: run the program */
-	ES_CFG_HELP,         /* --help / -h */
-	ES_CFG_VERSION,      /* --version */
-	ES_CFG_PRINT,        /* --print-config */
-	ES_CFG_REFERENCE,    /* --print-reference: the settings as Markdown */
+	ES_CFG_RUN,	  /* no special flag: run the program */
+	ES_CFG_HELP,	  /* --help / -h */
+	ES_CFG_VERSION,	  /* --version */
+	ES_CFG_PRINT,	  /* --print-config */
+	ES_CFG_REFERENCE, /* --print-reference: the settings as Markdown */
 } es_cfg_mode;
 
 typedef struct es_config es_config;
 
 /* Makes a config for table[0..n) writing into target. The table and target
  * must outlive the config. */
-es_err es_config_new(const es_setting *table, size_t n, void *target,
-		     es_config **out);
+es_err es_config_new(const es_setting *table, size_t n, void *target, es_config **out);
 
 /* Frees the config and every string and list it stored in the target. */
 void es_config_free(es_config *c);
@@ -92,16 +91,15 @@ void es_config_free(es_config *c);
  * "NAME=value" array (environ), or NULL for none. On failure returns
  * ES_EINVAL (or ES_ENOMEM, ES_ENOTFOUND for a missing --config file) and
  * writes the message into err[0..errcap). Call once. */
-es_err es_config_load(es_config *c, int argc, char *const *argv,
-		      char *const *env, char *err, size_t errcap);
+es_err es_config_load(es_config *c, int argc, char *const *argv, char *const *env, char *err,
+		      size_t errcap);
 
 /* Which special flag the command line held. */
 es_cfg_mode es_config_mode(const es_config *c);
 
 /* Sets one value by name as if from the command line (for programs and
  * tests); same checks and errors as es_config_load. */
-es_err es_config_set(es_config *c, const char *name, const char *value,
-		     char *err, size_t errcap);
+es_err es_config_set(es_config *c, const char *name, const char *value, char *err, size_t errcap);
 
 /* Writes the effective configuration as an INI file, each value followed by
  * a comment saying where it came from (default, file:line, environment,

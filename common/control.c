@@ -46,8 +46,8 @@ typedef struct dec {
 } dec;
 
 static const char *const status_names[] = {
-        [ES_RESEND_OK] = "ok",     [ES_RESEND_PARTIAL] = "partial", [ES_RESEND_GONE] = "gone",
-        [ES_RESEND_BUSY] = "busy", [ES_RESEND_INVALID] = "invalid",
+	[ES_RESEND_OK] = "ok",	   [ES_RESEND_PARTIAL] = "partial", [ES_RESEND_GONE] = "gone",
+	[ES_RESEND_BUSY] = "busy", [ES_RESEND_INVALID] = "invalid",
 };
 
 #define NSTATUS (sizeof status_names / sizeof status_names[0])
@@ -110,7 +110,7 @@ static bool range_ok(bad *b, const char *ffrom, uint64_t from, uint64_t to, bool
 
 /* A sub-range of a reply: none (0..0), or a range inside [from, to]. */
 static bool subrange_ok(bad *b, const char *ffrom, uint64_t sf, uint64_t st,
-                        const es_resend_reply *r)
+			const es_resend_reply *r)
 {
 	if (!range_ok(b, ffrom, sf, st, true))
 		return false;
@@ -125,9 +125,9 @@ static bool status_valid(const es_status_msg *m, bad *b)
 	       seq_ok(b, "latest_seq", m->latest_seq) && seq_ok(b, "acked_seq", m->acked_seq) &&
 	       seq_ok(b, "oldest_seq", m->oldest_seq) && seq_ok(b, "pending", m->pending) &&
 	       (m->acked_seq <= m->latest_seq ||
-	        fail_at(b, "acked_seq", "greater than latest_seq")) &&
+		fail_at(b, "acked_seq", "greater than latest_seq")) &&
 	       (m->oldest_seq <= m->latest_seq ||
-	        fail_at(b, "oldest_seq", "greater than latest_seq")) &&
+		fail_at(b, "oldest_seq", "greater than latest_seq")) &&
 	       (m->time_ms <= TIME_MAX || fail_at(b, "time", "after year 9999"));
 }
 
@@ -136,13 +136,13 @@ static bool req_valid(const es_resend_req *r, bad *b)
 	return seq_ok(b, "from", r->from) && seq_ok(b, "to", r->to) &&
 	       range_ok(b, "from", r->from, r->to, false) &&
 	       str_ok(b, "request_id", r->request_id, ES_REQUEST_ID_MAX,
-	              "longer than 63 characters");
+		      "longer than 63 characters");
 }
 
 static bool reply_valid(const es_resend_reply *r, bad *b)
 {
 	return str_ok(b, "request_id", r->request_id, ES_REQUEST_ID_MAX,
-	              "longer than 63 characters") &&
+		      "longer than 63 characters") &&
 	       ((size_t)r->status < NSTATUS || fail_at(b, "status", "unknown value")) &&
 	       seq_ok(b, "from", r->from) && seq_ok(b, "to", r->to) &&
 	       seq_ok(b, "sent_from", r->sent_from) && seq_ok(b, "sent_to", r->sent_to) &&
@@ -204,12 +204,12 @@ es_err es_status_encode(const es_status_msg *m, char **json, size_t *len)
 	char when[ES_TIME_STR];
 	es_time_format(m->time_ms, when);
 	bool built = add_str(o, "state", m->online ? "online" : "offline") &&
-	             add_str(o, "boot_id", m->boot_id) && add_str(o, "journal_id", m->journal_id) &&
-	             add_seq(o, "latest_seq", m->latest_seq) &&
-	             add_seq(o, "acked_seq", m->acked_seq) &&
-	             add_seq(o, "oldest_seq", m->oldest_seq) && add_seq(o, "pending", m->pending) &&
-	             cJSON_AddBoolToObject(o, "clock_synced", m->clock_synced) &&
-	             add_str(o, "time", when);
+		     add_str(o, "boot_id", m->boot_id) && add_str(o, "journal_id", m->journal_id) &&
+		     add_seq(o, "latest_seq", m->latest_seq) &&
+		     add_seq(o, "acked_seq", m->acked_seq) &&
+		     add_seq(o, "oldest_seq", m->oldest_seq) && add_seq(o, "pending", m->pending) &&
+		     cJSON_AddBoolToObject(o, "clock_synced", m->clock_synced) &&
+		     add_str(o, "time", when);
 	return finish(o, built, json, len);
 }
 
@@ -224,7 +224,7 @@ es_err es_resend_req_encode(const es_resend_req *r, char **json, size_t *len)
 	if (!o)
 		return ES_ENOMEM;
 	bool built = add_seq(o, "from", r->from) && add_seq(o, "to", r->to) &&
-	             add_str(o, "request_id", r->request_id);
+		     add_str(o, "request_id", r->request_id);
 	return finish(o, built, json, len);
 }
 
@@ -239,11 +239,11 @@ es_err es_resend_reply_encode(const es_resend_reply *r, char **json, size_t *len
 	if (!o)
 		return ES_ENOMEM;
 	bool built = add_str(o, "request_id", r->request_id) && add_seq(o, "from", r->from) &&
-	             add_seq(o, "to", r->to) &&
-	             add_str(o, "status", es_resend_status_name(r->status)) &&
-	             add_seq(o, "sent_from", r->sent_from) && add_seq(o, "sent_to", r->sent_to) &&
-	             add_seq(o, "gone_from", r->gone_from) && add_seq(o, "gone_to", r->gone_to) &&
-	             add_str(o, "reason", r->reason);
+		     add_seq(o, "to", r->to) &&
+		     add_str(o, "status", es_resend_status_name(r->status)) &&
+		     add_seq(o, "sent_from", r->sent_from) && add_seq(o, "sent_to", r->sent_to) &&
+		     add_seq(o, "gone_from", r->gone_from) && add_seq(o, "gone_to", r->gone_to) &&
+		     add_str(o, "reason", r->reason);
 	return finish(o, built, json, len);
 }
 
@@ -485,7 +485,7 @@ es_err es_status_decode(const char *json, size_t len, es_status_msg *out, char *
 /* Decodes a request: from and to required, 1 <= from <= to; request_id
  * optional (empty when absent), at most 63 characters. */
 es_err es_resend_req_decode(const char *json, size_t len, es_resend_req *out, char *why,
-                            size_t whycap)
+			    size_t whycap)
 {
 	dec d = {NULL, why, whycap};
 	cJSON *root;
@@ -509,7 +509,7 @@ es_err es_resend_req_decode(const char *json, size_t len, es_resend_req *out, ch
  * for "invalid"); request_id, reason and the sent/gone ranges optional
  * (empty, 0..0), each range none or inside from..to. */
 es_err es_resend_reply_decode(const char *json, size_t len, es_resend_reply *out, char *why,
-                              size_t whycap)
+			      size_t whycap)
 {
 	dec d = {NULL, why, whycap};
 	cJSON *root;

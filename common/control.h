@@ -28,10 +28,10 @@ typedef struct es_status_msg {
 	bool online;
 	char boot_id[ES_UUID_STR];    /* new at every process start */
 	char journal_id[ES_UUID_STR]; /* made when the journal was created */
-	uint64_t latest_seq;  /* newest sequence journaled (0: none yet) */
-	uint64_t acked_seq;   /* every sequence <= this was PUBACKed */
-	uint64_t oldest_seq;  /* oldest sequence still held (0: none) */
-	uint64_t pending;     /* journaled, not yet PUBACKed */
+	uint64_t latest_seq;	      /* newest sequence journaled (0: none yet) */
+	uint64_t acked_seq;	      /* every sequence <= this was PUBACKed */
+	uint64_t oldest_seq;	      /* oldest sequence still held (0: none) */
+	uint64_t pending;	      /* journaled, not yet PUBACKed */
 	bool clock_synced;
 	uint64_t time_ms;
 } es_status_msg;
@@ -43,10 +43,10 @@ typedef struct es_resend_req {
 } es_resend_req;
 
 typedef enum es_resend_status {
-	ES_RESEND_OK,      /* the whole range was re-published */
+	ES_RESEND_OK,	   /* the whole range was re-published */
 	ES_RESEND_PARTIAL, /* part re-published, part gone or not yet there */
-	ES_RESEND_GONE,    /* nothing of it is held any more */
-	ES_RESEND_BUSY,    /* too many requests queued; ask again later */
+	ES_RESEND_GONE,	   /* nothing of it is held any more */
+	ES_RESEND_BUSY,	   /* too many requests queued; ask again later */
 	ES_RESEND_INVALID, /* the request could not be understood */
 } es_resend_status;
 
@@ -66,17 +66,15 @@ typedef struct es_resend_reply {
  * the NUL); ES_ENOMEM on failure. */
 es_err es_status_encode(const es_status_msg *m, char **json, size_t *len);
 es_err es_resend_req_encode(const es_resend_req *r, char **json, size_t *len);
-es_err es_resend_reply_encode(const es_resend_reply *r, char **json,
-			      size_t *len);
+es_err es_resend_reply_encode(const es_resend_reply *r, char **json, size_t *len);
 
 /* Decoders fill *out only on success; on ES_EINVAL, why[0..whycap) says
  * which field is wrong and how. */
-es_err es_status_decode(const char *json, size_t len, es_status_msg *out,
-			char *why, size_t whycap);
-es_err es_resend_req_decode(const char *json, size_t len, es_resend_req *out,
-			    char *why, size_t whycap);
-es_err es_resend_reply_decode(const char *json, size_t len,
-			      es_resend_reply *out, char *why, size_t whycap);
+es_err es_status_decode(const char *json, size_t len, es_status_msg *out, char *why, size_t whycap);
+es_err es_resend_req_decode(const char *json, size_t len, es_resend_req *out, char *why,
+			    size_t whycap);
+es_err es_resend_reply_decode(const char *json, size_t len, es_resend_reply *out, char *why,
+			      size_t whycap);
 
 const char *es_resend_status_name(es_resend_status s);
 

@@ -14,7 +14,7 @@ typedef enum es_err {
 	ES_ENOMEM,    /* out of memory */
 	ES_ETOOBIG,   /* an input exceeds a configured size */
 	ES_EFULL,     /* the journal is at its cap, or the disk is full */
-	ES_EIO,       /* a read, write or sync failed */
+	ES_EIO,	      /* a read, write or sync failed */
 	ES_ECORRUPT,  /* stored data fails its checks */
 	ES_ENOTFOUND, /* the thing asked for does not exist */
 	ES_EEXIST,    /* the thing already exists (e.g. a duplicate event id) */

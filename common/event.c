@@ -48,7 +48,7 @@ typedef struct vctx {
 #define DUP_LINEAR_MAX 16
 
 static const char short_unknown[] =
-        "unknown attribute in the short form; send a full CloudEvent to carry extensions";
+	"unknown attribute in the short form; send a full CloudEvent to carry extensions";
 static const char type_allowed[] = "allowed: letters, digits, . _ : -";
 
 /* Appends src to dst[*pos..cap), cutting at a UTF-8 character boundary when
@@ -69,7 +69,7 @@ static void append_utf8(char *dst, size_t cap, size_t *pos, const char *src)
 /* Fills c->verr (if any) with field "<prefix>.<field>" and the formatted
  * reason; returns err. */
 static es_err fail(const vctx *c, es_err err, const char *field, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5)));
 
 static es_err fail(const vctx *c, es_err err, const char *field, const char *fmt, ...)
 {
@@ -109,9 +109,9 @@ static es_err check_id_str(const vctx *c, const char *name, const char *s)
 		unsigned char b = (unsigned char)s[i];
 		if (b < 0x20 || b > 0x7E)
 			return fail(
-			        c, ES_EINVAL, name,
-			        "contains byte 0x%02x at position %zu; allowed: printable ASCII", b,
-			        i);
+				c, ES_EINVAL, name,
+				"contains byte 0x%02x at position %zu; allowed: printable ASCII", b,
+				i);
 	}
 	if (i == 0)
 		return fail(c, ES_EINVAL, name, "must not be empty");
@@ -137,7 +137,7 @@ static es_err check_text(const vctx *c, const char *name, const char *s, size_t 
 		const unsigned char *p = (const unsigned char *)s + i;
 		if (is_control(p))
 			return fail(c, ES_EINVAL, name, "contains a control character at byte %zu",
-			            i);
+				    i);
 		chars += (*p & 0xC0) != 0x80;
 	}
 	if (chars == 0)
@@ -184,13 +184,13 @@ static es_err check_type_str(const vctx *c, const char *name, const char *t)
 	unsigned char b = (unsigned char)t[i];
 	if (b == ' ')
 		return fail(c, ES_EINVAL, name, "contains a space at position %zu; %s", i,
-		            type_allowed);
+			    type_allowed);
 	if (b > ' ' && b < 0x7F)
 		return fail(c, ES_EINVAL, name, "contains '%c' at position %zu; %s", b, i,
-		            type_allowed);
+			    type_allowed);
 	if (b)
 		return fail(c, ES_EINVAL, name, "contains byte 0x%02x at position %zu; %s", b, i,
-		            type_allowed);
+			    type_allowed);
 	const char *why = es_event_check_type(t);
 	return why ? fail(c, ES_EINVAL, name, "%s", why) : ES_OK;
 }
@@ -238,7 +238,7 @@ static es_err check_time(const vctx *c, const char *name, const cJSON *v)
 		return not_string(c, name);
 	if (!es_time_parse(s, &ms))
 		return fail(c, ES_EINVAL, name,
-		            "not an RFC 3339 date-time (like 2026-11-27T10:00:00.123Z)");
+			    "not an RFC 3339 date-time (like 2026-11-27T10:00:00.123Z)");
 	return ES_OK;
 }
 
@@ -270,15 +270,15 @@ static const struct attr {
 	bool in_short;
 	bool required;
 } attrs[] = {
-        {"specversion", check_specversion, false, true},
-        {"id", check_id, true, true},
-        {"source", check_source, false, true},
-        {"type", check_type, true, true},
-        {"subject", check_subject, true, false},
-        {"time", check_time, true, false},
-        {"datacontenttype", check_datacontenttype, false, false},
-        {"data", check_data, true, false},
-        {"data_base64", check_data_base64, false, false},
+	{"specversion", check_specversion, false, true},
+	{"id", check_id, true, true},
+	{"source", check_source, false, true},
+	{"type", check_type, true, true},
+	{"subject", check_subject, true, false},
+	{"time", check_time, true, false},
+	{"datacontenttype", check_datacontenttype, false, false},
+	{"data", check_data, true, false},
+	{"data_base64", check_data_base64, false, false},
 };
 
 #define N_ATTRS (sizeof attrs / sizeof attrs[0])
@@ -299,11 +299,11 @@ static es_err check_extension(const vctx *c, const char *name, const cJSON *v)
 		i++;
 	if (name[i] || i == 0 || i > 20)
 		return fail(c, ES_EINVAL, name,
-		            "invalid extension attribute name; allowed: 1 to 20 characters "
-		            "of a-z and 0-9");
+			    "invalid extension attribute name; allowed: 1 to 20 characters "
+			    "of a-z and 0-9");
 	if (!cJSON_IsString(v) && !cJSON_IsNumber(v) && !cJSON_IsBool(v))
 		return fail(c, ES_EINVAL, name,
-		            "extension values must be a string, a number or a boolean");
+			    "extension values must be a string, a number or a boolean");
 	return ES_OK;
 }
 
@@ -313,7 +313,7 @@ static es_err check_member(const vctx *c, const cJSON *it)
 	const struct attr *a = find_attr(name);
 	if (!a)
 		return c->short_form ? fail(c, ES_EINVAL, name, "%s", short_unknown)
-		                     : check_extension(c, name, it);
+				     : check_extension(c, name, it);
 	if (c->short_form && !a->in_short)
 		return fail(c, ES_EINVAL, name, "%s", short_unknown);
 	return a->check(c, name, it);
@@ -434,7 +434,7 @@ static bool only_space(const char *p, const char *end)
  * Errors (reported under field): ES_EINVAL. cJSON does not tell a failed
  * allocation from a syntax error; both come out as the latter. */
 static es_err parse_json(const vctx *c, const char *field, const char *text, size_t len,
-                         cJSON **out)
+			 cJSON **out)
 {
 	size_t bad;
 	if (!es_utf8_valid(text, len, &bad))
@@ -445,7 +445,7 @@ static es_err parse_json(const vctx *c, const char *field, const char *text, siz
 	const char *why;
 	if (!es_json_check(text, len, ES_JSON_MAX_DEPTH, &bad, &why))
 		return fail(c, ES_EINVAL, field, "%s at byte %zu (at most %d levels)", why, bad,
-		            ES_JSON_MAX_DEPTH);
+			    ES_JSON_MAX_DEPTH);
 	const char *end = NULL;
 	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
 	size_t at = end ? (size_t)(end - text) : 0;
@@ -454,7 +454,7 @@ static es_err parse_json(const vctx *c, const char *field, const char *text, siz
 	if (!only_space(end, text + len)) {
 		cJSON_Delete(root);
 		return fail(c, ES_EINVAL, field, "invalid JSON at byte %zu: data after the value",
-		            at);
+			    at);
 	}
 	*out = root;
 	return ES_OK;
@@ -510,7 +510,7 @@ static es_err check_elements(vctx *c, cJSON *root, size_t max_count, sizer *s)
 		return fail(c, ES_EINVAL, "", "empty array; send at least one event");
 	if (count > max_count)
 		return fail(c, ES_ETOOBIG, "", "batch of %zu events exceeds the limit of %zu",
-		            count, max_count);
+			    count, max_count);
 	size_t i = 0;
 	for (cJSON *el = root->child; el; el = el->next, i++) {
 		snprintf(c->prefix, sizeof c->prefix, "[%zu]", i);
@@ -523,7 +523,7 @@ static es_err check_elements(vctx *c, cJSON *root, size_t max_count, sizer *s)
 
 /* root (an array) into *evs, *n; consumes root. */
 static es_err decode_array(vctx *c, cJSON *root, size_t max_count, sizer *s, es_event ***evs,
-                           size_t *n)
+			   size_t *n)
 {
 	es_err err = check_elements(c, root, max_count, s);
 	if (err) {
@@ -559,7 +559,7 @@ static es_err decode_single(vctx *c, cJSON *root, sizer *s, es_event ***evs, siz
 /* Parses an ingest body: one event or an array of 1..max_count; see event.h.
  * All or nothing: on error no event is returned and verr says why. */
 es_err es_event_decode_input(const char *body, size_t len, size_t max_bytes, size_t max_count,
-                             es_event ***evs, size_t *n, es_verr *verr)
+			     es_event ***evs, size_t *n, es_verr *verr)
 {
 	vctx c = {.verr = verr};
 	if ((!body && len) || !evs || !n)
@@ -580,7 +580,7 @@ es_err es_event_decode_input(const char *body, size_t len, size_t max_bytes, siz
 /* Decodes one full CloudEvent strictly; see event.h. Writes *out only on
  * success. */
 es_err es_event_decode(const char *json, size_t len, size_t max_bytes, es_event **out,
-                       es_verr *verr)
+		       es_verr *verr)
 {
 	vctx c = {.verr = verr};
 	if ((!json && len) || !out)
@@ -603,7 +603,7 @@ es_err es_event_decode(const char *json, size_t len, size_t max_bytes, es_event 
 
 /* The short-form object {type, subject, data} of es_event_new, unchecked. */
 static es_err build_short(const vctx *c, const char *type, const char *subject,
-                          const char *data_json, cJSON **out)
+			  const char *data_json, cJSON **out)
 {
 	cJSON *obj = cJSON_CreateObject(), *data = NULL;
 	es_err err = obj ? ES_OK : ES_ENOMEM;
@@ -628,7 +628,7 @@ static es_err build_short(const vctx *c, const char *type, const char *subject,
 /* Builds a short-form event; see event.h. Errors: ES_EINVAL (verr says
  * why), ES_ENOMEM. */
 es_err es_event_new(const char *type, const char *subject, const char *data_json, es_event **out,
-                    es_verr *verr)
+		    es_verr *verr)
 {
 	vctx c = {.verr = verr};
 	if (!out)
@@ -686,7 +686,7 @@ static void u64_to_dec(uint64_t v, char out[21])
 
 /* Plans every attribute stamp may add, in the order they will be printed. */
 static bool make_plan(stamp_plan *p, const es_event *ev, const char *id, const char *source,
-                      uint64_t time_ms, uint64_t seq)
+		      uint64_t time_ms, uint64_t seq)
 {
 	char seq_s[21], time_s[ES_TIME_STR];
 	u64_to_dec(seq, seq_s);
@@ -704,7 +704,7 @@ static bool make_plan(stamp_plan *p, const es_event *ev, const char *id, const c
  * ES_EINVAL (an argument is NULL, or an id or source that would be used is
  * invalid), ES_ENOMEM; the event is unchanged on error. */
 es_err es_event_stamp(es_event *ev, const char *id_if_missing, const char *source, uint64_t time_ms,
-                      uint64_t seq)
+		      uint64_t seq)
 {
 	vctx c = {0};
 	if (!ev || !id_if_missing || !source)

@@ -36,10 +36,10 @@
 #include "err.h"
 
 #define ES_EVENT_MAX_BYTES_DEFAULT (64u * 1024u)
-#define ES_EVENT_ID_MAX 128
-#define ES_EVENT_TYPE_MAX 128
-#define ES_EVENT_SOURCE_MAX 256
-#define ES_EVENT_SUBJECT_MAX 256
+#define ES_EVENT_ID_MAX		   128
+#define ES_EVENT_TYPE_MAX	   128
+#define ES_EVENT_SOURCE_MAX	   256
+#define ES_EVENT_SUBJECT_MAX	   256
 
 typedef struct es_event es_event;
 
@@ -55,38 +55,35 @@ typedef struct es_verr {
  * es_event_free_array). Errors: ES_EINVAL (verr says what and where),
  * ES_ETOOBIG (an event or the array is too big; verr says which), ES_ENOMEM.
  * Either every element is valid and returned, or none is. */
-es_err es_event_decode_input(const char *body, size_t len, size_t max_bytes,
-			     size_t max_count, es_event ***evs, size_t *n,
-			     es_verr *verr);
+es_err es_event_decode_input(const char *body, size_t len, size_t max_bytes, size_t max_count,
+			     es_event ***evs, size_t *n, es_verr *verr);
 
 /* Decodes one full CloudEvent (as published on the broker). Requires
  * specversion, id, source, type. Same rules and errors as above. */
-es_err es_event_decode(const char *json, size_t len, size_t max_bytes,
-		       es_event **out, es_verr *verr);
+es_err es_event_decode(const char *json, size_t len, size_t max_bytes, es_event **out,
+		       es_verr *verr);
 
 /* Builds a short-form event from parts; data_json may be NULL (no data) and
  * must otherwise be a JSON object's text. Validates like decoding. */
-es_err es_event_new(const char *type, const char *subject,
-		    const char *data_json, es_event **out, es_verr *verr);
+es_err es_event_new(const char *type, const char *subject, const char *data_json, es_event **out,
+		    es_verr *verr);
 
 /* Completes an event for the journal: sets `sequence` to seq (seq 0: removes
  * any `sequence` it had), and fills id, source and time when absent (a
  * full-form event keeps its own). specversion and datacontenttype are set
  * for short-form events. id_if_missing and source must be valid; time_ms is
  * wall time in ms. */
-es_err es_event_stamp(es_event *ev, const char *id_if_missing,
-		      const char *source, uint64_t time_ms, uint64_t seq);
+es_err es_event_stamp(es_event *ev, const char *id_if_missing, const char *source, uint64_t time_ms,
+		      uint64_t seq);
 
 /* The encoded CloudEvent as compact JSON, malloc'd, NUL-terminated (*len
  * excludes the NUL). ES_ETOOBIG if longer than max_bytes (0 = no limit). */
-es_err es_event_encode(const es_event *ev, size_t max_bytes, char **json,
-		       size_t *len);
+es_err es_event_encode(const es_event *ev, size_t max_bytes, char **json, size_t *len);
 
 /* As es_event_encode, without the closing '}': the journal appends
  * ,"sequence":"N"} once it knows N. Stamp with seq 0 first (no sequence
  * attribute), so the event is encoded once, by its producer's thread. */
-es_err es_event_encode_open(const es_event *ev, size_t max_bytes, char **json,
-			    size_t *len);
+es_err es_event_encode_open(const es_event *ev, size_t max_bytes, char **json, size_t *len);
 
 /* Accessors; strings live as long as the event. NULL when absent. */
 const char *es_event_id(const es_event *ev);

@@ -34,8 +34,8 @@
 #include <string.h>
 
 #define NODE_MAX   136 /* sizeof ((es_gap_request *)0)->node */
-#define JID_MAX    64
-#define NONE       SIZE_MAX
+#define JID_MAX	   64
+#define NONE	   SIZE_MAX
 #define SLOTS_INIT 16
 
 typedef struct hole {
@@ -43,14 +43,14 @@ typedef struct hole {
 	uint64_t detected_ms;
 	uint64_t asked_ms; /* when the last round began */
 	uint64_t cursor;   /* next sequence of the round under way; 0: none */
-	uint32_t asks;     /* rounds begun */
+	uint32_t asks;	   /* rounds begun */
 } hole;
 
 typedef struct node {
 	char name[NODE_MAX];
 	char journal_id[JID_MAX]; /* last one a status named; "" if none */
-	bool tracking;            /* false: waiting for the first event */
-	uint64_t base;            /* the first sequence tracked */
+	bool tracking;		  /* false: waiting for the first event */
+	uint64_t base;		  /* the first sequence tracked */
 	uint64_t seen_max;
 	hole *holes;
 	size_t nholes, cap;
@@ -410,7 +410,7 @@ static es_err record(es_gap *g, node *n, uint64_t seq, uint64_t now, es_gap_verd
  * hole or was a duplicate. ES_EINVAL for a NULL g or verdict, seq 0, or a
  * node name empty or longer than 135 bytes; ES_ENOMEM (nothing recorded). */
 es_err es_gap_seen(es_gap *g, const char *node_name, uint64_t seq, uint64_t now_ms,
-                   es_gap_verdict *verdict)
+		   es_gap_verdict *verdict)
 {
 	if (!g || !name_ok(node_name) || seq == 0 || !verdict)
 		return ES_EINVAL;
@@ -426,7 +426,7 @@ es_err es_gap_seen(es_gap *g, const char *node_name, uint64_t seq, uint64_t now_
  * ES_EINVAL. ES_ENOMEM may leave the status half applied; the next status
  * applies it again. */
 es_err es_gap_status(es_gap *g, const char *node_name, const char *journal_id, uint64_t acked_seq,
-                     uint64_t oldest_seq, uint64_t now_ms)
+		     uint64_t oldest_seq, uint64_t now_ms)
 {
 	const char *jid = journal_id ? journal_id : "";
 	if (!g || !name_ok(node_name) || strnlen(jid, JID_MAX) >= JID_MAX)
@@ -468,7 +468,7 @@ static bool hole_due(const es_gap_opts *o, const hole *h, uint64_t now)
 	if (h->cursor)
 		return true;
 	return h->asks ? waited(h->asked_ms, now, o->retry_ms)
-	               : waited(h->detected_ms, now, o->grace_ms);
+		       : waited(h->detected_ms, now, o->grace_ms);
 }
 
 /* Hands out the next part of h's round, starting a round if none is on. */

@@ -33,12 +33,12 @@
 typedef struct es_gap es_gap;
 
 typedef struct es_gap_opts {
-	uint64_t grace_ms;   /* a hole waits this long before it is asked for (default 500) */
-	uint64_t retry_ms;   /* asked again after this long while open (default 5000) */
-	uint64_t max_span;   /* the largest range in one request (default 10000) */
-	size_t max_holes;    /* per node (default 4096) */
-	bool from_start;     /* a new node's first event leaves [1, seq-1] as a
-				hole (true), or starts tracking there (false) */
+	uint64_t grace_ms; /* a hole waits this long before it is asked for (default 500) */
+	uint64_t retry_ms; /* asked again after this long while open (default 5000) */
+	uint64_t max_span; /* the largest range in one request (default 10000) */
+	size_t max_holes;  /* per node (default 4096) */
+	bool from_start;   /* a new node's first event leaves [1, seq-1] as a
+			      hole (true), or starts tracking there (false) */
 } es_gap_opts;
 
 typedef enum es_gap_verdict {
@@ -54,14 +54,14 @@ typedef struct es_gap_request {
 
 typedef struct es_gap_stats {
 	uint64_t nodes;
-	uint64_t holes_open;     /* ranges currently missing */
-	uint64_t missing;        /* sequences currently missing */
+	uint64_t holes_open;	 /* ranges currently missing */
+	uint64_t missing;	 /* sequences currently missing */
 	uint64_t holes_detected; /* ranges ever opened */
-	uint64_t filled;         /* sequences that arrived into a hole */
-	uint64_t lost;           /* sequences the node no longer holds */
-	uint64_t duplicates;     /* sequences seen more than once */
-	uint64_t requests;       /* re-send requests handed out */
-	uint64_t resets;         /* journal_id changes */
+	uint64_t filled;	 /* sequences that arrived into a hole */
+	uint64_t lost;		 /* sequences the node no longer holds */
+	uint64_t duplicates;	 /* sequences seen more than once */
+	uint64_t requests;	 /* re-send requests handed out */
+	uint64_t resets;	 /* journal_id changes */
 } es_gap_stats;
 
 /* opts may be NULL for the defaults; zero fields take their default. */
@@ -76,8 +76,8 @@ es_err es_gap_seen(es_gap *g, const char *node, uint64_t seq, uint64_t now_ms,
 /* Records node's status: everything up to acked_seq should have arrived
  * (later ones become holes); everything below oldest_seq is no longer held
  * (holes there are lost). journal_id may be NULL or empty. */
-es_err es_gap_status(es_gap *g, const char *node, const char *journal_id,
-		     uint64_t acked_seq, uint64_t oldest_seq, uint64_t now_ms);
+es_err es_gap_status(es_gap *g, const char *node, const char *journal_id, uint64_t acked_seq,
+		     uint64_t oldest_seq, uint64_t now_ms);
 
 /* Records that node answered [from, to] is gone: holes there count as lost. */
 es_err es_gap_gone(es_gap *g, const char *node, uint64_t from, uint64_t to);

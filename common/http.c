@@ -20,7 +20,7 @@
 
 #include "log.h"
 
-#define TAG "http"
+#define TAG	   "http"
 #define MAX_ROUTES 32
 
 struct route {
@@ -67,7 +67,8 @@ es_err es_http_new(const es_http_opts *opts, es_http **out)
 {
 	const char *why = opts ? es_http_check_listen(opts->listen) : "missing";
 	if (why) {
-		es_error(TAG, "listen address '%s' %s", opts && opts->listen ? opts->listen : "", why);
+		es_error(TAG, "listen address '%s' %s", opts && opts->listen ? opts->listen : "",
+			 why);
 		return ES_EINVAL;
 	}
 	es_http *h = calloc(1, sizeof *h);
@@ -113,8 +114,8 @@ es_err es_http_route(es_http *h, const char *method, const char *path, es_http_h
 	return add_route(h, method, path, false, fn, ctx);
 }
 
-es_err es_http_route_prefix(es_http *h, const char *method, const char *prefix,
-			    es_http_handler fn, void *ctx)
+es_err es_http_route_prefix(es_http *h, const char *method, const char *prefix, es_http_handler fn,
+			    void *ctx)
 {
 	return add_route(h, method, prefix, true, fn, ctx);
 }
@@ -346,13 +347,26 @@ es_err es_http_start(es_http *h)
 	snprintf(threads, sizeof threads, "%d", h->o.threads);
 	snprintf(timeout, sizeof timeout, "%d", h->o.request_timeout_ms);
 	const char *options[] = {
-		"listening_ports", h->listen,       "num_threads", threads,
-		"request_timeout_ms", timeout,      "enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", "30000",   "enable_directory_listing", "no",
-		"max_request_size", "16384",        "linger_timeout_ms", "1000",
+		"listening_ports",
+		h->listen,
+		"num_threads",
+		threads,
+		"request_timeout_ms",
+		timeout,
+		"enable_keep_alive",
+		"yes",
+		"keep_alive_timeout_ms",
+		"30000",
+		"enable_directory_listing",
+		"no",
+		"max_request_size",
+		"16384",
+		"linger_timeout_ms",
+		"1000",
 		/* Headers and body go out in separate writes: without NODELAY the
 		 * body waits ~40 ms for the client's delayed ACK. */
-		"tcp_nodelay", "1",
+		"tcp_nodelay",
+		"1",
 		NULL,
 	};
 	struct mg_callbacks cb = {.http_error = on_http_error, .log_message = on_log};

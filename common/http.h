@@ -24,10 +24,10 @@ typedef struct es_http_req es_http_req;
 typedef int (*es_http_handler)(es_http_req *req, void *ctx);
 
 typedef struct es_http_opts {
-	const char *listen;        /* "127.0.0.1:8080"; port 0 picks a free one */
-	int threads;               /* worker threads; 0: 8 */
-	size_t max_body;           /* largest request body; 0: 1 MiB */
-	int request_timeout_ms;    /* 0: 10000 */
+	const char *listen;	/* "127.0.0.1:8080"; port 0 picks a free one */
+	int threads;		/* worker threads; 0: 8 */
+	size_t max_body;	/* largest request body; 0: 1 MiB */
+	int request_timeout_ms; /* 0: 10000 */
 } es_http_opts;
 
 typedef struct es_http_stats {
@@ -40,12 +40,12 @@ const char *es_http_check_listen(const char *listen);
 es_err es_http_new(const es_http_opts *opts, es_http **out);
 
 /* Adds a route for exactly path ("/api/events"), before es_http_start. */
-es_err es_http_route(es_http *h, const char *method, const char *path,
-		     es_http_handler fn, void *ctx);
+es_err es_http_route(es_http *h, const char *method, const char *path, es_http_handler fn,
+		     void *ctx);
 /* Adds a route for every path that starts with prefix (which ends in '/')
  * and goes on; es_http_tail() gives the rest ("/api/events/" + id). */
-es_err es_http_route_prefix(es_http *h, const char *method, const char *prefix,
-			    es_http_handler fn, void *ctx);
+es_err es_http_route_prefix(es_http *h, const char *method, const char *prefix, es_http_handler fn,
+			    void *ctx);
 
 /* Binds and starts serving. ES_ESYS when the address cannot be bound. */
 es_err es_http_start(es_http *h);

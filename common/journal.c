@@ -25,11 +25,11 @@
 #include "clock.h"
 #include "log.h"
 
-#define TAG "journal"
-#define DEFAULT_BATCH 4096
-#define PRUNE_CHUNK 1000   /* rows removed at most per retention step */
-#define EVICT_CHUNK 16     /* rows removed at most per step to make room */
-#define APPLICATION_ID 0x45535031 /* "ESP1" in the file header: a journal */
+#define TAG		  "journal"
+#define DEFAULT_BATCH	  4096
+#define PRUNE_CHUNK	  1000	     /* rows removed at most per retention step */
+#define EVICT_CHUNK	  16	     /* rows removed at most per step to make room */
+#define APPLICATION_ID	  0x45535031 /* "ESP1" in the file header: a journal */
 #define MAINTAIN_EVERY_MS 1000
 /* Acks above the watermark kept at most (an ack beyond is a re-publish). */
 #define OOO_MAX (1u << 20)
@@ -37,9 +37,9 @@
 /* An event made ready by its producer: stamped and encoded without its
  * sequence, so the writer only appends ,"sequence":"N"}. */
 struct prepared {
-	char *open;  /* the encoded event without its closing brace */
+	char *open; /* the encoded event without its closing brace */
 	size_t len;
-	bool fresh;  /* its id was made here just now: no duplicate possible */
+	bool fresh; /* its id was made here just now: no duplicate possible */
 };
 
 struct request {
@@ -58,8 +58,8 @@ struct batch {
 	uint64_t *acks;
 	size_t nacks;
 	uint64_t ack_gen;
-	uint64_t acked;  /* sequences newly acknowledged */
-	size_t advance;  /* how far the watermark moves */
+	uint64_t acked; /* sequences newly acknowledged */
+	size_t advance; /* how far the watermark moves */
 };
 
 enum stmt_id {
@@ -123,17 +123,17 @@ struct es_journal {
 	uint64_t *acks;
 	size_t nacks, capacks;
 	bool closing;
-	unsigned appenders;        /* threads inside es_journal_append */
+	unsigned appenders; /* threads inside es_journal_append */
 	uint64_t ack_gen_queued, ack_gen_done;
 	char last_error[160];
 
 	/* writer thread only */
 	uint64_t next_seq;
-	uint64_t acked_db;   /* the ack watermark as of the last commit */
-	char *scratch;       /* where bodies are finished */
+	uint64_t acked_db; /* the ack watermark as of the last commit */
+	char *scratch;	   /* where bodies are finished */
 	size_t capscratch;
-	bool synced;         /* the connection is at synchronous=FULL now */
-	uint64_t *ooo;       /* acked sequences above the watermark, sorted */
+	bool synced;   /* the connection is at synchronous=FULL now */
+	uint64_t *ooo; /* acked sequences above the watermark, sorted */
 	size_t nooo, capooo;
 	uint64_t page_size;
 	uint64_t last_maintain_ms;
@@ -283,8 +283,8 @@ static es_err migrate(sqlite3 *db)
 	if (err)
 		return err;
 	if (v > SCHEMA_VERSION) {
-		es_error(TAG, "schema version %" PRIu64 " is newer than this program's %zu",
-			 v, (size_t)SCHEMA_VERSION);
+		es_error(TAG, "schema version %" PRIu64 " is newer than this program's %zu", v,
+			 (size_t)SCHEMA_VERSION);
 		return ES_EVERSION;
 	}
 	for (; v < SCHEMA_VERSION; v++) {
@@ -350,8 +350,8 @@ static es_err load_state(es_journal *j)
 		acked = strtoull(text, NULL, 10);
 	j->next_seq = (max_row > last ? max_row : last) + 1;
 	if (acked >= j->next_seq) {
-		es_error(TAG, "ack watermark %" PRIu64 " is past the newest sequence %" PRIu64, acked,
-			 j->next_seq - 1);
+		es_error(TAG, "ack watermark %" PRIu64 " is past the newest sequence %" PRIu64,
+			 acked, j->next_seq - 1);
 		return ES_ECORRUPT;
 	}
 	j->acked_db = acked;
@@ -659,7 +659,6 @@ static void maintain(es_journal *j, uint64_t now)
 
 /* ---- writer: the group commit ------------------------------------------ */
 
-
 /* SQLite rolls a whole transaction back by itself after some errors (full
  * disk, I/O, out of memory); then every request of the batch has failed. */
 static bool txn_lost(es_journal *j)
@@ -746,7 +745,8 @@ static void requeue_acks(es_journal *j, struct batch *b)
 		return;
 	uint64_t *merged = realloc(b->acks, (b->nacks + j->nacks) * sizeof *merged);
 	if (!merged) {
-		es_error(TAG, "out of memory re-queuing %zu acks; they will be re-published", b->nacks);
+		es_error(TAG, "out of memory re-queuing %zu acks; they will be re-published",
+			 b->nacks);
 		return;
 	}
 	if (j->nacks)
@@ -888,8 +888,8 @@ static es_err check_owner(sqlite3 *db)
 	if (err)
 		return err;
 	if (version > SCHEMA_VERSION) {
-		es_error(TAG, "schema version %" PRIu64 " is newer than this program's %zu", version,
-			 (size_t)SCHEMA_VERSION);
+		es_error(TAG, "schema version %" PRIu64 " is newer than this program's %zu",
+			 version, (size_t)SCHEMA_VERSION);
 		return ES_EVERSION;
 	}
 	if ((version == 0 && tables > 0) || (version > 0 && app != APPLICATION_ID)) {
@@ -1324,7 +1324,8 @@ struct verify_ctx {
 	uint64_t expect, problems;
 };
 
-static void problem(struct verify_ctx *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct verify_ctx *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void problem(struct verify_ctx *v, const char *fmt, ...)
 {
@@ -1342,7 +1343,8 @@ static int verify_row(void *arg, const es_journal_row *row)
 {
 	struct verify_ctx *v = arg;
 	if (v->expect && row->seq != v->expect)
-		problem(v, "sequence hole: expected %" PRIu64 ", found %" PRIu64, v->expect, row->seq);
+		problem(v, "sequence hole: expected %" PRIu64 ", found %" PRIu64, v->expect,
+			row->seq);
 	v->expect = row->seq + 1;
 	es_event *ev;
 	es_verr verr;
@@ -1352,7 +1354,8 @@ static int verify_row(void *arg, const es_journal_row *row)
 		return 0;
 	}
 	if (es_event_seq(ev) != row->seq)
-		problem(v, "event %" PRIu64 " carries sequence %" PRIu64, row->seq, es_event_seq(ev));
+		problem(v, "event %" PRIu64 " carries sequence %" PRIu64, row->seq,
+			es_event_seq(ev));
 	if (strcmp(es_event_id(ev), row->id) != 0)
 		problem(v, "event %" PRIu64 " body id differs from its row", row->seq);
 	es_event_free(ev);

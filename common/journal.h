@@ -37,7 +37,7 @@ typedef struct es_journal es_journal;
 typedef struct es_journal_reader es_journal_reader;
 
 typedef enum es_journal_sync {
-	ES_SYNC_FULL,   /* fsync every commit: survives a power cut */
+	ES_SYNC_FULL,	/* fsync every commit: survives a power cut */
 	ES_SYNC_NORMAL, /* WAL without fsync per commit: survives a process
 			   crash, may lose the last commits on power loss */
 } es_journal_sync;
@@ -50,12 +50,12 @@ typedef enum es_journal_on_full {
 typedef struct es_journal_opts {
 	const char *path;
 	es_journal_sync sync;
-	uint64_t max_bytes;   /* cap on the journal's used size; 0 = none */
-	uint64_t retain_ms;   /* acked events journaled longer ago go; 0 = at once */
+	uint64_t max_bytes; /* cap on the journal's used size; 0 = none */
+	uint64_t retain_ms; /* acked events journaled longer ago go; 0 = at once */
 	es_journal_on_full on_full;
-	const char *source;   /* "/site/node", stamped on events without one */
+	const char *source;	/* "/site/node", stamped on events without one */
 	size_t max_event_bytes; /* 0 = ES_EVENT_MAX_BYTES_DEFAULT */
-	size_t batch_max;     /* events per transaction at most; 0 = 4096 */
+	size_t batch_max;	/* events per transaction at most; 0 = 4096 */
 	/* Called on the writer thread after each commit that added events, with
 	 * the newest sequence; keep it short (post to your own loop). */
 	void (*committed)(void *ctx, uint64_t latest_seq);
@@ -65,23 +65,23 @@ typedef struct es_journal_opts {
 /* The outcome of one event of an append. */
 typedef struct es_append_result {
 	uint64_t seq;
-	bool duplicate;             /* its id was already journaled (seq is
-				       the earlier event's) */
+	bool duplicate; /* its id was already journaled (seq is
+			   the earlier event's) */
 	char id[ES_EVENT_ID_MAX + 1];
 } es_append_result;
 
 typedef struct es_journal_counters {
-	uint64_t appended;      /* events committed */
-	uint64_t duplicates;    /* appends of an id already journaled */
-	uint64_t refused_full;  /* events refused for lack of room */
-	uint64_t evicted;       /* acked events deleted to make room */
-	uint64_t expired;       /* acked events deleted by age */
-	uint64_t acked;         /* events marked acked */
-	uint64_t commits;       /* transactions committed */
-	uint64_t errors;        /* transactions that failed */
-	uint64_t pending;       /* events now pending */
-	uint64_t latest_seq;    /* newest committed sequence */
-	uint64_t acked_seq;     /* the ack watermark: all <= it are acked */
+	uint64_t appended;     /* events committed */
+	uint64_t duplicates;   /* appends of an id already journaled */
+	uint64_t refused_full; /* events refused for lack of room */
+	uint64_t evicted;      /* acked events deleted to make room */
+	uint64_t expired;      /* acked events deleted by age */
+	uint64_t acked;	       /* events marked acked */
+	uint64_t commits;      /* transactions committed */
+	uint64_t errors;       /* transactions that failed */
+	uint64_t pending;      /* events now pending */
+	uint64_t latest_seq;   /* newest committed sequence */
+	uint64_t acked_seq;    /* the ack watermark: all <= it are acked */
 } es_journal_counters;
 
 /* Opens or creates the journal at opts->path, migrates it, and starts the
@@ -103,8 +103,7 @@ void es_journal_close(es_journal *j);
  * Errors: ES_EFULL (no room under the cap, or the disk is full: nothing
  * written), ES_ETOOBIG (an event's encoding exceeds the size limit), ES_EIO,
  * ES_ECLOSED, ES_ENOMEM. Any thread. */
-es_err es_journal_append(es_journal *j, es_event **evs, size_t n,
-			 es_append_result *res);
+es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_result *res);
 
 /* Marks seq acked. Does not wait: the writer applies it in its next
  * transaction, with every other ack and append queued meanwhile. An ack lost
@@ -134,9 +133,9 @@ enum { ES_STATE_PENDING = 0, ES_STATE_ACKED = 1 };
 typedef struct es_journal_row {
 	uint64_t seq;
 	const char *id, *type, *subject; /* subject may be NULL */
-	const char *body;                /* the encoded CloudEvent */
+	const char *body;		 /* the encoded CloudEvent */
 	size_t body_len;
-	int state;                       /* ES_STATE_PENDING or ES_STATE_ACKED */
+	int state; /* ES_STATE_PENDING or ES_STATE_ACKED */
 	uint64_t journaled_ms;
 } es_journal_row;
 
@@ -145,11 +144,11 @@ typedef int (*es_journal_row_fn)(void *ctx, const es_journal_row *row);
 
 typedef struct es_journal_stats {
 	uint64_t count, pending;
-	uint64_t oldest_seq, latest_seq;   /* 0 when empty */
-	uint64_t oldest_pending_seq;       /* 0 when none pending */
-	uint64_t oldest_pending_ms;        /* journaled_ms of that event */
-	uint64_t acked_seq;                /* all <= this are acked */
-	uint64_t used_bytes, file_bytes;   /* used pages; file + WAL size */
+	uint64_t oldest_seq, latest_seq; /* 0 when empty */
+	uint64_t oldest_pending_seq;	 /* 0 when none pending */
+	uint64_t oldest_pending_ms;	 /* journaled_ms of that event */
+	uint64_t acked_seq;		 /* all <= this are acked */
+	uint64_t used_bytes, file_bytes; /* used pages; file + WAL size */
 } es_journal_stats;
 
 /* A read connection for the calling thread, on an open journal. */
@@ -162,9 +161,8 @@ void es_journal_reader_free(es_journal_reader *r);
 /* Rows with seq in [from, to] in sequence order, at most limit of them;
  * pending_only restricts to pending events. Row pointers are valid during
  * the callback only. */
-es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to,
-		       size_t limit, bool pending_only, es_journal_row_fn fn,
-		       void *ctx);
+es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t limit,
+		       bool pending_only, es_journal_row_fn fn, void *ctx);
 
 es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out);
 
@@ -172,7 +170,7 @@ es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out);
  * holes, every body decodes as a CloudEvent whose id and sequence match its
  * row. Each problem goes to fn(ctx, text); returns ES_ECORRUPT if any was
  * found, else ES_OK. */
-es_err es_journal_verify(es_journal_reader *r,
-			 void (*fn)(void *ctx, const char *problem), void *ctx);
+es_err es_journal_verify(es_journal_reader *r, void (*fn)(void *ctx, const char *problem),
+			 void *ctx);
 
 #endif

@@ -34,12 +34,12 @@ void es_log(es_log_level level, const char *tag, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 #define es_error(tag, ...) es_log(ES_LOG_ERROR, tag, __VA_ARGS__)
-#define es_warn(tag, ...) es_log(ES_LOG_WARN, tag, __VA_ARGS__)
-#define es_info(tag, ...) es_log(ES_LOG_INFO, tag, __VA_ARGS__)
-#define es_debug(tag, ...)                                  \
-	do {                                                \
-		if (es_log_enabled(ES_LOG_DEBUG))           \
-			es_log(ES_LOG_DEBUG, tag, __VA_ARGS__); \
+#define es_warn(tag, ...)  es_log(ES_LOG_WARN, tag, __VA_ARGS__)
+#define es_info(tag, ...)  es_log(ES_LOG_INFO, tag, __VA_ARGS__)
+#define es_debug(tag, ...)                                                                         \
+	do {                                                                                       \
+		if (es_log_enabled(ES_LOG_DEBUG))                                                  \
+			es_log(ES_LOG_DEBUG, tag, __VA_ARGS__);                                    \
 	} while (0)
 
 #endif

@@ -43,12 +43,12 @@ struct es_async {
 struct es_loop {
 	int wake_fd;
 	atomic_bool stop;
-	pthread_mutex_t lock;      /* guards head, tail, asyncs' pending flags */
+	pthread_mutex_t lock; /* guards head, tail, asyncs' pending flags */
 	struct post *head, *tail;
-	bool woken;                /* guarded by lock: a wake-up is on its way */
-	es_async *asyncs;          /* the list itself: loop thread only */
+	bool woken;	  /* guarded by lock: a wake-up is on its way */
+	es_async *asyncs; /* the list itself: loop thread only */
 	uint64_t now;
-	struct timer *timers;      /* sorted by due, then id */
+	struct timer *timers; /* sorted by due, then id */
 	size_t ntimers, captimers;
 	struct watch *watches;
 	size_t nwatches, capwatches;
@@ -172,7 +172,8 @@ es_err es_loop_timer(es_loop *l, uint64_t delay_ms, es_loop_fn fn, void *arg, es
 		l->timers = t;
 		l->captimers = cap;
 	}
-	struct timer t = {.id = l->next_id++, .due = es_clock_mono_ms() + delay_ms, .fn = fn, .arg = arg};
+	struct timer t = {
+		.id = l->next_id++, .due = es_clock_mono_ms() + delay_ms, .fn = fn, .arg = arg};
 	size_t i = l->ntimers;
 	while (i > 0 && l->timers[i - 1].due > t.due)
 		i--;
@@ -339,7 +340,8 @@ es_err es_loop_run(es_loop *l)
 		fds[0] = (struct pollfd){.fd = l->wake_fd, .events = POLLIN};
 		size_t n = l->nwatches;
 		for (size_t i = 0; i < n; i++)
-			fds[i + 1] = (struct pollfd){.fd = l->watches[i].fd, .events = l->watches[i].events};
+			fds[i + 1] = (struct pollfd){.fd = l->watches[i].fd,
+						     .events = l->watches[i].events};
 		l->now = es_clock_mono_ms();
 		if (poll(fds, n + 1, poll_timeout(l)) < 0 && errno != EINTR) {
 			es_error("loop", "poll: %s", strerror(errno));

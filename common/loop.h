@@ -46,14 +46,12 @@ void es_async_send(es_async *a);
 void es_async_free(es_async *a);
 
 /* One-shot timer: fn(arg) runs on the loop thread after delay_ms. */
-es_err es_loop_timer(es_loop *loop, uint64_t delay_ms, es_loop_fn fn,
-		     void *arg, es_timer_id *id);
+es_err es_loop_timer(es_loop *loop, uint64_t delay_ms, es_loop_fn fn, void *arg, es_timer_id *id);
 /* Cancels a timer that has not fired; unknown or fired ids are ignored. */
 void es_loop_timer_cancel(es_loop *loop, es_timer_id id);
 
 /* Calls fn when fd is ready for events (POLLIN/POLLOUT); one watch per fd. */
-es_err es_loop_watch(es_loop *loop, int fd, short events, es_fd_fn fn,
-		     void *arg);
+es_err es_loop_watch(es_loop *loop, int fd, short events, es_fd_fn fn, void *arg);
 void es_loop_unwatch(es_loop *loop, int fd);
 
 /* Monotonic ms, as of the current loop iteration. */

@@ -31,11 +31,11 @@ enum kind { K_ACK, K_NACK, K_CONNECTED, K_CONNECT_FAILED, K_LOST, K_MESSAGE, K_S
 struct entry {
 	enum kind kind;
 	uint32_t gen;
-	uint32_t slot;      /* K_ACK, K_NACK */
-	uint64_t tag;       /* K_ACK, K_NACK: the slot's tag when it completed */
-	int code;           /* paho or reason code */
-	bool flag;          /* K_CONNECTED: session present */
-	char *text;         /* cause, or topic of K_MESSAGE */
+	uint32_t slot; /* K_ACK, K_NACK */
+	uint64_t tag;  /* K_ACK, K_NACK: the slot's tag when it completed */
+	int code;      /* paho or reason code */
+	bool flag;     /* K_CONNECTED: session present */
+	char *text;    /* cause, or topic of K_MESSAGE */
 	void *payload;
 	size_t len;
 };
@@ -48,7 +48,7 @@ struct conn {
 struct slot {
 	es_mqtt *m;
 	uint32_t index;
-	uint32_t gen;     /* client generation it was used in */
+	uint32_t gen; /* client generation it was used in */
 	uint64_t tag;
 	bool used;
 };
@@ -155,9 +155,9 @@ static bool dup_str(const char **s)
 static es_err copy_opts(es_mqtt_opts *dst, const es_mqtt_opts *src)
 {
 	*dst = *src;
-	const char **strs[] = {&dst->url,       &dst->client_id, &dst->username,
-			       &dst->password,  &dst->ca_file,   &dst->cert_file,
-			       &dst->key_file,  &dst->will_topic, &dst->will_payload};
+	const char **strs[] = {&dst->url,      &dst->client_id,	 &dst->username,
+			       &dst->password, &dst->ca_file,	 &dst->cert_file,
+			       &dst->key_file, &dst->will_topic, &dst->will_payload};
 	bool ok = true;
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		if (ok)
@@ -240,7 +240,8 @@ static char *dup_cause(const char *prefix, const char *msg, int code)
 static void on_lost(void *context, char *cause)
 {
 	struct conn *c = context;
-	post(c->m, &(struct entry){.kind = K_LOST, .gen = c->gen,
+	post(c->m, &(struct entry){.kind = K_LOST,
+				   .gen = c->gen,
 				   .text = strdup(cause ? cause : "connection lost")});
 }
 
@@ -269,14 +270,16 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 static void on_connect_ok(void *context, MQTTAsync_successData *d)
 {
 	struct conn *c = context;
-	post(c->m, &(struct entry){.kind = K_CONNECTED, .gen = c->gen,
+	post(c->m, &(struct entry){.kind = K_CONNECTED,
+				   .gen = c->gen,
 				   .flag = d && d->alt.connect.sessionPresent});
 }
 
 static void on_connect_ok5(void *context, MQTTAsync_successData5 *d)
 {
 	struct conn *c = context;
-	post(c->m, &(struct entry){.kind = K_CONNECTED, .gen = c->gen,
+	post(c->m, &(struct entry){.kind = K_CONNECTED,
+				   .gen = c->gen,
 				   .flag = d && d->alt.connect.sessionPresent});
 }
 
@@ -284,32 +287,34 @@ static void on_connect_fail(void *context, MQTTAsync_failureData *d)
 {
 	struct conn *c = context;
 	int code = d ? d->code : -1;
-	post(c->m, &(struct entry){.kind = K_CONNECT_FAILED, .gen = c->gen, .code = code,
-				   .text = dup_cause("connect failed", d ? d->message : NULL,
-						     code)});
+	post(c->m,
+	     &(struct entry){.kind = K_CONNECT_FAILED,
+			     .gen = c->gen,
+			     .code = code,
+			     .text = dup_cause("connect failed", d ? d->message : NULL, code)});
 }
 
 static void on_connect_fail5(void *context, MQTTAsync_failureData5 *d)
 {
 	struct conn *c = context;
 	int code = d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1;
-	post(c->m, &(struct entry){.kind = K_CONNECT_FAILED, .gen = c->gen, .code = code,
-				   .text = dup_cause("connect failed", d ? d->message : NULL,
-						     code)});
+	post(c->m,
+	     &(struct entry){.kind = K_CONNECT_FAILED,
+			     .gen = c->gen,
+			     .code = code,
+			     .text = dup_cause("connect failed", d ? d->message : NULL, code)});
 }
 
 static void on_pub_ok(void *context, MQTTAsync_successData *d)
 {
 	struct slot *s = context;
-	post(s->m, &(struct entry){.kind = K_ACK, .gen = s->gen, .slot = s->index,
-				   .tag = s->tag});
+	post(s->m, &(struct entry){.kind = K_ACK, .gen = s->gen, .slot = s->index, .tag = s->tag});
 }
 
 static void on_pub_ok5(void *context, MQTTAsync_successData5 *d)
 {
 	struct slot *s = context;
-	post(s->m, &(struct entry){.kind = K_ACK, .gen = s->gen, .slot = s->index,
-				   .tag = s->tag});
+	post(s->m, &(struct entry){.kind = K_ACK, .gen = s->gen, .slot = s->index, .tag = s->tag});
 }
 
 /* MQTT 3.1.1 has no refusals: every publish failure is the transport's
@@ -317,7 +322,10 @@ static void on_pub_ok5(void *context, MQTTAsync_successData5 *d)
 static void on_pub_fail(void *context, MQTTAsync_failureData *d)
 {
 	struct slot *s = context;
-	post(s->m, &(struct entry){.kind = K_NACK, .gen = s->gen, .slot = s->index, .tag = s->tag,
+	post(s->m, &(struct entry){.kind = K_NACK,
+				   .gen = s->gen,
+				   .slot = s->index,
+				   .tag = s->tag,
 				   .code = d ? d->code : -1});
 }
 
@@ -327,9 +335,14 @@ static void on_pub_fail5(void *context, MQTTAsync_failureData5 *d)
 {
 	struct slot *s = context;
 	bool refused = d && (int)d->reasonCode >= 0x80;
-	post(s->m, &(struct entry){.kind = K_NACK, .gen = s->gen, .slot = s->index, .tag = s->tag,
+	post(s->m, &(struct entry){.kind = K_NACK,
+				   .gen = s->gen,
+				   .slot = s->index,
+				   .tag = s->tag,
 				   .flag = refused,
-				   .code = refused ? (int)d->reasonCode : d ? d->code : -1});
+				   .code = refused ? (int)d->reasonCode
+					   : d	   ? d->code
+						   : -1});
 }
 
 static void on_disconnected(void *context, MQTTAsync_successData *d)
@@ -578,7 +591,8 @@ es_err es_mqtt_publish(es_mqtt *m, const char *topic, const void *payload, size_
 	struct slot *s = NULL;
 	if (qos == 1) {
 		s = &m->slots[m->free_slots[--m->nfree]];
-		*s = (struct slot){.m = m, .index = s->index, .gen = m->gen, .tag = tag, .used = true};
+		*s = (struct slot){
+			.m = m, .index = s->index, .gen = m->gen, .tag = tag, .used = true};
 		ro.context = s;
 		if (m->o.version == 5) {
 			ro.onSuccess5 = on_pub_ok5;

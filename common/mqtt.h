@@ -47,18 +47,18 @@ typedef struct es_mqtt_cbs {
 } es_mqtt_cbs;
 
 typedef struct es_mqtt_opts {
-	const char *url;        /* mqtt://host[:1883] or mqtts://host[:8883] */
-	const char *client_id;  /* stable across restarts */
-	int version;            /* 4 (MQTT 3.1.1) or 5 */
-	const char *username, *password; /* NULL: none */
+	const char *url;			    /* mqtt://host[:1883] or mqtts://host[:8883] */
+	const char *client_id;			    /* stable across restarts */
+	int version;				    /* 4 (MQTT 3.1.1) or 5 */
+	const char *username, *password;	    /* NULL: none */
 	const char *ca_file, *cert_file, *key_file; /* TLS; NULL: none */
-	bool tls_verify;        /* verify the broker's certificate and name */
-	int keepalive_s;        /* 0: 30 */
-	int inflight;           /* unacknowledged QoS 1 publishes at most; 0: 100 */
+	bool tls_verify;			    /* verify the broker's certificate and name */
+	int keepalive_s;			    /* 0: 30 */
+	int inflight;		   /* unacknowledged QoS 1 publishes at most; 0: 100 */
 	uint32_t session_expiry_s; /* MQTT 5 only; 0: 86400 */
-	int connect_timeout_s;  /* 0: 10 */
+	int connect_timeout_s;	   /* 0: 10 */
 	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250 and 30000 */
-	const char *will_topic; /* NULL: no will */
+	const char *will_topic;			  /* NULL: no will */
 	const char *will_payload;
 	bool will_retain;
 	es_mqtt_cbs cbs;
@@ -67,8 +67,8 @@ typedef struct es_mqtt_opts {
 
 typedef struct es_mqtt_stats {
 	bool connected;
-	uint64_t connects;       /* successful connections */
-	uint64_t failures;       /* failed attempts and lost connections */
+	uint64_t connects; /* successful connections */
+	uint64_t failures; /* failed attempts and lost connections */
 	uint64_t published, acked, refused;
 	uint64_t received;
 	uint64_t connected_since_ms; /* wall ms of the current connection */

@@ -152,7 +152,7 @@ bool es_topic_match(const char *filter, const char *topic)
 
 /* Validates every part of a topic to build; rest may be NULL. */
 static bool parts_valid(const char *root, const char *site, const char *node, const char *kind,
-                        const char *rest)
+			const char *rest)
 {
 	if (es_topic_check_root(root) || es_topic_check_id(site) || es_topic_check_id(node) ||
 	    es_topic_check_id(kind))
@@ -162,7 +162,7 @@ static bool parts_valid(const char *root, const char *site, const char *node, co
 
 /* Contract in topic.h. */
 es_err es_topic_build(char *buf, size_t cap, const char *root, const char *site, const char *node,
-                      const char *kind, const char *rest)
+		      const char *kind, const char *rest)
 {
 	if (!buf || !parts_valid(root, site, node, kind, rest))
 		return ES_EINVAL;

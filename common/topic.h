@@ -19,7 +19,7 @@
 /* The longest topic edgespool builds (MQTT allows 65535). */
 #define ES_TOPIC_MAX 512
 /* The longest site or node name. */
-#define ES_TOPIC_ID_MAX 64
+#define ES_TOPIC_ID_MAX	      64
 #define ES_TOPIC_ROOT_DEFAULT "edgespool"
 
 /* A topic name one may publish to: 1..65535 bytes, no '+', '#' or NUL. */
@@ -42,9 +42,8 @@ bool es_topic_match(const char *filter, const char *topic);
  * "/<rest>" into buf. ES_EINVAL if a part is invalid (a NULL or empty part,
  * a rest that is not a valid name) and ES_ETOOBIG if the result, with its
  * NUL, does not fit in cap or exceeds ES_TOPIC_MAX. */
-es_err es_topic_build(char *buf, size_t cap, const char *root,
-		      const char *site, const char *node, const char *kind,
-		      const char *rest);
+es_err es_topic_build(char *buf, size_t cap, const char *root, const char *site, const char *node,
+		      const char *kind, const char *rest);
 
 /* The parts of a topic in edgespool's layout; pointers into the caller's
  * buffer with lengths (not NUL-terminated). */
@@ -55,7 +54,6 @@ typedef struct es_topic_parts {
 
 /* Splits topic, which must start with root + "/". ES_EINVAL if it does not
  * follow the layout. */
-es_err es_topic_split(const char *topic, const char *root,
-		      es_topic_parts *out);
+es_err es_topic_split(const char *topic, const char *root, es_topic_parts *out);
 
 #endif

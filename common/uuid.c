@@ -23,8 +23,8 @@
 struct es_uuid7_gen {
 	es_random_fn rnd;
 	void *ctx;
-	bool started;    /* false until the first id */
-	uint64_t ms;     /* timestamp of the last id */
+	bool started;	 /* false until the first id */
+	uint64_t ms;	 /* timestamp of the last id */
 	uint32_t rand_a; /* < 2^12 */
 	uint64_t rand_b; /* < 2^62 */
 	size_t pool_pos; /* next unused byte of pool; POOL_SIZE when empty */

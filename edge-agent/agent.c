@@ -10,13 +10,13 @@
 #include "control.h"
 #include "log.h"
 
-#define TAG "agent"
+#define TAG	   "agent"
 #define OUTBOX_MAX 256
 
 es_err agent_topic(const agent *a, const char *kind, const char *rest, char *buf, size_t cap)
 {
-	return es_topic_build(buf, cap, a->s->mqtt_topic_root, a->s->node_site, a->s->node_id,
-			      kind, rest);
+	return es_topic_build(buf, cap, a->s->mqtt_topic_root, a->s->node_site, a->s->node_id, kind,
+			      rest);
 }
 
 /* ---- the control outbox: status and replies go before any event -------- */
@@ -28,8 +28,7 @@ static void free_msg(struct control_msg *m)
 	free(m);
 }
 
-void agent_control_send(agent *a, const char *topic, const char *payload, size_t len,
-			bool retain)
+void agent_control_send(agent *a, const char *topic, const char *payload, size_t len, bool retain)
 {
 	if (a->outbox_n == OUTBOX_MAX) {
 		es_warn(TAG, "control outbox full; dropping a message for %s", topic);
@@ -85,8 +84,8 @@ static void outbox_clear(agent *a)
 
 static es_err status_json(agent *a, bool online, char **json, size_t *len)
 {
-	es_status_msg m = {.online = online, .clock_synced = es_clock_synced(),
-			   .time_ms = es_clock_wall_ms()};
+	es_status_msg m = {
+		.online = online, .clock_synced = es_clock_synced(), .time_ms = es_clock_wall_ms()};
 	es_journal_stats st;
 	snprintf(m.boot_id, sizeof m.boot_id, "%s", a->boot_id);
 	snprintf(m.journal_id, sizeof m.journal_id, "%s", es_journal_id(a->journal));
@@ -192,8 +191,10 @@ static void on_published(void *ctx, uint64_t tag, es_err err)
 		 * authorized): count it and move on, or it would block the
 		 * watermark and be re-sent after every reconnect. */
 		atomic_fetch_add(&a->refused_by_broker, 1);
-		es_error(TAG, "event %llu refused by the broker; it stays in the journal, "
-			      "not delivered", (unsigned long long)tag);
+		es_error(TAG,
+			 "event %llu refused by the broker; it stays in the journal, "
+			 "not delivered",
+			 (unsigned long long)tag);
 		pub_acked(a, tag);
 	} else if (!err && event) {
 		pub_acked(a, tag);
@@ -264,8 +265,8 @@ static es_err make_names(agent *a)
 	if ((err = agent_topic(a, "status", NULL, a->status_topic, sizeof a->status_topic)) ||
 	    (err = agent_topic(a, "cmd", "resend", a->cmd_topic, sizeof a->cmd_topic)) ||
 	    (err = agent_topic(a, "reply", "resend", a->reply_topic, sizeof a->reply_topic)))
-		es_error(TAG, "topics for %s/%s/%s are not valid", s->mqtt_topic_root,
-			 s->node_site, s->node_id);
+		es_error(TAG, "topics for %s/%s/%s are not valid", s->mqtt_topic_root, s->node_site,
+			 s->node_id);
 	return err;
 }
 
@@ -278,7 +279,7 @@ static es_err open_journal(agent *a)
 		.max_bytes = s->journal_max_bytes,
 		.retain_ms = (uint64_t)s->journal_retain_s * 1000,
 		.on_full = s->journal_on_full == AGENT_FULL_EVICT ? ES_ON_FULL_EVICT
-								   : ES_ON_FULL_REFUSE,
+								  : ES_ON_FULL_REFUSE,
 		.source = a->source,
 		.max_event_bytes = s->event_max_bytes,
 		.committed = on_committed,
@@ -325,8 +326,10 @@ static es_err make_mqtt(agent *a)
 		.will_topic = a->status_topic,
 		.will_payload = offline,
 		.will_retain = true,
-		.cbs = {.connected = on_connected, .disconnected = on_disconnected,
-			.published = on_published, .message = on_message},
+		.cbs = {.connected = on_connected,
+			.disconnected = on_disconnected,
+			.published = on_published,
+			.message = on_message},
 		.ctx = a,
 	};
 	err = es_mqtt_new(a->loop, &o, &a->mqtt);
@@ -468,8 +471,10 @@ static void drain_timeout(void *arg)
 {
 	agent *a = arg;
 	a->drain_timer = 0;
-	es_warn(TAG, "%zu publishes still unacknowledged after shutdown.drain_ms; they stay "
-		     "pending in the journal", es_mqtt_inflight(a->mqtt));
+	es_warn(TAG,
+		"%zu publishes still unacknowledged after shutdown.drain_ms; they stay "
+		"pending in the journal",
+		es_mqtt_inflight(a->mqtt));
 	finish_drain(a);
 }
 

@@ -20,8 +20,8 @@
 #include "uuid.h"
 
 /* What a publish's tag says it was. */
-#define TAG_CONTROL 0u             /* status, replies: no bookkeeping */
-#define TAG_RESEND (1ull << 63)    /* | seq: a re-sent event */
+#define TAG_CONTROL 0u		 /* status, replies: no bookkeeping */
+#define TAG_RESEND  (1ull << 63) /* | seq: a re-sent event */
 
 struct pub_row {
 	uint64_t seq;
@@ -34,14 +34,14 @@ struct pub_row {
 struct pub {
 	struct pub_row *rows; /* a FIFO of rows read, not yet published */
 	size_t head, n, cap, bytes;
-	uint64_t cursor;      /* highest sequence read into the FIFO */
-	uint64_t latest;      /* newest committed sequence known */
-	bool more;            /* rows may wait in the journal beyond cursor */
+	uint64_t cursor; /* highest sequence read into the FIFO */
+	uint64_t latest; /* newest committed sequence known */
+	bool more;	 /* rows may wait in the journal beyond cursor */
 	uint64_t published, acked;
 };
 
 struct resend_req {
-	uint64_t from, to; /* as asked */
+	uint64_t from, to;   /* as asked */
 	uint64_t next, last; /* what is left to send */
 	char request_id[64];
 	uint64_t gone_from, gone_to;
@@ -89,7 +89,7 @@ struct agent {
 	_Atomic uint64_t committed_seq; /* set by the journal's writer */
 
 	char source[2 * ES_TOPIC_ID_MAX + 3];
-	char prefix[ES_TOPIC_MAX];  /* <root>/<site>/<node> */
+	char prefix[ES_TOPIC_MAX]; /* <root>/<site>/<node> */
 	char status_topic[ES_TOPIC_MAX], cmd_topic[ES_TOPIC_MAX], reply_topic[ES_TOPIC_MAX];
 	char client_id[160];
 	char boot_id[ES_UUID_STR];
@@ -105,7 +105,7 @@ struct agent {
 
 	pthread_mutex_t snap_lock; /* guards snap */
 	struct snapshot snap;
-	pthread_mutex_t api_lock;  /* guards api_reader */
+	pthread_mutex_t api_lock; /* guards api_reader */
 	es_journal_reader *api_reader;
 	_Atomic uint64_t rejected[R_COUNT_];
 	_Atomic uint64_t ingested;
@@ -115,7 +115,7 @@ struct agent {
 /* publisher.c */
 void pub_init(agent *a);
 void pub_free(agent *a);
-void pub_reset(agent *a);        /* connection lost: forget what was in flight */
+void pub_reset(agent *a); /* connection lost: forget what was in flight */
 void pub_committed(agent *a, uint64_t latest);
 void pub_acked(agent *a, uint64_t seq);
 void pub_pump(agent *a);
@@ -131,8 +131,7 @@ bool resend_active(const agent *a);
 /* agent.c */
 void agent_snapshot_update(agent *a);
 /* Queues a QoS 1 control message (status, reply); sent before events. */
-void agent_control_send(agent *a, const char *topic, const char *payload, size_t len,
-			bool retain);
+void agent_control_send(agent *a, const char *topic, const char *payload, size_t len, bool retain);
 void control_pump(agent *a);
 void agent_publish_status(agent *a, bool online);
 es_err agent_topic(const agent *a, const char *kind, const char *rest, char *buf, size_t cap);

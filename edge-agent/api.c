@@ -41,7 +41,8 @@ static int accepted(es_http_req *req, const es_append_result *res, size_t n)
 	bool ok = o && list && cJSON_AddNumberToObject(o, "accepted", (double)n);
 	for (size_t i = 0; ok && i < n; i++) {
 		cJSON *e = cJSON_CreateObject();
-		ok = e && cJSON_AddItemToArray(list, e) && cJSON_AddStringToObject(e, "id", res[i].id) &&
+		ok = e && cJSON_AddItemToArray(list, e) &&
+		     cJSON_AddStringToObject(e, "id", res[i].id) &&
 		     cJSON_AddNumberToObject(e, "sequence", (double)res[i].seq) &&
 		     cJSON_AddBoolToObject(e, "duplicate", res[i].duplicate);
 	}

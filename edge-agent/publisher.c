@@ -13,8 +13,8 @@
 #include "agent_internal.h"
 #include "log.h"
 
-#define TAG "publish"
-#define READ_ROWS 512
+#define TAG	   "publish"
+#define READ_ROWS  512
 #define READ_BYTES (1024 * 1024)
 
 void pub_init(agent *a)

@@ -153,8 +153,9 @@ static void finish(agent *a, struct resend_req *q)
 	bool whole = !q->gone_to && q->last == q->to;
 	r.status = whole ? ES_RESEND_OK : ES_RESEND_PARTIAL;
 	snprintf(r.reason, sizeof r.reason, "%s",
-		 whole ? "" : q->gone_to ? "part no longer held (retention)"
-					 : "part after the latest sequence");
+		 whole	      ? ""
+		 : q->gone_to ? "part no longer held (retention)"
+			      : "part after the latest sequence");
 	a->rs.served++;
 	a->rs.head = (a->rs.head + 1) % a->rs.cap;
 	a->rs.n--;

@@ -8,7 +8,7 @@
 #include "topic.h"
 
 #define F(field) offsetof(agent_settings, field)
-#define DAY (24 * 3600)
+#define DAY	 (24 * 3600)
 
 static const char *const mqtt_versions[] = {"3.1.1", "5", NULL};
 static const char *const sync_modes[] = {"full", "normal", NULL};
@@ -43,10 +43,10 @@ const es_setting agent_settings_table[] = {
 	 "MQTT keepalive"},
 	{"mqtt.inflight", ES_CFG_INT, F(mqtt_inflight), "100", 1, 65535, NULL, 0,
 	 "QoS 1 publishes awaiting PUBACK at most"},
-	{"mqtt.session_expiry_s", ES_CFG_SECONDS, F(mqtt_session_expiry_s), "1d", 1,
-	 4294967295LL, NULL, 0, "MQTT 5 session expiry"},
-	{"mqtt.connect_timeout_s", ES_CFG_SECONDS, F(mqtt_connect_timeout_s), "10", 1, 300, NULL,
-	 0, "give up a connection attempt after this long"},
+	{"mqtt.session_expiry_s", ES_CFG_SECONDS, F(mqtt_session_expiry_s), "1d", 1, 4294967295LL,
+	 NULL, 0, "MQTT 5 session expiry"},
+	{"mqtt.connect_timeout_s", ES_CFG_SECONDS, F(mqtt_connect_timeout_s), "10", 1, 300, NULL, 0,
+	 "give up a connection attempt after this long"},
 	{"mqtt.backoff_base_ms", ES_CFG_MS, F(mqtt_backoff_base_ms), "250", 10, 600000, NULL, 0,
 	 "reconnect backoff: first ceiling (doubles per failure, full jitter)"},
 	{"mqtt.backoff_max_ms", ES_CFG_MS, F(mqtt_backoff_max_ms), "30s", 10, 3600000, NULL, 0,
@@ -70,8 +70,7 @@ const es_setting agent_settings_table[] = {
 
 	{"http.listen", ES_CFG_STR, F(http_listen), "127.0.0.1:8080", 0, 0, NULL, 0,
 	 "HTTP address; port 0 picks a free port (logged)"},
-	{"http.threads", ES_CFG_INT, F(http_threads), "8", 1, 256, NULL, 0,
-	 "HTTP worker threads"},
+	{"http.threads", ES_CFG_INT, F(http_threads), "8", 1, 256, NULL, 0, "HTTP worker threads"},
 	{"http.max_body", ES_CFG_SIZE, F(http_max_body), "1MiB", 1024, 268435456, NULL, 0,
 	 "largest request body"},
 	{"http.max_batch", ES_CFG_INT, F(http_max_batch), "1000", 1, 100000, NULL, 0,
@@ -89,8 +88,7 @@ const es_setting agent_settings_table[] = {
 	 "on SIGTERM, wait this long for PUBACKs of what is in flight"},
 
 	{"log.level", ES_CFG_ENUM, F(log_level), "info", 0, 0, log_levels, 0, "log threshold"},
-	{"log.syslog", ES_CFG_BOOL, F(log_syslog), "false", 0, 0, NULL, 0,
-	 "also log to syslog"},
+	{"log.syslog", ES_CFG_BOOL, F(log_syslog), "false", 0, 0, NULL, 0, "also log to syslog"},
 };
 const size_t agent_settings_count = sizeof agent_settings_table / sizeof agent_settings_table[0];
 

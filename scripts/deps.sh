@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git clang-format
   libpaho-mqtt-dev libssl-dev libsqlite3-dev sqlite3 libcjson-dev
   libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev
   mosquitto mosquitto-clients python3 curl procps openssl

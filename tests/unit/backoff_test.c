@@ -164,13 +164,13 @@ static void huge_cap_does_not_wrap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(delays_stay_in_bounds),
-	        cmocka_unit_test(ceiling_doubles_then_caps),
-	        cmocka_unit_test(reset_returns_to_base),
-	        cmocka_unit_test(jitter_varies),
-	        cmocka_unit_test(floor_is_a_quarter_of_base),
-	        cmocka_unit_test(odd_settings_are_fixed_up),
-	        cmocka_unit_test(huge_cap_does_not_wrap),
+		cmocka_unit_test(delays_stay_in_bounds),
+		cmocka_unit_test(ceiling_doubles_then_caps),
+		cmocka_unit_test(reset_returns_to_base),
+		cmocka_unit_test(jitter_varies),
+		cmocka_unit_test(floor_is_a_quarter_of_base),
+		cmocka_unit_test(odd_settings_are_fixed_up),
+		cmocka_unit_test(huge_cap_does_not_wrap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,17 +31,17 @@ static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
 #define OFF(f) offsetof(settings, f)
 static const es_setting table[] = {
-        {"mqtt.url", ES_CFG_STR, OFF(url), "tcp://localhost:1883", 0, 0, NULL, 0, "Broker URL."},
-        {"mqtt.cafile", ES_CFG_STR, OFF(cafile), NULL, 0, 0, NULL, ES_CFG_PATH, "CA bundle."},
-        {"mqtt.inflight", ES_CFG_INT, OFF(inflight), "10", 1, 1000, NULL, 0, "Unacked publishes."},
-        {"test.offset", ES_CFG_INT, OFF(offset), "0", 0, 0, NULL, 0, "Unbounded."},
-        {"mqtt.tls", ES_CFG_BOOL, OFF(tls), "false", 0, 0, NULL, 0, "Use TLS."},
-        {"log.level", ES_CFG_ENUM, OFF(level), "info", 0, 0, levels, 0, "Log threshold."},
-        {"journal.cap", ES_CFG_SIZE, OFF(cap), "64MiB", 1024, INT64_C(1) << 40, NULL, 0,
-         "Journal cap."},
-        {"journal.retention", ES_CFG_SECONDS, OFF(retention), "7d", 0, 0, NULL, 0, "Keep acked."},
-        {"mqtt.timeout", ES_CFG_MS, OFF(timeout), "2s", 1, 60000, NULL, 0, "Publish timeout."},
-        {"bridge.peers", ES_CFG_LIST, OFF(peers), "a, b", 0, 0, NULL, 0, "Edge brokers."},
+	{"mqtt.url", ES_CFG_STR, OFF(url), "tcp://localhost:1883", 0, 0, NULL, 0, "Broker URL."},
+	{"mqtt.cafile", ES_CFG_STR, OFF(cafile), NULL, 0, 0, NULL, ES_CFG_PATH, "CA bundle."},
+	{"mqtt.inflight", ES_CFG_INT, OFF(inflight), "10", 1, 1000, NULL, 0, "Unacked publishes."},
+	{"test.offset", ES_CFG_INT, OFF(offset), "0", 0, 0, NULL, 0, "Unbounded."},
+	{"mqtt.tls", ES_CFG_BOOL, OFF(tls), "false", 0, 0, NULL, 0, "Use TLS."},
+	{"log.level", ES_CFG_ENUM, OFF(level), "info", 0, 0, levels, 0, "Log threshold."},
+	{"journal.cap", ES_CFG_SIZE, OFF(cap), "64MiB", 1024, INT64_C(1) << 40, NULL, 0,
+	 "Journal cap."},
+	{"journal.retention", ES_CFG_SECONDS, OFF(retention), "7d", 0, 0, NULL, 0, "Keep acked."},
+	{"mqtt.timeout", ES_CFG_MS, OFF(timeout), "2s", 1, 60000, NULL, 0, "Publish timeout."},
+	{"bridge.peers", ES_CFG_LIST, OFF(peers), "a, b", 0, 0, NULL, 0, "Edge brokers."},
 };
 #define NROWS (sizeof table / sizeof table[0])
 
@@ -144,20 +144,20 @@ static void test_file_every_type(void **state)
 {
 	fixture *f = *state;
 	write_ini(f, "; a comment\n"
-	             "[mqtt]\n"
-	             "url = ssl://broker:8883\n"
-	             "cafile = /etc/ssl/ca.pem\n"
-	             "inflight = 32\n"
-	             "tls = yes\n"
-	             "timeout = 1m ; inline comment\n"
-	             "\n"
-	             "[log]\n"
-	             "level = debug\n"
-	             "[journal]\n"
-	             "cap = 1GB\n"
-	             "retention = 2h\n"
-	             "[test]\n"
-	             "offset = -9223372036854775808\n");
+		     "[mqtt]\n"
+		     "url = ssl://broker:8883\n"
+		     "cafile = /etc/ssl/ca.pem\n"
+		     "inflight = 32\n"
+		     "tls = yes\n"
+		     "timeout = 1m ; inline comment\n"
+		     "\n"
+		     "[log]\n"
+		     "level = debug\n"
+		     "[journal]\n"
+		     "cap = 1GB\n"
+		     "retention = 2h\n"
+		     "[test]\n"
+		     "offset = -9223372036854775808\n");
 	const char *args[] = {"--config", f->path, NULL};
 	assert_int_equal(load(f, args, NULL), ES_OK);
 	assert_string_equal(f->s.url, "ssl://broker:8883");
@@ -181,9 +181,9 @@ static void test_precedence(void **state)
 	const char *args[] = {"--mqtt.timeout", "5s", NULL};
 	assert_int_equal(load(f, args, env), ES_OK);
 	assert_string_equal(f->s.url, "tcp://file"); /* file only */
-	assert_int_equal(f->s.inflight, 30);         /* env beats file */
-	assert_int_equal(f->s.timeout, 5000);        /* flag beats env and file */
-	assert_int_equal(f->s.level, 2);             /* default */
+	assert_int_equal(f->s.inflight, 30);	     /* env beats file */
+	assert_int_equal(f->s.timeout, 5000);	     /* flag beats env and file */
+	assert_int_equal(f->s.level, 2);	     /* default */
 }
 
 static void test_config_flag_beats_es_config(void **state)
@@ -273,8 +273,8 @@ static void test_file_first_error_wins(void **state)
 	const char *args[] = {"--config", f->path, NULL};
 	assert_int_equal(load(f, args, NULL), ES_EINVAL);
 	assert_string_equal(
-	        f->err,
-	        with_path(f, "log.level: 'loud' is not one of: error, warn, info, debug", 2));
+		f->err,
+		with_path(f, "log.level: 'loud' is not one of: error, warn, info, debug", 2));
 }
 
 static void test_file_first_of_two_bad_values(void **state)
@@ -358,18 +358,18 @@ static void test_range_in_units(void **state)
 	assert_int_equal(load(f, ms, NULL), ES_EINVAL);
 	assert_string_equal(f->err, "--mqtt.timeout: 61s is above the maximum 1m");
 	assert_int_equal(es_config_set(f->c, "journal.cap", "1000", f->err, sizeof f->err),
-	                 ES_EINVAL);
+			 ES_EINVAL);
 	assert_string_equal(f->err, "--journal.cap: 1000 is below the minimum 1KiB");
 	assert_int_equal(es_config_set(f->c, "journal.cap", "2000GiB", f->err, sizeof f->err),
-	                 ES_EINVAL);
+			 ES_EINVAL);
 	assert_string_equal(f->err, "--journal.cap: 2000GiB is above the maximum 1024GiB");
 	assert_int_equal(
-	        es_config_set(f->c, "journal.cap", "18446744073709551615", f->err, sizeof f->err),
-	        ES_EINVAL);
+		es_config_set(f->c, "journal.cap", "18446744073709551615", f->err, sizeof f->err),
+		ES_EINVAL);
 	assert_contains(f->err, "above the maximum");
 	assert_int_equal(f->s.cap, 64 * 1024 * 1024);
 	assert_int_equal(es_config_set(f->c, "journal.cap", "1024GiB", f->err, sizeof f->err),
-	                 ES_OK);
+			 ES_OK);
 	assert_int_equal(f->s.cap, UINT64_C(1) << 40);
 }
 
@@ -381,24 +381,24 @@ static void test_bad_text(void **state)
 {
 	fixture *f = *state;
 	static const bad_value bad[] = {
-	        {"journal.cap", "12XB", "'12XB' is not a size (e.g. 65536, 64KiB, 16MiB, 1GB)"},
-	        {"journal.cap", "1.5GiB", "'1.5GiB' is not a size"},
-	        {"journal.cap", "-1", "'-1' is not a size"},
-	        {"journal.cap", "", "'' is not a size"},
-	        {"journal.cap", "18446744073709551616", "'18446744073709551616' is too large"},
-	        {"journal.cap", "17179869184GiB", "'17179869184GiB' is too large"},
-	        {"journal.retention", "5x", "'5x' is not a duration in seconds"},
-	        {"journal.retention", "1w", "'1w' is not a duration in seconds"},
-	        {"journal.retention", "106751991167301d", "'106751991167301d' is too large"},
-	        {"mqtt.timeout", "1h", "'1h' is not a duration in ms"},
-	        {"mqtt.timeout", "ms", "'ms' is not a duration in ms"},
-	        {"mqtt.tls", "maybe", "'maybe' is not a boolean"},
-	        {"log.level", "loud", "'loud' is not one of: error, warn, info, debug"},
-	        {"mqtt.inflight", "12a", "'12a' is not an integer"},
-	        {"mqtt.inflight", " 12", "' 12' is not an integer"},
-	        {"test.offset", "9223372036854775808", "'9223372036854775808' is too large"},
-	        {"test.offset", "-9223372036854775809", "'-9223372036854775809' is too large"},
-	        {"test.offset", "99999999999999999999999", "is too large"},
+		{"journal.cap", "12XB", "'12XB' is not a size (e.g. 65536, 64KiB, 16MiB, 1GB)"},
+		{"journal.cap", "1.5GiB", "'1.5GiB' is not a size"},
+		{"journal.cap", "-1", "'-1' is not a size"},
+		{"journal.cap", "", "'' is not a size"},
+		{"journal.cap", "18446744073709551616", "'18446744073709551616' is too large"},
+		{"journal.cap", "17179869184GiB", "'17179869184GiB' is too large"},
+		{"journal.retention", "5x", "'5x' is not a duration in seconds"},
+		{"journal.retention", "1w", "'1w' is not a duration in seconds"},
+		{"journal.retention", "106751991167301d", "'106751991167301d' is too large"},
+		{"mqtt.timeout", "1h", "'1h' is not a duration in ms"},
+		{"mqtt.timeout", "ms", "'ms' is not a duration in ms"},
+		{"mqtt.tls", "maybe", "'maybe' is not a boolean"},
+		{"log.level", "loud", "'loud' is not one of: error, warn, info, debug"},
+		{"mqtt.inflight", "12a", "'12a' is not an integer"},
+		{"mqtt.inflight", " 12", "' 12' is not an integer"},
+		{"test.offset", "9223372036854775808", "'9223372036854775808' is too large"},
+		{"test.offset", "-9223372036854775809", "'-9223372036854775809' is too large"},
+		{"test.offset", "99999999999999999999999", "is too large"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		settings before = f->s;
@@ -414,7 +414,7 @@ static void test_set(void **state)
 {
 	fixture *f = *state;
 	assert_int_equal(es_config_set(f->c, "mqtt.url", "tcp://set", f->err, sizeof f->err),
-	                 ES_OK);
+			 ES_OK);
 	assert_string_equal(f->s.url, "tcp://set");
 	assert_int_equal(es_config_set(f->c, "log.level", "WARN", f->err, sizeof f->err), ES_OK);
 	assert_int_equal(f->s.level, 1);
@@ -519,9 +519,9 @@ static void test_print_sources(void **state)
 static void test_print_round_trip(void **state)
 {
 	fixture *f = *state;
-	const char *args[] = {"--mqtt.url",     "tcp://x:1",      "--journal.cap",
-	                      "3000",           "--bridge.peers", "p1,p2",
-	                      "--mqtt.timeout", "1500",           NULL};
+	const char *args[] = {"--mqtt.url",	"tcp://x:1",	  "--journal.cap",
+			      "3000",		"--bridge.peers", "p1,p2",
+			      "--mqtt.timeout", "1500",		  NULL};
 	assert_int_equal(load(f, args, NULL), ES_OK);
 	char *text = print_to_string(f->c);
 	write_ini(f, text);
@@ -619,16 +619,16 @@ typedef struct req_settings {
 } req_settings;
 
 static const es_setting req_table[] = {
-        {"node.site", ES_CFG_STR, offsetof(req_settings, site), NULL, 0, 0, NULL, ES_CFG_REQUIRED,
-         "Site id."},
-        {"node.topics", ES_CFG_LIST, offsetof(req_settings, topics), "t", 0, 0, NULL,
-         ES_CFG_REQUIRED, "Topics."},
-        {"node.port", ES_CFG_INT, offsetof(req_settings, port), NULL, 1, 65535, NULL,
-         ES_CFG_REQUIRED, "Port."},
+	{"node.site", ES_CFG_STR, offsetof(req_settings, site), NULL, 0, 0, NULL, ES_CFG_REQUIRED,
+	 "Site id."},
+	{"node.topics", ES_CFG_LIST, offsetof(req_settings, topics), "t", 0, 0, NULL,
+	 ES_CFG_REQUIRED, "Topics."},
+	{"node.port", ES_CFG_INT, offsetof(req_settings, port), NULL, 1, 65535, NULL,
+	 ES_CFG_REQUIRED, "Port."},
 };
 
 static es_err req_load(req_settings *s, int argc, const char *const *args, const char *const *env,
-                       char *err, size_t cap)
+		       char *err, size_t cap)
 {
 	es_config *c;
 	if (es_config_new(req_table, 3, s, &c) != ES_OK)
@@ -649,17 +649,17 @@ static void test_required(void **state)
 	const char *port[] = {"--node.port", "8080"};
 	assert_int_equal(req_load(&s, 3, port, NULL, err, sizeof err), ES_EINVAL);
 	assert_string_equal(
-	        err, "node.site is required (set it in the file, ES_NODE_SITE or --node.site)");
+		err, "node.site is required (set it in the file, ES_NODE_SITE or --node.site)");
 	const char *env[] = {"ES_NODE_SITE=s1", NULL};
 	assert_int_equal(req_load(&s, 1, NULL, env, err, sizeof err), ES_EINVAL);
 	assert_string_equal(
-	        err, "node.port is required (set it in the file, ES_NODE_PORT or --node.port)");
+		err, "node.port is required (set it in the file, ES_NODE_PORT or --node.port)");
 	assert_int_equal(req_load(&s, 3, port, env, err, sizeof err), ES_OK);
 	const char *empty[] = {"--node.port", "1", "--node.topics="};
 	assert_int_equal(req_load(&s, 4, empty, env, err, sizeof err), ES_EINVAL);
 	assert_string_equal(
-	        err,
-	        "node.topics is required (set it in the file, ES_NODE_TOPICS or --node.topics)");
+		err,
+		"node.topics is required (set it in the file, ES_NODE_TOPICS or --node.topics)");
 	const char *help[] = {"--help"};
 	assert_int_equal(req_load(&s, 2, help, NULL, err, sizeof err), ES_OK);
 }
@@ -674,14 +674,14 @@ static void test_bad_tables(void **state)
 	static const es_setting no_dot[] = {{"url", ES_CFG_STR, 0, NULL, 0, 0, NULL, 0, ""}};
 	static const es_setting upper[] = {{"mqtt.URL", ES_CFG_STR, 0, NULL, 0, 0, NULL, 0, ""}};
 	static const es_setting no_choices[] = {
-	        {"log.level", ES_CFG_ENUM, 0, NULL, 0, 0, NULL, 0, ""}};
+		{"log.level", ES_CFG_ENUM, 0, NULL, 0, 0, NULL, 0, ""}};
 	static const es_setting min_max[] = {
-	        {"a.b", ES_CFG_INT, OFF(inflight), NULL, 5, 1, NULL, 0, ""}};
+		{"a.b", ES_CFG_INT, OFF(inflight), NULL, 5, 1, NULL, 0, ""}};
 	static const es_setting bad_default[] = {
-	        {"a.b", ES_CFG_INT, OFF(inflight), "ten", 0, 0, NULL, 0, ""}};
+		{"a.b", ES_CFG_INT, OFF(inflight), "ten", 0, 0, NULL, 0, ""}};
 	static const es_setting twice[] = {
-	        {"a.b", ES_CFG_INT, OFF(inflight), NULL, 0, 0, NULL, 0, ""},
-	        {"a.b", ES_CFG_INT, OFF(offset), NULL, 0, 0, NULL, 0, ""}};
+		{"a.b", ES_CFG_INT, OFF(inflight), NULL, 0, 0, NULL, 0, ""},
+		{"a.b", ES_CFG_INT, OFF(offset), NULL, 0, 0, NULL, 0, ""}};
 	es_config *before = c;
 	assert_int_equal(es_config_new(no_dot, 1, &s, &c), ES_EINVAL);
 	assert_int_equal(es_config_new(upper, 1, &s, &c), ES_EINVAL);
@@ -712,23 +712,23 @@ static void test_parse_size(void **state)
 {
 	(void)state;
 	static const size_case ok[] = {
-	        {"0", 0},
-	        {"65536", 65536},
-	        {"10B", 10},
-	        {"64k", 65536},
-	        {"64K", 65536},
-	        {"64KiB", 65536},
-	        {"64 KiB", 65536},
-	        {"1KB", 1000},
-	        {"1kB", 1000},
-	        {"16M", 16 << 20},
-	        {"16MiB", 16 << 20},
-	        {"1MB", 1000000},
-	        {"1G", UINT64_C(1) << 30},
-	        {"1GiB", UINT64_C(1) << 30},
-	        {"1GB", 1000000000},
-	        {"18446744073709551615", UINT64_MAX},
-	        {"17179869183GiB", (UINT64_C(17179869183)) << 30},
+		{"0", 0},
+		{"65536", 65536},
+		{"10B", 10},
+		{"64k", 65536},
+		{"64K", 65536},
+		{"64KiB", 65536},
+		{"64 KiB", 65536},
+		{"1KB", 1000},
+		{"1kB", 1000},
+		{"16M", 16 << 20},
+		{"16MiB", 16 << 20},
+		{"1MB", 1000000},
+		{"1G", UINT64_C(1) << 30},
+		{"1GiB", UINT64_C(1) << 30},
+		{"1GB", 1000000000},
+		{"18446744073709551615", UINT64_MAX},
+		{"17179869183GiB", (UINT64_C(17179869183)) << 30},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		uint64_t v = 1;
@@ -736,20 +736,20 @@ static void test_parse_size(void **state)
 			fail_msg("'%s' gave %llu", ok[i].text, (unsigned long long)v);
 	}
 	static const char *const bad[] = {
-	        "",
-	        "K",
-	        "1.5K",
-	        "-1",
-	        "+1",
-	        "1KiBB",
-	        "1 k b",
-	        "0x10",
-	        "1kib",
-	        "1T",
-	        " 1",
-	        "18446744073709551616",
-	        "17179869184GiB",
-	        "1 ",
+		"",
+		"K",
+		"1.5K",
+		"-1",
+		"+1",
+		"1KiBB",
+		"1 k b",
+		"0x10",
+		"1kib",
+		"1T",
+		" 1",
+		"18446744073709551616",
+		"17179869184GiB",
+		"1 ",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		uint64_t v = 7;
@@ -824,48 +824,48 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	        T(test_defaults),
-	        T(test_file_every_type),
-	        T(test_precedence),
-	        T(test_config_flag_beats_es_config),
-	        T(test_config_missing),
-	        T(test_es_config_missing),
-	        T(test_config_flag_needs_value),
-	        T(test_file_range_error_line),
-	        T(test_file_unknown_key),
-	        T(test_file_unknown_section),
-	        T(test_file_key_outside_section),
-	        T(test_file_syntax_error),
-	        T(test_file_first_error_wins),
-	        T(test_file_first_of_two_bad_values),
-	        T(test_file_scalar_twice),
-	        T(test_file_long_line),
-	        T(test_env_error),
-	        T(test_env_unknown_is_not_an_error),
-	        T(test_env_empty_unsets_string),
-	        T(test_flag_errors),
-	        T(test_range_in_units),
-	        T(test_bad_text),
-	        T(test_set),
-	        T(test_bool_flags),
-	        T(test_bool_flag_takes_bool_value),
-	        T(test_bool_flag_last),
-	        T(test_list_append_and_replace),
-	        T(test_list_env_replaces_file),
-	        T(test_print_sources),
-	        T(test_print_round_trip),
-	        T(test_modes),
-	        T(test_version_mode),
-	        T(test_help),
-	        T(test_reference),
-	        T(test_free_resets_target),
-	        T(test_load_bad_args),
-	        cmocka_unit_test(test_required),
-	        cmocka_unit_test(test_bad_tables),
-	        cmocka_unit_test(test_parse_size),
-	        cmocka_unit_test(test_parse_seconds),
-	        cmocka_unit_test(test_parse_ms),
-	        cmocka_unit_test(test_parse_bool),
+		T(test_defaults),
+		T(test_file_every_type),
+		T(test_precedence),
+		T(test_config_flag_beats_es_config),
+		T(test_config_missing),
+		T(test_es_config_missing),
+		T(test_config_flag_needs_value),
+		T(test_file_range_error_line),
+		T(test_file_unknown_key),
+		T(test_file_unknown_section),
+		T(test_file_key_outside_section),
+		T(test_file_syntax_error),
+		T(test_file_first_error_wins),
+		T(test_file_first_of_two_bad_values),
+		T(test_file_scalar_twice),
+		T(test_file_long_line),
+		T(test_env_error),
+		T(test_env_unknown_is_not_an_error),
+		T(test_env_empty_unsets_string),
+		T(test_flag_errors),
+		T(test_range_in_units),
+		T(test_bad_text),
+		T(test_set),
+		T(test_bool_flags),
+		T(test_bool_flag_takes_bool_value),
+		T(test_bool_flag_last),
+		T(test_list_append_and_replace),
+		T(test_list_env_replaces_file),
+		T(test_print_sources),
+		T(test_print_round_trip),
+		T(test_modes),
+		T(test_version_mode),
+		T(test_help),
+		T(test_reference),
+		T(test_free_resets_target),
+		T(test_load_bad_args),
+		cmocka_unit_test(test_required),
+		cmocka_unit_test(test_bad_tables),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_seconds),
+		cmocka_unit_test(test_parse_ms),
+		cmocka_unit_test(test_parse_bool),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

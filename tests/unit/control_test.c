@@ -12,7 +12,7 @@
 #include "control.h"
 
 #define SEQ_MAX 9007199254740991ULL
-#define BOOT    "0190f3a4-5b6c-4d7e-8f90-a1b2c3d4e5f6"
+#define BOOT	"0190f3a4-5b6c-4d7e-8f90-a1b2c3d4e5f6"
 #define JOURNAL "0190F3A4-0000-7000-8000-00000000ABCD"
 /* 2026-11-27T10:00:00.123Z */
 #define T_MS 1795773600123ULL
@@ -20,13 +20,13 @@
 static es_status_msg sample_status(void)
 {
 	es_status_msg m = {
-	        .online = true,
-	        .latest_seq = SEQ_MAX,
-	        .acked_seq = 1000,
-	        .oldest_seq = 1,
-	        .pending = 7,
-	        .clock_synced = true,
-	        .time_ms = T_MS,
+		.online = true,
+		.latest_seq = SEQ_MAX,
+		.acked_seq = 1000,
+		.oldest_seq = 1,
+		.pending = 7,
+		.clock_synced = true,
+		.time_ms = T_MS,
 	};
 	memcpy(m.boot_id, BOOT, sizeof BOOT);
 	memcpy(m.journal_id, JOURNAL, sizeof JOURNAL);
@@ -43,11 +43,11 @@ static void status_round_trip(void **state)
 		assert_int_equal(strlen(json), len);
 		assert_non_null(strstr(json, i ? "\"state\":\"offline\"" : "\"state\":\"online\""));
 		assert_non_null(
-		        strstr(json, i ? "\"latest_seq\":0," : "\"latest_seq\":9007199254740991,"));
+			strstr(json, i ? "\"latest_seq\":0," : "\"latest_seq\":9007199254740991,"));
 		assert_non_null(strstr(json, i ? "\"time\":\"1970-01-01T00:00:00.000Z\""
-		                               : "\"time\":\"2026-11-27T10:00:00.123Z\""));
+					       : "\"time\":\"2026-11-27T10:00:00.123Z\""));
 		const char *names[] = {"boot_id",    "journal_id", "acked_seq",
-		                       "oldest_seq", "pending",    "clock_synced"};
+				       "oldest_seq", "pending",	   "clock_synced"};
 		for (size_t j = 0; j < sizeof names / sizeof names[0] && i == 0; j++)
 			assert_non_null(strstr(json, names[j]));
 		char why[64] = "";
@@ -145,23 +145,23 @@ typedef struct kv {
 } kv;
 
 static const kv status_base[] = {
-        {"state", "\"online\""},
-        {"boot_id", "\"" BOOT "\""},
-        {"journal_id", "\"" JOURNAL "\""},
-        {"latest_seq", "100"},
-        {"acked_seq", "90"},
-        {"oldest_seq", "5"},
-        {"pending", "10"},
-        {"clock_synced", "true"},
-        {"time", "\"2026-11-27T10:00:00.123Z\""},
+	{"state", "\"online\""},
+	{"boot_id", "\"" BOOT "\""},
+	{"journal_id", "\"" JOURNAL "\""},
+	{"latest_seq", "100"},
+	{"acked_seq", "90"},
+	{"oldest_seq", "5"},
+	{"pending", "10"},
+	{"clock_synced", "true"},
+	{"time", "\"2026-11-27T10:00:00.123Z\""},
 };
 
 static const kv req_base[] = {{"from", "3"}, {"to", "9"}, {"request_id", "\"abc\""}};
 
 static const kv reply_base[] = {
-        {"request_id", "\"abc\""}, {"from", "10"},      {"to", "20"},
-        {"status", "\"partial\""}, {"sent_from", "15"}, {"sent_to", "20"},
-        {"gone_from", "10"},       {"gone_to", "14"},   {"reason", "\"evicted\""},
+	{"request_id", "\"abc\""}, {"from", "10"},	{"to", "20"},
+	{"status", "\"partial\""}, {"sent_from", "15"}, {"sent_to", "20"},
+	{"gone_from", "10"},	   {"gone_to", "14"},	{"reason", "\"evicted\""},
 };
 
 enum msg { STATUS, REQ, REPLY };
@@ -200,12 +200,12 @@ static es_err decode(enum msg m, const char *json, size_t len, char *why, size_t
 	memset(&q, 0x5a, sizeof q);
 	memset(&r, 0x5a, sizeof r);
 	es_err err = m == STATUS ? es_status_decode(json, len, &s, why, cap)
-	             : m == REQ  ? es_resend_req_decode(json, len, &q, why, cap)
-	                         : es_resend_reply_decode(json, len, &r, why, cap);
+		     : m == REQ	 ? es_resend_req_decode(json, len, &q, why, cap)
+				 : es_resend_reply_decode(json, len, &r, why, cap);
 	if (err) { /* out untouched on failure */
 		unsigned char *p = m == STATUS ? (unsigned char *)&s
-		                   : m == REQ  ? (unsigned char *)&q
-		                               : (unsigned char *)&r;
+				   : m == REQ  ? (unsigned char *)&q
+					       : (unsigned char *)&r;
 		size_t size = m == STATUS ? sizeof s : m == REQ ? sizeof q : sizeof r;
 		for (size_t i = 0; i < size; i++)
 			assert_int_equal(p[i], 0x5a);
@@ -222,66 +222,66 @@ typedef struct bad_case {
 #define LONG64 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""
 
 static const bad_case bad_cases[] = {
-        {REQ, "from", NULL, "from: missing"},
-        {REQ, "to", NULL, "to: missing"},
-        {REQ, "from", "\"3\"", "from: not a number"},
-        {REQ, "from", "null", "from: not a number"},
-        {REQ, "to", "true", "to: not a number"},
-        {REQ, "to", "[9]", "to: not a number"},
-        {REQ, "from", "1.5", "from: not an integer"},
-        {REQ, "to", "9.000001", "to: not an integer"},
-        {REQ, "from", "-1", "from: negative"},
-        {REQ, "to", "-0.5", "to: negative"},
-        {REQ, "to", "9007199254740992", "to: above 2^53-1"},
-        {REQ, "to", "1e300", "to: above 2^53-1"},
-        {REQ, "from", "0", "from: must be at least 1"},
-        {REQ, "from", "10", "from: greater than to"},
-        {REQ, "request_id", LONG64, "request_id: longer than 63"},
-        {REQ, "request_id", "7", "request_id: not a string"},
-        {REQ, "from", "+4", "from: appears more than once"},
-        {STATUS, "state", NULL, "state: missing"},
-        {STATUS, "state", "\"maybe\"", "state: neither"},
-        {STATUS, "state", "true", "state: not a string"},
-        {STATUS, "boot_id", NULL, "boot_id: missing"},
-        {STATUS, "boot_id", "\"0190f3a4-5b6c-4d7e-8f90-a1b2c3d4e5f\"", "boot_id: not a 36"},
-        {STATUS, "boot_id", "\"0190f3a4-5b6c-4d7e-8f90-a1b2c3d4e5f66\"", "boot_id: longer than 36"},
-        {STATUS, "boot_id", "\"0190f3a4-5b6c-4d7e-8f90-a1b2c3d4e5fg\"", "boot_id: not a 36"},
-        {STATUS, "boot_id", "\"0190f3a4-5b6c-4d7e-8f90a-1b2c3d4e5f6\"", "boot_id: not a 36"},
-        {STATUS, "boot_id", "\"0190f3a405b6c04d7e08f900a1b2c3d4e5f6\"", "boot_id: not a 36"},
-        {STATUS, "journal_id", NULL, "journal_id: missing"},
-        {STATUS, "journal_id", "\"\"", "journal_id: not a 36"},
-        {STATUS, "journal_id", "42", "journal_id: not a string"},
-        {STATUS, "latest_seq", NULL, "latest_seq: missing"},
-        {STATUS, "latest_seq", "-5", "latest_seq: negative"},
-        {STATUS, "acked_seq", NULL, "acked_seq: missing"},
-        {STATUS, "acked_seq", "101", "acked_seq: greater than latest_seq"},
-        {STATUS, "oldest_seq", NULL, "oldest_seq: missing"},
-        {STATUS, "oldest_seq", "101", "oldest_seq: greater than latest_seq"},
-        {STATUS, "pending", NULL, "pending: missing"},
-        {STATUS, "pending", "2.5", "pending: not an integer"},
-        {STATUS, "clock_synced", NULL, "clock_synced: missing"},
-        {STATUS, "clock_synced", "\"true\"", "clock_synced: not true or false"},
-        {STATUS, "clock_synced", "1", "clock_synced: not true or false"},
-        {STATUS, "time", NULL, "time: missing"},
-        {STATUS, "time", "\"2026-02-30T00:00:00Z\"", "time: not an RFC 3339"},
-        {STATUS, "time", "\"yesterday\"", "time: not an RFC 3339"},
-        {STATUS, "time", "1795773600123", "time: not a string"},
-        {STATUS, "journal_id", "+\"" BOOT "\"", "journal_id: appears more than once"},
-        {REPLY, "status", NULL, "status: missing"},
-        {REPLY, "status", "\"done\"", "status: not one of"},
-        {REPLY, "status", "2", "status: not a string"},
-        {REPLY, "from", NULL, "from: missing"},
-        {REPLY, "to", NULL, "to: missing"},
-        {REPLY, "from", "0", "from: must be at least 1"},
-        {REPLY, "to", "9", "from: greater than to"},
-        {REPLY, "sent_from", "16.5", "sent_from: not an integer"},
-        {REPLY, "sent_from", "21", "sent_from: greater than to"},
-        {REPLY, "sent_to", "21", "sent_from: range outside from..to"},
-        {REPLY, "gone_from", "0", "gone_from: must be at least 1"},
-        {REPLY, "gone_from", "9", "gone_from: range outside from..to"},
-        {REPLY, "gone_to", "-1", "gone_to: negative"},
-        {REPLY, "request_id", LONG64, "request_id: longer than 63"},
-        {REPLY, "reason", "{}", "reason: not a string"},
+	{REQ, "from", NULL, "from: missing"},
+	{REQ, "to", NULL, "to: missing"},
+	{REQ, "from", "\"3\"", "from: not a number"},
+	{REQ, "from", "null", "from: not a number"},
+	{REQ, "to", "true", "to: not a number"},
+	{REQ, "to", "[9]", "to: not a number"},
+	{REQ, "from", "1.5", "from: not an integer"},
+	{REQ, "to", "9.000001", "to: not an integer"},
+	{REQ, "from", "-1", "from: negative"},
+	{REQ, "to", "-0.5", "to: negative"},
+	{REQ, "to", "9007199254740992", "to: above 2^53-1"},
+	{REQ, "to", "1e300", "to: above 2^53-1"},
+	{REQ, "from", "0", "from: must be at least 1"},
+	{REQ, "from", "10", "from: greater than to"},
+	{REQ, "request_id", LONG64, "request_id: longer than 63"},
+	{REQ, "request_id", "7", "request_id: not a string"},
+	{REQ, "from", "+4", "from: appears more than once"},
+	{STATUS, "state", NULL, "state: missing"},
+	{STATUS, "state", "\"maybe\"", "state: neither"},
+	{STATUS, "state", "true", "state: not a string"},
+	{STATUS, "boot_id", NULL, "boot_id: missing"},
+	{STATUS, "boot_id", "\"0190f3a4-5b6c-4d7e-8f90-a1b2c3d4e5f\"", "boot_id: not a 36"},
+	{STATUS, "boot_id", "\"0190f3a4-5b6c-4d7e-8f90-a1b2c3d4e5f66\"", "boot_id: longer than 36"},
+	{STATUS, "boot_id", "\"0190f3a4-5b6c-4d7e-8f90-a1b2c3d4e5fg\"", "boot_id: not a 36"},
+	{STATUS, "boot_id", "\"0190f3a4-5b6c-4d7e-8f90a-1b2c3d4e5f6\"", "boot_id: not a 36"},
+	{STATUS, "boot_id", "\"0190f3a405b6c04d7e08f900a1b2c3d4e5f6\"", "boot_id: not a 36"},
+	{STATUS, "journal_id", NULL, "journal_id: missing"},
+	{STATUS, "journal_id", "\"\"", "journal_id: not a 36"},
+	{STATUS, "journal_id", "42", "journal_id: not a string"},
+	{STATUS, "latest_seq", NULL, "latest_seq: missing"},
+	{STATUS, "latest_seq", "-5", "latest_seq: negative"},
+	{STATUS, "acked_seq", NULL, "acked_seq: missing"},
+	{STATUS, "acked_seq", "101", "acked_seq: greater than latest_seq"},
+	{STATUS, "oldest_seq", NULL, "oldest_seq: missing"},
+	{STATUS, "oldest_seq", "101", "oldest_seq: greater than latest_seq"},
+	{STATUS, "pending", NULL, "pending: missing"},
+	{STATUS, "pending", "2.5", "pending: not an integer"},
+	{STATUS, "clock_synced", NULL, "clock_synced: missing"},
+	{STATUS, "clock_synced", "\"true\"", "clock_synced: not true or false"},
+	{STATUS, "clock_synced", "1", "clock_synced: not true or false"},
+	{STATUS, "time", NULL, "time: missing"},
+	{STATUS, "time", "\"2026-02-30T00:00:00Z\"", "time: not an RFC 3339"},
+	{STATUS, "time", "\"yesterday\"", "time: not an RFC 3339"},
+	{STATUS, "time", "1795773600123", "time: not a string"},
+	{STATUS, "journal_id", "+\"" BOOT "\"", "journal_id: appears more than once"},
+	{REPLY, "status", NULL, "status: missing"},
+	{REPLY, "status", "\"done\"", "status: not one of"},
+	{REPLY, "status", "2", "status: not a string"},
+	{REPLY, "from", NULL, "from: missing"},
+	{REPLY, "to", NULL, "to: missing"},
+	{REPLY, "from", "0", "from: must be at least 1"},
+	{REPLY, "to", "9", "from: greater than to"},
+	{REPLY, "sent_from", "16.5", "sent_from: not an integer"},
+	{REPLY, "sent_from", "21", "sent_from: greater than to"},
+	{REPLY, "sent_to", "21", "sent_from: range outside from..to"},
+	{REPLY, "gone_from", "0", "gone_from: must be at least 1"},
+	{REPLY, "gone_from", "9", "gone_from: range outside from..to"},
+	{REPLY, "gone_to", "-1", "gone_to: negative"},
+	{REPLY, "request_id", LONG64, "request_id: longer than 63"},
+	{REPLY, "reason", "{}", "reason: not a string"},
 };
 
 static void rejects_bad_fields(void **state)
@@ -294,7 +294,7 @@ static void rejects_bad_fields(void **state)
 		es_err err = decode(c->m, json, strlen(json), why, sizeof why);
 		if (err != ES_EINVAL || strncmp(why, c->why, strlen(c->why)) != 0)
 			fail_msg("case %zu: %s\n  gave %d \"%s\", want \"%s\"", i, json, err, why,
-			         c->why);
+				 c->why);
 	}
 }
 
@@ -326,15 +326,15 @@ static void rejects_long_reason(void **state)
 static void rejects_bad_json(void **state)
 {
 	const char *bad[] = {"",
-	                     "{",
-	                     "{\"from\":1,\"to\":2",
-	                     "[]",
-	                     "42",
-	                     "\"x\"",
-	                     "null",
-	                     "{\"from\":1,\"to\":2} x",
-	                     "{\"from\":1,\"to\":2}{}",
-	                     "{\"from\":1 \"to\":2}"};
+			     "{",
+			     "{\"from\":1,\"to\":2",
+			     "[]",
+			     "42",
+			     "\"x\"",
+			     "null",
+			     "{\"from\":1,\"to\":2} x",
+			     "{\"from\":1,\"to\":2}{}",
+			     "{\"from\":1 \"to\":2}"};
 	char why[64];
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		why[0] = '\0';
@@ -352,12 +352,12 @@ static void accepts_what_json_allows(void **state)
 	es_resend_req r;
 	/* Not NUL-terminated: only len bytes are read. */
 	const char buf[] = {'{', '"', 'f', 'r', 'o', 'm', '"', ':', '2', ',',
-	                    '"', 't', 'o', '"', ':', '3', '}', '9', '9'};
+			    '"', 't', 'o', '"', ':', '3', '}', '9', '9'};
 	assert_int_equal(es_resend_req_decode(buf, 17, &r, NULL, 0), ES_OK);
 	assert_int_equal(r.to, 3);
 	/* Whitespace around, integers written as floats, unknown members. */
 	const char *json = " \n{\"from\":1e3, \"to\":2000.0, \"extra\":{\"a\":[1,2,{}]},"
-	                   " \"priority\":\"high\", \"FROM\":\"x\"}\r\n\t";
+			   " \"priority\":\"high\", \"FROM\":\"x\"}\r\n\t";
 	assert_int_equal(es_resend_req_decode(json, strlen(json), &r, NULL, 0), ES_OK);
 	assert_int_equal(r.from, 1000);
 	assert_int_equal(r.to, 2000);
@@ -441,18 +441,18 @@ static void outputs_untouched_on_failure(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(status_round_trip),
-	        cmocka_unit_test(req_round_trip),
-	        cmocka_unit_test(reply_round_trip),
-	        cmocka_unit_test(status_names),
-	        cmocka_unit_test(base_messages_are_valid),
-	        cmocka_unit_test(rejects_bad_fields),
-	        cmocka_unit_test(rejects_long_reason),
-	        cmocka_unit_test(rejects_bad_json),
-	        cmocka_unit_test(accepts_what_json_allows),
-	        cmocka_unit_test(why_is_bounded),
-	        cmocka_unit_test(encoders_refuse_what_decoders_reject),
-	        cmocka_unit_test(outputs_untouched_on_failure),
+		cmocka_unit_test(status_round_trip),
+		cmocka_unit_test(req_round_trip),
+		cmocka_unit_test(reply_round_trip),
+		cmocka_unit_test(status_names),
+		cmocka_unit_test(base_messages_are_valid),
+		cmocka_unit_test(rejects_bad_fields),
+		cmocka_unit_test(rejects_long_reason),
+		cmocka_unit_test(rejects_bad_json),
+		cmocka_unit_test(accepts_what_json_allows),
+		cmocka_unit_test(why_is_bounded),
+		cmocka_unit_test(encoders_refuse_what_decoders_reject),
+		cmocka_unit_test(outputs_untouched_on_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

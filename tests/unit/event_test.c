@@ -14,8 +14,8 @@
 
 #define MAX_BYTES ES_EVENT_MAX_BYTES_DEFAULT
 #define MAX_COUNT 100
-#define T0        1795773600123ull /* 2026-11-27T10:00:00.123Z */
-#define ID0       "0193a0b2-7c3e-7d21-9a4b-2f1e3d5c6b7a"
+#define T0	  1795773600123ull /* 2026-11-27T10:00:00.123Z */
+#define ID0	  "0193a0b2-7c3e-7d21-9a4b-2f1e3d5c6b7a"
 
 #define FULL_EVENT                                                                                 \
 	"{\"specversion\":\"1.0\",\"id\":\"ev-1\",\"source\":\"/site-1/gw-7\","                    \
@@ -32,7 +32,7 @@ static es_event *const BAD_EV = (es_event *)(uintptr_t)0x5678;
 /* Decodes body as ingest input; asserts success and one-event-ness is the
  * caller's business. */
 static es_err decode_input(const char *body, size_t max_bytes, size_t max_count, es_event ***evs,
-                           size_t *n, es_verr *verr)
+			   size_t *n, es_verr *verr)
 {
 	return es_event_decode_input(body, strlen(body), max_bytes, max_count, evs, n, verr);
 }
@@ -55,7 +55,7 @@ static es_event *decode_one(const char *body)
 /* Asserts that body is rejected with err, field and a reason containing
  * reason_part, and that no out-parameter was written. */
 static void expect_reject_sized(const char *body, size_t max_bytes, size_t max_count, es_err want,
-                                const char *field, const char *reason_part)
+				const char *field, const char *reason_part)
 {
 	es_event **evs = BAD_EVS;
 	size_t n = 77;
@@ -68,7 +68,7 @@ static void expect_reject_sized(const char *body, size_t max_bytes, size_t max_c
 	assert_int_equal(n, 77);
 	if (strcmp(v.field, field) != 0 || !strstr(v.reason, reason_part))
 		fail_msg("%s: got %s: \"%s\", want %s: \"...%s...\"", body, v.field, v.reason,
-		         field, reason_part);
+			 field, reason_part);
 }
 
 static void expect_reject(const char *body, const char *field, const char *reason_part)
@@ -81,8 +81,8 @@ static void expect_reject(const char *body, const char *field, const char *reaso
 static void full_with(char *buf, size_t cap, const char *type, const char *extra)
 {
 	snprintf(buf, cap,
-	         "{\"specversion\":\"1.0\",\"id\":\"ev-1\",\"source\":\"/s/g\",\"type\":%s%s%s}",
-	         type, extra[0] ? "," : "", extra);
+		 "{\"specversion\":\"1.0\",\"id\":\"ev-1\",\"source\":\"/s/g\",\"type\":%s%s%s}",
+		 type, extra[0] ? "," : "", extra);
 }
 
 static char *encode(const es_event *ev)
@@ -142,7 +142,7 @@ static void test_short_form(void **state)
 	es_event_free(ev);
 
 	ev = decode_one("{\"type\":\"t\",\"subject\":\"d\",\"data\":{},"
-	                "\"id\":\"my-id\",\"time\":\"2026-11-27T12:00:00+02:00\"}");
+			"\"id\":\"my-id\",\"time\":\"2026-11-27T12:00:00+02:00\"}");
 	assert_string_equal(es_event_id(ev), "my-id");
 	assert_string_equal(es_event_time(ev), "2026-11-27T12:00:00+02:00");
 	es_event_free(ev);
@@ -200,8 +200,8 @@ static void test_batch(void **state)
 	es_event_free_array(evs, n);
 	/* exactly max_count is fine */
 	assert_int_equal(
-	        decode_input("[{\"type\":\"a\"},{\"type\":\"b\"}]", MAX_BYTES, 2, &evs, &n, &v),
-	        ES_OK);
+		decode_input("[{\"type\":\"a\"},{\"type\":\"b\"}]", MAX_BYTES, 2, &evs, &n, &v),
+		ES_OK);
 	assert_int_equal(n, 2);
 	es_event_free_array(evs, n);
 	es_event_free_array(NULL, 0);
@@ -215,7 +215,7 @@ static void test_reject_type(void **state)
 	(void)state;
 	expect_reject("{\"subject\":\"d\",\"data\":{}}", "type", "missing");
 	expect_reject("{\"type\":\"sensor/x\"}", "type",
-	              "contains '/' at position 6; allowed: letters, digits, . _ : -");
+		      "contains '/' at position 6; allowed: letters, digits, . _ : -");
 	expect_reject("{\"type\":\"a+\"}", "type", "contains '+' at position 1");
 	expect_reject("{\"type\":\"#\"}", "type", "contains '#' at position 0");
 	expect_reject("{\"type\":\"a b\"}", "type", "contains a space at position 1");
@@ -237,8 +237,8 @@ static void test_reject_short_form(void **state)
 	expect_reject("{\"type\":\"t\",\"data\":\"x\"}", "data", "must be a JSON object");
 	expect_reject("{\"type\":\"t\",\"data\":null}", "data", "must be a JSON object");
 	expect_reject("{\"type\":\"t\",\"colour\":\"red\"}", "colour",
-	              "unknown attribute in the short form; send a full CloudEvent to carry "
-	              "extensions");
+		      "unknown attribute in the short form; send a full CloudEvent to carry "
+		      "extensions");
 	expect_reject("{\"type\":\"t\",\"source\":\"/x\"}", "source", "unknown attribute");
 	expect_reject("{\"type\":\"t\",\"time\":\"yesterday\"}", "time", "RFC 3339");
 	expect_reject("{\"type\":\"t\",\"time\":\"2026-02-30T00:00:00Z\"}", "time", "RFC 3339");
@@ -253,9 +253,9 @@ static void test_reject_full_form(void **state)
 	(void)state;
 	char body[1024];
 	expect_reject("{\"specversion\":\"0.3\",\"id\":\"i\",\"source\":\"s\",\"type\":\"t\"}",
-	              "specversion", "must be \"1.0\"");
+		      "specversion", "must be \"1.0\"");
 	expect_reject("{\"specversion\":1.0,\"id\":\"i\",\"source\":\"s\",\"type\":\"t\"}",
-	              "specversion", "must be \"1.0\"");
+		      "specversion", "must be \"1.0\"");
 	expect_reject("{\"specversion\":\"1.0\",\"source\":\"s\",\"type\":\"t\"}", "id", "missing");
 	expect_reject("{\"specversion\":\"1.0\",\"id\":\"i\",\"type\":\"t\"}", "source", "missing");
 	expect_reject("{\"specversion\":\"1.0\",\"id\":\"i\",\"source\":\"s\"}", "type", "missing");
@@ -278,8 +278,8 @@ static void test_reject_full_form(void **state)
 static void test_reject_extension_names(void **state)
 {
 	(void)state;
-	static const char *const bad[] = {"myExt", "my_ext",     "my-ext", "abcdefghijklmnopqrstu",
-	                                  "Type",  "caf\xC3\xA9"};
+	static const char *const bad[] = {"myExt", "my_ext",	 "my-ext", "abcdefghijklmnopqrstu",
+					  "Type",  "caf\xC3\xA9"};
 	char body[512], extra[128];
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		snprintf(extra, sizeof extra, "\"%s\":\"v\"", bad[i]);
@@ -287,11 +287,11 @@ static void test_reject_extension_names(void **state)
 		expect_reject(body, bad[i], "extension attribute name");
 	}
 	expect_reject("{\"specversion\":\"1.0\",\"id\":\"i\",\"source\":\"s\",\"type\":\"t\","
-	              "\"\":1}",
-	              "", "extension attribute name");
+		      "\"\":1}",
+		      "", "extension attribute name");
 	/* 20 characters and digits are fine, and so is a dataschema */
 	full_with(body, sizeof body, "\"t\"",
-	          "\"abcdefghijklmnopqrst\":\"v\",\"x9\":1,\"dataschema\":\"https://x/s\"");
+		  "\"abcdefghijklmnopqrst\":\"v\",\"x9\":1,\"dataschema\":\"https://x/s\"");
 	es_event_free(decode_one(body));
 }
 
@@ -325,7 +325,7 @@ static void test_reject_structure(void **state)
 	expect_reject("{\"type\":\"caf\xC3\"}", "", "invalid UTF-8 at byte 12");
 	expect_reject("{\"type\":\"\xED\xA0\x80\"}", "", "invalid UTF-8 at byte 9");
 	expect_reject("{\"type\":\"a\",\"data\":{\"k\":\"\xC0\x80\"}}", "",
-	              "invalid UTF-8 at byte 25");
+		      "invalid UTF-8 at byte 25");
 	/* whitespace around the value is fine */
 	es_event_free(decode_one(" \r\n\t{\"type\":\"a\"} \n"));
 }
@@ -338,8 +338,8 @@ static void test_reject_nul_byte(void **state)
 	size_t n = 77;
 	es_verr v;
 	assert_int_equal(
-	        es_event_decode_input(body, sizeof body - 1, MAX_BYTES, MAX_COUNT, &evs, &n, &v),
-	        ES_EINVAL);
+		es_event_decode_input(body, sizeof body - 1, MAX_BYTES, MAX_COUNT, &evs, &n, &v),
+		ES_EINVAL);
 	assert_string_equal(v.field, "");
 	assert_string_equal(v.reason, "NUL byte at byte 10");
 	assert_ptr_equal(evs, BAD_EVS);
@@ -350,15 +350,15 @@ static void test_reject_arrays(void **state)
 	(void)state;
 	expect_reject("[]", "", "empty array");
 	expect_reject_sized("[{\"type\":\"a\"},{\"type\":\"b\"},{\"type\":\"c\"}]", MAX_BYTES, 2,
-	                    ES_ETOOBIG, "", "limit of 2");
+			    ES_ETOOBIG, "", "limit of 2");
 	expect_reject("[" SHORT_EVENT ",{\"type\":\"a/b\"}," SHORT_EVENT "]", "[1].type",
-	              "contains '/' at position 1");
+		      "contains '/' at position 1");
 	expect_reject("[" SHORT_EVENT "," SHORT_EVENT "," SHORT_EVENT ",{\"data\":{}}]", "[3].type",
-	              "missing");
+		      "missing");
 	expect_reject("[" SHORT_EVENT ",[]]", "[1]", "must be a JSON object");
 	expect_reject("[{\"type\":\"a\",\"x\":1}]", "[0].x", "unknown attribute");
 	expect_reject("[" SHORT_EVENT ",{\"specversion\":\"2.0\"}]", "[1].specversion",
-	              "must be \"1.0\"");
+		      "must be \"1.0\"");
 }
 
 static void test_oversize(void **state)
@@ -371,7 +371,7 @@ static void test_oversize(void **state)
 	expect_reject_sized(body, 300, MAX_COUNT, ES_ETOOBIG, "", "limit of 300 bytes");
 	/* in a batch the index says which */
 	snprintf(body, sizeof body, "[{\"type\":\"t\"},{\"type\":\"t\",\"data\":{\"k\":\"%s\"}}]",
-	         data);
+		 data);
 	expect_reject_sized(body, 300, MAX_COUNT, ES_ETOOBIG, "[1]", "limit of 300 bytes");
 
 	/* the limit is on the encoded size: exactly max_bytes passes */
@@ -407,13 +407,13 @@ static void test_null_verr_and_args(void **state)
 	es_event **evs = BAD_EVS;
 	size_t n = 77;
 	assert_int_equal(es_event_decode_input("{\"type\":\"a/b\"}", 14, MAX_BYTES, MAX_COUNT, &evs,
-	                                       &n, NULL),
-	                 ES_EINVAL);
+					       &n, NULL),
+			 ES_EINVAL);
 	assert_ptr_equal(evs, BAD_EVS);
 	assert_int_equal(es_event_decode_input(NULL, 5, MAX_BYTES, MAX_COUNT, &evs, &n, NULL),
-	                 ES_EINVAL);
+			 ES_EINVAL);
 	assert_int_equal(es_event_decode_input("{}", 2, MAX_BYTES, MAX_COUNT, NULL, &n, NULL),
-	                 ES_EINVAL);
+			 ES_EINVAL);
 	es_event *ev = BAD_EV;
 	assert_int_equal(es_event_decode(NULL, 3, MAX_BYTES, &ev, NULL), ES_EINVAL);
 	assert_ptr_equal(ev, BAD_EV);
@@ -431,14 +431,14 @@ static void test_decode_strict(void **state)
 	es_event *ev = BAD_EV;
 	es_verr v;
 	assert_int_equal(es_event_decode(FULL_EVENT, strlen(FULL_EVENT), MAX_BYTES, &ev, &v),
-	                 ES_OK);
+			 ES_OK);
 	assert_true(es_event_is_full(ev));
 	assert_string_equal(es_event_id(ev), "ev-1");
 	es_event_free(ev);
 
 	ev = BAD_EV;
 	assert_int_equal(es_event_decode(SHORT_EVENT, strlen(SHORT_EVENT), MAX_BYTES, &ev, &v),
-	                 ES_EINVAL);
+			 ES_EINVAL);
 	assert_string_equal(v.field, "specversion");
 	assert_ptr_equal(ev, BAD_EV);
 
@@ -464,7 +464,7 @@ static void test_new(void **state)
 	assert_string_equal(es_event_subject(ev), "dev-1");
 	char *json = encode(ev);
 	assert_string_equal(json, "{\"type\":\"sensor.reading\",\"subject\":\"dev-1\","
-	                          "\"data\":{\"t\":1}}");
+				  "\"data\":{\"t\":1}}");
 	free(json);
 	es_event_free(ev);
 
@@ -474,7 +474,7 @@ static void test_new(void **state)
 }
 
 static void expect_new_reject(const char *type, const char *subject, const char *data,
-                              const char *field, const char *reason_part)
+			      const char *field, const char *reason_part)
 {
 	es_event *ev = BAD_EV;
 	es_verr v;
@@ -607,14 +607,14 @@ static void test_sequence_parsing(void **state)
 		const char *ext;
 		uint64_t want;
 	} cases[] = {
-	        {"\"sequence\":\"123\"", 123},
-	        {"\"sequence\":\"0\"", 0},
-	        {"\"sequence\":\"18446744073709551615\"", UINT64_MAX},
-	        {"\"sequence\":\"18446744073709551616\"", 0},
-	        {"\"sequence\":\"12a\"", 0},
-	        {"\"sequence\":\"-1\"", 0},
-	        {"\"sequence\":\"\"", 0},
-	        {"\"sequence\":5", 0},
+		{"\"sequence\":\"123\"", 123},
+		{"\"sequence\":\"0\"", 0},
+		{"\"sequence\":\"18446744073709551615\"", UINT64_MAX},
+		{"\"sequence\":\"18446744073709551616\"", 0},
+		{"\"sequence\":\"12a\"", 0},
+		{"\"sequence\":\"-1\"", 0},
+		{"\"sequence\":\"\"", 0},
+		{"\"sequence\":5", 0},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char body[256];
@@ -652,7 +652,7 @@ static void test_many_extensions(void **state)
 	size_t pos = 0;
 	for (int i = 0; i < 200; i++)
 		pos += (size_t)snprintf(extra + pos, sizeof extra - pos, "%s\"e%d\":%d",
-		                        i ? "," : "", i, i);
+					i ? "," : "", i, i);
 	full_with(body, sizeof body, "\"t\"", extra);
 	es_event_free(decode_one(body));
 	snprintf(extra + pos, sizeof extra - pos, ",\"e17\":0");
@@ -663,33 +663,33 @@ static void test_many_extensions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_full_form),
-	        cmocka_unit_test(test_full_form_any_data),
-	        cmocka_unit_test(test_short_form),
-	        cmocka_unit_test(test_type_alphabet_and_lengths),
-	        cmocka_unit_test(test_text_lengths_in_characters),
-	        cmocka_unit_test(test_batch),
-	        cmocka_unit_test(test_reject_type),
-	        cmocka_unit_test(test_reject_short_form),
-	        cmocka_unit_test(test_reject_full_form),
-	        cmocka_unit_test(test_reject_extension_names),
-	        cmocka_unit_test(test_reject_id),
-	        cmocka_unit_test(test_reject_structure),
-	        cmocka_unit_test(test_reject_nul_byte),
-	        cmocka_unit_test(test_reject_arrays),
-	        cmocka_unit_test(test_oversize),
-	        cmocka_unit_test(test_oversize_after_escaping),
-	        cmocka_unit_test(test_null_verr_and_args),
-	        cmocka_unit_test(test_decode_strict),
-	        cmocka_unit_test(test_new),
-	        cmocka_unit_test(test_new_rejects),
-	        cmocka_unit_test(test_stamp_short_form),
-	        cmocka_unit_test(test_stamp_full_form_keeps_own),
-	        cmocka_unit_test(test_stamp_twice_replaces_sequence),
-	        cmocka_unit_test(test_stamp_rejects_bad_fill),
-	        cmocka_unit_test(test_sequence_parsing),
-	        cmocka_unit_test(test_encode_limit),
-	        cmocka_unit_test(test_many_extensions),
+		cmocka_unit_test(test_full_form),
+		cmocka_unit_test(test_full_form_any_data),
+		cmocka_unit_test(test_short_form),
+		cmocka_unit_test(test_type_alphabet_and_lengths),
+		cmocka_unit_test(test_text_lengths_in_characters),
+		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_reject_type),
+		cmocka_unit_test(test_reject_short_form),
+		cmocka_unit_test(test_reject_full_form),
+		cmocka_unit_test(test_reject_extension_names),
+		cmocka_unit_test(test_reject_id),
+		cmocka_unit_test(test_reject_structure),
+		cmocka_unit_test(test_reject_nul_byte),
+		cmocka_unit_test(test_reject_arrays),
+		cmocka_unit_test(test_oversize),
+		cmocka_unit_test(test_oversize_after_escaping),
+		cmocka_unit_test(test_null_verr_and_args),
+		cmocka_unit_test(test_decode_strict),
+		cmocka_unit_test(test_new),
+		cmocka_unit_test(test_new_rejects),
+		cmocka_unit_test(test_stamp_short_form),
+		cmocka_unit_test(test_stamp_full_form_keeps_own),
+		cmocka_unit_test(test_stamp_twice_replaces_sequence),
+		cmocka_unit_test(test_stamp_rejects_bad_fill),
+		cmocka_unit_test(test_sequence_parsing),
+		cmocka_unit_test(test_encode_limit),
+		cmocka_unit_test(test_many_extensions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

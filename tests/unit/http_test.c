@@ -62,7 +62,7 @@ static int on_query(es_http_req *r, void *ctx)
 		snprintf(name, sizeof name, "(none)");
 	const char *q = es_http_query(r), *h = es_http_header(r, "X-Test");
 	int n = snprintf(out, sizeof out, "%s|%s|%s|%s %s", name, q ? q : "(null)",
-	                 h ? h : "(null)", es_http_method(r), es_http_path(r));
+			 h ? h : "(null)", es_http_method(r), es_http_path(r));
 	return es_http_reply(r, 200, "text/plain", out, (size_t)n);
 }
 
@@ -277,14 +277,14 @@ static void wrong_method_gives_405(void **state)
 {
 	response r;
 	roundtrip(
-	        "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-	        &r);
+		"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		&r);
 	assert_int_equal(r.status, 405);
 	expect_header(&r, "Content-Type", "application/json");
 	expect_body(&r, "{\"error\":\"method not allowed on this path\"}");
 	roundtrip("PUT /items/7 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: "
-	          "close\r\n\r\n",
-	          &r);
+		  "close\r\n\r\n",
+		  &r);
 	assert_int_equal(r.status, 405);
 }
 
@@ -309,8 +309,8 @@ static void query_and_headers(void **state)
 {
 	response r;
 	roundtrip("GET /query?x=1&name=ada%20b HTTP/1.1\r\nHost: x\r\nX-Test: yes\r\n"
-	          "Connection: close\r\n\r\n",
-	          &r);
+		  "Connection: close\r\n\r\n",
+		  &r);
 	assert_int_equal(r.status, 200);
 	expect_body(&r, "ada b|x=1&name=ada%20b|yes|GET /query");
 	roundtrip("GET /query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
@@ -322,14 +322,14 @@ static void body_with_content_length(void **state)
 {
 	response r;
 	roundtrip(
-	        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\n"
-	        "hello world",
-	        &r);
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\n"
+		"hello world",
+		&r);
 	assert_int_equal(r.status, 200);
 	expect_body(&r, "hello world");
 	roundtrip(
-	        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-	        &r);
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		&r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.body_len, 0);
 }
@@ -340,9 +340,9 @@ static void body_limit(void **state)
 	char *req = malloc(MAX_BODY + 256);
 	assert_non_null(req);
 	int n = snprintf(req, 256,
-	                 "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
-	                 "Connection: close\r\n\r\n",
-	                 MAX_BODY);
+			 "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+			 "Connection: close\r\n\r\n",
+			 MAX_BODY);
 	memset(req + n, 'b', MAX_BODY);
 	req[n + MAX_BODY] = '\0';
 	response r;
@@ -364,8 +364,8 @@ static void chunked_body(void **state)
 {
 	response r;
 	roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-	          "Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-	          &r);
+		  "Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+		  &r);
 	assert_int_equal(r.status, 200);
 	expect_body(&r, "hello world");
 
@@ -373,9 +373,9 @@ static void chunked_body(void **state)
 	char *req = malloc(4 * MAX_BODY);
 	assert_non_null(req);
 	int n = snprintf(req, 256,
-	                 "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-	                 "\r\n%x\r\n",
-	                 MAX_BODY + 1);
+			 "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+			 "\r\n%x\r\n",
+			 MAX_BODY + 1);
 	memset(req + n, 'c', MAX_BODY + 1);
 	snprintf(req + n + MAX_BODY + 1, 16, "\r\n0\r\n\r\n");
 	roundtrip(req, &r);
@@ -402,10 +402,10 @@ static void short_body(void **state)
 static void malformed_request_gives_4xx(void **state)
 {
 	const char *bad[] = {
-	        "GARBAGE\r\n\r\n",
-	        "GET\r\n\r\n",
-	        "GET /hello HTTP/1.1 x\r\nX-Injected: 1\r\n\r\n",
-	        "GET /hello HTTP/9.9 extra words\r\n\r\n",
+		"GARBAGE\r\n\r\n",
+		"GET\r\n\r\n",
+		"GET /hello HTTP/1.1 x\r\nX-Injected: 1\r\n\r\n",
+		"GET /hello HTTP/9.9 extra words\r\n\r\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		client *c = dial();
@@ -437,7 +437,7 @@ static void keep_alive_serves_two_requests(void **state)
 	expect_body(&r, "second");
 	/* Pipelined: both sent before either is read. */
 	send_text(c, "GET /items/p1 HTTP/1.1\r\nHost: x\r\n\r\n"
-	             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\np2");
+		     "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\np2");
 	read_response(c, &r, false);
 	expect_body(&r, "p1");
 	read_response(c, &r, false);
@@ -531,20 +531,20 @@ static void setup_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(exact_route_gives_200),
-	        cmocka_unit_test(unknown_path_gives_json_404),
-	        cmocka_unit_test(wrong_method_gives_405),
-	        cmocka_unit_test(prefix_route_gets_tail),
-	        cmocka_unit_test(query_and_headers),
-	        cmocka_unit_test(body_with_content_length),
-	        cmocka_unit_test(body_limit),
-	        cmocka_unit_test(chunked_body),
-	        cmocka_unit_test(short_body),
-	        cmocka_unit_test(malformed_request_gives_4xx),
-	        cmocka_unit_test(keep_alive_serves_two_requests),
-	        cmocka_unit_test(stats_count_by_class),
-	        cmocka_unit_test(check_listen),
-	        cmocka_unit_test(setup_errors),
+		cmocka_unit_test(exact_route_gives_200),
+		cmocka_unit_test(unknown_path_gives_json_404),
+		cmocka_unit_test(wrong_method_gives_405),
+		cmocka_unit_test(prefix_route_gets_tail),
+		cmocka_unit_test(query_and_headers),
+		cmocka_unit_test(body_with_content_length),
+		cmocka_unit_test(body_limit),
+		cmocka_unit_test(chunked_body),
+		cmocka_unit_test(short_body),
+		cmocka_unit_test(malformed_request_gives_4xx),
+		cmocka_unit_test(keep_alive_serves_two_requests),
+		cmocka_unit_test(stats_count_by_class),
+		cmocka_unit_test(check_listen),
+		cmocka_unit_test(setup_errors),
 	};
 	return cmocka_run_group_tests(tests, start_server, stop_server);
 }

@@ -27,10 +27,10 @@
 #include "journal.h"
 #include "uuid.h"
 
-#define SOURCE     "/site-1/gw-7"
-#define HOUR_MS    UINT64_C(3600000)
+#define SOURCE	   "/site-1/gw-7"
+#define HOUR_MS	   UINT64_C(3600000)
 #define CAP_BYTES  (256u * 1024u)
-#define WAIT_MS    15000
+#define WAIT_MS	   15000
 #define PRODUCERS  8
 #define PER_THREAD 500
 
@@ -148,11 +148,11 @@ static void nap_ms(long ms)
 static es_journal_opts base_opts(const fixture *f)
 {
 	return (es_journal_opts){
-	        .path = f->path,
-	        .sync = ES_SYNC_NORMAL,
-	        .retain_ms = HOUR_MS,
-	        .on_full = ES_ON_FULL_REFUSE,
-	        .source = SOURCE,
+		.path = f->path,
+		.sync = ES_SYNC_NORMAL,
+		.retain_ms = HOUR_MS,
+		.on_full = ES_ON_FULL_REFUSE,
+		.source = SOURCE,
 	};
 }
 
@@ -183,7 +183,7 @@ static es_event *make_event(unsigned i, size_t pad)
 	es_event *ev = NULL;
 	es_verr verr;
 	assert_int_equal(es_event_new("sensor.reading", i % 3 ? subject : NULL, data, &ev, &verr),
-	                 ES_OK);
+			 ES_OK);
 	free(data);
 	return ev;
 }
@@ -248,7 +248,7 @@ static int collect(void *ctx, const es_journal_row *row)
 }
 
 static rows *read_rows(es_journal_reader *r, uint64_t from, uint64_t to, size_t limit,
-                       bool pending_only)
+		       bool pending_only)
 {
 	rows *rs = calloc(1, sizeof *rs);
 	assert_non_null(rs);
@@ -555,7 +555,7 @@ static void group_commit_batches_producers(void **state)
 	free(seen);
 	es_journal_counters c = counters_of(j);
 	print_message("group commit: %" PRIu64 " events in %" PRIu64 " commits (%.1f per commit)\n",
-	              c.appended, c.commits, (double)c.appended / (double)c.commits);
+		      c.appended, c.commits, (double)c.appended / (double)c.commits);
 	assert_int_equal(c.appended, total);
 	assert_int_equal(c.latest_seq, total);
 	assert_int_equal(c.pending, total);
@@ -667,7 +667,7 @@ static void duplicate_id_is_reported(void **state)
 
 	/* Again, in a batch with a new event and a second copy. */
 	es_event *evs[3] = {decode_full(FULL_EVENT("order-42")), make_event(2, 10),
-	                    decode_full(FULL_EVENT("order-43"))};
+			    decode_full(FULL_EVENT("order-43"))};
 	assert_int_equal(es_journal_append(j, evs, 3, res), ES_OK);
 	assert_true(res[0].duplicate);
 	assert_int_equal(res[0].seq, 2);
@@ -681,7 +681,7 @@ static void duplicate_id_is_reported(void **state)
 
 	/* Two copies of one id inside one append: the second is the duplicate. */
 	es_event *twice[2] = {decode_full(FULL_EVENT("order-44")),
-	                      decode_full(FULL_EVENT("order-44"))};
+			      decode_full(FULL_EVENT("order-44"))};
 	assert_int_equal(es_journal_append(j, twice, 2, res), ES_OK);
 	assert_false(res[0].duplicate);
 	assert_int_equal(res[0].seq, 5);
@@ -1023,7 +1023,7 @@ static void cap_refuse_keeps_range_whole(void **state)
 
 /* How the store looked while appends went on under the evict policy. */
 typedef struct evict_run {
-	uint64_t next;      /* the next sequence */
+	uint64_t next;	    /* the next sequence */
 	uint64_t min_count; /* fewest events held once eviction began */
 	uint64_t max_used;  /* most used bytes seen */
 } evict_run;
@@ -1066,8 +1066,8 @@ static evict_run append_acked(es_journal *j, uint64_t n, uint64_t count)
 			run.max_used = s.used_bytes;
 	}
 	print_message("evict: %" PRIu64 " evicted; held between %" PRIu64 " and %" PRIu64
-	              " events; used at most %" PRIu64 " of %u bytes\n",
-	              counters_of(j).evicted, run.min_count, n, run.max_used, CAP_BYTES);
+		      " events; used at most %" PRIu64 " of %u bytes\n",
+		      counters_of(j).evicted, run.min_count, n, run.max_used, CAP_BYTES);
 	return run;
 }
 
@@ -1208,8 +1208,8 @@ static void newer_schema_file_is_not_modified(void **state)
 	fixture *f = *state;
 	raw_exec(f->path, "CREATE TABLE later(x); PRAGMA user_version = 7");
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_journal_mode "
-	                                  "WHERE journal_mode = 'delete'"),
-	                 1);
+					  "WHERE journal_mode = 'delete'"),
+			 1);
 	struct stat before, after;
 	assert_int_equal(stat(f->path, &before), 0);
 	es_journal *j = NULL;
@@ -1218,8 +1218,8 @@ static void newer_schema_file_is_not_modified(void **state)
 	assert_null(j);
 	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 7);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM pragma_journal_mode "
-	                                  "WHERE journal_mode = 'delete'"),
-	                 1);
+					  "WHERE journal_mode = 'delete'"),
+			 1);
 	assert_int_equal(stat(f->path, &after), 0);
 	assert_int_equal(after.st_size, before.st_size);
 }
@@ -1269,7 +1269,7 @@ static void foreign_sqlite_is_not_a_journal(void **state)
 {
 	fixture *f = *state;
 	raw_exec(f->path, "CREATE TABLE contacts(name TEXT, phone TEXT);"
-	                  "INSERT INTO contacts VALUES('ada', '555');");
+			  "INSERT INTO contacts VALUES('ada', '555');");
 	es_journal_reader *r = NULL;
 	assert_int_equal(es_journal_reader_open_path(f->path, &r), ES_ECORRUPT);
 	assert_null(r);
@@ -1280,7 +1280,7 @@ static void foreign_sqlite_is_not_a_journal(void **state)
 		close_journal(j);
 	/* Someone else's database is not turned into a journal. */
 	assert_int_equal(
-	        raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'events'"), 0);
+		raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'events'"), 0);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM contacts"), 1);
 	assert_int_equal(err, ES_ECORRUPT);
 }
@@ -1348,7 +1348,7 @@ static void verify_finds_bad_bodies(void **state)
 	fixture *f = *state;
 	make_closed_journal(f, 20);
 	raw_exec(f->path, "UPDATE events SET body = CAST('{\"not\": \"an event\"' AS BLOB) "
-	                  "WHERE seq = 15");
+			  "WHERE seq = 15");
 	problems p;
 	assert_int_equal(verify_path(f->path, &p), ES_ECORRUPT);
 	assert_int_equal(p.n, 1);
@@ -1357,7 +1357,7 @@ static void verify_finds_bad_bodies(void **state)
 
 	/* A valid body of another row: wrong sequence and id. */
 	raw_exec(f->path, "UPDATE events SET body = (SELECT body FROM events WHERE seq = 3) "
-	                  "WHERE seq = 4");
+			  "WHERE seq = 4");
 	assert_int_equal(verify_path(f->path, &p), ES_ECORRUPT);
 	assert_int_equal(p.n, 3);
 	assert_non_null(strstr(p.text, "event 4 carries sequence 3"));
@@ -1473,30 +1473,30 @@ static void append_during_close(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(append_one_and_many, setup, teardown),
-	        cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
-	        cmocka_unit_test_setup_teardown(too_big_fails_the_whole_append, setup, teardown),
-	        cmocka_unit_test_setup_teardown(group_commit_batches_producers, setup, teardown),
-	        cmocka_unit_test_setup_teardown(readers_never_see_half_an_append, setup, teardown),
-	        cmocka_unit_test_setup_teardown(duplicate_id_is_reported, setup, teardown),
-	        cmocka_unit_test_setup_teardown(acks_mark_events, setup, teardown),
-	        cmocka_unit_test_setup_teardown(read_ranges_and_rows, setup, teardown),
-	        cmocka_unit_test_setup_teardown(reader_sees_new_commits, setup, teardown),
-	        cmocka_unit_test_setup_teardown(retention_removes_old_acked_only, setup, teardown),
-	        cmocka_unit_test_setup_teardown(cap_refuse_keeps_range_whole, setup, teardown),
-	        cmocka_unit_test_setup_teardown(cap_evict_removes_acked_never_pending, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(cap_evict_keeps_store_near_cap, setup, teardown),
-	        cmocka_unit_test_setup_teardown(reopen_keeps_everything, setup, teardown),
-	        cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
-	        cmocka_unit_test_setup_teardown(newer_schema_file_is_not_modified, setup, teardown),
-	        cmocka_unit_test_setup_teardown(random_bytes_are_not_a_journal, setup, teardown),
-	        cmocka_unit_test_setup_teardown(foreign_sqlite_is_not_a_journal, setup, teardown),
-	        cmocka_unit_test_setup_teardown(unopenable_path, setup, teardown),
-	        cmocka_unit_test_setup_teardown(reader_on_missing_path, setup, teardown),
-	        cmocka_unit_test_setup_teardown(verify_finds_a_hole, setup, teardown),
-	        cmocka_unit_test_setup_teardown(verify_finds_bad_bodies, setup, teardown),
-	        cmocka_unit_test_setup_teardown(append_during_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(append_one_and_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(too_big_fails_the_whole_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(group_commit_batches_producers, setup, teardown),
+		cmocka_unit_test_setup_teardown(readers_never_see_half_an_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(duplicate_id_is_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(acks_mark_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(read_ranges_and_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader_sees_new_commits, setup, teardown),
+		cmocka_unit_test_setup_teardown(retention_removes_old_acked_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(cap_refuse_keeps_range_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(cap_evict_removes_acked_never_pending, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(cap_evict_keeps_store_near_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(reopen_keeps_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(newer_schema_file_is_not_modified, setup, teardown),
+		cmocka_unit_test_setup_teardown(random_bytes_are_not_a_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(foreign_sqlite_is_not_a_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(unopenable_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader_on_missing_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(verify_finds_a_hole, setup, teardown),
+		cmocka_unit_test_setup_teardown(verify_finds_bad_bodies, setup, teardown),
+		cmocka_unit_test_setup_teardown(append_during_close, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

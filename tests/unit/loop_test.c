@@ -21,7 +21,7 @@
 #include "loop.h"
 
 #define WATCHDOG_MS 10000
-#define POSTERS     4
+#define POSTERS	    4
 #define PER_POSTER  2000
 
 static es_loop *new_loop(void)
@@ -314,7 +314,7 @@ static void timers_fire_in_due_order(void **state)
 {
 	timer_test t = {.loop = new_loop(), .start = es_clock_mono_ms()};
 	tmark m[] = {{&t, 30, 30}, {&t, 10, 10}, {&t, 20, 20}, {&t, 0, 0},
-	             {&t, 15, 15}, {&t, 40, 40}, {&t, 21, 20}, {&t, 22, 20}};
+		     {&t, 15, 15}, {&t, 40, 40}, {&t, 21, 20}, {&t, 22, 20}};
 	es_timer_id ids[8];
 	for (int i = 0; i < 8; i++) {
 		es_loop_fn fn = m[i].name == 40 ? on_last_timer : on_timer;
@@ -554,18 +554,18 @@ static void stop_in_callback_returns_after_it(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(posted_work_runs_in_order_on_loop_thread),
-	        cmocka_unit_test(posted_before_run_and_dropped_at_free),
-	        cmocka_unit_test(async_sends_while_busy_give_one_call),
-	        cmocka_unit_test(async_coalesces_free_running_sends),
-	        cmocka_unit_test(timers_fire_in_due_order),
-	        cmocka_unit_test(timer_callbacks_cancel_and_arm),
-	        cmocka_unit_test(fd_watch_fires_on_pipe),
-	        cmocka_unit_test(fd_watches_are_per_fd),
-	        cmocka_unit_test(stop_from_another_thread),
-	        cmocka_unit_test(stop_before_run_returns_at_once),
-	        cmocka_unit_test_setup_teardown(stop_in_callback_returns_after_it, loop_setup,
-	                                        loop_teardown),
+		cmocka_unit_test(posted_work_runs_in_order_on_loop_thread),
+		cmocka_unit_test(posted_before_run_and_dropped_at_free),
+		cmocka_unit_test(async_sends_while_busy_give_one_call),
+		cmocka_unit_test(async_coalesces_free_running_sends),
+		cmocka_unit_test(timers_fire_in_due_order),
+		cmocka_unit_test(timer_callbacks_cancel_and_arm),
+		cmocka_unit_test(fd_watch_fires_on_pipe),
+		cmocka_unit_test(fd_watches_are_per_fd),
+		cmocka_unit_test(stop_from_another_thread),
+		cmocka_unit_test(stop_before_run_returns_at_once),
+		cmocka_unit_test_setup_teardown(stop_in_callback_returns_after_it, loop_setup,
+						loop_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,9 +37,9 @@
 #include "mqtt.h"
 
 #define MOSQUITTO "/usr/sbin/mosquitto"
-#define WAIT_MS   15000
+#define WAIT_MS	  15000
 #define MAX_TAGS  256
-#define TOPIC     "es/ut/data"
+#define TOPIC	  "es/ut/data"
 
 /* ---- the broker --------------------------------------------------------------- */
 
@@ -92,9 +92,9 @@ static bool write_conf(broker *b)
 	if (!f)
 		return false;
 	fprintf(f,
-	        "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-	        "log_dest stderr\nlog_type error\nlog_type warning\n",
-	        b->port);
+		"listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+		"log_dest stderr\nlog_type error\nlog_type warning\n",
+		b->port);
 	if (geteuid() == 0)
 		fprintf(f, "user root\n");
 	return fclose(f) == 0;
@@ -261,15 +261,15 @@ static es_mqtt_opts opts_for(mq *q, int version, const char *client_id)
 	static char url[64];
 	snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", B.port);
 	return (es_mqtt_opts){
-	        .url = url,
-	        .client_id = client_id,
-	        .version = version,
-	        .keepalive_s = 5,
-	        .connect_timeout_s = 5,
-	        .backoff_base_ms = 100,
-	        .backoff_max_ms = 400,
-	        .cbs = {on_connected, on_disconnected, on_published, on_message},
-	        .ctx = q,
+		.url = url,
+		.client_id = client_id,
+		.version = version,
+		.keepalive_s = 5,
+		.connect_timeout_s = 5,
+		.backoff_base_ms = 100,
+		.backoff_max_ms = 400,
+		.cbs = {on_connected, on_disconnected, on_published, on_message},
+		.ctx = q,
 	};
 }
 
@@ -415,7 +415,7 @@ static void publish_n(mq *q, unsigned first, unsigned n, int qos)
 		char payload[32];
 		int len = snprintf(payload, sizeof payload, "m-%u", i);
 		assert_int_equal(es_mqtt_publish(q->m, TOPIC, payload, (size_t)len, qos, false, i),
-		                 ES_OK);
+				 ES_OK);
 	}
 }
 
@@ -442,19 +442,19 @@ static void check_url_cases(void **state)
 	assert_null(es_mqtt_check_url("mqtts://broker.example.com"));
 	assert_null(es_mqtt_check_url("mqtts://broker.example.com:8883"));
 	const char *bad[] = {
-	        "",
-	        "http://h",
-	        "tcp://h:1883",
-	        "mqtt://",
-	        "mqtt://:1883",
-	        "mqtt:///x",
-	        "mqtt://h:0",
-	        "mqtt://h:65536",
-	        "mqtt://h:x",
-	        "mqtt://h:",
-	        "mqtt://h/path",
-	        "mqtt://user@h",
-	        "mqtt://user:pw@h:1883",
+		"",
+		"http://h",
+		"tcp://h:1883",
+		"mqtt://",
+		"mqtt://:1883",
+		"mqtt:///x",
+		"mqtt://h:0",
+		"mqtt://h:65536",
+		"mqtt://h:x",
+		"mqtt://h:",
+		"mqtt://h/path",
+		"mqtt://user@h",
+		"mqtt://user:pw@h:1883",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		if (!es_mqtt_check_url(bad[i]))
@@ -657,7 +657,7 @@ static void inflight_lost_with_connection_not_reported(void **state)
 	atomic_store(&fail_socket_writes, false);
 	assert_true(lost);
 	print_message("lost: \"%s\"; publishes reported lost (ES_ENOTCONN): %d, refused: %d\n",
-	              q->cause, q->failures, q->refusals);
+		      q->cause, q->failures, q->refusals);
 	/* Lost with the connection is not a refusal (mqtt.h). */
 	assert_int_equal(q->refusals, 0);
 	assert_true(q->failures <= 1);
@@ -753,11 +753,11 @@ static int will_child(int port, int version)
 	snprintf(url, sizeof url, "mqtt://127.0.0.1:%d", port);
 	snprintf(id, sizeof id, "es-ut-child-%d", (int)getpid());
 	es_mqtt_opts o = {.url = url,
-	                  .client_id = id,
-	                  .version = version,
-	                  .will_topic = "es/ut/will",
-	                  .will_payload = "m-77",
-	                  .cbs = {.connected = child_connected}};
+			  .client_id = id,
+			  .version = version,
+			  .will_topic = "es/ut/will",
+			  .will_payload = "m-77",
+			  .cbs = {.connected = child_connected}};
 	if (es_loop_new(&loop) || es_mqtt_new(loop, &o, &m) || es_mqtt_start(m))
 		return 2;
 	es_loop_run(loop);
@@ -840,35 +840,35 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "--will-child") == 0)
 		return will_child(atoi(argv[2]), atoi(argv[3]));
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_teardown(check_url_cases, cleanup),
-	        cmocka_unit_test_teardown(bad_options_are_refused, cleanup),
-	        cmocka_unit_test_teardown(publish_before_connected, cleanup),
-	        cmocka_unit_test_prestate_setup_teardown(publish_and_receive, NULL, cleanup, &v4),
-	        cmocka_unit_test_prestate_setup_teardown(publish_and_receive, NULL, cleanup, &v5),
-	        cmocka_unit_test_prestate_setup_teardown(window_limits_inflight, NULL, cleanup,
-	                                                 &v4),
-	        cmocka_unit_test_prestate_setup_teardown(window_limits_inflight, NULL, cleanup,
-	                                                 &v5),
-	        cmocka_unit_test_teardown(invalid_topics_and_filters, cleanup),
-	        cmocka_unit_test_prestate_setup_teardown(disconnect_stops, NULL, cleanup, &v4),
-	        cmocka_unit_test_prestate_setup_teardown(disconnect_stops, NULL, cleanup, &v5),
-	        cmocka_unit_test_teardown(disconnect_while_waiting, cleanup),
-	        cmocka_unit_test_prestate_setup_teardown(will_only_on_unclean_end, NULL, cleanup,
-	                                                 &v4),
-	        cmocka_unit_test_prestate_setup_teardown(will_only_on_unclean_end, NULL, cleanup,
-	                                                 &v5),
-	        cmocka_unit_test_prestate_setup_teardown(inflight_lost_with_connection_not_reported,
-	                                                 NULL, cleanup, &v4),
-	        cmocka_unit_test_prestate_setup_teardown(inflight_lost_with_connection_not_reported,
-	                                                 NULL, cleanup, &v5),
-	        cmocka_unit_test_prestate_setup_teardown(inflight_at_stop_not_reported, NULL,
-	                                                 cleanup, &v4),
-	        cmocka_unit_test_prestate_setup_teardown(inflight_at_stop_not_reported, NULL,
-	                                                 cleanup, &v5),
-	        cmocka_unit_test_prestate_setup_teardown(reconnects_after_broker_restart, NULL,
-	                                                 cleanup, &v4),
-	        cmocka_unit_test_prestate_setup_teardown(reconnects_after_broker_restart, NULL,
-	                                                 cleanup, &v5),
+		cmocka_unit_test_teardown(check_url_cases, cleanup),
+		cmocka_unit_test_teardown(bad_options_are_refused, cleanup),
+		cmocka_unit_test_teardown(publish_before_connected, cleanup),
+		cmocka_unit_test_prestate_setup_teardown(publish_and_receive, NULL, cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(publish_and_receive, NULL, cleanup, &v5),
+		cmocka_unit_test_prestate_setup_teardown(window_limits_inflight, NULL, cleanup,
+							 &v4),
+		cmocka_unit_test_prestate_setup_teardown(window_limits_inflight, NULL, cleanup,
+							 &v5),
+		cmocka_unit_test_teardown(invalid_topics_and_filters, cleanup),
+		cmocka_unit_test_prestate_setup_teardown(disconnect_stops, NULL, cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(disconnect_stops, NULL, cleanup, &v5),
+		cmocka_unit_test_teardown(disconnect_while_waiting, cleanup),
+		cmocka_unit_test_prestate_setup_teardown(will_only_on_unclean_end, NULL, cleanup,
+							 &v4),
+		cmocka_unit_test_prestate_setup_teardown(will_only_on_unclean_end, NULL, cleanup,
+							 &v5),
+		cmocka_unit_test_prestate_setup_teardown(inflight_lost_with_connection_not_reported,
+							 NULL, cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(inflight_lost_with_connection_not_reported,
+							 NULL, cleanup, &v5),
+		cmocka_unit_test_prestate_setup_teardown(inflight_at_stop_not_reported, NULL,
+							 cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(inflight_at_stop_not_reported, NULL,
+							 cleanup, &v5),
+		cmocka_unit_test_prestate_setup_teardown(reconnects_after_broker_restart, NULL,
+							 cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(reconnects_after_broker_restart, NULL,
+							 cleanup, &v5),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -25,9 +25,9 @@ static void test_name_valid(void **state)
 {
 	(void)state;
 	assert_null(check_name("sport/tennis/player1"));
-	assert_null(check_name("/"));           /* two empty levels */
-	assert_null(check_name("/finance"));    /* leading empty level */
-	assert_null(check_name("a//b"));        /* empty level inside */
+	assert_null(check_name("/"));		/* two empty levels */
+	assert_null(check_name("/finance"));	/* leading empty level */
+	assert_null(check_name("a//b"));	/* empty level inside */
 	assert_null(check_name("$SYS/broker")); /* '$' is allowed in names */
 	assert_null(check_name("caf\xc3\xa9/temp"));
 	assert_null(check_name(" ")); /* spaces are allowed (4.7.3) */
@@ -42,7 +42,7 @@ static void test_name_invalid(void **state)
 	assert_non_null(check_name("sport/#"));
 	assert_non_null(check_name("sport+"));
 	assert_non_null(es_topic_check_name("a\0b", 3));
-	assert_non_null(check_name("bad\xc3"));      /* truncated sequence */
+	assert_non_null(check_name("bad\xc3"));	     /* truncated sequence */
 	assert_non_null(check_name("\xed\xa0\x80")); /* a surrogate */
 }
 
@@ -66,20 +66,20 @@ static void test_filter_valid(void **state)
 {
 	(void)state;
 	static const char *const ok[] = {
-	        "sport/tennis/player1/#",
-	        "sport/#",
-	        "#",
-	        "+",
-	        "+/tennis/#",
-	        "sport/+/player1",
-	        "+/+",
-	        "/+",
-	        "sport/+",
-	        "$SYS/#",
-	        "a//b",
-	        "/",
-	        "+/",
-	        "/#",
+		"sport/tennis/player1/#",
+		"sport/#",
+		"#",
+		"+",
+		"+/tennis/#",
+		"sport/+/player1",
+		"+/+",
+		"/+",
+		"sport/+",
+		"$SYS/#",
+		"a//b",
+		"/",
+		"+/",
+		"/#",
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		if (check_filter(ok[i]))
@@ -91,16 +91,16 @@ static void test_filter_invalid(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-	        "sport/tennis#",
-	        "sport/tennis/#/ranking",
-	        "sport+",
-	        "+sport",
-	        "sp+ort/x",
-	        "#/a",
-	        "##",
-	        "++",
-	        "a/b#",
-	        "",
+		"sport/tennis#",
+		"sport/tennis/#/ranking",
+		"sport+",
+		"+sport",
+		"sp+ort/x",
+		"#/a",
+		"##",
+		"++",
+		"a/b#",
+		"",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		if (!check_filter(bad[i]))
@@ -118,43 +118,43 @@ typedef struct match_case {
 
 /* The examples of sections 4.7.1.2, 4.7.1.3 and 4.7.2, and a few more. */
 static const match_case cases[] = {
-        {"sport/tennis/player1/#", "sport/tennis/player1", true},
-        {"sport/tennis/player1/#", "sport/tennis/player1/ranking", true},
-        {"sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon", true},
-        {"sport/tennis/player1/#", "sport/tennis/player2", false},
-        {"sport/tennis/player1/#", "sport/tennis", false},
-        {"sport/#", "sport", true},
-        {"sport/#", "sport/", true},
-        {"sport/#", "sports", false},
-        {"#", "sport/tennis/player1", true},
-        {"#", "/", true},
-        {"sport/tennis/+", "sport/tennis/player1", true},
-        {"sport/tennis/+", "sport/tennis/player2", true},
-        {"sport/tennis/+", "sport/tennis/player1/ranking", false},
-        {"sport/+", "sport", false},
-        {"sport/+", "sport/", true},
-        {"+/+", "/finance", true},
-        {"/+", "/finance", true},
-        {"+", "/finance", false},
-        {"+", "finance", true},
-        {"+/tennis/#", "sport/tennis/player1", true},
-        {"+/tennis/#", "sport/golf/player1", false},
-        {"sport/+/player1", "sport/tennis/player1", true},
-        {"sport/+/player1", "sport/tennis/player2", false},
-        {"sport/tennis", "sport/tennis", true},
-        {"sport/tennis", "sport/Tennis", false}, /* case-sensitive (4.7.3) */
-        {"sport/tennis", "sport/tennis/", false},
-        {"sport/tennis/", "sport/tennis", false},
-        {"a//b", "a//b", true},
-        {"a/+/b", "a//b", true},
-        /* 4.7.2: wildcards at the start do not match '$' topics */
-        {"#", "$SYS/broker/clients", false},
-        {"+/monitor/Clients", "$SYS/monitor/Clients", false},
-        {"$SYS/#", "$SYS/monitor/Clients", true},
-        {"$SYS/monitor/+", "$SYS/monitor/Clients", true},
-        {"$SYS/#", "$SYS", true},
-        {"+", "$SYS", false},
-        {"a/#", "a/$b", true}, /* only the first character matters */
+	{"sport/tennis/player1/#", "sport/tennis/player1", true},
+	{"sport/tennis/player1/#", "sport/tennis/player1/ranking", true},
+	{"sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon", true},
+	{"sport/tennis/player1/#", "sport/tennis/player2", false},
+	{"sport/tennis/player1/#", "sport/tennis", false},
+	{"sport/#", "sport", true},
+	{"sport/#", "sport/", true},
+	{"sport/#", "sports", false},
+	{"#", "sport/tennis/player1", true},
+	{"#", "/", true},
+	{"sport/tennis/+", "sport/tennis/player1", true},
+	{"sport/tennis/+", "sport/tennis/player2", true},
+	{"sport/tennis/+", "sport/tennis/player1/ranking", false},
+	{"sport/+", "sport", false},
+	{"sport/+", "sport/", true},
+	{"+/+", "/finance", true},
+	{"/+", "/finance", true},
+	{"+", "/finance", false},
+	{"+", "finance", true},
+	{"+/tennis/#", "sport/tennis/player1", true},
+	{"+/tennis/#", "sport/golf/player1", false},
+	{"sport/+/player1", "sport/tennis/player1", true},
+	{"sport/+/player1", "sport/tennis/player2", false},
+	{"sport/tennis", "sport/tennis", true},
+	{"sport/tennis", "sport/Tennis", false}, /* case-sensitive (4.7.3) */
+	{"sport/tennis", "sport/tennis/", false},
+	{"sport/tennis/", "sport/tennis", false},
+	{"a//b", "a//b", true},
+	{"a/+/b", "a//b", true},
+	/* 4.7.2: wildcards at the start do not match '$' topics */
+	{"#", "$SYS/broker/clients", false},
+	{"+/monitor/Clients", "$SYS/monitor/Clients", false},
+	{"$SYS/#", "$SYS/monitor/Clients", true},
+	{"$SYS/monitor/+", "$SYS/monitor/Clients", true},
+	{"$SYS/#", "$SYS", true},
+	{"+", "$SYS", false},
+	{"a/#", "a/$b", true}, /* only the first character matters */
 };
 
 static void test_match(void **state)
@@ -166,7 +166,7 @@ static void test_match(void **state)
 		assert_null(check_name(m->topic));
 		if (es_topic_match(m->filter, m->topic) != m->match)
 			fail_msg("filter '%s' topic '%s': expected %s", m->filter, m->topic,
-			         m->match ? "a match" : "no match");
+				 m->match ? "a match" : "no match");
 	}
 	assert_false(es_topic_match(NULL, "a"));
 	assert_false(es_topic_match("a", NULL));
@@ -219,14 +219,14 @@ static void test_build(void **state)
 	(void)state;
 	char buf[ES_TOPIC_MAX];
 	assert_int_equal(es_topic_build(buf, sizeof buf, "edgespool", "site-1", "gw-7", "ev",
-	                                "sensor.reading"),
-	                 ES_OK);
+					"sensor.reading"),
+			 ES_OK);
 	assert_string_equal(buf, "edgespool/site-1/gw-7/ev/sensor.reading");
 	assert_int_equal(
-	        es_topic_build(buf, sizeof buf, "acme/edgespool", "s", "n", "status", NULL), ES_OK);
+		es_topic_build(buf, sizeof buf, "acme/edgespool", "s", "n", "status", NULL), ES_OK);
 	assert_string_equal(buf, "acme/edgespool/s/n/status");
 	assert_int_equal(es_topic_build(buf, sizeof buf, "r", "s", "n", "cmd", "resend/all"),
-	                 ES_OK);
+			 ES_OK);
 	assert_string_equal(buf, "r/s/n/cmd/resend/all");
 }
 
@@ -281,8 +281,8 @@ static void test_split(void **state)
 	(void)state;
 	es_topic_parts p;
 	assert_int_equal(es_topic_split("acme/edgespool/site-1/gw-7/ev/sensor.reading",
-	                                "acme/edgespool", &p),
-	                 ES_OK);
+					"acme/edgespool", &p),
+			 ES_OK);
 	assert_part(p.site, p.site_len, "site-1");
 	assert_part(p.node, p.node_len, "gw-7");
 	assert_part(p.kind, p.kind_len, "ev");
@@ -312,18 +312,18 @@ static void test_split_invalid(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-	        "other/s/n/ev/x", /* another root */
-	        "rr/s/n/ev",      /* root is only a prefix of the first level */
-	        "r",              /* nothing after the root */
-	        "r/",             /* empty site */
-	        "r/s",            /* no node */
-	        "r/s/n",          /* no kind */
-	        "r/s/n/",         /* empty kind */
-	        "r//n/ev",        /* empty site */
-	        "r/s//ev",        /* empty node */
-	        "r/s/n/ev/",      /* empty rest */
-	        "r/s/n/ev/+",     /* a filter, not a name */
-	        "r/s p/n/ev",     /* a site that is not an id */
+		"other/s/n/ev/x", /* another root */
+		"rr/s/n/ev",	  /* root is only a prefix of the first level */
+		"r",		  /* nothing after the root */
+		"r/",		  /* empty site */
+		"r/s",		  /* no node */
+		"r/s/n",	  /* no kind */
+		"r/s/n/",	  /* empty kind */
+		"r//n/ev",	  /* empty site */
+		"r/s//ev",	  /* empty node */
+		"r/s/n/ev/",	  /* empty rest */
+		"r/s/n/ev/+",	  /* a filter, not a name */
+		"r/s p/n/ev",	  /* a site that is not an id */
 	};
 	es_topic_parts p = {.site_len = 99};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -340,20 +340,20 @@ static void test_split_invalid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_name_valid),
-	        cmocka_unit_test(test_name_invalid),
-	        cmocka_unit_test(test_name_length),
-	        cmocka_unit_test(test_filter_valid),
-	        cmocka_unit_test(test_filter_invalid),
-	        cmocka_unit_test(test_match),
-	        cmocka_unit_test(test_check_root),
-	        cmocka_unit_test(test_check_id),
-	        cmocka_unit_test(test_build),
-	        cmocka_unit_test(test_build_invalid),
-	        cmocka_unit_test(test_build_too_big),
-	        cmocka_unit_test(test_split),
-	        cmocka_unit_test(test_split_round_trip),
-	        cmocka_unit_test(test_split_invalid),
+		cmocka_unit_test(test_name_valid),
+		cmocka_unit_test(test_name_invalid),
+		cmocka_unit_test(test_name_length),
+		cmocka_unit_test(test_filter_valid),
+		cmocka_unit_test(test_filter_invalid),
+		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_check_root),
+		cmocka_unit_test(test_check_id),
+		cmocka_unit_test(test_build),
+		cmocka_unit_test(test_build_invalid),
+		cmocka_unit_test(test_build_too_big),
+		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_split_round_trip),
+		cmocka_unit_test(test_split_invalid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,18 +35,18 @@ static void test_valid(void **state)
 	check_valid("", 0);
 	check_valid(NULL, 0);
 	VALID("plain ascii, longer than eight bytes");
-	VALID("\xC3\xA9");                 /* U+00E9 */
-	VALID("\xC2\x80");                 /* U+0080, smallest two-byte */
-	VALID("\xDF\xBF");                 /* U+07FF */
-	VALID("\xE0\xA0\x80");             /* U+0800, smallest three-byte */
-	VALID("\xE2\x82\xAC");             /* U+20AC euro */
-	VALID("\xED\x9F\xBF");             /* U+D7FF, just below surrogates */
-	VALID("\xEE\x80\x80");             /* U+E000, just above them */
-	VALID("\xEF\xBF\xBF");             /* U+FFFF */
-	VALID("\xF0\x90\x80\x80");         /* U+10000, smallest four-byte */
-	VALID("\xF0\x9F\x98\x80");         /* U+1F600 */
-	VALID("\xF4\x8F\xBF\xBF");         /* U+10FFFF, the last */
-	VALID("a\0b");                     /* NUL is valid UTF-8 */
+	VALID("\xC3\xA9");		   /* U+00E9 */
+	VALID("\xC2\x80");		   /* U+0080, smallest two-byte */
+	VALID("\xDF\xBF");		   /* U+07FF */
+	VALID("\xE0\xA0\x80");		   /* U+0800, smallest three-byte */
+	VALID("\xE2\x82\xAC");		   /* U+20AC euro */
+	VALID("\xED\x9F\xBF");		   /* U+D7FF, just below surrogates */
+	VALID("\xEE\x80\x80");		   /* U+E000, just above them */
+	VALID("\xEF\xBF\xBF");		   /* U+FFFF */
+	VALID("\xF0\x90\x80\x80");	   /* U+10000, smallest four-byte */
+	VALID("\xF0\x9F\x98\x80");	   /* U+1F600 */
+	VALID("\xF4\x8F\xBF\xBF");	   /* U+10FFFF, the last */
+	VALID("a\0b");			   /* NUL is valid UTF-8 */
 	VALID("abcdefgh\xC3\xA9zyxwvuts"); /* multibyte after a full word */
 }
 
@@ -64,7 +64,7 @@ static void test_overlong(void **state)
 static void test_surrogates_and_range(void **state)
 {
 	(void)state;
-	BAD("\xED\xA0\x80", 0);     /* U+D800 */
+	BAD("\xED\xA0\x80", 0);	    /* U+D800 */
 	BAD("x\xED\xBF\xBF", 1);    /* U+DFFF */
 	BAD("\xF4\x90\x80\x80", 0); /* U+110000 */
 	BAD("\xF5\x80\x80\x80", 0);
@@ -77,12 +77,12 @@ static void test_truncated_and_stray(void **state)
 	(void)state;
 	BAD("\x80", 0); /* a lone continuation byte */
 	BAD("abc\xBF", 3);
-	BAD("\xC3", 0);         /* two-byte cut at the end */
-	BAD("ab\xE2\x82", 2);   /* three-byte cut at the end */
+	BAD("\xC3", 0);		/* two-byte cut at the end */
+	BAD("ab\xE2\x82", 2);	/* three-byte cut at the end */
 	BAD("\xF0\x9F\x98", 0); /* four-byte cut at the end */
 	BAD("\xE2\x82"
 	    "A",
-	    0);                  /* cut by an ASCII byte */
+	    0);			 /* cut by an ASCII byte */
 	BAD("\xC3\xA9\xC3(", 2); /* second character broken */
 	BAD("\xF0\x9F\x98\x80\xF0\x9F"
 	    "x",
@@ -107,11 +107,11 @@ static void test_length_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_valid),
-	        cmocka_unit_test(test_overlong),
-	        cmocka_unit_test(test_surrogates_and_range),
-	        cmocka_unit_test(test_truncated_and_stray),
-	        cmocka_unit_test(test_length_bounds),
+		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_overlong),
+		cmocka_unit_test(test_surrogates_and_range),
+		cmocka_unit_test(test_truncated_and_stray),
+		cmocka_unit_test(test_length_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -244,15 +244,15 @@ static void test_parse_invalid(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-	        "",
-	        "00112233-4455-6677-8899-aabbccddeef",
-	        "00112233-4455-6677-8899-aabbccddeeff0",
-	        "00112233445566778899aabbccddeeff",
-	        "00112233-4455-6677-8899_aabbccddeeff",
-	        "0011223-34455-6677-8899-aabbccddeeff",
-	        "00112233-4455-6677-8899-aabbccddeefg",
-	        "{00112233-4455-6677-8899-aabbccddeeff}",
-	        " 00112233-4455-6677-8899-aabbccddeeff",
+		"",
+		"00112233-4455-6677-8899-aabbccddeef",
+		"00112233-4455-6677-8899-aabbccddeeff0",
+		"00112233445566778899aabbccddeeff",
+		"00112233-4455-6677-8899_aabbccddeeff",
+		"0011223-34455-6677-8899-aabbccddeeff",
+		"00112233-4455-6677-8899-aabbccddeefg",
+		"{00112233-4455-6677-8899-aabbccddeeff}",
+		" 00112233-4455-6677-8899-aabbccddeeff",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		es_uuid u;
@@ -269,18 +269,18 @@ static void test_parse_invalid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_version_variant_time),
-	        cmocka_unit_test(test_monotonic_same_ms),
-	        cmocka_unit_test(test_monotonic_clock_steps_back),
-	        cmocka_unit_test(test_unique_million),
-	        cmocka_unit_test(test_counter_overflow_advances_ms),
-	        cmocka_unit_test(test_random_is_buffered),
-	        cmocka_unit_test(test_random_failure),
-	        cmocka_unit_test(test_bad_args),
-	        cmocka_unit_test(test_uuid4),
-	        cmocka_unit_test(test_text_round_trip),
-	        cmocka_unit_test(test_format_known),
-	        cmocka_unit_test(test_parse_invalid),
+		cmocka_unit_test(test_version_variant_time),
+		cmocka_unit_test(test_monotonic_same_ms),
+		cmocka_unit_test(test_monotonic_clock_steps_back),
+		cmocka_unit_test(test_unique_million),
+		cmocka_unit_test(test_counter_overflow_advances_ms),
+		cmocka_unit_test(test_random_is_buffered),
+		cmocka_unit_test(test_random_failure),
+		cmocka_unit_test(test_bad_args),
+		cmocka_unit_test(test_uuid4),
+		cmocka_unit_test(test_text_round_trip),
+		cmocka_unit_test(test_format_known),
+		cmocka_unit_test(test_parse_invalid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
