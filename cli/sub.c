@@ -319,22 +319,6 @@ static void on_signal(void *arg, int fd, short revents)
 
 /* ---- setup ----------------------------------------------------------------- */
 
-static es_err read_password(const char *path, char **out)
-{
-	FILE *f = fopen(path, "r");
-	char line[1024] = "";
-	if (!f) {
-		fprintf(stderr, "edgespool sub: %s: %s\n", path, strerror(errno));
-		return ES_EINVAL;
-	}
-	if (!fgets(line, sizeof line, f))
-		line[0] = '\0';
-	fclose(f);
-	line[strcspn(line, "\r\n")] = '\0';
-	*out = strdup(line);
-	return *out ? ES_OK : ES_ENOMEM;
-}
-
 static es_err make_mqtt(struct sub *sb)
 {
 	const struct sub_settings *s = &sb->s;
@@ -389,9 +373,11 @@ static es_err setup(struct sub *sb)
 		fprintf(stderr, "edgespool sub: %s: %s\n", sb->s.out, strerror(errno));
 		return ES_EINVAL;
 	}
-	es_err err = sb->s.mqtt_password_file
-			     ? read_password(sb->s.mqtt_password_file, &sb->password)
-			     : ES_OK;
+	char why[300];
+	es_err err = ES_OK;
+	if (sb->s.mqtt_password_file &&
+	    (err = es_config_read_secret(sb->s.mqtt_password_file, &sb->password, why, sizeof why)))
+		fprintf(stderr, "edgespool sub: mqtt.password_file %s\n", why);
 	if (!err)
 		err = es_gap_new(&g, &sb->gap);
 	if (!err)

@@ -1223,12 +1223,12 @@ static const char *const type_desc[] = {
 	[ES_CFG_LIST] = "list (comma-separated; repeat the key in the file)",
 };
 
-/* The type line: type, choices or range, required, default. */
-static void help_type(const es_setting *row, FILE *out)
+/* What a setting takes: its type, choices or range, and whether required. */
+static void describe(const es_setting *row, FILE *out)
 {
 	char a[NUM_TEXT_MAX], b[NUM_TEXT_MAX], list[CHOICES_MAX];
 	bool path = row->type == ES_CFG_STR && (row->flags & ES_CFG_PATH);
-	fprintf(out, "      %s", path ? "file path" : type_desc[row->type]);
+	fputs(path ? "file path" : type_desc[row->type], out);
 	if (row->type == ES_CFG_ENUM)
 		fprintf(out, " %s", choices_text(row, list, sizeof list));
 	if (bounded(row))
@@ -1236,6 +1236,13 @@ static void help_type(const es_setting *row, FILE *out)
 			num_text(row->type, row->max, b, sizeof b));
 	if (row->flags & ES_CFG_REQUIRED)
 		fputs(", required", out);
+}
+
+/* The type line: type, choices or range, required, default. */
+static void help_type(const es_setting *row, FILE *out)
+{
+	fputs("      ", out);
+	describe(row, out);
 	if (row->def)
 		fprintf(out, "; default: %s\n", row->def[0] ? row->def : "(empty)");
 	else
@@ -1279,17 +1286,9 @@ void es_config_help(const es_config *c, FILE *out, const char *usage)
 /* One table row: | `name` | `ENV` | type, range | default | help | */
 static void reference_row(const es_setting *row, FILE *out)
 {
-	char env[ENV_NAME_MAX], a[NUM_TEXT_MAX], b[NUM_TEXT_MAX], list[CHOICES_MAX];
-	bool path = row->type == ES_CFG_STR && (row->flags & ES_CFG_PATH);
-	fprintf(out, "| `%s` | `%s` | %s", row->name, env_name(row->name, env),
-		path ? "file path" : type_desc[row->type]);
-	if (row->type == ES_CFG_ENUM)
-		fprintf(out, " %s", choices_text(row, list, sizeof list));
-	if (bounded(row))
-		fprintf(out, ", %s..%s", num_text(row->type, row->min, a, sizeof a),
-			num_text(row->type, row->max, b, sizeof b));
-	if (row->flags & ES_CFG_REQUIRED)
-		fputs(", required", out);
+	char env[ENV_NAME_MAX];
+	fprintf(out, "| `%s` | `%s` | ", row->name, env_name(row->name, env));
+	describe(row, out);
 	fprintf(out, " | %s%s%s | %s |\n", row->def ? "`" : "", row->def ? row->def : "-",
 		row->def ? "`" : "", row->help ? row->help : "");
 }
@@ -1304,4 +1303,25 @@ void es_config_reference(const es_config *c, FILE *out)
 	      out);
 	for (size_t i = 0; i < c->n; i++)
 		reference_row(&c->table[i], out);
+}
+
+/* Contract in config.h. */
+es_err es_config_read_secret(const char *path, char **out, char *err, size_t errcap)
+{
+	char line[1024] = "";
+	FILE *f = path ? fopen(path, "r") : NULL;
+	if (!f) {
+		say(err, errcap, "%s: %s", path ? path : "(none)", strerror(errno));
+		return ES_ENOTFOUND;
+	}
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	char *copy = strdup(line);
+	memset(line, 0, sizeof line);
+	if (!copy)
+		return ES_ENOMEM;
+	*out = copy;
+	return ES_OK;
 }

@@ -114,6 +114,11 @@ void es_config_help(const es_config *c, FILE *out, const char *usage);
  * type and range, default, meaning): the reference in docs/. */
 void es_config_reference(const es_config *c, FILE *out);
 
+/* Reads a secret (a password) from the first line of the file at path,
+ * without its line ending, into a malloc'd *out. ES_ENOTFOUND (err says
+ * why) or ES_ENOMEM. */
+es_err es_config_read_secret(const char *path, char **out, char *err, size_t errcap);
+
 /* Parsers shared with programs (for their own flags). Return false for
  * invalid text. */
 bool es_cfg_parse_size(const char *s, uint64_t *out);

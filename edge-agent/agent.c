@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "control.h"
 #include "log.h"
 
@@ -232,22 +233,6 @@ static void on_committed(void *ctx, uint64_t latest)
 
 /* ---- setup ---------------------------------------------------------------- */
 
-static es_err read_password(const char *path, char **out)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		es_error(TAG, "mqtt.password_file %s: %s", path, strerror(errno));
-		return ES_EINVAL;
-	}
-	char line[1024];
-	if (!fgets(line, sizeof line, f))
-		line[0] = '\0';
-	fclose(f);
-	line[strcspn(line, "\r\n")] = '\0';
-	*out = strdup(line);
-	return *out ? ES_OK : ES_ENOMEM;
-}
-
 static es_err make_names(agent *a)
 {
 	const agent_settings *s = a->s;
@@ -363,8 +348,12 @@ es_err agent_new(const agent_settings *s, es_loop *loop, agent **out)
 	pthread_mutex_init(&a->api_lock, NULL);
 	pub_init(a);
 	es_err err = make_names(a);
-	if (!err && s->mqtt_password_file)
-		err = read_password(s->mqtt_password_file, &a->password);
+	if (!err && s->mqtt_password_file) {
+		char why[300];
+		if ((err = es_config_read_secret(s->mqtt_password_file, &a->password, why,
+						 sizeof why)))
+			es_error(TAG, "mqtt.password_file %s", why);
+	}
 	if (!err)
 		err = es_async_new(loop, on_commit_async, a, &a->commit_async);
 	if (!err)
