@@ -42,7 +42,8 @@ typedef struct es_gap_opts {
 } es_gap_opts;
 
 typedef enum es_gap_verdict {
-	ES_GAP_NEW,    /* a sequence not seen before, above seen_max */
+	ES_GAP_NEW,    /* a sequence not seen before (above seen_max, or below
+			  where tracking started when from_start is false) */
 	ES_GAP_FILLED, /* a sequence that filled (part of) a hole */
 	ES_GAP_DUP,    /* already seen */
 } es_gap_verdict;
