@@ -764,9 +764,11 @@ static void finish_batch(es_journal *j, struct batch *b, es_err err, uint64_t ap
 			if (r->res[i].duplicate)
 				atomic_fetch_add(&j->duplicates, 1);
 	if (!err) {
-		j->acked_db += b->advance;
-		j->nooo -= b->advance;
-		memmove(j->ooo, j->ooo + b->advance, j->nooo * sizeof *j->ooo);
+		if (b->advance) {
+			j->acked_db += b->advance;
+			j->nooo -= b->advance;
+			memmove(j->ooo, j->ooo + b->advance, j->nooo * sizeof *j->ooo);
+		}
 		atomic_fetch_add(&j->appended, appended);
 		atomic_fetch_add(&j->acked, b->acked);
 		atomic_store(&j->acked_seq, j->acked_db);
