@@ -31,19 +31,39 @@
 #define EVICT_CHUNK	  16	     /* rows removed at most per step to make room */
 #define APPLICATION_ID	  0x45535031 /* "ESP1" in the file header: a journal */
 #define MAINTAIN_EVERY_MS 1000
+#define DEADLETTERS_KEPT  100000
 /* Acks above the watermark kept at most (an ack beyond is a re-publish). */
 #define OOO_MAX (1u << 20)
 
-/* An event made ready by its producer: stamped and encoded without its
- * sequence, so the writer only appends ,"sequence":"N"}. */
+/* One event as the writer inserts it, made ready in its producer's thread.
+ * A node's own event is stamped and encoded there without its sequence
+ * (`open`: the writer appends ,"sequence":"N"}); a forwarded one is stored
+ * verbatim with its origin. */
 struct prepared {
-	char *open; /* the encoded event without its closing brace */
+	const char *id, *type, *subject; /* borrowed from the event or item */
+	const char *origin;		 /* NULL for this node's own events */
+	uint64_t origin_seq;
+	const char *body;
 	size_t len;
+	char *owned; /* body, when it was made here */
+	bool open;
 	bool fresh; /* its id was made here just now: no duplicate possible */
 };
 
+/* A write that rides along with the next transaction, like an ack. */
+struct op {
+	enum { OP_DEADLETTER, OP_PUT } kind;
+	char *topic, *reason; /* OP_DEADLETTER */
+	char *key;	      /* OP_PUT */
+	void *blob;
+	size_t len;
+	uint64_t ms;
+	struct op *next;
+};
+
+static void free_op(struct op *o);
+
 struct request {
-	es_event **evs;
 	struct prepared *prep;
 	size_t n;
 	es_append_result *res;
@@ -58,6 +78,7 @@ struct batch {
 	uint64_t *acks;
 	size_t nacks;
 	uint64_t ack_gen;
+	struct op *ops; /* dead letters and puts */
 	uint64_t acked; /* sequences newly acknowledged */
 	size_t advance; /* how far the watermark moves */
 };
@@ -79,12 +100,22 @@ enum stmt_id {
 	S_ROLLBACK_TO,
 	S_SYNC_FULL,
 	S_SYNC_NORMAL,
+	S_DEADLETTER,
+	S_PUT,
+	S_PRUNE_DEAD,
 	S_COUNT_
 };
 
 static const char *const stmt_sql[S_COUNT_] = {
-	[S_INSERT] = "INSERT INTO events(seq, id, type, subject, journaled_ms, body) "
-		     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_INSERT] = "INSERT INTO events(seq, id, type, subject, journaled_ms, body, origin, "
+		     "origin_seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_DEADLETTER] = "INSERT INTO deadletters(received_ms, topic, reason, payload) "
+			 "VALUES(?1, ?2, ?3, ?4)",
+	[S_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+		  "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	/* Dead letters are kept for inspection, the newest DEADLETTERS_KEPT. */
+	[S_PRUNE_DEAD] = "DELETE FROM deadletters WHERE id <= "
+			 "(SELECT max(id) FROM deadletters) - ?1",
 	[S_FIND_ID] = "SELECT seq FROM events WHERE id = ?1",
 	/* The newest sequence ever given, and the ack watermark. */
 	[S_SET_LAST] = "INSERT INTO meta(key, value) VALUES('last_seq', ?1), ('acked_seq', ?2) "
@@ -124,6 +155,7 @@ struct es_journal {
 	size_t nacks, capacks;
 	bool closing;
 	unsigned appenders; /* threads inside es_journal_append */
+	struct op *ops;	    /* queued dead letters and puts */
 	uint64_t ack_gen_queued, ack_gen_done;
 	char last_error[160];
 
@@ -240,6 +272,17 @@ static const char *const migrations[] = {
 	"  journaled_ms INTEGER NOT NULL,"
 	"  body BLOB NOT NULL);"
 	"PRAGMA application_id = 1163087921;", /* APPLICATION_ID, 0x45535031 */
+	/* 2: a bridge's inbox keeps each event's origin node and sequence, and
+	 * what could not be forwarded. */
+	"ALTER TABLE events ADD COLUMN origin TEXT;"
+	"ALTER TABLE events ADD COLUMN origin_seq INTEGER;"
+	"CREATE INDEX events_origin ON events(origin, origin_seq) WHERE origin IS NOT NULL;"
+	"CREATE TABLE deadletters("
+	"  id INTEGER PRIMARY KEY,"
+	"  received_ms INTEGER NOT NULL,"
+	"  topic TEXT NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  payload BLOB NOT NULL);",
 };
 #define SCHEMA_VERSION (sizeof migrations / sizeof migrations[0])
 
@@ -465,25 +508,35 @@ static es_err find_id(es_journal *j, const char *id, uint64_t *seq, bool *found)
 	return err;
 }
 
-static es_err insert_row(es_journal *j, const es_event *ev, uint64_t now, const char *body,
+static void bind_text_or_null(sqlite3_stmt *st, int col, const char *text)
+{
+	if (text)
+		sqlite3_bind_text(st, col, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, col);
+}
+
+static es_err insert_row(es_journal *j, const struct prepared *p, uint64_t now, const char *body,
 			 size_t len)
 {
 	sqlite3_stmt *st = j->st[S_INSERT];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->next_seq);
-	sqlite3_bind_text(st, 2, es_event_id(ev), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, es_event_type(ev), -1, SQLITE_STATIC);
-	if (es_event_subject(ev))
-		sqlite3_bind_text(st, 4, es_event_subject(ev), -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 4);
+	sqlite3_bind_text(st, 2, p->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->type, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 4, p->subject);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
 	sqlite3_bind_blob(st, 6, body, (int)len, SQLITE_STATIC);
+	bind_text_or_null(st, 7, p->origin);
+	if (p->origin)
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)p->origin_seq);
+	else
+		sqlite3_bind_null(st, 8);
 	es_err err = step_done(j->db, st);
 	sqlite3_clear_bindings(st);
 	return err;
 }
 
-/* Appends ,"sequence":"N"} to p->open in the writer's scratch buffer. */
+/* Appends ,"sequence":"N"} to p->body in the writer's scratch buffer. */
 static es_err finish_body(es_journal *j, const struct prepared *p, size_t *len)
 {
 	char tail[40];
@@ -496,7 +549,7 @@ static es_err finish_body(es_journal *j, const struct prepared *p, size_t *len)
 		j->scratch = grown;
 		j->capscratch = need;
 	}
-	memcpy(j->scratch, p->open, p->len);
+	memcpy(j->scratch, p->body, p->len);
 	memcpy(j->scratch + p->len, tail, (size_t)t + 1);
 	*len = need - 1;
 	return *len > j->o.max_event_bytes ? ES_ETOOBIG : ES_OK;
@@ -504,20 +557,27 @@ static es_err finish_body(es_journal *j, const struct prepared *p, size_t *len)
 
 /* Inserts one prepared event with the next sequence; an id already
  * journaled is reported as a duplicate instead. */
-static es_err append_one(es_journal *j, es_event *ev, const struct prepared *p, uint64_t now,
+static es_err append_one(es_journal *j, const struct prepared *p, uint64_t now,
 			 es_append_result *res)
 {
-	const char *id = es_event_id(ev);
 	bool found = false;
-	size_t len;
-	es_err err = p->fresh ? ES_OK : find_id(j, id, &res->seq, &found);
+	const char *body = p->body;
+	size_t len = p->len;
+	es_err err = p->fresh ? ES_OK : find_id(j, p->id, &res->seq, &found);
 	if (err)
 		return err;
 	res->duplicate = found;
-	snprintf(res->id, sizeof res->id, "%s", id);
+	snprintf(res->id, sizeof res->id, "%s", p->id);
 	if (found)
 		return ES_OK;
-	if ((err = finish_body(j, p, &len)) || (err = insert_row(j, ev, now, j->scratch, len)))
+	if (p->open) {
+		if ((err = finish_body(j, p, &len)))
+			return err;
+		body = j->scratch;
+	} else if (len > j->o.max_event_bytes) {
+		return ES_ETOOBIG;
+	}
+	if ((err = insert_row(j, p, now, body, len)))
 		return err;
 	res->seq = j->next_seq++;
 	return ES_OK;
@@ -527,7 +587,7 @@ static es_err insert_all(es_journal *j, struct request *r, uint64_t now)
 {
 	es_err err = run(j, S_SAVEPOINT);
 	for (size_t i = 0; i < r->n && !err; i++)
-		err = append_one(j, r->evs[i], &r->prep[i], now, &r->res[i]);
+		err = append_one(j, &r->prep[i], now, &r->res[i]);
 	return err;
 }
 
@@ -648,6 +708,10 @@ static void maintain(es_journal *j, uint64_t now)
 	if (run(j, S_BEGIN))
 		return;
 	es_err err = prune_step(j, cut, PRUNE_CHUNK, &deleted);
+	if (!err) {
+		sqlite3_bind_int64(j->st[S_PRUNE_DEAD], 1, DEADLETTERS_KEPT);
+		err = run(j, S_PRUNE_DEAD);
+	}
 	if (err || run(j, S_COMMIT)) {
 		run(j, S_ROLLBACK);
 		return;
@@ -683,6 +747,23 @@ static es_err set_meta(es_journal *j, uint64_t watermark)
 /* Runs one transaction: every request, every ack, one commit. Requests get
  * their own error; a failed commit fails them all. Returns the commit's
  * error (acks are then put back by the caller). */
+static es_err run_op(es_journal *j, const struct op *o)
+{
+	sqlite3_stmt *st = j->st[o->kind == OP_DEADLETTER ? S_DEADLETTER : S_PUT];
+	if (o->kind == OP_DEADLETTER) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)o->ms);
+		sqlite3_bind_text(st, 2, o->topic, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, o->reason, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, o->blob, (int)o->len, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_text(st, 1, o->key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, o->blob, (int)o->len, SQLITE_STATIC);
+	}
+	es_err err = step_done(j->db, st);
+	sqlite3_clear_bindings(st);
+	return err;
+}
+
 static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
 {
 	uint64_t first_seq = j->next_seq, now = es_clock_wall_ms();
@@ -695,7 +776,9 @@ static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
 	}
 	if (!err && b->nacks)
 		apply_acks(j, b);
-	if (!err && (j->next_seq != first_seq || b->advance))
+	for (struct op *o = b->ops; o && !err; o = o->next)
+		err = run_op(j, o);
+	if (!err && (j->next_seq != first_seq || b->advance || b->ops))
 		err = set_meta(j, j->acked_db + b->advance);
 	if (!err)
 		err = run(j, S_COMMIT);
@@ -731,6 +814,8 @@ static void take_batch(es_journal *j, struct batch *b)
 			j->tail = NULL;
 		last->next = NULL;
 	}
+	b->ops = j->ops;
+	j->ops = NULL;
 	b->acks = j->acks;
 	b->nacks = j->nacks;
 	b->ack_gen = j->ack_gen_queued;
@@ -755,6 +840,28 @@ static void requeue_acks(es_journal *j, struct batch *b)
 	j->acks = merged;
 	j->nacks = j->capacks = b->nacks + j->nacks;
 	b->acks = NULL;
+}
+
+static void free_ops(struct op *o)
+{
+	while (o) {
+		struct op *next = o->next;
+		free_op(o);
+		o = next;
+	}
+}
+
+/* Caller holds the lock. The ops of a failed batch go back to the front. */
+static void requeue_ops(es_journal *j, struct batch *b)
+{
+	if (!b->ops)
+		return;
+	struct op *last = b->ops;
+	while (last->next)
+		last = last->next;
+	last->next = j->ops;
+	j->ops = b->ops;
+	b->ops = NULL;
 }
 
 static void finish_batch(es_journal *j, struct batch *b, es_err err, uint64_t appended)
@@ -784,13 +891,16 @@ static void finish_batch(es_journal *j, struct batch *b, es_err err, uint64_t ap
 		next = r->next; /* r lives on its producer's stack */
 		r->done = true;
 	}
-	if (err)
+	if (err) {
 		requeue_acks(j, b);
-	else if (b->ack_gen > j->ack_gen_done)
+		requeue_ops(j, b);
+	} else if (b->ack_gen > j->ack_gen_done) {
 		j->ack_gen_done = b->ack_gen;
+	}
 	pthread_cond_broadcast(&j->done);
 	pthread_mutex_unlock(&j->lock);
 	free(b->acks);
+	free_ops(b->ops);
 	if (appended && j->o.committed)
 		j->o.committed(j->o.ctx, j->next_seq - 1);
 }
@@ -801,7 +911,7 @@ static void finish_batch(es_journal *j, struct batch *b, es_err err, uint64_t ap
  * commits was measured slower: the publishing threads then idle more. */
 static bool has_work(const es_journal *j)
 {
-	return j->head || j->nacks;
+	return j->head || j->nacks || j->ops;
 }
 
 /* Caller holds the lock. Waits for work up to ms. */
@@ -937,6 +1047,7 @@ static void teardown(es_journal *j)
 	pthread_cond_destroy(&j->work);
 	pthread_cond_destroy(&j->done);
 	free(j->acks);
+	free_ops(j->ops);
 	free(j->ooo);
 	free(j->scratch);
 	pthread_mutex_destroy(&j->id_lock);
@@ -1016,14 +1127,21 @@ static es_err prepare_one(es_journal *j, es_event *ev, uint64_t now, struct prep
 	}
 	es_err err = es_event_stamp(ev, p->fresh ? id : "unused", j->source, now, 0);
 	if (!err)
-		err = es_event_encode_open(ev, j->o.max_event_bytes, &p->open, &p->len);
-	return err;
+		err = es_event_encode_open(ev, j->o.max_event_bytes, &p->owned, &p->len);
+	if (err)
+		return err;
+	p->body = p->owned;
+	p->open = true;
+	p->id = es_event_id(ev);
+	p->type = es_event_type(ev);
+	p->subject = es_event_subject(ev);
+	return ES_OK;
 }
 
 static void free_prepared(struct prepared *prep, size_t n)
 {
 	for (size_t i = 0; prep && i < n; i++)
-		free(prep[i].open);
+		free(prep[i].owned);
 	free(prep);
 }
 
@@ -1044,36 +1162,144 @@ static es_err prepare(es_journal *j, es_event **evs, size_t n, struct prepared *
 	return ES_OK;
 }
 
+/* Queues r for the writer and waits for its commit. Takes prep. */
+static es_err submit(es_journal *j, struct request *r)
+{
+	pthread_mutex_lock(&j->lock);
+	if (j->closing) {
+		pthread_mutex_unlock(&j->lock);
+		free_prepared(r->prep, r->n);
+		return ES_ECLOSED;
+	}
+	j->appenders++;
+	if (j->tail)
+		j->tail->next = r;
+	else
+		j->head = r;
+	j->tail = r;
+	pthread_cond_signal(&j->work);
+	while (!r->done)
+		pthread_cond_wait(&j->done, &j->lock);
+	if (--j->appenders == 0 && j->closing)
+		pthread_cond_broadcast(&j->done); /* es_journal_close waits for this */
+	pthread_mutex_unlock(&j->lock);
+	free_prepared(r->prep, r->n);
+	return r->err;
+}
+
 es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_result *res)
 {
 	if (!j || (n && (!evs || !res)))
 		return ES_EINVAL;
 	if (n == 0)
 		return ES_OK;
-	struct request r = {.evs = evs, .n = n, .res = res};
+	struct request r = {.n = n, .res = res};
 	es_err err = prepare(j, evs, n, &r.prep);
-	if (err)
-		return err;
-	pthread_mutex_lock(&j->lock);
-	if (j->closing) {
-		pthread_mutex_unlock(&j->lock);
-		free_prepared(r.prep, n);
-		return ES_ECLOSED;
+	return err ? err : submit(j, &r);
+}
+
+es_err es_journal_append_items(es_journal *j, const es_journal_item *items, size_t n,
+			       es_append_result *res)
+{
+	if (!j || (n && (!items || !res)))
+		return ES_EINVAL;
+	if (n == 0)
+		return ES_OK;
+	struct request r = {.n = n, .res = res, .prep = calloc(n, sizeof *r.prep)};
+	if (!r.prep)
+		return ES_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const es_journal_item *it = &items[i];
+		if (!it->id || !it->type || !it->body || !it->origin) {
+			free(r.prep);
+			return ES_EINVAL;
+		}
+		r.prep[i] = (struct prepared){.id = it->id,
+					      .type = it->type,
+					      .subject = it->subject,
+					      .origin = it->origin,
+					      .origin_seq = it->origin_seq,
+					      .body = it->body,
+					      .len = it->len};
 	}
-	j->appenders++;
-	if (j->tail)
-		j->tail->next = &r;
-	else
-		j->head = &r;
-	j->tail = &r;
+	return submit(j, &r);
+}
+
+/* Caller holds the lock. */
+static void queue_op(es_journal *j, struct op *o)
+{
+	struct op **pp = &j->ops;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = o;
 	pthread_cond_signal(&j->work);
-	while (!r.done)
-		pthread_cond_wait(&j->done, &j->lock);
-	if (--j->appenders == 0 && j->closing)
-		pthread_cond_broadcast(&j->done); /* es_journal_close waits for this */
+}
+
+static void free_op(struct op *o)
+{
+	free(o->topic);
+	free(o->reason);
+	free(o->key);
+	free(o->blob);
+	free(o);
+}
+
+static es_err make_op(struct op **out, const void *blob, size_t len)
+{
+	struct op *o = calloc(1, sizeof *o);
+	if (!o || !(o->blob = malloc(len ? len : 1))) {
+		free(o);
+		return ES_ENOMEM;
+	}
+	if (len)
+		memcpy(o->blob, blob, len);
+	o->len = len;
+	o->ms = es_clock_wall_ms();
+	*out = o;
+	return ES_OK;
+}
+
+static es_err enqueue(es_journal *j, struct op *o)
+{
+	pthread_mutex_lock(&j->lock);
+	bool closed = j->closing;
+	if (!closed)
+		queue_op(j, o);
 	pthread_mutex_unlock(&j->lock);
-	free_prepared(r.prep, n);
-	return r.err;
+	if (closed)
+		free_op(o);
+	return closed ? ES_ECLOSED : ES_OK;
+}
+
+es_err es_journal_dead_letter(es_journal *j, const char *topic, const char *reason,
+			      const void *payload, size_t len)
+{
+	struct op *o;
+	if (!j || !topic || !reason || (len && !payload))
+		return ES_EINVAL;
+	if (make_op(&o, payload, len))
+		return ES_ENOMEM;
+	o->kind = OP_DEADLETTER;
+	if (!(o->topic = strdup(topic)) || !(o->reason = strdup(reason))) {
+		free_op(o);
+		return ES_ENOMEM;
+	}
+	return enqueue(j, o);
+}
+
+es_err es_journal_put(es_journal *j, const char *key, const void *value, size_t len)
+{
+	struct op *o;
+	if (!j || !key || (len && !value) || strncmp(key, "x.", 2) != 0)
+		return ES_EINVAL;
+	if (make_op(&o, value, len))
+		return ES_ENOMEM;
+	o->kind = OP_PUT;
+	if (!(o->key = strdup(key))) {
+		free_op(o);
+		return ES_ENOMEM;
+	}
+	return enqueue(j, o);
 }
 
 es_err es_journal_ack(es_journal *j, uint64_t seq)
@@ -1233,13 +1459,16 @@ static void fill_row(sqlite3_stmt *st, uint64_t acked, es_journal_row *row)
 	row->body = sqlite3_column_blob(st, 5);
 	row->body_len = (size_t)sqlite3_column_bytes(st, 5);
 	row->state = row->seq <= acked ? ES_STATE_ACKED : ES_STATE_PENDING;
+	row->origin = (const char *)sqlite3_column_text(st, 6);
+	row->origin_seq = (uint64_t)sqlite3_column_int64(st, 7);
 }
 
 es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t limit,
 		       bool pending_only, es_journal_row_fn fn, void *ctx)
 {
-	static const char sql[] = "SELECT seq, id, type, subject, journaled_ms, body FROM events "
-				  "WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3";
+	static const char sql[] =
+		"SELECT seq, id, type, subject, journaled_ms, body, origin, origin_seq FROM events "
+		"WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3";
 	uint64_t acked;
 	if (!r || !fn)
 		return ES_EINVAL;
@@ -1300,7 +1529,8 @@ es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out)
 	    !(err = watermark(r, &s.acked_seq)) &&
 	    !(err = query_u64(r->db, "PRAGMA page_count", &pages)) &&
 	    !(err = query_u64(r->db, "PRAGMA freelist_count", &free_pages)) &&
-	    !(err = query_u64(r->db, "PRAGMA page_size", &page_size))) {
+	    !(err = query_u64(r->db, "PRAGMA page_size", &page_size)) &&
+	    !(err = query_u64(r->db, "SELECT count(*) FROM deadletters", &s.deadletters))) {
 		if (s.latest_seq > s.acked_seq) {
 			s.oldest_pending_seq = s.acked_seq + 1;
 			err = oldest_pending(r, &s);
@@ -1355,9 +1585,11 @@ static int verify_row(void *arg, const es_journal_row *row)
 			verr.field, verr.reason);
 		return 0;
 	}
-	if (es_event_seq(ev) != row->seq)
-		problem(v, "event %" PRIu64 " carries sequence %" PRIu64, row->seq,
-			es_event_seq(ev));
+	/* A forwarded event carries its origin's sequence, ours its own. */
+	uint64_t want = row->origin ? row->origin_seq : row->seq;
+	if (es_event_seq(ev) != want)
+		problem(v, "event %" PRIu64 " carries sequence %" PRIu64 ", not %" PRIu64, row->seq,
+			es_event_seq(ev), want);
 	if (strcmp(es_event_id(ev), row->id) != 0)
 		problem(v, "event %" PRIu64 " body id differs from its row", row->seq);
 	es_event_free(ev);
@@ -1412,4 +1644,63 @@ es_err es_journal_verify(es_journal_reader *r, void (*fn)(void *ctx, const char 
 	if ((err = es_journal_read(r, 0, UINT64_MAX, SIZE_MAX, false, verify_row, &v)))
 		return err;
 	return v.problems ? ES_ECORRUPT : ES_OK;
+}
+
+/* ---- state and dead letters ---------------------------------------------- */
+
+es_err es_journal_get(es_journal_reader *r, const char *key, void **value, size_t *len)
+{
+	sqlite3_stmt *st;
+	const char *sql = "SELECT value FROM meta WHERE key = ?1";
+	if (!r || !key || !value || !len)
+		return ES_EINVAL;
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(r->db, rc, sql);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	es_err err = ES_ENOTFOUND;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		void *copy = malloc(n + 1);
+		err = copy ? ES_OK : ES_ENOMEM;
+		if (copy) {
+			if (n)
+				memcpy(copy, sqlite3_column_blob(st, 0), n);
+			((char *)copy)[n] = '\0';
+			*value = copy;
+			*len = n;
+		}
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+es_err es_journal_read_deadletters(es_journal_reader *r, uint64_t after, size_t limit,
+				   int (*fn)(void *ctx, const es_journal_deadletter *d), void *ctx)
+{
+	sqlite3_stmt *st;
+	const char *sql = "SELECT id, received_ms, topic, reason, payload FROM deadletters "
+			  "WHERE id > ?1 ORDER BY id LIMIT ?2";
+	if (!r || !fn)
+		return ES_EINVAL;
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(r->db, rc, sql);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		es_journal_deadletter d = {
+			.id = (uint64_t)sqlite3_column_int64(st, 0),
+			.received_ms = (uint64_t)sqlite3_column_int64(st, 1),
+			.topic = (const char *)sqlite3_column_text(st, 2),
+			.reason = (const char *)sqlite3_column_text(st, 3),
+			.payload = sqlite3_column_blob(st, 4),
+			.len = (size_t)sqlite3_column_bytes(st, 4),
+		};
+		if (fn(ctx, &d))
+			break;
+	}
+	es_err err = rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, sql);
+	sqlite3_finalize(st);
+	return err;
 }

@@ -105,6 +105,35 @@ void es_journal_close(es_journal *j);
  * ES_ECLOSED, ES_ENOMEM. Any thread. */
 es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_result *res);
 
+/* An event received from elsewhere, to be journaled verbatim (a bridge's
+ * inbox): its body is stored and forwarded as it came, never re-encoded,
+ * and its origin node and that node's sequence are kept beside it. */
+typedef struct es_journal_item {
+	const char *id, *type, *subject; /* subject may be NULL */
+	const char *origin;		 /* the node it came from, "site/node" */
+	uint64_t origin_seq;		 /* the origin node's sequence */
+	const char *body;
+	size_t len;
+} es_journal_item;
+
+/* Journals items[0..n) verbatim, in one atomic step like es_journal_append:
+ * each gets this journal's next sequence; an id already journaled is a
+ * duplicate (res[i].duplicate, nothing stored). ES_ETOOBIG for a body over
+ * max_event_bytes. Any thread. */
+es_err es_journal_append_items(es_journal *j, const es_journal_item *items, size_t n,
+			       es_append_result *res);
+
+/* Keeps something that could not be journaled as an event (a malformed
+ * payload, a refused publish) in the dead-letter table with its reason, in
+ * the next transaction; the newest 100,000 are kept. Does not wait. */
+es_err es_journal_dead_letter(es_journal *j, const char *topic, const char *reason,
+			      const void *payload, size_t len);
+
+/* Stores a small value under key (which must start with "x.") in the next
+ * transaction, atomically with the events and acks committed there. Does
+ * not wait. For a program's own state (e.g. a consumer's progress). */
+es_err es_journal_put(es_journal *j, const char *key, const void *value, size_t len);
+
 /* Marks seq acked. Does not wait: the writer applies it in its next
  * transaction, with every other ack and append queued meanwhile. An ack lost
  * in a crash only means the event is published again. Acking an acked or
@@ -137,6 +166,8 @@ typedef struct es_journal_row {
 	size_t body_len;
 	int state; /* ES_STATE_PENDING or ES_STATE_ACKED */
 	uint64_t journaled_ms;
+	const char *origin; /* for es_journal_append_items, else NULL */
+	uint64_t origin_seq;
 } es_journal_row;
 
 /* Returning non-zero from a row callback stops the read early. */
@@ -149,6 +180,7 @@ typedef struct es_journal_stats {
 	uint64_t oldest_pending_ms;	 /* journaled_ms of that event */
 	uint64_t acked_seq;		 /* all <= this are acked */
 	uint64_t used_bytes, file_bytes; /* used pages; file + WAL size */
+	uint64_t deadletters;		 /* dead letters kept */
 } es_journal_stats;
 
 /* A read connection for the calling thread, on an open journal. */
@@ -165,6 +197,21 @@ es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t 
 		       bool pending_only, es_journal_row_fn fn, void *ctx);
 
 es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out);
+
+/* The value stored under key by es_journal_put, malloc'd into *value.
+ * ES_ENOTFOUND if there is none. */
+es_err es_journal_get(es_journal_reader *r, const char *key, void **value, size_t *len);
+
+typedef struct es_journal_deadletter {
+	uint64_t id, received_ms;
+	const char *topic, *reason;
+	const void *payload;
+	size_t len;
+} es_journal_deadletter;
+
+/* Dead letters with id > after, oldest first, at most limit. */
+es_err es_journal_read_deadletters(es_journal_reader *r, uint64_t after, size_t limit,
+				   int (*fn)(void *ctx, const es_journal_deadletter *d), void *ctx);
 
 /* Checks the file: SQLite's integrity_check, the sequence range has no
  * holes, every body decodes as a CloudEvent whose id and sequence match its
