@@ -26,10 +26,27 @@
  *    (grace after detection, retry after the last round began) and hands out
  *    consecutive parts of at most max_span; if cap runs out mid-round the
  *    next call carries on where it stopped (`cursor`).
+ *
+ * The saved state (es_gap_save) is text, one line per node sorted by name,
+ * after a header that counts them:
+ *
+ *     esgap 1 <nodes>
+ *     <name> <journal_id> <base> <seen_max> <nholes> <hole>...
+ *
+ * a hole being "<from>-<to>", or "<from>" alone when it is one sequence;
+ * base 0 marks a node still waiting for its first event. Names and journal
+ * ids are written as words of [A-Za-z0-9._/-], any other byte as %XX, and
+ * "-" alone is the empty word. Every line ends in '\n' and the header
+ * counts the lines, so a truncated text never loads. The loader accepts only
+ * what the saver writes, checks every invariant the tracker relies on
+ * (holes sorted, disjoint, within [base, seen_max]; names unique), and
+ * builds the new state aside, so a bad text leaves the tracker as it was.
  */
 #include "gap.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -541,4 +558,369 @@ void es_gap_stats_get(const es_gap *g, es_gap_stats *out)
 		s.holes_open += n ? n->nholes : 0;
 	}
 	*out = s;
+}
+
+/* ---- saving ---- */
+
+#define SAVE_MAGIC "esgap 1"
+
+/* A growing text; after a failed allocation it only records oom. */
+typedef struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->cap - b->len <= n) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap - b->len <= n && cap <= SIZE_MAX / 2)
+			cap *= 2;
+		char *p = cap - b->len > n ? realloc(b->p, cap) : NULL;
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* Writes sep then v in decimal. */
+static void sb_u64(sbuf *b, char sep, uint64_t v)
+{
+	char t[24];
+	int n = snprintf(t, sizeof t, "%c%" PRIu64, sep, v);
+	sb_put(b, t, (size_t)n);
+}
+
+static bool word_byte(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '/' || c == '-';
+}
+
+/* Writes sep then s as a word (see the top of this file). */
+static void sb_word(sbuf *b, char sep, const char *s)
+{
+	char t[4];
+	sb_put(b, &sep, 1);
+	if (!s[0] || strcmp(s, "-") == 0) {
+		sb_put(b, s[0] ? "%2D" : "-", s[0] ? 3 : 1);
+		return;
+	}
+	for (; *s; s++) {
+		if (word_byte(*s)) {
+			sb_put(b, s, 1);
+			continue;
+		}
+		snprintf(t, sizeof t, "%%%02X", (unsigned)(unsigned char)*s);
+		sb_put(b, t, 3);
+	}
+}
+
+static void save_node(sbuf *b, const node *n)
+{
+	sb_word(b, '\n', n->name);
+	sb_word(b, ' ', n->journal_id);
+	sb_u64(b, ' ', n->tracking ? n->base : 0);
+	sb_u64(b, ' ', n->seen_max);
+	sb_u64(b, ' ', n->nholes);
+	for (size_t i = 0; i < n->nholes; i++) {
+		sb_u64(b, ' ', n->holes[i].from);
+		if (n->holes[i].to != n->holes[i].from)
+			sb_u64(b, '-', n->holes[i].to);
+	}
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((*(node *const *)a)->name, (*(node *const *)b)->name);
+}
+
+/* The nodes sorted by name, in a malloc'd array of g->nnodes. */
+static es_err sorted_nodes(const es_gap *g, node ***out)
+{
+	node **v = malloc((g->nnodes ? g->nnodes : 1) * sizeof *v);
+	if (!v)
+		return ES_ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < g->nslots; i++) {
+		if (g->slots[i])
+			v[k++] = g->slots[i];
+	}
+	assert(k == g->nnodes);
+	qsort(v, k, sizeof *v, by_name);
+	*out = v;
+	return ES_OK;
+}
+
+/* Writes g's nodes, holes and journal ids as text (the format is at the top
+ * of this file) into a malloc'd, NUL-terminated *out of *len bytes.
+ * ES_EINVAL for a NULL argument; ES_ENOMEM. */
+es_err es_gap_save(const es_gap *g, char **out, size_t *len)
+{
+	node **v;
+	if (!g || !out || !len)
+		return ES_EINVAL;
+	if (sorted_nodes(g, &v))
+		return ES_ENOMEM;
+	sbuf b = {0};
+	sb_put(&b, SAVE_MAGIC, strlen(SAVE_MAGIC));
+	sb_u64(&b, ' ', g->nnodes);
+	for (size_t i = 0; i < g->nnodes; i++)
+		save_node(&b, v[i]);
+	sb_put(&b, "\n", 1);
+	free(v);
+	if (b.oom) {
+		free(b.p);
+		return ES_ENOMEM;
+	}
+	*out = b.p;
+	*len = b.len;
+	return ES_OK;
+}
+
+/* ---- loading ---- */
+
+/* The text being read: p moves towards end, never past it. */
+typedef struct reader {
+	const char *p, *end;
+	uint64_t now;
+} reader;
+
+static bool rd_char(reader *r, char c)
+{
+	if (r->p == r->end || *r->p != c)
+		return false;
+	r->p++;
+	return true;
+}
+
+/* A decimal number of at most 64 bits (ES_EINVAL past that). */
+static bool rd_u64(reader *r, uint64_t *out)
+{
+	const char *start = r->p;
+	uint64_t v = 0;
+	for (; r->p < r->end && *r->p >= '0' && *r->p <= '9'; r->p++) {
+		unsigned d = (unsigned)(*r->p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return r->p > start;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* One byte of a word: a word byte, or %XX for any byte but NUL. */
+static bool rd_word_byte(reader *r, char *c)
+{
+	if (*r->p != '%') {
+		*c = *r->p++;
+		return word_byte(*c);
+	}
+	if (r->end - r->p < 3)
+		return false;
+	int hi = hex_value(r->p[1]), lo = hex_value(r->p[2]);
+	if (hi < 0 || lo < 0 || (hi | lo) == 0)
+		return false;
+	*c = (char)(hi * 16 + lo);
+	r->p += 3;
+	return true;
+}
+
+/* A word (see the top of this file) of fewer than cap bytes into out. */
+static bool rd_word(reader *r, char *out, size_t cap)
+{
+	size_t k = 0;
+	if (r->end - r->p >= 2 && r->p[0] == '-' && (r->p[1] == ' ' || r->p[1] == '\n')) {
+		r->p++;
+		out[0] = '\0';
+		return true;
+	}
+	while (r->p < r->end && *r->p != ' ' && *r->p != '\n') {
+		if (k + 1 >= cap || !rd_word_byte(r, &out[k++]))
+			return false;
+	}
+	out[k] = '\0';
+	return k > 0;
+}
+
+/* " <from>[-<to>]" into h, which must lie above the previous hole (at
+ * least from lo) and at or below seen. */
+static bool rd_hole(reader *r, uint64_t lo, uint64_t seen, hole *h)
+{
+	*h = (hole){.detected_ms = r->now};
+	if (!rd_char(r, ' ') || !rd_u64(r, &h->from))
+		return false;
+	h->to = h->from;
+	if (rd_char(r, '-') && !rd_u64(r, &h->to))
+		return false;
+	return h->from >= lo && h->from <= h->to && h->to <= seen;
+}
+
+/* The holes of a node whose other fields are set. */
+static es_err rd_holes(reader *r, node *n, uint64_t count)
+{
+	/* Each hole takes two bytes at least: never allocate for more. */
+	if (count > (uint64_t)(r->end - r->p) / 2)
+		return ES_EINVAL;
+	if (count > SIZE_MAX / sizeof *n->holes)
+		return ES_ENOMEM;
+	if (count && !(n->holes = malloc((size_t)count * sizeof *n->holes)))
+		return ES_ENOMEM;
+	n->cap = (size_t)count;
+	uint64_t lo = n->base;
+	for (; n->nholes < count; n->nholes++) {
+		hole *h = &n->holes[n->nholes];
+		if (!rd_hole(r, lo, n->seen_max, h))
+			return ES_EINVAL;
+		if (h->to == UINT64_MAX && n->nholes + 1 < count)
+			return ES_EINVAL; /* nothing can lie above it */
+		lo = h->to + 1;
+	}
+	return ES_OK;
+}
+
+typedef struct gapref {
+	uint64_t gap;
+	size_t i; /* between holes i and i + 1 */
+} gapref;
+
+static int by_gap(const void *a, const void *b)
+{
+	const gapref *x = a, *y = b;
+	if (x->gap != y->gap)
+		return x->gap < y->gap ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+static int by_index(const void *a, const void *b)
+{
+	const gapref *x = a, *y = b;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Over max_holes, merges across the smallest gaps (the leftmost first among
+ * equals), as bound_holes would one at a time, but in n log n: a hostile
+ * text must not make a load quadratic. Loaded holes share their timing, so
+ * a merge only joins their ends. */
+static es_err bound_loaded(const es_gap *g, node *n)
+{
+	if (n->nholes <= g->o.max_holes)
+		return ES_OK;
+	size_t ngaps = n->nholes - 1, drop = n->nholes - g->o.max_holes, w = 0, k = 0;
+	gapref *v = malloc(ngaps * sizeof *v);
+	if (!v)
+		return ES_ENOMEM;
+	for (size_t i = 0; i < ngaps; i++)
+		v[i] = (gapref){n->holes[i + 1].from - n->holes[i].to, i};
+	qsort(v, ngaps, sizeof *v, by_gap);
+	qsort(v, drop, sizeof *v, by_index);
+	for (size_t i = 0; i < n->nholes; i++) {
+		if (k < drop && i > 0 && v[k].i == i - 1) {
+			n->holes[w - 1].to = n->holes[i].to;
+			k++;
+		} else {
+			n->holes[w++] = n->holes[i];
+		}
+	}
+	n->nholes = w;
+	free(v);
+	return ES_OK;
+}
+
+/* The fields of one node line after its name. */
+static es_err rd_node_fields(reader *r, node *n)
+{
+	uint64_t base, count;
+	if (!rd_word(r, n->journal_id, sizeof n->journal_id) || !rd_char(r, ' ') ||
+	    !rd_u64(r, &base) || !rd_char(r, ' ') || !rd_u64(r, &n->seen_max) || !rd_char(r, ' ') ||
+	    !rd_u64(r, &count))
+		return ES_EINVAL;
+	/* Untracked: nothing seen yet. Tracked: seen_max can only be below
+	 * base before the first event (base 1, seen_max 0). */
+	if (base == 0 ? n->seen_max != 0 || count != 0 : n->seen_max < base - 1)
+		return ES_EINVAL;
+	n->tracking = base != 0;
+	n->base = base ? base : 1;
+	return rd_holes(r, n, count);
+}
+
+/* "\n<name> ..." : one node, added to t. */
+static es_err rd_node(es_gap *t, reader *r)
+{
+	char name[NODE_MAX];
+	node *n;
+	if (!rd_char(r, '\n') || !rd_word(r, name, sizeof name) || !rd_char(r, ' ') ||
+	    !name_ok(name) || lookup(t, name))
+		return ES_EINVAL;
+	if (node_get(t, name, &n))
+		return ES_ENOMEM;
+	es_err err = rd_node_fields(r, n);
+	return err ? err : bound_loaded(t, n);
+}
+
+static es_err rd_all(es_gap *t, reader *r)
+{
+	size_t magic = strlen(SAVE_MAGIC);
+	uint64_t count;
+	if ((size_t)(r->end - r->p) < magic || memcmp(r->p, SAVE_MAGIC, magic) != 0)
+		return ES_EINVAL;
+	r->p += magic;
+	if (!rd_char(r, ' ') || !rd_u64(r, &count))
+		return ES_EINVAL;
+	for (uint64_t i = 0; i < count; i++) {
+		es_err err = rd_node(t, r);
+		if (err)
+			return err;
+	}
+	return rd_char(r, '\n') && r->p == r->end ? ES_OK : ES_EINVAL;
+}
+
+/* Gives g the nodes of t, and t those of g. */
+static void swap_nodes(es_gap *g, es_gap *t)
+{
+	node **slots = g->slots;
+	size_t nslots = g->nslots, nnodes = g->nnodes;
+	g->slots = t->slots;
+	g->nslots = t->nslots;
+	g->nnodes = t->nnodes;
+	t->slots = slots;
+	t->nslots = nslots;
+	t->nnodes = nnodes;
+}
+
+/* Reads a state written by es_gap_save into a tracker made aside, and on
+ * success swaps it in (see gap.h). ES_EINVAL for a NULL g or text, or a
+ * text that is not exactly a saved state; ES_ENOMEM. */
+es_err es_gap_load(es_gap *g, const char *text, size_t len, uint64_t now_ms)
+{
+	es_gap *t;
+	if (!g || !text)
+		return ES_EINVAL;
+	es_err err = es_gap_new(&g->o, &t);
+	if (err)
+		return err;
+	reader r = {text, text + len, now_ms};
+	err = rd_all(t, &r);
+	if (!err)
+		swap_nodes(g, t);
+	es_gap_free(t);
+	return err;
 }

@@ -93,4 +93,20 @@ uint64_t es_gap_contiguous(const es_gap *g, const char *node);
 
 void es_gap_stats_get(const es_gap *g, es_gap_stats *out);
 
+/* Writes the tracker's whole state (every node: journal_id, seen_max, holes
+ * with their from/to -- not the timing of requests) as text into a malloc'd
+ * *out (NUL-terminated, *len excludes it), so a consumer can keep it
+ * (e.g. with es_journal_put) and restore it after a restart. The same state
+ * always gives the same text. ES_EINVAL for a NULL argument; ES_ENOMEM. */
+es_err es_gap_save(const es_gap *g, char **out, size_t *len);
+
+/* Replaces the tracker's state with one written by es_gap_save. Restored
+ * holes count as newly detected at now_ms (so they are asked for again after
+ * grace_ms); a node with more holes than this tracker's max_holes has its
+ * closest ones merged. The counters (holes_detected, filled, lost...) are
+ * this tracker's and stay as they were. ES_EINVAL (the tracker is unchanged)
+ * for text that is not a valid saved state, naming nothing -- it is our own
+ * format; ES_ENOMEM (unchanged too). */
+es_err es_gap_load(es_gap *g, const char *text, size_t len, uint64_t now_ms);
+
 #endif

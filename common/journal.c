@@ -764,6 +764,24 @@ static es_err run_op(es_journal *j, const struct op *o)
 	return err;
 }
 
+/* An op under its own savepoint: one that cannot be stored (an oversized
+ * payload, a constraint) is logged and dropped instead of failing the events
+ * and acks beside it -- or every later transaction, when re-queued. */
+static es_err run_op_alone(es_journal *j, const struct op *o)
+{
+	es_err err = run(j, S_SAVEPOINT);
+	if (!err && (err = run_op(j, o)) && !txn_lost(j)) {
+		run(j, S_ROLLBACK_TO);
+		es_error(TAG, "dropped a %s that could not be stored: %s",
+			 o->kind == OP_DEADLETTER ? "dead letter" : "state value",
+			 es_strerror(err));
+		err = ES_OK;
+	}
+	if (!err)
+		run(j, S_RELEASE);
+	return err;
+}
+
 static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
 {
 	uint64_t first_seq = j->next_seq, now = es_clock_wall_ms();
@@ -777,7 +795,7 @@ static es_err run_batch(es_journal *j, struct batch *b, uint64_t *appended)
 	if (!err && b->nacks)
 		apply_acks(j, b);
 	for (struct op *o = b->ops; o && !err; o = o->next)
-		err = run_op(j, o);
+		err = run_op_alone(j, o);
 	if (!err && (j->next_seq != first_seq || b->advance || b->ops))
 		err = set_meta(j, j->acked_db + b->advance);
 	if (!err)
@@ -966,8 +984,14 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&j->lock);
 		if (err && j->closing) {
 			/* Closing on a failing disk: those acks are re-published
-			 * after the next start, which costs duplicates only. */
+			 * after the next start, which costs duplicates only; the
+			 * dead letters and state values are lost, and said so. */
 			j->nacks = 0;
+			if (j->ops)
+				es_error(TAG, "closing on a failing disk: dropping queued dead "
+					      "letters and state");
+			free_ops(j->ops);
+			j->ops = NULL;
 		} else if (err && !j->head) {
 			wait_work(j, 100); /* do not spin on re-queued acks */
 		}

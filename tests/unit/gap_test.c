@@ -11,7 +11,8 @@
 
 #include "gap.h"
 
-#define NODE "site-1/gw-7"
+#define NODE	      "site-1/gw-7"
+#define NODE_MAX_TEST 136 /* sizeof ((es_gap_request *)0)->node */
 
 static es_gap *make(const es_gap_opts *o)
 {
@@ -662,6 +663,411 @@ static void bad_arguments(void **state)
 	es_gap_free(g);
 }
 
+/* ---- saving and loading ---- */
+
+static char *save(const es_gap *g, size_t *len)
+{
+	char *text = NULL;
+	size_t n = SIZE_MAX;
+	assert_int_equal(es_gap_save(g, &text, &n), ES_OK);
+	assert_non_null(text);
+	assert_int_equal(strlen(text), n);
+	if (len)
+		*len = n;
+	return text;
+}
+
+static void load(es_gap *g, const char *text, uint64_t now)
+{
+	assert_int_equal(es_gap_load(g, text, strlen(text), now), ES_OK);
+}
+
+/* A tracker of every kind of node, all holes detected at 0, none asked. */
+static es_gap *varied(void)
+{
+	es_gap *g = make(NULL);
+	/* Two holes, a journal id. */
+	assert_int_equal(es_gap_status(g, "site-1/gw-1", "jid-a", 0, 0, 0), ES_OK);
+	const uint64_t s1[] = {1, 2, 5, 6, 10, 11};
+	for (size_t i = 0; i < sizeof s1 / sizeof s1[0]; i++)
+		see(g, "site-1/gw-1", s1[i], 0);
+	/* Started late (from_start false): base 100, then single holes. */
+	const uint64_t s2[] = {100, 102, 104, 105, 20000};
+	for (size_t i = 0; i < sizeof s2 / sizeof s2[0]; i++)
+		see(g, "site-1/gw-2", s2[i], 0);
+	/* A status before any event: waits for its first one. */
+	assert_int_equal(es_gap_status(g, "site-2/gw-3", "jid-c", 50, 10, 0), ES_OK);
+	/* No holes at all. */
+	for (uint64_t s = 7; s <= 9; s++)
+		see(g, "site-2/gw-4", s, 0);
+	/* A tail hole opened by a status; names and ids that need escaping. */
+	see(g, "odd name/100%", 3, 0);
+	assert_int_equal(es_gap_status(g, "odd name/100%", "-", 8, 0, 0), ES_OK);
+	see(g, "-", 1, 0);
+	assert_int_equal(es_gap_status(g, "-", "a b\n%", 1, 0, 0), ES_OK);
+	return g;
+}
+
+/* The same calls on a and b give the same answers. */
+static void same_behaviour(es_gap *a, es_gap *b)
+{
+	static const struct {
+		const char *node;
+		uint64_t seq;
+	} feed[] = {{"site-1/gw-1", 3},	  {"site-1/gw-1", 3},
+		    {"site-1/gw-1", 8},	  {"site-1/gw-1", 12},
+		    {"site-1/gw-2", 99},  {"site-1/gw-2", 101},
+		    {"site-1/gw-2", 104}, {"site-1/gw-2", 200},
+		    {"site-2/gw-3", 70},  {"site-2/gw-3", 75},
+		    {"site-2/gw-3", 70},  {"site-2/gw-4", 8},
+		    {"odd name/100%", 5}, {"-", 1},
+		    {"new/node", 4}};
+	es_gap_request ra[64], rb[64];
+	assert_int_equal(es_gap_due(a, 499, ra, 64), 0);
+	assert_int_equal(es_gap_due(b, 499, rb, 64), 0);
+	size_t k = es_gap_due(a, 500, ra, 64);
+	assert_true(k > 0);
+	assert_int_equal(es_gap_due(b, 500, rb, 64), k);
+	for (size_t i = 0; i < k; i++) {
+		assert_string_equal(ra[i].node, rb[i].node);
+		assert_int_equal(ra[i].from, rb[i].from);
+		assert_int_equal(ra[i].to, rb[i].to);
+	}
+	for (size_t i = 0; i < sizeof feed / sizeof feed[0]; i++)
+		assert_int_equal(see(a, feed[i].node, feed[i].seq, 600),
+				 see(b, feed[i].node, feed[i].seq, 600));
+	for (size_t i = 0; i < sizeof feed / sizeof feed[0]; i++)
+		assert_int_equal(es_gap_contiguous(a, feed[i].node),
+				 es_gap_contiguous(b, feed[i].node));
+	/* The journal ids came along: the same one is no reset, another is. */
+	uint64_t resets = stats(b).resets;
+	assert_int_equal(es_gap_status(b, "site-1/gw-1", "jid-a", 0, 0, 700), ES_OK);
+	assert_int_equal(es_gap_status(b, "odd name/100%", "-", 0, 0, 700), ES_OK);
+	assert_int_equal(es_gap_status(b, "-", "a b\n%", 0, 0, 700), ES_OK);
+	assert_int_equal(stats(b).resets, resets);
+	assert_int_equal(es_gap_status(b, "site-2/gw-3", "jid-other", 0, 0, 700), ES_OK);
+	assert_int_equal(stats(b).resets, resets + 1);
+}
+
+static void save_load_round_trip(void **state)
+{
+	es_gap *a = varied();
+	size_t len;
+	char *text = save(a, &len);
+	assert_memory_equal(text, "esgap 1 6\n", 10);
+	es_gap *b = make(NULL);
+	load(b, text, 0);
+	/* The same state: the same text, the same gauges. */
+	char *again = save(b, NULL);
+	assert_string_equal(again, text);
+	es_gap_stats sa = stats(a), sb = stats(b);
+	assert_int_equal(sb.nodes, sa.nodes);
+	assert_int_equal(sb.holes_open, sa.holes_open);
+	assert_int_equal(sb.missing, sa.missing);
+	assert_int_equal(sb.holes_detected, 0); /* counters are not state */
+	assert_int_equal(es_gap_contiguous(b, "site-1/gw-1"), 2);
+	assert_int_equal(es_gap_contiguous(b, "site-1/gw-2"), 100);
+	assert_int_equal(es_gap_contiguous(b, "odd name/100%"), 3);
+	same_behaviour(a, b);
+	free(again);
+	free(text);
+	es_gap_free(a);
+	es_gap_free(b);
+}
+
+static void load_after_restart_fills_holes(void **state)
+{
+	es_gap *g = make(NULL);
+	see(g, NODE, 1, 0);
+	see(g, NODE, 5, 0); /* [2, 4] */
+	see(g, NODE, 9, 0); /* [6, 8] */
+	expect_due(g, 500, 2, (const uint64_t[][2]){{2, 4}, {6, 8}});
+	see(g, NODE, 3, 600); /* [2] [4] [6, 8] */
+	char *text = save(g, NULL);
+	es_gap_free(g);
+
+	/* The restart: a new tracker, its clock elsewhere. */
+	g = make(NULL);
+	load(g, text, 100000);
+	free(text);
+	assert_int_equal(stats(g).missing, 5);
+	assert_int_equal(stats(g).holes_open, 3);
+	expect_none_due(g, 100499);
+	expect_due(g, 100500, 3, (const uint64_t[][2]){{2, 2}, {4, 4}, {6, 8}});
+	const uint64_t resent[] = {2, 4, 6, 7, 8};
+	for (size_t i = 0; i < sizeof resent / sizeof resent[0]; i++)
+		assert_int_equal(see(g, NODE, resent[i], 100600), ES_GAP_FILLED);
+	assert_int_equal(see(g, NODE, 3, 100600), ES_GAP_DUP);
+	assert_int_equal(see(g, NODE, 10, 100600), ES_GAP_NEW);
+	assert_int_equal(es_gap_contiguous(g, NODE), 10);
+	assert_int_equal(stats(g).missing, 0);
+	assert_int_equal(stats(g).filled, 5);
+	expect_none_due(g, 1000000);
+	es_gap_free(g);
+}
+
+static void empty_tracker_round_trip(void **state)
+{
+	es_gap *g = make(NULL);
+	size_t len;
+	char *text = save(g, &len);
+	assert_string_equal(text, "esgap 1 0\n");
+	es_gap *h = make(NULL);
+	see(h, NODE, 1, 0);
+	see(h, NODE, 3, 0);
+	load(h, text, 0); /* replaces what h had */
+	assert_int_equal(stats(h).nodes, 0);
+	assert_int_equal(stats(h).missing, 0);
+	assert_int_equal(es_gap_contiguous(h, NODE), 0);
+	expect_none_due(h, 1000000);
+	assert_int_equal(see(h, NODE, 5, 0), ES_GAP_NEW);
+	free(text);
+	es_gap_free(g);
+	es_gap_free(h);
+}
+
+/* Loading text of len bytes in a buffer of exactly that size (so that a
+ * read past it is caught by the sanitizers) into g; g must stay as before
+ * (its save was before) on failure. */
+static es_err load_exact(es_gap *g, const char *text, size_t len, const char *before)
+{
+	char *copy = malloc(len ? len : 1);
+	assert_non_null(copy);
+	memcpy(copy, text, len);
+	es_err err = es_gap_load(g, copy, len, 0);
+	free(copy);
+	if (err) {
+		char *now = save(g, NULL);
+		assert_string_equal(now, before);
+		free(now);
+	}
+	return err;
+}
+
+/* A target tracker with a state of its own, and its saved text. */
+static es_gap *target(char **before)
+{
+	es_gap *g = make(NULL);
+	see(g, "keep/me", 1, 0);
+	see(g, "keep/me", 4, 0);
+	*before = save(g, NULL);
+	return g;
+}
+
+static void every_truncation_is_rejected(void **state)
+{
+	es_gap *a = varied();
+	size_t len;
+	char *text = save(a, &len);
+	char *before;
+	es_gap *g = target(&before);
+	for (size_t k = 0; k < len; k++) {
+		if (load_exact(g, text, k, before) != ES_EINVAL)
+			fail_msg("a truncation to %zu of %zu bytes loaded", k, len);
+	}
+	assert_int_equal(load_exact(g, text, len, before), ES_OK);
+	assert_int_equal(stats(g).missing, stats(a).missing);
+	free(before);
+	free(text);
+	es_gap_free(a);
+	es_gap_free(g);
+}
+
+static void bad_texts_are_rejected(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"esgap 1",
+		"esgap 1 0",
+		"esgap 2 0\n",
+		"ESGAP 1 0\n",
+		"esgap 1 0\n\n",
+		"esgap 1 0\nx",
+		"esgap 1  0\n",
+		"esgap 1 -1\n",
+		"esgap 1 1\n",
+		"esgap 1 2\na - 1 5 0\n",
+		"esgap 1 1\na - 1 5 0\nb - 1 5 0\n",
+		"esgap 1 1\na - 1 5 0 \n",
+		"esgap 1 1\na - 1 5 1\n",
+		"esgap 1 1\na - 1 5 1 2 3\n",
+		"esgap 1 1\na - 1 5 1 6\n",	  /* above seen_max */
+		"esgap 1 1\na - 3 5 1 2\n",	  /* below base */
+		"esgap 1 1\na - 1 5 1 0\n",	  /* sequence 0 */
+		"esgap 1 1\na - 1 5 1 4-3\n",	  /* from > to */
+		"esgap 1 1\na - 1 9 2 2-4 4-5\n", /* overlapping */
+		"esgap 1 1\na - 1 9 2 6 2\n",	  /* out of order */
+		"esgap 1 1\na - 1 9 1 2-\n",
+		"esgap 1 1\na - 1 9 1 -2\n",
+		"esgap 1 1\na - 0 5 0\n",	     /* untracked with seen_max */
+		"esgap 1 1\na - 0 0 1 1\n",	     /* untracked with a hole */
+		"esgap 1 1\na - 9 5 0\n",	     /* seen_max far below base */
+		"esgap 1 2\na - 1 5 0\na - 1 5 0\n", /* one node twice */
+		"esgap 1 1\n- - 1 5 0\n",	     /* empty name */
+		"esgap 1 1\n - 1 5 0\n",
+		"esgap 1 1\na  1 5 0\n",
+		"esgap 1 1\na%00b - 1 5 0\n",
+		"esgap 1 1\na%2 - 1 5 0\n",
+		"esgap 1 1\na%G0 - 1 5 0\n",
+		"esgap 1 1\na%",
+		"esgap 1 1\na b c 1 5 0\n",
+		"esgap 1 1\na\tb - 1 5 0\n",
+		"esgap 1 1\na - 1 18446744073709551616 0\n",
+		"esgap 1 1\na - 1 5 99999999999999999999\n",
+		"esgap 1 1\na - 1 5 1000000000\n",
+		"esgap 1 1\na - 1 18446744073709551615 2 18446744073709551615 5\n",
+		"esgap 1 1\na - 1 18446744073709551615 2 5 18446744073709551615 "
+		"18446744073709551615\n",
+	};
+	char *before;
+	es_gap *g = target(&before);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (load_exact(g, bad[i], strlen(bad[i]), before) != ES_EINVAL)
+			fail_msg("loaded: \"%s\"", bad[i]);
+	}
+	/* Text made by hand that is a valid state. */
+	load(g, "esgap 1 1\na - 1 18446744073709551615 2 5 18446744073709551615\n", 0);
+	assert_int_equal(stats(g).missing, 2);
+	assert_int_equal(see(g, "a", UINT64_MAX, 0), ES_GAP_FILLED);
+	char long_name[NODE_MAX_TEST + 32];
+	memset(long_name, 'n', sizeof long_name);
+	snprintf(long_name + 135, sizeof long_name - 135, " - 1 1 0\n");
+	char text[sizeof long_name + 16];
+	snprintf(text, sizeof text, "esgap 1 1\n%s", long_name);
+	load(g, text, 0); /* a name of 135 bytes */
+	snprintf(long_name + 136, sizeof long_name - 136, " - 1 1 0\n");
+	snprintf(text, sizeof text, "esgap 1 1\n%s", long_name);
+	assert_int_equal(es_gap_load(g, text, strlen(text), 0), ES_EINVAL);
+	assert_int_equal(es_gap_save(NULL, &(char *){NULL}, &(size_t){0}), ES_EINVAL);
+	assert_int_equal(es_gap_save(g, NULL, &(size_t){0}), ES_EINVAL);
+	assert_int_equal(es_gap_load(NULL, "esgap 1 0\n", 10, 0), ES_EINVAL);
+	assert_int_equal(es_gap_load(g, NULL, 0, 0), ES_EINVAL);
+	free(before);
+	es_gap_free(g);
+}
+
+static void random_bytes_are_rejected(void **state)
+{
+	uint64_t seed = 0x2545f4914f6cdd1dULL;
+	char *before;
+	es_gap *g = target(&before);
+	char buf[512];
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)(next_rand(&seed) % sizeof buf);
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (char)next_rand(&seed);
+		assert_int_equal(load_exact(g, buf, len, before), ES_EINVAL);
+	}
+	free(before);
+	es_gap_free(g);
+}
+
+/* A real save with bytes changed, dropped or repeated: never a crash, and
+ * what loads is a state the tracker can save and load again. */
+static void damaged_saves_never_crash(void **state)
+{
+	uint64_t seed = 0x853c49e6748fea9bULL;
+	es_gap *a = varied();
+	size_t len;
+	char *text = save(a, &len);
+	char *buf = malloc(len + 1);
+	assert_non_null(buf);
+	static const char alphabet[] = "0123456789- \n%aZ/";
+	for (int round = 0; round < 20000; round++) {
+		memcpy(buf, text, len);
+		size_t n = len, at = (size_t)(next_rand(&seed) % len);
+		uint64_t how = next_rand(&seed) % 3;
+		char c = alphabet[next_rand(&seed) % (sizeof alphabet - 1)];
+		if (how == 0) {
+			buf[at] = c;
+		} else if (how == 1) {
+			memmove(buf + at, buf + at + 1, len - at - 1);
+			n--;
+		} else {
+			memmove(buf + at + 1, buf + at, len - at);
+			buf[at] = c;
+			n++;
+		}
+		es_gap *g = make(NULL);
+		es_err err = es_gap_load(g, buf, n, 0);
+		assert_true(err == ES_OK || err == ES_EINVAL);
+		if (err == ES_OK) {
+			char *again = save(g, NULL);
+			es_gap *h = make(NULL);
+			load(h, again, 0);
+			free(again);
+			es_gap_free(h);
+		}
+		es_gap_free(g);
+	}
+	free(buf);
+	free(text);
+	es_gap_free(a);
+}
+
+static void load_merges_past_max_holes(void **state)
+{
+	es_gap *a = make(NULL);
+	const uint64_t seqs[] = {1, 3, 4, 5, 7, 9, 10, 20};
+	for (size_t i = 0; i < sizeof seqs / sizeof seqs[0]; i++)
+		see(a, NODE, seqs[i], 0);
+	char *text = save(a, NULL); /* [2] [6] [8] [11, 19] */
+	assert_int_equal(stats(a).holes_open, 4);
+	es_gap_opts o = {.max_holes = 3};
+	es_gap *g = make(&o);
+	load(g, text, 0);
+	/* As max_holes_merges_closest: 6 and 8 are closest, 7 is asked again. */
+	assert_int_equal(stats(g).holes_open, 3);
+	assert_int_equal(stats(g).missing, 1 + 3 + 9);
+	expect_due(g, 500, 3, (const uint64_t[][2]){{2, 2}, {6, 8}, {11, 19}});
+	es_gap_opts one = {.max_holes = 1};
+	es_gap *h = make(&one);
+	load(h, text, 0);
+	expect_due(h, 500, 1, (const uint64_t[][2]){{2, 19}});
+	free(text);
+	es_gap_free(a);
+	es_gap_free(g);
+	es_gap_free(h);
+}
+
+static void many_nodes_and_holes_round_trip(void **state)
+{
+	enum { NODES = 3000, BIG = 3, BIG_HOLES = 4000 };
+	es_gap *a = make(NULL);
+	char name[32];
+	for (int i = 0; i < NODES; i++) {
+		snprintf(name, sizeof name, "site-%d/gw-%d", i % 13, i);
+		for (uint64_t s = 1; s <= 20; s += 1 + (uint64_t)(i % 3))
+			see(a, name, s, 0);
+	}
+	for (int i = 0; i < BIG; i++) {
+		snprintf(name, sizeof name, "big/gw-%d", i);
+		for (uint64_t s = 1; s <= 2 * BIG_HOLES + 1; s += 2)
+			see(a, name, s, 0);
+	}
+	es_gap_stats sa = stats(a);
+	assert_true(sa.holes_open >= BIG * BIG_HOLES);
+	size_t len;
+	char *text = save(a, &len);
+	es_gap *b = make(NULL);
+	assert_int_equal(es_gap_load(b, text, len, 0), ES_OK);
+	es_gap_stats sb = stats(b);
+	assert_int_equal(sb.nodes, NODES + BIG);
+	assert_int_equal(sb.holes_open, sa.holes_open);
+	assert_int_equal(sb.missing, sa.missing);
+	char *again = save(b, NULL);
+	assert_string_equal(again, text);
+	/* Every hole is asked for, once. */
+	es_gap_request *r = calloc(sa.holes_open + 1, sizeof *r);
+	assert_non_null(r);
+	assert_int_equal(es_gap_due(b, 500, r, sa.holes_open + 1), sa.holes_open);
+	free(r);
+	free(again);
+	free(text);
+	es_gap_free(a);
+	es_gap_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -688,6 +1094,15 @@ int main(void)
 		cmocka_unit_test(random_model),
 		cmocka_unit_test(random_model_with_merges),
 		cmocka_unit_test(bad_arguments),
+		cmocka_unit_test(save_load_round_trip),
+		cmocka_unit_test(load_after_restart_fills_holes),
+		cmocka_unit_test(empty_tracker_round_trip),
+		cmocka_unit_test(every_truncation_is_rejected),
+		cmocka_unit_test(bad_texts_are_rejected),
+		cmocka_unit_test(random_bytes_are_rejected),
+		cmocka_unit_test(damaged_saves_never_crash),
+		cmocka_unit_test(load_merges_past_max_holes),
+		cmocka_unit_test(many_nodes_and_holes_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

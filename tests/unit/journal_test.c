@@ -1370,6 +1370,454 @@ static void verify_finds_bad_bodies(void **state)
 	assert_int_equal(es_journal_verify(NULL, NULL, NULL), ES_EINVAL);
 }
 
+/* ---- verbatim items (a bridge's inbox) ----------------------------------------------- */
+
+#define ORIGIN	     "site-9/gw-1"
+#define FWD_BODY_MAX 512
+
+/* A forwarded event: a CloudEvent as its origin journaled it (spacing, key
+ * order and escapes of its own, which must survive), whose "sequence" is
+ * the origin's. */
+typedef struct fwd {
+	char id[32], body[FWD_BODY_MAX];
+	es_journal_item item;
+} fwd;
+
+static void make_fwd(fwd *f, unsigned i, uint64_t origin_seq)
+{
+	snprintf(f->id, sizeof f->id, "fwd-%u", i);
+	int n = snprintf(f->body, sizeof f->body,
+			 "{ \"data\": {\"i\": %u, \"s\": \"caf\\u00e9 \\\"q\\\"\"},\n"
+			 "  \"specversion\":\"1.0\", \"id\":\"%s\", \"source\":\"/site-9/gw-1\","
+			 "\t\"type\":\"door.opened\", \"sequence\":\"%" PRIu64 "\" }",
+			 i, f->id, origin_seq);
+	assert_true(n > 0 && (size_t)n < sizeof f->body);
+	f->item = (es_journal_item){.id = f->id,
+				    .type = "door.opened",
+				    .subject = i % 2 ? "front" : NULL,
+				    .origin = ORIGIN,
+				    .origin_seq = origin_seq,
+				    .body = f->body,
+				    .len = (size_t)n};
+}
+
+/* Checks rows first, first + 1, ... against want[0..max). */
+typedef struct fwd_check {
+	const fwd *want;
+	size_t n, max;
+	uint64_t first;
+} fwd_check;
+
+static int check_fwd_row(void *ctx, const es_journal_row *row)
+{
+	fwd_check *c = ctx;
+	assert_true(c->n < c->max);
+	const fwd *w = &c->want[c->n];
+	assert_int_equal(row->seq, c->first + c->n);
+	c->n++;
+	assert_string_equal(row->id, w->id);
+	assert_string_equal(row->type, w->item.type);
+	if (w->item.subject)
+		assert_string_equal(row->subject, w->item.subject);
+	else
+		assert_null(row->subject);
+	assert_int_equal(row->body_len, w->item.len);
+	assert_memory_equal(row->body, w->body, w->item.len);
+	assert_non_null(row->origin);
+	assert_string_equal(row->origin, ORIGIN);
+	assert_int_equal(row->origin_seq, w->item.origin_seq);
+	assert_int_equal(row->state, ES_STATE_PENDING);
+	return 0;
+}
+
+/* Reads rows first..first + n - 1 and checks them against want. */
+static void expect_fwd_rows(es_journal_reader *r, uint64_t first, const fwd *want, size_t n)
+{
+	fwd_check c = {.want = want, .max = n, .first = first};
+	assert_int_equal(
+		es_journal_read(r, first, first + n - 1, SIZE_MAX, false, check_fwd_row, &c),
+		ES_OK);
+	assert_int_equal(c.n, n);
+}
+
+static void append_items_stores_bodies_verbatim(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	fwd fw[6];
+	es_journal_item items[5];
+	for (unsigned i = 0; i < 5; i++) {
+		make_fwd(&fw[i], i, 1000 + 3 * (uint64_t)i); /* not the local sequence */
+		items[i] = fw[i].item;
+	}
+	es_append_result res[5];
+	memset(res, 0xa5, sizeof res);
+	assert_int_equal(es_journal_append_items(j, items, 5, res), ES_OK);
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(res[i].seq, i + 1);
+		assert_false(res[i].duplicate);
+		assert_string_equal(res[i].id, fw[i].id);
+	}
+	es_journal_counters c = counters_of(j);
+	assert_int_equal(c.appended, 5);
+	assert_int_equal(c.latest_seq, 5);
+	assert_int_equal(c.pending, 5);
+	assert_int_equal(c.duplicates, 0);
+	es_journal_reader *r = NULL;
+	assert_int_equal(es_journal_reader_new(j, &r), ES_OK);
+	expect_fwd_rows(r, 1, fw, 5);
+	es_journal_reader_free(r);
+	expect_verified(j);
+
+	/* This node's own events and forwarded ones side by side. */
+	assert_int_equal(append_one(j, 1, 10, res), ES_OK);
+	assert_int_equal(res[0].seq, 6);
+	make_fwd(&fw[5], 5, 7); /* its origin sequence is another row's local one */
+	assert_int_equal(es_journal_append_items(j, &fw[5].item, 1, res), ES_OK);
+	assert_int_equal(res[0].seq, 7);
+	expect_verified(j);
+	close_journal(j);
+
+	/* Origins survive a reopen; verification by path agrees. */
+	problems p;
+	assert_int_equal(verify_path(f->path, &p), ES_OK);
+	assert_int_equal(p.n, 0);
+	j = open_default(f);
+	assert_int_equal(es_journal_reader_new(j, &r), ES_OK);
+	expect_fwd_rows(r, 1, fw, 5);
+	expect_fwd_rows(r, 7, &fw[5], 1);
+	es_journal_reader_free(r);
+	assert_int_equal(es_journal_append_items(j, items, 1, res), ES_OK);
+	assert_true(res[0].duplicate); /* ids are found in the file too */
+	assert_int_equal(res[0].seq, 1);
+	close_journal(j);
+}
+
+static void append_items_reports_duplicates(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	fwd fw[7];
+	es_journal_item items[5];
+	for (unsigned i = 0; i < 5; i++) {
+		make_fwd(&fw[i], i, 10 + (uint64_t)i);
+		items[i] = fw[i].item;
+	}
+	es_append_result res[5];
+	assert_int_equal(es_journal_append_items(j, items, 5, res), ES_OK);
+
+	/* An id already journaled (another body, another origin sequence), a
+	 * new one, and the new one again in the same call. */
+	make_fwd(&fw[5], 2, 99);
+	make_fwd(&fw[6], 6, 16);
+	es_journal_item again[3] = {fw[5].item, fw[6].item, fw[6].item};
+	assert_int_equal(es_journal_append_items(j, again, 3, res), ES_OK);
+	assert_true(res[0].duplicate);
+	assert_int_equal(res[0].seq, 3);
+	assert_string_equal(res[0].id, "fwd-2");
+	assert_false(res[1].duplicate);
+	assert_int_equal(res[1].seq, 6);
+	assert_true(res[2].duplicate);
+	assert_int_equal(res[2].seq, 6);
+
+	es_journal_counters c = counters_of(j);
+	assert_int_equal(c.duplicates, 2);
+	assert_int_equal(c.appended, 6);
+	assert_int_equal(c.latest_seq, 6);
+	expect_range(j, 1, 6);
+	/* Nothing of a duplicate was stored: row 3 is still the first copy. */
+	es_journal_reader *r = NULL;
+	assert_int_equal(es_journal_reader_new(j, &r), ES_OK);
+	expect_fwd_rows(r, 1, fw, 5);
+	expect_fwd_rows(r, 6, &fw[6], 1);
+	es_journal_reader_free(r);
+	expect_verified(j);
+	close_journal(j);
+}
+
+/* A forwarded CloudEvent of exactly len bytes (its data a string of x). */
+static char *sized_body(const char *id, size_t len)
+{
+	char head[160];
+	int h = snprintf(head, sizeof head,
+			 "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"/site-9/gw-1\","
+			 "\"type\":\"door.opened\",\"sequence\":\"5\",\"data\":\"",
+			 id);
+	assert_true(h > 0 && len >= (size_t)h + 2);
+	char *b = malloc(len + 1);
+	assert_non_null(b);
+	memcpy(b, head, (size_t)h);
+	memset(b + h, 'x', len - (size_t)h - 2);
+	memcpy(b + len - 2, "\"}", 3);
+	return b;
+}
+
+static es_journal_item sized_item(const char *id, const char *body, size_t len)
+{
+	return (es_journal_item){.id = id,
+				 .type = "door.opened",
+				 .origin = ORIGIN,
+				 .origin_seq = 5,
+				 .body = body,
+				 .len = len};
+}
+
+static void append_items_too_big_stores_nothing(void **state)
+{
+	fixture *f = *state;
+	es_journal_opts o = base_opts(f);
+	o.max_event_bytes = 1024;
+	es_journal *j = open_with(&o);
+	char *small = sized_body("s-1", 200), *exact = sized_body("s-2", 1024),
+	     *over = sized_body("s-3", 1025);
+	es_journal_item items[3] = {sized_item("s-1", small, 200), sized_item("s-3", over, 1025),
+				    sized_item("s-2", exact, 1024)};
+	es_append_result res[3];
+	assert_int_equal(es_journal_append_items(j, items, 3, res), ES_ETOOBIG);
+	es_journal_counters c = counters_of(j);
+	assert_int_equal(c.appended, 0);
+	assert_int_equal(c.latest_seq, 0);
+	assert_int_equal(stats_of(j).count, 0);
+	assert_int_equal(es_journal_append_items(j, &items[1], 1, res), ES_ETOOBIG);
+
+	/* The limit itself is allowed; the failed calls used no sequence. */
+	items[1] = items[2];
+	assert_int_equal(es_journal_append_items(j, items, 2, res), ES_OK);
+	assert_int_equal(res[0].seq, 1);
+	assert_int_equal(res[1].seq, 2);
+	expect_range(j, 1, 2);
+	expect_verified(j);
+	free(small);
+	free(exact);
+	free(over);
+	close_journal(j);
+}
+
+static void append_items_bad_arguments(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	fwd fw[2];
+	make_fwd(&fw[0], 0, 1);
+	make_fwd(&fw[1], 1, 2);
+	es_append_result res[2];
+	for (int field = 0; field < 4; field++) {
+		es_journal_item items[2] = {fw[0].item, fw[1].item};
+		const char **p = field == 0   ? &items[1].id
+				 : field == 1 ? &items[1].type
+				 : field == 2 ? &items[1].body
+					      : &items[1].origin;
+		*p = NULL;
+		assert_int_equal(es_journal_append_items(j, items, 2, res), ES_EINVAL);
+	}
+	es_journal_item items[2] = {fw[0].item, fw[1].item};
+	assert_int_equal(es_journal_append_items(NULL, items, 2, res), ES_EINVAL);
+	assert_int_equal(es_journal_append_items(j, NULL, 2, res), ES_EINVAL);
+	assert_int_equal(es_journal_append_items(j, items, 2, NULL), ES_EINVAL);
+	assert_int_equal(es_journal_append_items(j, NULL, 0, NULL), ES_OK);
+	es_journal_counters c = counters_of(j);
+	assert_int_equal(c.commits, 0);
+	assert_int_equal(c.appended, 0);
+	assert_int_equal(stats_of(j).count, 0);
+	/* A subject is optional. */
+	items[0].subject = NULL;
+	assert_int_equal(es_journal_append_items(j, items, 2, res), ES_OK);
+	assert_int_equal(res[1].seq, 2);
+	close_journal(j);
+}
+
+/* ---- dead letters ---------------------------------------------------------------------- */
+
+typedef struct letter {
+	const char *topic, *reason, *payload;
+	size_t len;
+} letter;
+
+static const letter letters[] = {
+	{"edgespool/site-9/gw-1/events/door.opened", "not JSON", "{\"oops", 6},
+	{"edgespool/site-9/gw-1/events/x", "invalid UTF-8", "\xff\xfe\x00\x01", 4},
+	{"edgespool/site-9/gw-1/status", "empty payload", NULL, 0},
+	{"a/b", "late", "late-1", 6},
+	{"a/c", "late", "late-2", 6},
+	{"a/d", "at close", "bye", 3},
+};
+#define NLETTERS (sizeof letters / sizeof letters[0])
+
+static void queue_letter(es_journal *j, size_t i)
+{
+	const letter *l = &letters[i];
+	assert_int_equal(es_journal_dead_letter(j, l->topic, l->reason, l->payload, l->len), ES_OK);
+}
+
+/* Checks dead letters against letters[first], letters[first + 1], ... */
+typedef struct letter_check {
+	size_t first, n;
+	uint64_t last_id, ids[NLETTERS];
+	uint64_t from_ms, to_ms;
+} letter_check;
+
+static int check_letter(void *ctx, const es_journal_deadletter *d)
+{
+	letter_check *c = ctx;
+	assert_true(c->first + c->n < NLETTERS);
+	const letter *want = &letters[c->first + c->n];
+	assert_true(d->id > c->last_id);
+	c->last_id = c->ids[c->n++] = d->id;
+	assert_string_equal(d->topic, want->topic);
+	assert_string_equal(d->reason, want->reason);
+	assert_int_equal(d->len, want->len);
+	if (want->len)
+		assert_memory_equal(d->payload, want->payload, want->len);
+	assert_in_range(d->received_ms, c->from_ms, c->to_ms);
+	return 0;
+}
+
+/* Reads the dead letters after `after` (at most limit) into c. */
+static void read_letters(es_journal_reader *r, uint64_t after, size_t limit, letter_check *c)
+{
+	c->n = 0;
+	c->last_id = after;
+	assert_int_equal(es_journal_read_deadletters(r, after, limit, check_letter, c), ES_OK);
+}
+
+static bool deadletters_are(es_journal *j, uint64_t want)
+{
+	return stats_of(j).deadletters == want;
+}
+
+static void dead_letters_are_kept_in_order(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	letter_check c = {.from_ms = es_clock_wall_ms()};
+	for (size_t i = 0; i < 3; i++)
+		queue_letter(j, i);
+	/* Waiting for acks does not wait for them; the transaction of an
+	 * append queued after them carries them (or an earlier one did). */
+	assert_int_equal(es_journal_sync_acks(j), ES_OK);
+	es_append_result res;
+	assert_int_equal(append_one(j, 1, 10, &res), ES_OK);
+	assert_int_equal(stats_of(j).deadletters, 3);
+	c.to_ms = es_clock_wall_ms();
+	es_journal_reader *r = NULL;
+	assert_int_equal(es_journal_reader_new(j, &r), ES_OK);
+	read_letters(r, 0, SIZE_MAX, &c);
+	assert_int_equal(c.n, 3);
+	uint64_t third = c.ids[2];
+	read_letters(r, 0, 1, &c);
+	assert_int_equal(c.n, 1);
+
+	/* With nothing else to write they go in a transaction of their own. */
+	queue_letter(j, 3);
+	queue_letter(j, 4);
+	assert_true(wait_for(j, deadletters_are, 5));
+	c.to_ms = es_clock_wall_ms();
+	c.first = 3;
+	read_letters(r, third, SIZE_MAX, &c);
+	assert_int_equal(c.n, 2);
+	es_journal_reader_free(r);
+
+	assert_int_equal(es_journal_dead_letter(j, NULL, "r", "p", 1), ES_EINVAL);
+	assert_int_equal(es_journal_dead_letter(j, "t", NULL, "p", 1), ES_EINVAL);
+	assert_int_equal(es_journal_dead_letter(j, "t", "r", NULL, 1), ES_EINVAL);
+	assert_int_equal(es_journal_dead_letter(NULL, "t", "r", "p", 1), ES_EINVAL);
+	assert_int_equal(es_journal_read_deadletters(NULL, 0, 1, check_letter, &c), ES_EINVAL);
+
+	/* One queued as the journal closes is written before it closes. */
+	queue_letter(j, 5);
+	close_journal(j);
+	c.to_ms = es_clock_wall_ms();
+	assert_int_equal(es_journal_reader_open_path(f->path, &r), ES_OK);
+	c.first = 0;
+	read_letters(r, 0, SIZE_MAX, &c);
+	assert_int_equal(c.n, NLETTERS);
+	es_journal_stats s;
+	assert_int_equal(es_journal_stats_get(r, &s), ES_OK);
+	assert_int_equal(s.deadletters, NLETTERS);
+	assert_int_equal(s.count, 1); /* dead letters are not events */
+	es_journal_reader_free(r);
+	problems p;
+	assert_int_equal(verify_path(f->path, &p), ES_OK);
+}
+
+/* ---- a program's own state ------------------------------------------------------------- */
+
+/* es_journal_get(key) through a fresh reader: ES_OK when it gives want. */
+static es_err get_is(es_journal *j, const char *key, const void *want, size_t want_len)
+{
+	es_journal_reader *r = NULL;
+	void *value = NULL;
+	size_t len = 0;
+	assert_int_equal(es_journal_reader_new(j, &r), ES_OK);
+	es_err err = es_journal_get(r, key, &value, &len);
+	es_journal_reader_free(r);
+	if (!err) {
+		assert_int_equal(((const char *)value)[len], '\0'); /* text-friendly */
+		if (len != want_len || memcmp(value, want, len) != 0)
+			err = ES_EBUSY; /* not yet */
+	}
+	free(value);
+	return err;
+}
+
+/* Polls until key holds want or WAIT_MS pass; the nap is only the poll rate. */
+static bool wait_value(es_journal *j, const char *key, const void *want, size_t want_len)
+{
+	uint64_t deadline = es_clock_mono_ms() + WAIT_MS;
+	while (get_is(j, key, want, want_len) != ES_OK) {
+		if (es_clock_mono_ms() > deadline)
+			return false;
+		nap_ms(5);
+	}
+	return true;
+}
+
+static void put_and_get_state(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	static const char *const refused[] = {"cursor", "",	    "x",	 "X.gap",
+					      ".x.gap", "last_seq", "acked_seq", "journal_id"};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		assert_int_equal(es_journal_put(j, refused[i], "v", 1), ES_EINVAL);
+	assert_int_equal(es_journal_put(j, NULL, "v", 1), ES_EINVAL);
+	assert_int_equal(es_journal_put(j, "x.gap", NULL, 1), ES_EINVAL);
+	assert_int_equal(es_journal_put(NULL, "x.gap", "v", 1), ES_EINVAL);
+
+	static const char v1[] = "esgap 1 0\n\0binary\xff";
+	assert_int_equal(es_journal_put(j, "x.gap", v1, sizeof v1 - 1), ES_OK);
+	assert_true(wait_value(j, "x.gap", v1, sizeof v1 - 1));
+	assert_int_equal(es_journal_put(j, "x.gap", "v2", 2), ES_OK); /* replaces */
+	assert_int_equal(es_journal_put(j, "x.empty", NULL, 0), ES_OK);
+	assert_true(wait_value(j, "x.gap", "v2", 2));
+	assert_true(wait_value(j, "x.empty", "", 0));
+	assert_int_equal(get_is(j, "x.none", "", 0), ES_ENOTFOUND);
+	/* The journal's own keys are untouched by a program's. */
+	es_append_result res;
+	assert_int_equal(append_one(j, 1, 10, &res), ES_OK);
+	assert_int_equal(counters_of(j).latest_seq, 1);
+	close_journal(j);
+
+	/* Survives a reopen, and reads by path. */
+	j = open_default(f);
+	assert_int_equal(get_is(j, "x.gap", "v2", 2), ES_OK);
+	assert_int_equal(get_is(j, "x.empty", "", 0), ES_OK);
+	assert_int_equal(counters_of(j).latest_seq, 1);
+	close_journal(j);
+	es_journal_reader *r = NULL;
+	void *value = NULL;
+	size_t len = 0;
+	assert_int_equal(es_journal_reader_open_path(f->path, &r), ES_OK);
+	assert_int_equal(es_journal_get(r, "x.gap", &value, &len), ES_OK);
+	assert_int_equal(len, 2);
+	assert_memory_equal(value, "v2", 2);
+	free(value);
+	assert_int_equal(es_journal_get(r, "x.none", &value, &len), ES_ENOTFOUND);
+	assert_int_equal(es_journal_get(r, NULL, &value, &len), ES_EINVAL);
+	assert_int_equal(es_journal_get(NULL, "x.gap", &value, &len), ES_EINVAL);
+	es_journal_reader_free(r);
+}
+
 /* ---- closing ------------------------------------------------------------------------------ */
 
 typedef struct caller {
@@ -1470,6 +1918,83 @@ static void append_during_close(void **state)
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM events"), 2);
 }
 
+/* ---- writes that keep failing ------------------------------------------------------------ */
+
+/* Runs sql on the file beside an open journal, waiting for its writer. */
+static void raw_exec_wait(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, WAIT_MS);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : "?");
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* A dead letter SQLite refuses to store (as it refuses a payload over its
+ * length limit; here a trigger refuses it) is the dead letter's problem:
+ * events appended after it must still be journaled. */
+static void unstorable_dead_letter_does_not_block_events(void **state)
+{
+	fixture *f = *state;
+	make_closed_journal(f, 1);
+	raw_exec(f->path, "CREATE TRIGGER poison BEFORE INSERT ON deadletters "
+			  "WHEN NEW.topic = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	es_journal *j = open_default(f);
+	assert_int_equal(es_journal_dead_letter(j, "poison", "r", "p", 1), ES_OK);
+	es_append_result res;
+	es_err first = append_one(j, 2, 10, &res);
+	es_err second = append_one(j, 3, 10, &res);
+	uint64_t latest = counters_of(j).latest_seq;
+	/* Let the writer through before judging, so nothing is left hanging. */
+	raw_exec_wait(f->path, "DROP TRIGGER poison");
+	close_journal(j);
+	assert_int_equal(first, ES_OK);
+	assert_int_equal(second, ES_OK);
+	assert_int_equal(latest, 3);
+}
+
+/* Closing while every commit fails (a failing or full disk; here a trigger
+ * fails every write of the meta table) ends, as it does with queued acks:
+ * what is still queued cannot be kept. A queued dead letter must not make
+ * the writer retry for ever. */
+static void close_ends_while_commits_fail(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	raw_exec_wait(f->path, "CREATE TRIGGER fail_ins BEFORE INSERT ON meta "
+			       "BEGIN SELECT RAISE(ABORT, 'disk failing'); END;"
+			       "CREATE TRIGGER fail_upd BEFORE UPDATE ON meta "
+			       "BEGIN SELECT RAISE(ABORT, 'disk failing'); END;");
+	assert_int_equal(es_journal_dead_letter(j, "t", "r", "p", 1), ES_OK);
+	es_append_result res;
+	assert_int_not_equal(append_one(j, 1, 10, &res), ES_OK); /* the disk is failing */
+
+	/* A writer retrying without pause logs each failure: keep them out. */
+	int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+	assert_true(saved >= 0 && devnull >= 0);
+	dup2(devnull, 2);
+	static caller closer;
+	closer = (caller){.j = j};
+	pthread_t tc;
+	assert_int_equal(pthread_create(&tc, NULL, call_close, &closer), 0);
+	uint64_t deadline = es_clock_mono_ms() + 2000;
+	while (!atomic_load(&closer.finished) && es_clock_mono_ms() < deadline)
+		nap_ms(5);
+	bool ended = atomic_load(&closer.finished);
+	if (!ended) /* let it end, so nothing is left running */
+		raw_exec_wait(f->path, "DROP TRIGGER fail_ins; DROP TRIGGER fail_upd;");
+	int joined = pthread_join(tc, NULL);
+	dup2(saved, 2);
+	close(saved);
+	close(devnull);
+	assert_int_equal(joined, 0);
+	if (!ended)
+		fail_msg("close() still running after 2 s of failing commits");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1497,6 +2022,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(verify_finds_a_hole, setup, teardown),
 		cmocka_unit_test_setup_teardown(verify_finds_bad_bodies, setup, teardown),
 		cmocka_unit_test_setup_teardown(append_during_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(append_items_stores_bodies_verbatim, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(append_items_reports_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(append_items_too_big_stores_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(append_items_bad_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(dead_letters_are_kept_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(put_and_get_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(unstorable_dead_letter_does_not_block_events, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(close_ends_while_commits_fail, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

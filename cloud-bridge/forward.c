@@ -1,0 +1,314 @@
+/* forward.c - the cloud side: rows from the inbox go to the cloud broker
+ * per source node in sequence order, within the inflight window, and are
+ * marked forwarded on PUBACK.
+ *
+ * Rows are read from the inbox in its own order (arrival) into per-node
+ * lists sorted by the node's sequence. A node's first row goes when nothing
+ * below it is missing (the gap tracker's contiguous mark), or when it has
+ * waited order.hole_wait_ms for the hole; a row older than what already went
+ * is counted out of order. What is held in memory is bounded; the rest of a
+ * backlog stays on disk.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge_internal.h"
+#include "log.h"
+
+#define TAG	       "forward"
+#define READ_ROWS      1024
+#define HELD_MAX_ROWS  20000
+#define HELD_MAX_BYTES (16u * 1024u * 1024u)
+
+/* ---- the node table ------------------------------------------------------ */
+
+static size_t hash(const char *s)
+{
+	size_t h = 5381;
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
+static bool grow_table(struct forward *f)
+{
+	size_t n = f->nbuckets ? f->nbuckets * 2 : 64;
+	struct node **t = calloc(n, sizeof *t);
+	if (!t)
+		return false;
+	for (size_t i = 0; i < f->nbuckets; i++) {
+		for (struct node *x = f->table[i], *next; x; x = next) {
+			next = x->next_hash;
+			size_t h = hash(x->name) % n;
+			x->next_hash = t[h];
+			t[h] = x;
+		}
+	}
+	free(f->table);
+	f->table = t;
+	f->nbuckets = n;
+	return true;
+}
+
+struct node *forward_node(bridge *b, const char *name)
+{
+	struct forward *f = &b->fw;
+	if (f->nbuckets) {
+		for (struct node *x = f->table[hash(name) % f->nbuckets]; x; x = x->next_hash)
+			if (strcmp(x->name, name) == 0)
+				return x;
+	}
+	if ((f->nnodes + 1 > f->nbuckets && !grow_table(f)))
+		return NULL;
+	struct node *x = calloc(1, sizeof *x);
+	if (!x)
+		return NULL;
+	snprintf(x->name, sizeof x->name, "%s", name);
+	size_t h = hash(name) % f->nbuckets;
+	x->next_hash = f->table[h];
+	f->table[h] = x;
+	f->nnodes++;
+	return x;
+}
+
+es_err forward_init(bridge *b)
+{
+	memset(&b->fw, 0, sizeof b->fw);
+	b->fw.more = true;
+	return grow_table(&b->fw) ? ES_OK : ES_ENOMEM;
+}
+
+static void drop_held(struct forward *f, struct node *x)
+{
+	for (size_t i = 0; i < x->nheld; i++) {
+		f->bytes -= x->held[i].len;
+		free(x->held[i].type);
+		free(x->held[i].body);
+	}
+	f->rows -= x->nheld;
+	x->nheld = 0;
+}
+
+void forward_free(bridge *b)
+{
+	struct forward *f = &b->fw;
+	for (size_t i = 0; i < f->nbuckets; i++) {
+		for (struct node *x = f->table[i], *next; x; x = next) {
+			next = x->next_hash;
+			drop_held(f, x);
+			free(x->held);
+			free(x);
+		}
+	}
+	free(f->table);
+	memset(f, 0, sizeof *f);
+}
+
+/* The connection dropped: what was in flight is lost; read again from the
+ * oldest unforwarded row. */
+void forward_reset(bridge *b)
+{
+	struct forward *f = &b->fw;
+	for (struct node *x = f->active; x; x = x->next_active) {
+		drop_held(f, x);
+		x->active = false;
+	}
+	f->active = NULL;
+	f->rows = f->bytes = 0;
+	f->cursor = 0;
+	f->more = true;
+}
+
+/* ---- reading the inbox --------------------------------------------------- */
+
+static void activate(struct forward *f, struct node *x)
+{
+	if (x->active)
+		return;
+	x->active = true;
+	x->next_active = f->active;
+	f->active = x;
+}
+
+/* Inserts h into x's list, sorted by origin sequence (rows mostly arrive in
+ * order, so this is nearly always an append). */
+static bool hold(struct node *x, const struct held *h)
+{
+	if (x->nheld == x->capheld) {
+		size_t cap = x->capheld ? x->capheld * 2 : 16;
+		struct held *grown = realloc(x->held, cap * sizeof *grown);
+		if (!grown)
+			return false;
+		x->held = grown;
+		x->capheld = cap;
+	}
+	size_t i = x->nheld;
+	while (i > 0 && x->held[i - 1].origin_seq > h->origin_seq)
+		i--;
+	memmove(&x->held[i + 1], &x->held[i], (x->nheld - i) * sizeof *h);
+	x->held[i] = *h;
+	x->nheld++;
+	return true;
+}
+
+static int take_row(void *ctx, const es_journal_row *row)
+{
+	bridge *b = ctx;
+	struct forward *f = &b->fw;
+	if (f->rows >= HELD_MAX_ROWS || f->bytes >= HELD_MAX_BYTES)
+		return 1;
+	struct node *x = row->origin ? forward_node(b, row->origin) : NULL;
+	struct held h = {.seq = row->seq,
+			 .origin_seq = row->origin_seq,
+			 .len = row->body_len,
+			 .since_ms = es_clock_mono_ms()};
+	if (!x || !(h.type = strdup(row->type)) || !(h.body = malloc(row->body_len))) {
+		free(h.type);
+		return 1; /* out of memory: try again on the next pump */
+	}
+	memcpy(h.body, row->body, row->body_len);
+	if (!hold(x, &h)) {
+		free(h.type);
+		free(h.body);
+		return 1;
+	}
+	activate(f, x);
+	f->cursor = row->seq;
+	f->rows++;
+	f->bytes += h.len;
+	return 0;
+}
+
+static void refill(bridge *b)
+{
+	struct forward *f = &b->fw;
+	if (!f->more || f->rows >= HELD_MAX_ROWS || f->bytes >= HELD_MAX_BYTES)
+		return;
+	uint64_t before = f->cursor;
+	if (es_journal_read(b->reader, f->cursor + 1, UINT64_MAX, READ_ROWS, true, take_row, b))
+		return;
+	if (f->cursor == before)
+		f->more = false; /* caught up: the next commit says when to look again */
+}
+
+/* ---- publishing ------------------------------------------------------------ */
+
+static bool cloud_topic(bridge *b, const struct node *x, const char *type, char *buf, size_t cap)
+{
+	const char *slash = strchr(x->name, '/');
+	es_topic_parts p = {.site = x->name,
+			    .site_len = (size_t)(slash - x->name),
+			    .node = slash + 1,
+			    .node_len = strlen(slash + 1),
+			    .kind = "ev",
+			    .kind_len = 2,
+			    .rest = type,
+			    .rest_len = strlen(type)};
+	return slash && bridge_remap_apply(b->remap, b->s->edge_root, &p, buf, cap) == ES_OK;
+}
+
+/* Whether x's first row may go now: nothing below it is missing, or it has
+ * waited long enough for the hole. */
+static bool ready(bridge *b, const struct node *x, uint64_t now)
+{
+	const struct held *h = &x->held[0];
+	if (h->origin_seq <= es_gap_contiguous(b->gap, x->name) + 1 ||
+	    h->origin_seq <= x->forwarded_max)
+		return true;
+	uint64_t due = h->since_ms + (uint64_t)b->s->order_hole_wait_ms;
+	if (now >= due)
+		return true;
+	if (!b->fw.next_due_ms || due < b->fw.next_due_ms)
+		b->fw.next_due_ms = due;
+	return false;
+}
+
+static void pop(struct forward *f, struct node *x)
+{
+	f->bytes -= x->held[0].len;
+	free(x->held[0].type);
+	free(x->held[0].body);
+	memmove(&x->held[0], &x->held[1], (x->nheld - 1) * sizeof x->held[0]);
+	x->nheld--;
+	f->rows--;
+}
+
+/* Publishes x's first row; false when the window or connection says stop. */
+static bool send_first(bridge *b, struct node *x)
+{
+	struct held *h = &x->held[0];
+	char topic[ES_TOPIC_MAX];
+	if (!cloud_topic(b, x, h->type, topic, sizeof topic)) {
+		es_journal_dead_letter(b->journal, x->name, "cannot map to a cloud topic", h->body,
+				       h->len);
+		es_journal_ack(b->journal, h->seq); /* never forwardable: out of the way */
+		b->fw.refused++;
+		pop(&b->fw, x);
+		return true;
+	}
+	es_err err = es_mqtt_publish(b->cloud, topic, h->body, h->len, 1, false, h->seq);
+	if (err == ES_EBUSY || err == ES_ENOTCONN)
+		return false;
+	if (h->origin_seq < x->forwarded_max)
+		b->fw.out_of_order++;
+	else
+		x->forwarded_max = h->origin_seq;
+	b->fw.forwarded++;
+	pop(&b->fw, x);
+	return true;
+}
+
+/* Sends from every active node while the window has room. */
+static void drain_nodes(bridge *b, uint64_t now)
+{
+	struct forward *f = &b->fw;
+	struct node **pp = &f->active;
+	while (*pp && es_mqtt_is_connected(b->cloud)) {
+		struct node *x = *pp;
+		while (x->nheld && ready(b, x, now))
+			if (!send_first(b, x))
+				return;
+		if (x->nheld) {
+			pp = &x->next_active;
+		} else {
+			x->active = false;
+			*pp = x->next_active;
+		}
+	}
+}
+
+void forward_pump(bridge *b)
+{
+	if (b->phase != B_RUNNING && b->phase != B_DRAINING)
+		return;
+	uint64_t now = es_clock_mono_ms();
+	b->fw.next_due_ms = 0;
+	for (int round = 0; round < 4 && es_mqtt_is_connected(b->cloud); round++) {
+		size_t before = b->fw.rows;
+		refill(b);
+		drain_nodes(b, now);
+		if (b->fw.rows == before && !b->fw.more)
+			break;
+		if (es_mqtt_inflight(b->cloud) >= es_mqtt_window(b->cloud))
+			break;
+	}
+}
+
+void forward_published(bridge *b, uint64_t tag, es_err err)
+{
+	if (err == ES_ENOTCONN) {
+		forward_reset(b); /* lost with the connection: sent again */
+		return;
+	}
+	if (err == ES_EPROTO) {
+		/* The cloud broker will never take it: keep it aside, move on. */
+		b->fw.refused++;
+		es_error(TAG, "the cloud broker refused inbox event %llu; kept as a dead letter",
+			 (unsigned long long)tag);
+		es_journal_dead_letter(b->journal, "cloud", "refused by the cloud broker", "", 0);
+	} else {
+		b->fw.acked++;
+	}
+	es_journal_ack(b->journal, tag);
+	forward_pump(b);
+}
