@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "config.h"
 #include "control.h"
+#include "dedup.h"
 #include "event.h"
 #include "gap.h"
 #include "log.h"
@@ -47,6 +48,7 @@ struct sub_settings {
 	int64_t mqtt_keepalive_s, mqtt_backoff_base_ms, mqtt_backoff_max_ms;
 	char *root, *filter, *out, *stats;
 	bool resend, from_start;
+	int64_t dedup;
 	int64_t grace_ms, retry_ms, max_span;
 	int log_level;
 };
@@ -86,6 +88,8 @@ static const es_setting table[] = {
 	 "ask nodes to re-send missing sequences"},
 	{"sub.from_start", ES_CFG_BOOL, F(from_start), "false", 0, 0, NULL, 0,
 	 "expect every node's events from sequence 1 (else from the first one seen)"},
+	{"sub.dedup", ES_CFG_INT, F(dedup), "0", 0, 268435456, NULL, 0,
+	 "remember this many event ids and write each id once (0: write every copy)"},
 	{"gap.grace_ms", ES_CFG_MS, F(grace_ms), "500", 1, 3600000, NULL, 0,
 	 "a hole waits this long before it is asked for"},
 	{"gap.retry_ms", ES_CFG_MS, F(retry_ms), "5s", 1, 3600000, NULL, 0,
@@ -97,6 +101,7 @@ static const es_setting table[] = {
 
 struct counts {
 	uint64_t received, valid, invalid, fresh, filled, duplicates, gone_replies, sent;
+	uint64_t deduped; /* copies of an id already written, not written */
 };
 
 struct sub {
@@ -104,6 +109,7 @@ struct sub {
 	es_loop *loop;
 	es_mqtt *mqtt;
 	es_gap *gap;
+	es_dedup *dedup; /* NULL unless sub.dedup */
 	FILE *out;
 	char *password;
 	struct counts n;
@@ -169,7 +175,10 @@ static void on_event(struct sub *sb, const char *key, const char *payload, size_
 		sb->n.filled++;
 	else
 		sb->n.duplicates++;
-	write_line(sb, key, ev, verdict, payload);
+	if (sb->dedup && es_dedup_seen(sb->dedup, es_event_id(ev)))
+		sb->n.deduped++;
+	else
+		write_line(sb, key, ev, verdict, payload);
 	es_event_free(ev);
 }
 
@@ -264,14 +273,14 @@ static void write_stats(struct sub *sb)
 		"{\"received\":%llu,\"valid\":%llu,\"invalid\":%llu,\"new\":%llu,\"filled\":%llu,"
 		"\"duplicates\":%llu,\"nodes\":%llu,\"holes_open\":%llu,\"missing\":%llu,"
 		"\"holes_detected\":%llu,\"lost\":%llu,\"requests\":%llu,\"gone\":%llu,"
-		"\"connected\":%s}\n",
+		"\"deduped\":%llu,\"connected\":%s}\n",
 		(unsigned long long)sb->n.received, (unsigned long long)sb->n.valid,
 		(unsigned long long)sb->n.invalid, (unsigned long long)sb->n.fresh,
 		(unsigned long long)sb->n.filled, (unsigned long long)sb->n.duplicates,
 		(unsigned long long)g.nodes, (unsigned long long)g.holes_open,
 		(unsigned long long)g.missing, (unsigned long long)g.holes_detected,
 		(unsigned long long)g.lost, (unsigned long long)sb->n.sent,
-		(unsigned long long)sb->n.gone_replies,
+		(unsigned long long)sb->n.gone_replies, (unsigned long long)sb->n.deduped,
 		es_mqtt_is_connected(sb->mqtt) ? "true" : "false");
 	if (fclose(f) != 0 || rename(tmp, sb->s.stats) != 0)
 		es_error("sub", "%s: %s", sb->s.stats, strerror(errno));
@@ -380,6 +389,8 @@ static es_err setup(struct sub *sb)
 		fprintf(stderr, "edgespool sub: mqtt.password_file %s\n", why);
 	if (!err)
 		err = es_gap_new(&g, &sb->gap);
+	if (!err && sb->s.dedup)
+		err = es_dedup_new((size_t)sb->s.dedup, &sb->dedup);
 	if (!err)
 		err = es_loop_new(&sb->loop);
 	if (!err)
@@ -392,6 +403,7 @@ static void teardown(struct sub *sb)
 	es_mqtt_free(sb->mqtt);
 	es_loop_free(sb->loop);
 	es_gap_free(sb->gap);
+	es_dedup_free(sb->dedup);
 	if (sb->out && sb->out != stdout)
 		fclose(sb->out);
 	free(sb->password);
