@@ -49,7 +49,7 @@ static es_err parse(bridge_remap *r, char *why, size_t cap)
 				 (size_t)(p - r->tmpl));
 			return ES_EINVAL;
 		}
-				if (k == LIT)
+		if (k == LIT)
 			len = strcspn(p + 1, "{") + 1;
 		const char *brace = k == LIT ? memchr(p, '}', len) : NULL;
 		if (brace) {
@@ -76,7 +76,7 @@ static es_err check(const bridge_remap *r, char *why, size_t cap)
 				 .kind_len = 2,
 				 .rest = "type",
 				 .rest_len = 4};
-	
+
 	es_err err = bridge_remap_apply(r, "root", &sample, buf, sizeof buf);
 	if (err)
 		snprintf(why, cap,
