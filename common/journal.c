@@ -1028,11 +1028,22 @@ static es_err check_owner(sqlite3 *db)
 			 version, (size_t)SCHEMA_VERSION);
 		return ES_EVERSION;
 	}
+		if (version > 0 && app == 0) {
+		/* Journals made before the mark existed: ours if they have our
+		 * tables; marked now. */
+		uint64_t ours;
+		err = query_u64(db,
+				"SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+				"name IN ('meta', 'events')",
+				&ours);
+		if (!err && ours == 2)
+			return exec(db, "PRAGMA application_id = 1163087921");
+	}
 	if ((version == 0 && tables > 0) || (version > 0 && app != APPLICATION_ID)) {
 		es_error(TAG, "the file is another application's SQLite database");
 		return ES_ECORRUPT;
 	}
-	return ES_OK;
+	return err;
 }
 
 static es_err setup(es_journal *j)
