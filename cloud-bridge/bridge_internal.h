@@ -71,8 +71,8 @@ struct node {
 	char name[NODE_KEY_MAX];
 	size_t link;		/* the edge link it was last seen on */
 	uint64_t forwarded_max; /* highest origin sequence forwarded */
-	struct held *held;	/* sorted by origin_seq */
-	size_t nheld, capheld;
+	struct held *held;	/* held[first..first+nheld), sorted by origin_seq */
+	size_t first, nheld, capheld;
 	bool active; /* on the active list */
 	struct node *next_hash, *next_active;
 };
@@ -86,6 +86,7 @@ struct forward {
 	struct node *active; /* nodes with held rows */
 	uint64_t forwarded, acked, out_of_order, refused;
 	uint64_t next_due_ms; /* a held row's wait ends */
+	es_async *pump;	      /* one pump per batch of completions */
 };
 
 /* Counters and states the HTTP threads may read (under view_lock). */

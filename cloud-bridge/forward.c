@@ -71,22 +71,26 @@ struct node *forward_node(bridge *b, const char *name)
 	return x;
 }
 
+static void pump_async(void *arg);
+
 es_err forward_init(bridge *b)
 {
 	memset(&b->fw, 0, sizeof b->fw);
 	b->fw.more = true;
-	return grow_table(&b->fw) ? ES_OK : ES_ENOMEM;
+	if (!grow_table(&b->fw))
+		return ES_ENOMEM;
+	return es_async_new(b->loop, pump_async, b, &b->fw.pump);
 }
 
 static void drop_held(struct forward *f, struct node *x)
 {
-	for (size_t i = 0; i < x->nheld; i++) {
+	for (size_t i = x->first; i < x->first + x->nheld; i++) {
 		f->bytes -= x->held[i].len;
 		free(x->held[i].type);
 		free(x->held[i].body);
 	}
 	f->rows -= x->nheld;
-	x->nheld = 0;
+	x->nheld = x->first = 0;
 }
 
 void forward_free(bridge *b)
@@ -101,6 +105,7 @@ void forward_free(bridge *b)
 		}
 	}
 	free(f->table);
+	es_async_free(f->pump);
 	memset(f, 0, sizeof *f);
 }
 
@@ -134,6 +139,10 @@ static void activate(struct forward *f, struct node *x)
  * order, so this is nearly always an append). */
 static bool hold(struct node *x, const struct held *h)
 {
+	if (x->first + x->nheld == x->capheld && x->first) {
+		memmove(x->held, x->held + x->first, x->nheld * sizeof *h); /* compact */
+		x->first = 0;
+	}
 	if (x->nheld == x->capheld) {
 		size_t cap = x->capheld ? x->capheld * 2 : 16;
 		struct held *grown = realloc(x->held, cap * sizeof *grown);
@@ -142,10 +151,10 @@ static bool hold(struct node *x, const struct held *h)
 		x->held = grown;
 		x->capheld = cap;
 	}
-	size_t i = x->nheld;
-	while (i > 0 && x->held[i - 1].origin_seq > h->origin_seq)
+	size_t i = x->first + x->nheld;
+	while (i > x->first && x->held[i - 1].origin_seq > h->origin_seq)
 		i--;
-	memmove(&x->held[i + 1], &x->held[i], (x->nheld - i) * sizeof *h);
+	memmove(&x->held[i + 1], &x->held[i], (x->first + x->nheld - i) * sizeof *h);
 	x->held[i] = *h;
 	x->nheld++;
 	return true;
@@ -182,7 +191,10 @@ static int take_row(void *ctx, const es_journal_row *row)
 static void refill(bridge *b)
 {
 	struct forward *f = &b->fw;
-	if (!f->more || f->rows >= HELD_MAX_ROWS || f->bytes >= HELD_MAX_BYTES)
+	/* Only when a whole chunk fits: a query per freed row costs more than
+	 * the row. */
+	if (!f->more || f->rows + READ_ROWS > HELD_MAX_ROWS ||
+	    f->bytes + HELD_MAX_BYTES / 8 > HELD_MAX_BYTES)
 		return;
 	uint64_t before = f->cursor;
 	if (es_journal_read(b->reader, f->cursor + 1, UINT64_MAX, READ_ROWS, true, take_row, b))
@@ -211,7 +223,7 @@ static bool cloud_topic(bridge *b, const struct node *x, const char *type, char 
  * waited long enough for the hole. */
 static bool ready(bridge *b, const struct node *x, uint64_t now)
 {
-	const struct held *h = &x->held[0];
+	const struct held *h = &x->held[x->first];
 	if (h->origin_seq <= es_gap_contiguous(b->gap, x->name) + 1 ||
 	    h->origin_seq <= x->forwarded_max)
 		return true;
@@ -225,18 +237,17 @@ static bool ready(bridge *b, const struct node *x, uint64_t now)
 
 static void pop(struct forward *f, struct node *x)
 {
-	f->bytes -= x->held[0].len;
-	free(x->held[0].type);
-	free(x->held[0].body);
-	memmove(&x->held[0], &x->held[1], (x->nheld - 1) * sizeof x->held[0]);
-	x->nheld--;
+	f->bytes -= x->held[x->first].len;
+	free(x->held[x->first].type);
+	free(x->held[x->first].body);
+	x->first = --x->nheld ? x->first + 1 : 0;
 	f->rows--;
 }
 
 /* Publishes x's first row; false when the window or connection says stop. */
 static bool send_first(bridge *b, struct node *x)
 {
-	struct held *h = &x->held[0];
+	struct held *h = &x->held[x->first];
 	char topic[ES_TOPIC_MAX];
 	if (!cloud_topic(b, x, h->type, topic, sizeof topic)) {
 		es_journal_dead_letter(b->journal, x->name, "cannot map to a cloud topic", h->body,
@@ -310,5 +321,10 @@ void forward_published(bridge *b, uint64_t tag, es_err err)
 		b->fw.acked++;
 	}
 	es_journal_ack(b->journal, tag);
-	forward_pump(b);
+	es_async_send(b->fw.pump); /* after the whole batch of PUBACKs */
+}
+
+static void pump_async(void *arg)
+{
+	forward_pump(arg);
 }

@@ -179,7 +179,9 @@ struct es_journal {
 
 struct es_journal_reader {
 	sqlite3 *db;
-	es_journal *j; /* NULL when opened by path */
+	sqlite3_stmt *read_st; /* es_journal_read's query, prepared once */
+	bool read_busy;	       /* in use (a callback reading again gets its own) */
+	es_journal *j;	       /* NULL when opened by path */
 	char *path;
 };
 
@@ -1028,7 +1030,7 @@ static es_err check_owner(sqlite3 *db)
 			 version, (size_t)SCHEMA_VERSION);
 		return ES_EVERSION;
 	}
-		if (version > 0 && app == 0) {
+	if (version > 0 && app == 0) {
 		/* Journals made before the mark existed: ours if they have our
 		 * tables; marked now. */
 		uint64_t ours;
@@ -1464,6 +1466,7 @@ void es_journal_reader_free(es_journal_reader *r)
 {
 	if (!r)
 		return;
+	sqlite3_finalize(r->read_st);
 	sqlite3_close(r->db);
 	free(r->path);
 	free(r);
@@ -1498,33 +1501,57 @@ static void fill_row(sqlite3_stmt *st, uint64_t acked, es_journal_row *row)
 	row->origin_seq = (uint64_t)sqlite3_column_int64(st, 7);
 }
 
+/* The read statement: the reader's cached one unless it is in use. */
+static es_err read_statement(es_journal_reader *r, sqlite3_stmt **out, bool *cached)
+{
+	static const char sql[] = "SELECT seq, id, type, subject, journaled_ms, body, origin, "
+				  "origin_seq FROM events WHERE seq BETWEEN ?1 AND ?2 "
+				  "ORDER BY seq LIMIT ?3";
+	*cached = !r->read_busy;
+	if (*cached && r->read_st) {
+		*out = r->read_st;
+		return ES_OK;
+	}
+	int rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(r->db, rc, "prepare read");
+	if (*cached)
+		r->read_st = *out;
+	return ES_OK;
+}
+
 es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t limit,
 		       bool pending_only, es_journal_row_fn fn, void *ctx)
 {
-	static const char sql[] =
-		"SELECT seq, id, type, subject, journaled_ms, body, origin, origin_seq FROM events "
-		"WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3";
 	uint64_t acked;
+	sqlite3_stmt *st;
+	bool cached;
 	if (!r || !fn)
 		return ES_EINVAL;
 	watermark(r, &acked);
 	if (pending_only && from <= acked)
 		from = acked + 1;
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sql_err(r->db, rc, "prepare read");
+	es_err err = read_statement(r, &st, &cached);
+	if (err)
+		return err;
+	r->read_busy = true;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
 	sqlite3_bind_int64(st, 2, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
 	sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
 	es_journal_row row;
+	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		fill_row(st, acked, &row);
 		if (fn(ctx, &row))
 			break;
 	}
-	es_err err = rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, "read");
-	sqlite3_finalize(st);
+	err = rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, "read");
+	if (cached) {
+		sqlite3_reset(st); /* ends the read transaction */
+		r->read_busy = false;
+	} else {
+		sqlite3_finalize(st);
+	}
 	return err;
 }
 
