@@ -87,6 +87,8 @@ struct forward {
 	uint64_t forwarded, acked, out_of_order, refused;
 	uint64_t next_due_ms; /* a held row's wait ends */
 	es_async *pump;	      /* one pump per batch of completions */
+	struct node **heap;   /* drain_nodes' scratch */
+	size_t capheap;
 };
 
 /* Counters and states the HTTP threads may read (under view_lock). */

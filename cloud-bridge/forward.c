@@ -105,6 +105,7 @@ void forward_free(bridge *b)
 		}
 	}
 	free(f->table);
+	free(f->heap);
 	es_async_free(f->pump);
 	memset(f, 0, sizeof *f);
 }
@@ -113,11 +114,15 @@ void forward_free(bridge *b)
  * oldest unforwarded row. */
 void forward_reset(bridge *b)
 {
-	struct forward *f = &b->fw;
+		struct forward *f = &b->fw;
 	for (struct node *x = f->active; x; x = x->next_active) {
 		drop_held(f, x);
 		x->active = false;
 	}
+	/* What goes again now is a re-send, not an event out of order. */
+	for (size_t i = 0; i < f->nbuckets; i++)
+		for (struct node *x = f->table[i]; x; x = x->next_hash)
+			x->forwarded_max = 0;
 	f->active = NULL;
 	f->rows = f->bytes = 0;
 	f->cursor = 0;
@@ -269,22 +274,79 @@ static bool send_first(bridge *b, struct node *x)
 	return true;
 }
 
-/* Sends from every active node while the window has room. */
+/* ---- which node goes next: a merge by inbox sequence ------------------------ */
+
+static uint64_t key(const struct node *x)
+{
+	return x->held[x->first].seq;
+}
+
+static void sift_down(struct node **h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		if (l < n && key(h[l]) < key(h[m]))
+			m = l;
+		if (l + 1 < n && key(h[l + 1]) < key(h[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		struct node *t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/* The ready nodes, as a min-heap on their first row's inbox sequence;
+ * drops emptied nodes from the active list. false when out of memory. */
+static bool build_heap(bridge *b, uint64_t now, size_t *n)
+{
+	struct forward *f = &b->fw;
+	*n = 0;
+	for (struct node **pp = &f->active; *pp;) {
+		struct node *x = *pp;
+		if (!x->nheld) {
+			x->active = false;
+			*pp = x->next_active;
+			continue;
+		}
+		if (ready(b, x, now)) {
+			if (*n == f->capheap) {
+				size_t cap = f->capheap ? f->capheap * 2 : 64;
+				struct node **grown = realloc(f->heap, cap * sizeof *grown);
+				if (!grown)
+					return false;
+				f->heap = grown;
+				f->capheap = cap;
+			}
+			f->heap[(*n)++] = x;
+		}
+		pp = &x->next_active;
+	}
+	for (size_t i = *n / 2; i-- > 0;)
+		sift_down(f->heap, *n, i);
+	return true;
+}
+
+/* Sends while the window has room, always the ready node whose first row
+ * came into the inbox first: the cloud gets the events in (about) the order
+ * they arrived, no node waits behind another's backlog, and acks come in
+ * inbox order, so the inbox's ack watermark keeps up (a crash then re-sends
+ * little). */
 static void drain_nodes(bridge *b, uint64_t now)
 {
 	struct forward *f = &b->fw;
-	struct node **pp = &f->active;
-	while (*pp && es_mqtt_is_connected(b->cloud)) {
-		struct node *x = *pp;
-		while (x->nheld && ready(b, x, now))
-			if (!send_first(b, x))
-				return;
-		if (x->nheld) {
-			pp = &x->next_active;
-		} else {
-			x->active = false;
-			*pp = x->next_active;
-		}
+	size_t n;
+	if (!build_heap(b, now, &n))
+		return;
+	while (n && es_mqtt_is_connected(b->cloud)) {
+		struct node *x = f->heap[0];
+		if (!send_first(b, x))
+			return;
+		if (!x->nheld || !ready(b, x, now))
+			f->heap[0] = f->heap[--n];
+		sift_down(f->heap, n, 0);
 	}
 }
 

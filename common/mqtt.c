@@ -469,6 +469,9 @@ static int connect311(es_mqtt *m)
 {
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
 	co.cleansession = 0;
+	/* Not paho's default, which falls back to MQTT 3.1 (23-character
+	 * client ids) after a failed attempt. */
+	co.MQTTVersion = MQTTVERSION_3_1_1;
 	co.onSuccess = on_connect_ok;
 	co.onFailure = on_connect_fail;
 	return start_connect(m, &co);

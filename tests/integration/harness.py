@@ -2,7 +2,9 @@
 
 Every test starts real programs: a mosquitto on a free loopback port with a
 generated config, the real edge-agent, SQLite journals in a temporary folder,
-and the real `edgespool` CLI as the consumer. Waits poll a condition with a
+and the real `edgespool` CLI as the consumer. The bridge tests (--bridge) run
+the real cloud-bridge between two brokers: an edge broker the agents publish
+to, and a cloud broker where the consumer listens. Waits poll a condition with a
 deadline (wait_for), never a fixed sleep. Everything started is killed at the
 end, also on failure, and the tail of each program's log is printed when a
 test fails.
@@ -183,11 +185,16 @@ class Env:
         self.procs.append(proc)
         return proc
 
-    def broker(self, port=None):
-        """Makes (and starts) a mosquitto broker."""
-        b = Broker(self, port)
+    def broker(self, port=None, **kw):
+        """Makes (and starts) a mosquitto broker (keywords: see Broker)."""
+        b = Broker(self, port, **kw)
         b.start()
         return b
+
+    def bridge(self, edge_port, cloud_port, **kw):
+        """Makes a Bridge (not started) from 127.0.0.1:edge_port to cloud_port."""
+        check(self.args.bridge, "this test needs --bridge (the cloud-bridge binary)")
+        return Bridge(self, edge_port, cloud_port, **kw)
 
     def agent(self, broker_port, **kw):
         """Makes an Agent (not started) publishing to 127.0.0.1:broker_port."""
@@ -235,20 +242,23 @@ def mosquitto_path():
 
 class Broker:
     """A real mosquitto on 127.0.0.1:port with persistence in the temp folder.
-    Restarts keep the port and the persistence folder."""
+    Restarts keep the port and the persistence folder. `name` keeps several
+    brokers of one test apart (their folder, config and log); `autosave` is
+    mosquitto's autosave_interval in seconds; `extra` lines are appended to
+    the config (they apply to its one listener: TLS files, for instance)."""
 
-    def __init__(self, env, port=None):
-        self.env = env
+    def __init__(self, env, port=None, name="mosquitto", autosave=60, extra=()):
+        self.env, self.name = env, name
         self.port = port or free_port()
         self.proc = None
-        self.data = env.path("mosquitto")
+        self.data = env.path(name)
         os.makedirs(self.data, exist_ok=True)
-        self.conf = env.path("mosquitto.conf")
+        self.conf = env.path(name + ".conf")
         lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
                  "persistence true", "persistence_location %s/" % self.data,
-                 "autosave_interval 60", "max_queued_messages 0",
+                 "autosave_interval %d" % autosave, "max_queued_messages 0",
                  "log_dest stderr", "log_type error", "log_type warning",
-                 "log_type notice", "log_timestamp_format %H:%M:%S"]
+                 "log_type notice", "log_timestamp_format %H:%M:%S"] + list(extra)
         if os.geteuid() == 0:
             lines.append("user root")
         with open(self.conf, "w") as f:
@@ -256,16 +266,22 @@ class Broker:
 
     def start(self, timeout=10):
         """Starts mosquitto and waits until it accepts TCP connections."""
-        self.proc = self.env.spawn("mosquitto", [mosquitto_path(), "-c", self.conf])
+        self.proc = self.env.spawn(self.name, [mosquitto_path(), "-c", self.conf])
 
         def up():
             self.proc.check_alive()
             return port_open(self.port)
-        wait_for(up, timeout, "mosquitto to listen on port %d" % self.port)
+        wait_for(up, timeout, "%s to listen on port %d" % (self.name, self.port))
 
     def kill(self):
         """SIGKILLs the broker (it loses whatever it had not saved)."""
         self.proc.kill()
+
+    def stop(self, timeout=15):
+        """SIGTERM: mosquitto saves its persistence file and exits 0."""
+        self.proc.signal(signal.SIGTERM)
+        rc = self.proc.wait_exit(timeout)
+        check(rc == 0, "%s %s after SIGTERM (expected exit 0)" % (self.name, exit_text(rc)))
 
 
 # ---- the agent ---------------------------------------------------------------
@@ -286,8 +302,8 @@ class Agent:
     """The real edge-agent with the tests' settings on a fixed free HTTP port,
     so restarts keep the port (and the journal)."""
 
-    def __init__(self, env, broker_port, name="agent", db=None, extra=()):
-        self.env, self.name = env, name
+    def __init__(self, env, broker_port, name="agent", db=None, extra=(), node="gw1"):
+        self.env, self.name, self.node = env, name, node
         self.broker_port = broker_port
         self.http_port = free_port()
         self.db = db or env.path(name + ".db")
@@ -296,7 +312,7 @@ class Agent:
 
     def argv(self):
         """The command line: the settings every test uses, then `extra`."""
-        return [self.env.args.agent, "--node.id", "gw1", "--node.site", "site1",
+        return [self.env.args.agent, "--node.id", self.node, "--node.site", "site1",
                 "--mqtt.url", "mqtt://127.0.0.1:%d" % self.broker_port,
                 "--journal.path", self.db,
                 "--http.listen", "127.0.0.1:%d" % self.http_port,
@@ -333,6 +349,98 @@ class Agent:
     def kill(self):
         """SIGKILLs the agent (a crash: nothing is flushed)."""
         self.proc.kill()
+
+
+# ---- the cloud bridge ----------------------------------------------------------
+
+
+class Bridge:
+    """The real cloud-bridge: subscribes to the agents' events on the edge
+    broker (127.0.0.1:edge_port), journals them in its inbox and forwards them
+    to the cloud broker (127.0.0.1:cloud_port, or cloud_url). A fixed free HTTP
+    port and journal path, so restarts keep both. `extra` settings come last
+    (they win)."""
+
+    def __init__(self, env, edge_port, cloud_port, name="bridge", node="br1", db=None,
+                 cloud_url=None, extra=()):
+        self.env, self.name, self.node = env, name, node
+        self.edge_port, self.cloud_port = edge_port, cloud_port
+        self.cloud_url = cloud_url or "mqtt://127.0.0.1:%d" % cloud_port
+        self.http_port = free_port()
+        self.db = db or env.path(name + ".db")
+        self.extra = list(extra)
+        self.proc = None
+
+    def argv(self):
+        """The command line: the settings every test uses, then `extra`."""
+        return [self.env.args.bridge, "--node.id", self.node, "--node.site", "site1",
+                "--edge.url", "mqtt://127.0.0.1:%d" % self.edge_port,
+                "--cloud.url", self.cloud_url,
+                "--journal.path", self.db,
+                "--http.listen", "127.0.0.1:%d" % self.http_port,
+                "--edge.backoff_base_ms", "50", "--edge.backoff_max_ms", "500",
+                "--cloud.backoff_base_ms", "50", "--cloud.backoff_max_ms", "500",
+                "--gap.grace_ms", "300", "--gap.retry_ms", "2000"] + self.extra
+
+    def start(self, timeout=15, connected=True):
+        """Starts the bridge; waits until GET /healthz answers 200 and (unless
+        connected is False) /api/status shows every edge link and the cloud
+        link connected."""
+        self.proc = self.env.spawn(self.name, self.argv())
+
+        def ready():
+            self.proc.check_alive()
+            try:
+                if http_call(self.http_port, "GET", "/healthz", timeout=2)[0] != 200:
+                    return False
+                if not connected:
+                    return True
+                st = self.status()
+            except (OSError, http.client.HTTPException, ValueError):
+                return False
+            return (all(e["state"] == "connected" for e in st["edge"]) and
+                    st["cloud"]["state"] == "connected")
+        wait_for(ready, timeout, "%s to answer /healthz%s" %
+                 (self.name, " and connect both sides" if connected else ""))
+
+    def get(self, path):
+        """GET path; returns (status, parsed JSON body)."""
+        status, body = http_call(self.http_port, "GET", path)
+        return status, json.loads(body)
+
+    def status(self):
+        """GET /api/status as a dict (checked to be a 200)."""
+        status, body = self.get("/api/status")
+        check(status == 200, "%s: GET /api/status answered %d: %s" % (self.name, status, body))
+        return body
+
+    def kill(self):
+        """SIGKILLs the bridge (a crash: nothing is flushed)."""
+        self.proc.kill()
+
+    def stop(self, timeout=20):
+        """SIGTERM; the bridge must drain and exit 0."""
+        self.proc.signal(signal.SIGTERM)
+        rc = self.proc.wait_exit(timeout)
+        check(rc == 0, "%s %s after SIGTERM (expected exit 0)" % (self.name, exit_text(rc)))
+
+    def quiet(self):
+        """True when the bridge has nothing left to do: inbox backlog 0,
+        nothing in flight or held, no hole open."""
+        st = self.status()
+        return (st["inbox"]["backlog"] == 0 and st["cloud"]["inflight"] == 0 and
+                st["order"]["held"] == 0 and st["gaps"]["holes_open"] == 0)
+
+
+def bridge_figures(st):
+    """One line of a bridge's /api/status figures for the summary."""
+    g, i, c = st["gaps"], st["inbox"], st["cloud"]
+    return ("%s: received %d, journaled %d, duplicates dropped %d, invalid %d, "
+            "forwarded %d, acked %d, out_of_order %d, holes detected %d / filled %d / "
+            "lost %d, re-send requests %d, backlog %d" %
+            (st["node"], i["received"], i["journaled"], i["duplicates_dropped"], i["invalid"],
+             c["forwarded"], c["acked"], st["order"]["out_of_order"], g["holes_detected"],
+             g["filled"], g["lost"], g["requests"], i["backlog"]))
 
 
 # ---- producing events --------------------------------------------------------
@@ -482,14 +590,33 @@ class PosterThread(threading.Thread):
         self.check()
 
 
+def start_agents(env, broker_port, nodes=("gw1", "gw2"), extra=()):
+    """Starts one agent per node id (named after it, each with its own journal
+    and HTTP port) on the broker; returns them."""
+    agents = []
+    for node in nodes:
+        a = env.agent(broker_port, name=node, node=node, extra=extra)
+        a.start()
+        agents.append(a)
+    return agents
+
+
+def acked_by_node(agents, posters):
+    """{"site1/<node>": acknowledged set} for agents and their posters."""
+    return {"site1/" + a.node: p.snapshot() for a, p in zip(agents, posters)}
+
+
 # ---- the consumer ------------------------------------------------------------
 
 
 class Sub:
     """`edgespool sub`: reads its NDJSON output incrementally and its stats."""
 
-    def __init__(self, env, broker_port, name="sub", resend=False, from_start=False, extra=()):
+    def __init__(self, env, broker_port, name="sub", resend=False, from_start=False, extra=(),
+                 keep_raw=False):
         self.env, self.name, self.broker_port = env, name, broker_port
+        self.keep_raw = keep_raw
+        self.raw = {}          # id -> the event's bytes as received first (keep_raw)
         self.out = env.path(name + ".ndjson")
         self.stats_path = env.path(name + ".stats.json")
         self.flags = (["--sub.resend"] if resend else []) + \
@@ -543,6 +670,8 @@ class Sub:
             except ValueError:
                 raise TestFailure("sub.out line is not JSON: %.200r" % line)
             self._add(rec)
+            if self.keep_raw and rec["id"] not in self.raw:
+                self.raw[rec["id"]] = raw_event(line)
             new.append(rec)
         return new
 
@@ -583,6 +712,14 @@ class Sub:
         return st
 
 
+def raw_event(line):
+    """The event's own bytes in a sub.out line: the sub writes the payload
+    verbatim as the last member, "event"."""
+    k = line.find(b'"event":')
+    check(k >= 0 and line.rstrip().endswith(b"}"), "sub.out line without event: %.200r" % line)
+    return line.rstrip()[k + len(b'"event":'):-1]
+
+
 # ---- checks shared by the scenarios -------------------------------------------
 
 
@@ -605,6 +742,75 @@ def check_delivery(acked, sub):
         check(s not in by_seq, "sequence %d carried by two ids: %s, %s" % (s, by_seq.get(s), i))
         by_seq[s] = i
     return len(sub.records), len(sub.records) - len(sub.seqs)
+
+
+def check_nodes_delivery(acked_by_node, sub, foreign_ok=False):
+    """check_delivery for several nodes. acked_by_node maps a node key as the
+    sub names it ("site1/gw1") to its acknowledged set (id -> sequence).
+    Checks: every acknowledged id was received at least once, from its node,
+    with the sequence of its 202 answer; no id ever arrived with two
+    sequences or from two nodes; per node, no sequence carried two ids;
+    nothing arrived that was never acknowledged (unless foreign_ok).
+    Returns a dict of figures: copies (lines), dups (copies beyond an id's
+    first), inversions (node -> first arrivals whose sequence is below an
+    earlier first arrival's: 0 when the node's order was kept)."""
+    sub.poll()
+    owner = {}
+    for node, acked in acked_by_node.items():
+        for i in acked:
+            owner[i] = node
+    lost = [i for i in owner if i not in sub.seqs]
+    check(not lost, "%d acknowledged ids never received at %s, e.g. %s" %
+          (len(lost), sub.name, lost[:5]))
+    nodes_of, by_seq, first = {}, {}, set()
+    inversions = {n: 0 for n in acked_by_node}
+    top = {}
+    for rec in sub.records:
+        i, node, seq = rec["id"], rec["node"], rec["seq"]
+        nodes_of.setdefault(i, set()).add(node)
+        check(len(nodes_of[i]) == 1, "id %s received from two nodes %s" %
+              (i, sorted(nodes_of[i])))
+        check(len(sub.seqs[i]) == 1, "id %s received with different sequences %s" %
+              (i, sorted(sub.seqs[i])))
+        other = by_seq.setdefault((node, seq), i)
+        check(other == i, "%s sequence %d carried by two ids: %s, %s" % (node, seq, other, i))
+        if i in owner:
+            check(node == owner[i], "id %s acknowledged by %s, received from %s" %
+                  (i, owner[i], node))
+            want = acked_by_node[owner[i]][i]
+            check(seq == want, "id %s acknowledged as sequence %d, received as %d" %
+                  (i, want, seq))
+        else:
+            check(foreign_ok, "id %s (%s seq %d) received but never acknowledged" %
+                  (i, node, seq))
+        if i not in first:
+            first.add(i)
+            if seq < top.get(node, 0):
+                inversions[node] = inversions.get(node, 0) + 1
+            top[node] = max(top.get(node, 0), seq)
+    return {"copies": len(sub.records), "dups": len(sub.records) - len(first),
+            "inversions": inversions}
+
+
+def merge_acked(acked_by_node):
+    """One id -> sequence dict of every node's acknowledged set."""
+    out = {}
+    for acked in acked_by_node.values():
+        out.update(acked)
+    return out
+
+
+def journal_states(env, path):
+    """`edgespool journal ls PATH`: id -> (journal sequence, "acked" or
+    "pending") for every event row."""
+    r = env.cli("journal", "ls", path)
+    check(r.returncode == 0, "journal ls %s: exit %d: %s" % (path, r.returncode, r.stderr))
+    out = {}
+    for line in r.stdout.splitlines():
+        f = line.split("\t")
+        if len(f) >= 3 and f[0].isdigit():
+            out[f[2]] = (int(f[0]), f[1])
+    return out
 
 
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
@@ -684,14 +890,52 @@ def journal_verify(env, path):
     return r.stdout + r.stderr
 
 
+# ---- TLS material ------------------------------------------------------------------
+
+
+def openssl(*args):
+    """Runs openssl; raises with its output on failure."""
+    r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True)
+    check(r.returncode == 0, "openssl %s failed: %s" % (" ".join(args), r.stderr))
+
+
+def make_ca(env, name):
+    """A self-signed CA in the test folder: (cert path, key path)."""
+    cert, key = env.path(name + ".pem"), env.path(name + ".key")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=%s" % name, "-keyout", key, "-out", cert)
+    return cert, key
+
+
+def make_cert(env, name, ca, san=None):
+    """A certificate for CN=name signed by ca, with an optional SAN (e.g.
+    "IP:127.0.0.1" for a server): (cert path, key path)."""
+    cert, key, csr = env.path(name + ".pem"), env.path(name + ".key"), env.path(name + ".csr")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % name,
+            "-keyout", key, "-out", csr)
+    ext = env.path(name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\n" % san if san else "basicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+            "-days", "2", "-extfile", ext, "-out", cert)
+    return cert, key
+
+
+def tls_listener_conf(ca, server, require_certificate=True):
+    """Broker config lines (Broker extra=) making its listener TLS-only."""
+    return ["cafile %s" % ca[0], "certfile %s" % server[0], "keyfile %s" % server[1],
+            "require_certificate %s" % ("true" if require_certificate else "false")]
+
+
 # ---- running a scenario ----------------------------------------------------------
 
 
 def parse_args():
-    """--agent PATH --cli PATH [--keep] [--seed N] [--budget S]"""
+    """--agent PATH --cli PATH [--bridge PATH] [--keep] [--seed N] [--budget S]"""
     p = argparse.ArgumentParser()
     p.add_argument("--agent", required=True, help="the edge-agent binary")
     p.add_argument("--cli", required=True, help="the edgespool binary")
+    p.add_argument("--bridge", default=None, help="the cloud-bridge binary")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--budget", type=int, default=150,
