@@ -114,7 +114,7 @@ void forward_free(bridge *b)
  * oldest unforwarded row. */
 void forward_reset(bridge *b)
 {
-		struct forward *f = &b->fw;
+	struct forward *f = &b->fw;
 	for (struct node *x = f->active; x; x = x->next_active) {
 		drop_held(f, x);
 		x->active = false;
