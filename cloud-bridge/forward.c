@@ -16,9 +16,9 @@
 #include "log.h"
 
 #define TAG	       "forward"
-#define READ_ROWS      1024
-#define HELD_MAX_ROWS  20000
-#define HELD_MAX_BYTES (16u * 1024u * 1024u)
+#define READ_ROWS      512
+#define HELD_MAX_ROWS  4096
+#define HELD_MAX_BYTES (4u * 1024u * 1024u)
 
 /* ---- the node table ------------------------------------------------------ */
 
