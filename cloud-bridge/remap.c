@@ -121,7 +121,8 @@ static bool put(char *buf, size_t cap, size_t *at, const char *s, size_t n)
 {
 	if (*at + n >= cap)
 		return false;
-	memcpy(buf + *at, s, n);
+	if (n)
+		memcpy(buf + *at, s, n);
 	*at += n;
 	return true;
 }

@@ -66,6 +66,32 @@ void repair_committed(bridge *b, const struct item *it)
 		report(b, it->origin, it->origin_seq);
 }
 
+/* One report line, "site/node seq" (len bytes, no newline): true and the
+ * parts when it is well formed. The line comes from the network: anything
+ * else is ignored. */
+static bool parse_line(const char *p, size_t len, char node[NODE_KEY_MAX], uint64_t *seq)
+{
+	const char *space = memchr(p, ' ', len);
+	size_t name = space ? (size_t)(space - p) : 0;
+	if (!space || name == 0 || name >= NODE_KEY_MAX || name + 1 == len || len - name - 1 > 19)
+		return false;
+	memcpy(node, p, name);
+	node[name] = '\0';
+	char *slash = strchr(node, '/');
+	if (!slash)
+		return false;
+	*slash = '\0';
+	bool ok = !es_topic_check_id(node) && !es_topic_check_id(slash + 1);
+	*slash = '/';
+	uint64_t v = 0;
+	for (const char *d = space + 1; ok && d < p + len; d++) {
+		ok = *d >= '0' && *d <= '9';
+		v = v * 10 + (uint64_t)(*d - '0');
+	}
+	*seq = v;
+	return ok && v > 0;
+}
+
 /* A partner's report: "from <client id>", then lines "site/node seq". */
 void repair_peer(bridge *b, const char *payload, size_t len)
 {
@@ -78,15 +104,9 @@ void repair_peer(bridge *b, const char *payload, size_t len)
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *eol = nl ? nl : end;
 		char node[NODE_KEY_MAX];
-		unsigned long long seq;
-		int n = (int)(eol - p);
-		char line[NODE_KEY_MAX + 24];
-		if (n > 0 && (size_t)n < sizeof line) {
-			memcpy(line, p, (size_t)n);
-			line[n] = '\0';
-			if (sscanf(line, "%130s %llu", node, &seq) == 2 && seq > 0)
-				seen(b, node, seq);
-		}
+		uint64_t seq;
+		if (parse_line(p, (size_t)(eol - p), node, &seq))
+			seen(b, node, seq);
 		p = eol + 1;
 	}
 }
