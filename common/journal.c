@@ -66,6 +66,8 @@ static void free_op(struct op *o);
 struct request {
 	struct prepared *prep;
 	size_t n;
+	const es_journal_kv *kv; /* written with the events, atomically */
+	size_t nkv;
 	es_append_result *res;
 	es_err err;
 	bool done;
@@ -585,11 +587,23 @@ static es_err append_one(es_journal *j, const struct prepared *p, uint64_t now,
 	return ES_OK;
 }
 
+static es_err put_kv(es_journal *j, const es_journal_kv *kv)
+{
+	sqlite3_stmt *st = j->st[S_PUT];
+	sqlite3_bind_text(st, 1, kv->key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, kv->value, (int)kv->len, SQLITE_STATIC);
+	es_err err = step_done(j->db, st);
+	sqlite3_clear_bindings(st);
+	return err;
+}
+
 static es_err insert_all(es_journal *j, struct request *r, uint64_t now)
 {
 	es_err err = run(j, S_SAVEPOINT);
 	for (size_t i = 0; i < r->n && !err; i++)
 		err = append_one(j, &r->prep[i], now, &r->res[i]);
+	for (size_t i = 0; i < r->nkv && !err; i++)
+		err = put_kv(j, &r->kv[i]);
 	return err;
 }
 
@@ -1235,6 +1249,27 @@ es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_resu
 	return err ? err : submit(j, &r);
 }
 
+static bool kv_valid(const es_journal_kv *kv, size_t nkv)
+{
+	for (size_t i = 0; i < nkv; i++)
+		if (!kv[i].key || strncmp(kv[i].key, "x.", 2) != 0 || (kv[i].len && !kv[i].value) ||
+		    kv[i].len > ES_JOURNAL_KV_MAX)
+			return false;
+	return true;
+}
+
+es_err es_journal_append_kv(es_journal *j, es_event **evs, size_t n, es_append_result *res,
+			    const es_journal_kv *kv, size_t nkv)
+{
+	if (!j || (n && (!evs || !res)) || (nkv && !kv) || !kv_valid(kv, nkv))
+		return ES_EINVAL;
+	if (n == 0 && nkv == 0)
+		return ES_OK;
+	struct request r = {.n = n, .res = res, .kv = kv, .nkv = nkv};
+	es_err err = n ? prepare(j, evs, n, &r.prep) : ES_OK;
+	return err ? err : submit(j, &r);
+}
+
 es_err es_journal_append_items(es_journal *j, const es_journal_item *items, size_t n,
 			       es_append_result *res)
 {
@@ -1733,6 +1768,33 @@ es_err es_journal_get(es_journal_reader *r, const char *key, void **value, size_
 			*len = n;
 		}
 	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+es_err es_journal_scan(es_journal_reader *r, const char *prefix,
+		       int (*fn)(void *ctx, const char *key, const void *value, size_t len),
+		       void *ctx)
+{
+	sqlite3_stmt *st;
+	/* key >= prefix AND key < prefix + U+10FFFF: the index range of the prefix */
+	const char *sql = "SELECT key, value FROM meta WHERE key >= ?1 AND key < ?1 || x'f48fbfbf' "
+			  "ORDER BY key";
+	if (!r || !prefix || strncmp(prefix, "x.", 2) != 0 || !fn)
+		return ES_EINVAL;
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(r->db, rc, sql);
+	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		const void *value = sqlite3_column_blob(st, 1);
+		if (fn(ctx, key ? key : "", value, (size_t)sqlite3_column_bytes(st, 1))) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	es_err err = rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, sql);
 	sqlite3_finalize(st);
 	return err;
 }

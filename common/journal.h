@@ -105,6 +105,23 @@ void es_journal_close(es_journal *j);
  * ES_ECLOSED, ES_ENOMEM. Any thread. */
 es_err es_journal_append(es_journal *j, es_event **evs, size_t n, es_append_result *res);
 
+/* A value stored with an append, in the same transaction (see
+ * es_journal_put for keys). */
+typedef struct es_journal_kv {
+	const char *key;
+	const void *value;
+	size_t len;
+} es_journal_kv;
+#define ES_JOURNAL_KV_MAX 4096
+
+/* es_journal_append, and with the events kv[0..nkv) are stored under their
+ * keys in the same atomic step: all of it is committed, or none. So a
+ * producer's own progress (e.g. the last record taken from a device) can
+ * never disagree with the events it made. n may be 0. ES_EINVAL for a key
+ * without "x." or a value over ES_JOURNAL_KV_MAX bytes. */
+es_err es_journal_append_kv(es_journal *j, es_event **evs, size_t n, es_append_result *res,
+			    const es_journal_kv *kv, size_t nkv);
+
 /* An event received from elsewhere, to be journaled verbatim (a bridge's
  * inbox): its body is stored and forwarded as it came, never re-encoded,
  * and its origin node and that node's sequence are kept beside it. */
@@ -201,6 +218,13 @@ es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out);
 /* The value stored under key by es_journal_put, malloc'd into *value.
  * ES_ENOTFOUND if there is none. */
 es_err es_journal_get(es_journal_reader *r, const char *key, void **value, size_t *len);
+
+/* Every value whose key starts with prefix (which starts with "x."), in key
+ * order; fn returning non-zero stops early. Pointers are valid during the
+ * callback only. */
+es_err es_journal_scan(es_journal_reader *r, const char *prefix,
+		       int (*fn)(void *ctx, const char *key, const void *value, size_t len),
+		       void *ctx);
 
 typedef struct es_journal_deadletter {
 	uint64_t id, received_ms;

@@ -1995,6 +1995,53 @@ static void close_ends_while_commits_fail(void **state)
 		fail_msg("close() still running after 2 s of failing commits");
 }
 
+static int collect_keys(void *ctx, const char *key, const void *value, size_t len)
+{
+	char *out = ctx;
+	size_t used = strlen(out);
+	snprintf(out + used, 256 - used, "%s=%.*s;", key, (int)len, (const char *)value);
+	return 0;
+}
+
+/* A producer's own state rides in the events' transaction: both or neither. */
+static void append_kv_is_atomic_with_the_events(void **state)
+{
+	fixture *f = *state;
+	es_journal_opts o = base_opts(f);
+	o.max_bytes = CAP_BYTES;
+	es_journal *j = open_with(&o);
+	es_event *ev = make_event(1, 10);
+	es_append_result res;
+	es_journal_kv kv[] = {{"x.dev.1", "7", 1}, {"x.dev.2", "9", 1}};
+	assert_int_equal(es_journal_append_kv(j, &ev, 1, &res, kv, 2), ES_OK);
+	es_event_free(ev);
+	assert_int_equal(get_is(j, "x.dev.1", "7", 1), ES_OK);
+	assert_int_equal(get_is(j, "x.dev.2", "9", 1), ES_OK);
+	/* Bad keys and values are refused before anything is written. */
+	es_journal_kv bad[] = {{"dev.1", "8", 1}};
+	assert_int_equal(es_journal_append_kv(j, NULL, 0, NULL, bad, 1), ES_EINVAL);
+	es_journal_kv big[] = {{"x.big", "", ES_JOURNAL_KV_MAX + 1}};
+	assert_int_equal(es_journal_append_kv(j, NULL, 0, NULL, big, 1), ES_EINVAL);
+	/* A refused append (the cap) stores none of its values. */
+	fill_until_full(j, 2);
+	ev = make_event(90000, PAD);
+	es_journal_kv next[] = {{"x.dev.1", "8", 1}};
+	assert_int_equal(es_journal_append_kv(j, &ev, 1, &res, next, 1), ES_EFULL);
+	es_event_free(ev);
+	assert_int_equal(get_is(j, "x.dev.1", "7", 1), ES_OK);
+	/* Values alone (no event) go in too; the scan sees the prefix only. */
+	es_journal_kv alone[] = {{"x.dex", "0", 1}};
+	assert_int_equal(es_journal_append_kv(j, NULL, 0, NULL, alone, 1), ES_OK);
+	es_journal_reader *r = NULL;
+	assert_int_equal(es_journal_reader_new(j, &r), ES_OK);
+	char seen[256] = "";
+	assert_int_equal(es_journal_scan(r, "x.dev.", collect_keys, seen), ES_OK);
+	assert_string_equal(seen, "x.dev.1=7;x.dev.2=9;");
+	assert_int_equal(es_journal_scan(r, "dev.", collect_keys, seen), ES_EINVAL);
+	es_journal_reader_free(r);
+	close_journal(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2030,6 +2077,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(append_items_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(dead_letters_are_kept_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(put_and_get_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(append_kv_is_atomic_with_the_events, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(unstorable_dead_letter_does_not_block_events, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(close_ends_while_commits_fail, setup, teardown),
