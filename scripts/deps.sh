@@ -8,6 +8,7 @@ packages=(
   libpaho-mqtt-dev libssl-dev libsqlite3-dev sqlite3 libcjson-dev
   libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev
   mosquitto mosquitto-clients python3 curl procps openssl
+  clang libclang-rt-14-dev
 )
 
 missing=()
