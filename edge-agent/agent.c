@@ -337,6 +337,23 @@ static es_err make_http(agent *a)
 	return err;
 }
 
+static es_err make_links(agent *a)
+{
+	const agent_settings *s = a->s;
+	if (!s->link_serial.n && !s->link_listen.n)
+		return ES_OK;
+	links_opts o = {
+		.serial = &s->link_serial,
+		.listen = &s->link_listen,
+		.max_devices = (size_t)s->link_max_devices,
+		.max_clients = (size_t)s->link_max_clients,
+		.time_sync_ms = (uint64_t)s->link_time_sync_s * 1000,
+		.reopen_ms = (uint64_t)s->link_reopen_ms,
+		.journal = a->journal,
+	};
+	return links_new(&o, &a->links);
+}
+
 es_err agent_new(const agent_settings *s, es_loop *loop, agent **out)
 {
 	agent *a = calloc(1, sizeof *a);
@@ -364,6 +381,8 @@ es_err agent_new(const agent_settings *s, es_loop *loop, agent **out)
 		err = make_mqtt(a);
 	if (!err)
 		err = make_http(a);
+	if (!err)
+		err = make_links(a);
 	if (err) {
 		agent_free(a);
 		return err;
@@ -381,6 +400,8 @@ es_err agent_start(agent *a)
 	es_info(TAG, "node %s serving HTTP on port %d; journal %s; broker %s", a->source,
 		es_http_port(a->http), a->s->journal_path, a->s->mqtt_url);
 	if ((err = es_mqtt_start(a->mqtt)))
+		return err;
+	if (a->links && (err = links_start(a->links)))
 		return err;
 	status_tick(a);
 	return ES_OK;
@@ -474,6 +495,7 @@ void agent_shutdown(agent *a)
 	es_info(TAG, "shutting down: no new events; waiting for %zu PUBACKs",
 		es_mqtt_inflight(a->mqtt));
 	atomic_store(&a->closing, true);
+	links_stop(a->links); /* its last records are journaled and acked */
 	a->phase = P_DRAINING;
 	if (a->status_timer)
 		es_loop_timer_cancel(a->loop, a->status_timer);
@@ -491,6 +513,7 @@ void agent_free(agent *a)
 	if (!a)
 		return;
 	es_http_free(a->http); /* first: its workers use the journal */
+	links_free(a->links);  /* so does the links thread */
 	if (a->drain_timer)
 		es_loop_timer_cancel(a->loop, a->drain_timer);
 	if (a->status_timer)

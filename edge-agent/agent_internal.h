@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "http.h"
 #include "journal.h"
+#include "links.h"
 #include "mqtt.h"
 #include "topic.h"
 #include "uuid.h"
@@ -85,6 +86,7 @@ struct agent {
 	es_journal_reader *reader;
 	es_mqtt *mqtt;
 	es_http *http;
+	links *links; /* the device links; NULL when none is configured */
 	es_async *commit_async;
 	_Atomic uint64_t committed_seq; /* set by the journal's writer */
 

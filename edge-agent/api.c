@@ -239,6 +239,11 @@ static int status(es_http_req *req, void *ctx)
 	add_broker(a, o);
 	add_journal(a, o);
 	add_ingest(a, o);
+	char *ltext = a->links ? links_status_json(a->links) : NULL;
+	cJSON *lo = ltext ? cJSON_Parse(ltext) : NULL;
+	free(ltext);
+	if (lo)
+		cJSON_AddItemToObject(o, "devices", lo);
 	return reply_json(req, 200, o);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "links.h"
 #include "mqtt.h"
 #include "topic.h"
 
@@ -76,6 +77,19 @@ const es_setting agent_settings_table[] = {
 	{"http.max_batch", ES_CFG_INT, F(http_max_batch), "1000", 1, 100000, NULL, 0,
 	 "most events in one POST"},
 
+	{"link.serial", ES_CFG_LIST, F(link_serial), NULL, 0, 0, NULL, 0,
+	 "device links on serial lines: PATH[:BAUD] (baud 115200 if not given); a pty works too"},
+	{"link.listen", ES_CFG_LIST, F(link_listen), NULL, 0, 0, NULL, 0,
+	 "device links on sockets: tcp:HOST:PORT or unix:PATH"},
+	{"link.max_devices", ES_CFG_INT, F(link_max_devices), "10000", 1, 1000000, NULL, 0,
+	 "devices remembered at most; a new device beyond this is ignored (counted)"},
+	{"link.max_clients", ES_CFG_INT, F(link_max_clients), "64", 1, 4096, NULL, 0,
+	 "connections at most on each link.listen socket"},
+	{"link.time_sync_s", ES_CFG_SECONDS, F(link_time_sync_s), "60", 0, 86400, NULL, 0,
+	 "send the devices the time this often (0: only in answer to a hello)"},
+	{"link.reopen_ms", ES_CFG_MS, F(link_reopen_ms), "1s", 10, 600000, NULL, 0,
+	 "retry a serial line that is absent or failed this often"},
+
 	{"status.interval_s", ES_CFG_SECONDS, F(status_interval_s), "10", 1, 3600, NULL, 0,
 	 "publish the retained status message this often"},
 	{"resend.rate", ES_CFG_INT, F(resend_rate), "5000", 1, 1000000, NULL, 0,
@@ -119,6 +133,12 @@ bool agent_settings_check(const agent_settings *s, char *err, size_t cap)
 		return fail(err, cap, "mqtt.url", s->mqtt_url, why);
 	if ((why = es_http_check_listen(s->http_listen)))
 		return fail(err, cap, "http.listen", s->http_listen, why);
+	for (size_t i = 0; i < s->link_serial.n; i++)
+		if ((why = links_check_serial(s->link_serial.v[i])))
+			return fail(err, cap, "link.serial", s->link_serial.v[i], why);
+	for (size_t i = 0; i < s->link_listen.n; i++)
+		if ((why = links_check_listen(s->link_listen.v[i])))
+			return fail(err, cap, "link.listen", s->link_listen.v[i], why);
 	if (!s->mqtt_cert != !s->mqtt_key)
 		return fail(err, cap, "mqtt.cert", s->mqtt_cert,
 			    "and mqtt.key must be set together");

@@ -37,6 +37,9 @@ typedef struct agent_settings {
 	int64_t http_threads, http_max_batch;
 	uint64_t http_max_body;
 
+	es_strlist link_serial, link_listen;
+	int64_t link_max_devices, link_max_clients, link_time_sync_s, link_reopen_ms;
+
 	int64_t status_interval_s;
 	int64_t resend_rate, resend_max_span, resend_queue;
 	int64_t shutdown_drain_ms;

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The run command: installs what is missing, builds, and runs edgespool
-# locally -- an edge broker, an edge agent, a few simulated devices posting
-# readings, a cloud bridge and a "cloud" broker -- until Ctrl-C. State and
-# logs go to ./run/.
+# locally -- an edge broker, an edge agent, a simulated device fleet on a
+# serial line (a pty), a cloud bridge and a "cloud" broker -- until Ctrl-C.
+# State and logs go to ./run/.
+#
+#   ES_DEMO_DEVICES     simulated devices (default 8), ES_DEMO_RATE records/s
+#                       per device (default 1)
 #
 #   ES_DEMO_MQTT_PORT   edge broker port (default 18830; 1883 is often taken
 #                       by a system broker); the cloud broker uses the next one
@@ -14,6 +17,8 @@ run="$root/run"
 mqtt_port="${ES_DEMO_MQTT_PORT:-18830}"
 cloud_port=$((mqtt_port + 1))
 http_port="${ES_DEMO_HTTP_PORT:-8080}"
+devices="${ES_DEMO_DEVICES:-8}"
+rate="${ES_DEMO_RATE:-1}"
 bridge_port=$((http_port + 1))
 
 "$root/scripts/deps.sh"
@@ -67,7 +72,8 @@ broker edge "$mqtt_port"
 
 "$build/edge-agent/edge-agent" --node.site demo --node.id gw-1 \
   --mqtt.url "mqtt://127.0.0.1:$mqtt_port" --journal.path "$run/agent.db" \
-  --http.listen "127.0.0.1:$http_port" 2>"$run/agent.log" &
+  --http.listen "127.0.0.1:$http_port" --link.serial "$run/fleet-tty" \
+  2>"$run/agent.log" &
 pids+=($!)
 wait_for "the edge agent" 10 curl -fsS "http://127.0.0.1:$http_port/healthz"
 
@@ -77,23 +83,22 @@ wait_for "the edge agent" 10 curl -fsS "http://127.0.0.1:$http_port/healthz"
 pids+=($!)
 wait_for "the cloud bridge" 10 curl -fsS "http://127.0.0.1:$bridge_port/healthz"
 
-# Simulated devices: three sensors posting a reading every second.
-(
-  while sleep 1; do
-    for d in 1 2 3; do
-      printf '{"type":"sensor.reading","subject":"dev-%d","data":{"celsius":%d.%d,"humidity":%d}}\n' \
-        "$d" $((18 + RANDOM % 8)) $((RANDOM % 10)) $((40 + RANDOM % 20))
-    done
-  done | "$build/cli/edgespool" emit --url "http://127.0.0.1:$http_port" --batch 3 - >/dev/null
-) &
+# The simulated fleet: the firmware core built for the host, one pty that
+# the agent opens as its serial line.
+rm -f "$run/fleet.ready"
+"$build/firmware-host/firmware-host" --devices "$devices" --rate "$rate" \
+  --link "pty:$run/fleet-tty" --state "$run/fleet.state" --ready "$run/fleet.ready" \
+  >"$run/fleet.log" 2>&1 &
 pids+=($!)
+wait_for "the device fleet" 10 test -e "$run/fleet.ready"
 
 cat <<TEXT
 
 edgespool is running (state and logs in $run/):
   edge broker   mqtt://127.0.0.1:$mqtt_port
   edge agent    http://127.0.0.1:$http_port   journal $run/agent.db
-  devices       3 simulated sensors, one reading each per second
+  devices       $devices simulated devices (firmware-host) on the pty $run/fleet-tty,
+                $rate record/s each: temperature, humidity, vibration, door
   cloud bridge  http://127.0.0.1:$bridge_port   inbox $run/bridge.db
   cloud broker  mqtt://127.0.0.1:$cloud_port
 

@@ -890,6 +890,115 @@ def journal_verify(env, path):
     return r.stdout + r.stderr
 
 
+# ---- a simulated device fleet ------------------------------------------------------
+
+
+class Fleet:
+    """The real firmware-host: N simulated devices on one link (pty:PATH,
+    tcp:HOST:PORT or unix:PATH). It writes every record it makes to
+    <name>.records.ndjson, a summary to <name>.summary.json when it exits, and
+    <name>.ready once its link is set up."""
+
+    def __init__(self, env, link, devices, rate, name="fleet", first_id=1, count=None,
+                 faults=None, seed=1, extra=()):
+        check(env.args.fw, "this test needs --fw (the firmware-host binary)")
+        self.env, self.name, self.link = env, name, link
+        self.ready = env.path(name + ".ready")
+        self.summary_path = env.path(name + ".summary.json")
+        self.records_path = env.path(name + ".records.ndjson")
+        self.argv = [env.args.fw, "--devices", str(devices), "--rate", str(rate),
+                     "--link", link, "--first-id", str(first_id), "--seed", str(seed),
+                     "--ready", self.ready, "--summary", self.summary_path,
+                     "--records", self.records_path] + list(extra)
+        if count is not None:
+            self.argv += ["--count", str(count)]
+        if faults:
+            self.argv += ["--fault", faults]
+        self.proc = None
+
+    def start(self, timeout=15):
+        """Starts the fleet; waits for its ready file."""
+        self.proc = self.env.spawn(self.name, self.argv)
+
+        def ready():
+            self.proc.check_alive()
+            return os.path.exists(self.ready)
+        wait_for(ready, timeout, "%s to set up its link" % self.name)
+
+    def finish(self, timeout):
+        """Waits for the fleet to exit (--count: once every record is
+        acknowledged); it must exit 0. Returns its summary."""
+        rc = self.proc.wait_exit(timeout)
+        check(rc == 0, "%s %s; summary %s" % (self.name, exit_text(rc), self.summary()))
+        return self.summary()
+
+    def stop(self, timeout=10):
+        """SIGTERM; returns the summary."""
+        self.proc.signal(signal.SIGTERM)
+        self.proc.wait_exit(timeout)
+        return self.summary()
+
+    def summary(self):
+        """The summary JSON, or None."""
+        try:
+            with open(self.summary_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def records(self):
+        """Every record the devices made: (device, seq) -> the record's dict."""
+        out = {}
+        with open(self.records_path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    out[(r["device"], r["seq"])] = r
+        return out
+
+
+KIND_NAMES = {1: "temperature", 2: "humidity", 3: "vibration", 4: "door"}
+
+
+def check_device_events(records, sub, where):
+    """Every record made is exactly one event received by sub, and every
+    event received from those devices is a record made, with the same values:
+    nothing lost, nothing twice, nothing corrupt. Returns (records, device.*
+    events) counted."""
+    sub.poll()
+    seen, other = {}, 0
+    devices = {d for d, _ in records}
+    for rec in sub.records:
+        ev = rec["event"]
+        data = ev.get("data") or {}
+        if not ev.get("type", "").startswith(("sensor.", "alarm.")):
+            other += ev.get("type", "").startswith("device.")
+            continue
+        dev = int(ev["subject"][4:], 16)
+        if dev not in devices:
+            continue
+        key = (dev, data.get("seq"))
+        check(key in records, "%s: event %s for device %d record %s was never made by a device: "
+              "%s" % (where, ev["id"], dev, key[1], ev))
+        seen.setdefault(key, set()).add(ev["id"])
+        r = records[key]
+        check(data.get("kind") == KIND_NAMES[r["kind"]] and data.get("uptime_ms") == r["uptime_ms"],
+              "%s: event %s differs from the record made: %s vs %s" % (where, ev["id"], data, r))
+        if r["kind"] == 4:
+            check(data.get("open") == (r["value"] != 0), "%s: door value %s vs %s" %
+                  (where, data, r))
+        else:
+            check(round(data.get("value") * 1000) == r["value"], "%s: value %s vs %s" %
+                  (where, data, r))
+    twice = {k: v for k, v in seen.items() if len(v) > 1}
+    check(not twice, "%s: %d records became more than one event, e.g. %s" %
+          (where, len(twice), next(iter(twice.items()), None)))
+    missing = [k for k in records if k not in seen]
+    check(not missing, "%s: %d of %d records never arrived, e.g. %s" %
+          (where, len(missing), len(records), sorted(missing)[:5]))
+    return len(seen), other
+
+
 # ---- TLS material ------------------------------------------------------------------
 
 
@@ -931,11 +1040,12 @@ def tls_listener_conf(ca, server, require_certificate=True):
 
 
 def parse_args():
-    """--agent PATH --cli PATH [--bridge PATH] [--keep] [--seed N] [--budget S]"""
+    """--agent PATH --cli PATH [--bridge PATH] [--fw PATH] [--keep] [--seed N] [--budget S]"""
     p = argparse.ArgumentParser()
     p.add_argument("--agent", required=True, help="the edge-agent binary")
     p.add_argument("--cli", required=True, help="the edgespool binary")
     p.add_argument("--bridge", default=None, help="the cloud-bridge binary")
+    p.add_argument("--fw", default=None, help="the firmware-host binary")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--budget", type=int, default=150,
