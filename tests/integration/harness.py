@@ -882,6 +882,16 @@ def journal_stats(env, path):
     return out
 
 
+def journal_deadletters(env, path):
+    """The reasons of the dead letters in a journal, oldest first (read-only)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
+    try:
+        return [r[0] for r in db.execute("SELECT reason FROM deadletters ORDER BY id")]
+    finally:
+        db.close()
+
+
 def journal_verify(env, path):
     """`edgespool journal verify PATH` must exit 0; returns its output."""
     r = env.cli("journal", "verify", path)

@@ -8,8 +8,15 @@ socket, through the real edge-agent and a real broker, to a subscriber.
    it) with corrupt bits, truncated frames, garbage and warm resets injected:
    no record lost, none twice, none altered; the agent counts the bad frames.
 3. 5 devices x 50 records over a UNIX socket (link.listen).
+4. Bad input on the socket (64 KiB of random bytes, an oversized run, another
+   protocol version, a record from an unknown device, a record with a
+   malformed payload): each counted by kind, the malformed record kept as a
+   dead letter, and the agent keeps working.
 """
 import random
+import socket
+import struct
+import zlib
 
 import harness as h
 
@@ -28,6 +35,66 @@ def wait_records(sub, records, agent, timeout, where):
                 got.add((int(ev["subject"][4:], 16), (ev.get("data") or {}).get("seq")))
         return all(k in got for k in records) and agent.pending() == 0
     h.wait_for(arrived, timeout, "%s: every record at the subscriber" % where, interval=0.2)
+
+
+def cobs(data):
+    """COBS-encodes data and appends the 0x00 delimiter."""
+    out, block = bytearray(), bytearray()
+    for b in data:
+        if b == 0:
+            out += bytes([len(block) + 1]) + block
+            block = bytearray()
+        else:
+            block.append(b)
+            if len(block) == 254:
+                out += b"\xff" + block
+                block = bytearray()
+    out += bytes([len(block) + 1]) + block
+    return bytes(out) + b"\x00"
+
+
+def frame(ftype, device, seq, payload, version=1):
+    """A frame as docs/link-protocol.md lays it out, on the wire."""
+    body = struct.pack("<BBIIB", version, ftype, device, seq, len(payload)) + payload
+    return cobs(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def read_frames(conn, want, timeout=10):
+    """Reads from the socket until `want` frames (split at 0x00) arrived."""
+    conn.settimeout(timeout)
+    data = b""
+    while data.count(b"\x00") < want:
+        chunk = conn.recv(4096)
+        h.check(chunk, "the agent closed the device link")
+        data += chunk
+    return data
+
+
+def bad_input(agent, sock_path, rng):
+    """Garbage, wrong versions, frames from unknown devices and a record with
+    a malformed payload: each counted, the agent keeps working, the bad
+    record goes to the dead letters (and is acked so the device moves on)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(sock_path)
+    conn.sendall(bytes(rng.randrange(256) for _ in range(65536)) + b"\x00")
+    conn.sendall(b"\x01" * 500 + b"\x00")                       # oversize
+    conn.sendall(frame(2, 9001, 1, b"\x00" * 10, version=9))     # another version
+    conn.sendall(frame(2, 9001, 1, struct.pack("<IBBi", 5, 1, 0, 20000)))  # unknown device
+    hello = struct.pack("<IIIBBB", 1, 5, 1, 1, 0, 1)
+    conn.sendall(frame(1, 9001, 1, hello))
+    conn.sendall(frame(2, 9001, 1, struct.pack("<IBBi", 5, 77, 0, 1)))  # kind 77
+    read_frames(conn, 4)
+    conn.close()
+
+    def counted():
+        st = agent.status()
+        link = next(x for x in st["devices"]["links"] if x["kind"] == "listen")
+        return (link["unknown_device"] >= 1 and link["bad_payload"] >= 1 and
+                link["faults"]["oversize"] >= 1 and link["faults"]["version"] >= 1 and
+                link["faults"]["crc"] + link["faults"]["cobs"] + link["faults"]["length"] +
+                link["faults"]["short"] >= 1, link)
+    h.wait_for(lambda: counted()[0], 10, "the agent to count the bad input")
+    return counted()[1]
 
 
 def scenario(env):
@@ -80,6 +147,16 @@ def scenario(env):
     r3 = f3.records()
     wait_records(sub, r3, agent, 60, "unix socket")
     n3, _ = h.check_device_events(r3, sub, "unix socket")
+    print("  3. unix socket: %d records from 5 devices, each exactly one event" % n3)
+
+    link = bad_input(agent, sock, random.Random(seed))
+    dead = h.journal_deadletters(env, agent.db)
+    h.check(any("9001" in d and "not a record" in d for d in dead),
+            "no dead letter for the malformed record: %s" % dead[-3:])
+    print("  4. bad input on the socket: faults %s, unknown device %d, bad payload %d (kept as "
+          "a dead letter); the agent keeps working" %
+          ({k: v for k, v in link["faults"].items() if v}, link["unknown_device"],
+           link["bad_payload"]))
 
     everything = {**r1, **r2, **r3}
     total, device_events = h.check_device_events(everything, sub, "all")
@@ -91,7 +168,7 @@ def scenario(env):
     h.check(len(registered) == 45 and all(len(v) == 1 for v in registered.values()),
             "device.registered: %d devices, expected 45 once each" % len(registered))
     st = agent.status()["devices"]
-    h.check(st["devices"] == 45, "the agent knows %d devices, expected 45" % st["devices"])
+    h.check(st["devices"] == 46, "the agent knows %d devices, expected 46" % st["devices"])
     return ("%d records from 45 devices (pty, pty with faults, unix socket), each exactly one "
             "event with its values; %d device.* events" % (total, device_events))
 
