@@ -220,7 +220,11 @@ static es_err make_parts(bridge *b)
 	if ((err = es_gap_new(&g, &b->gap)) || (err = forward_init(b)) || (err = open_inbox(b)) ||
 	    (err = repair_restore(b)) || (err = make_edges(b)) || (err = make_cloud(b)))
 		return err;
-	es_http_opts h = {.listen = b->s->http_listen, .threads = (int)b->s->http_threads};
+	es_http_opts h = {.listen = b->s->http_listen,
+			  .threads = (int)b->s->http_threads,
+			  .auth_file = b->s->http_auth_file,
+			  .token_file = b->s->http_token_file,
+			  .metrics_open = b->s->http_metrics_open};
 	if (!(err = es_http_new(&h, &b->http)))
 		err = bridge_api_register(b);
 	return err;

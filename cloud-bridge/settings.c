@@ -135,6 +135,12 @@ const es_setting bridge_settings_table[] = {
 
 	{"http.listen", ES_CFG_STR, F(http_listen), "127.0.0.1:8081", 0, 0, NULL, 0,
 	 "HTTP address; port 0 picks a free port (logged)"},
+	{"http.auth_file", ES_CFG_STR, F(http_auth_file), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "users allowed in: user:crypt-hash lines (edgespool passwd FILE USER adds one)"},
+	{"http.token_file", ES_CFG_STR, F(http_token_file), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "a bearer token (first line) also allowed in, for scripts"},
+	{"http.metrics_open", ES_CFG_BOOL, F(http_metrics_open), "false", 0, 0, NULL, 0,
+	 "serve /metrics without credentials (for a scraper on a trusted network)"},
 	{"http.threads", ES_CFG_INT, F(http_threads), "4", 1, 256, NULL, 0, "HTTP worker threads"},
 
 	{"order.hole_wait_ms", ES_CFG_MS, F(order_hole_wait_ms), "2s", 0, 3600000, NULL, 0,

@@ -33,7 +33,8 @@ typedef struct bridge_settings {
 	int64_t journal_retain_s;
 	uint64_t event_max_bytes;
 
-	char *http_listen;
+	char *http_listen, *http_auth_file, *http_token_file;
+	bool http_metrics_open;
 	int64_t http_threads;
 
 	int64_t order_hole_wait_ms;

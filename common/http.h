@@ -28,7 +28,34 @@ typedef struct es_http_opts {
 	int threads;		/* worker threads; 0: 8 */
 	size_t max_body;	/* largest request body; 0: 1 MiB */
 	int request_timeout_ms; /* 0: 10000 */
+	/* Authentication. auth_file: "user:crypt-hash" lines (HTTP Basic);
+	 * token_file: a bearer token on its first line (optional). With
+	 * neither, only a loopback listen address is accepted (ES_EINVAL). */
+	const char *auth_file, *token_file;
+	bool metrics_open; /* ES_ROUTE_METRICS routes need no credentials */
+	/* Called after every request (any thread): the route's pattern (or
+	 * "other" for no route), and how long it took. For metrics. */
+	void (*on_request)(void *ctx, const char *method, const char *route, int status,
+			   double seconds);
+	void *hook_ctx;
 } es_http_opts;
+
+/* Route flags. Every route needs credentials (when an auth file or token is
+ * set) unless flagged; every route but GET and HEAD refuses a request whose
+ * Origin header names another site (403). */
+enum {
+	ES_ROUTE_PUBLIC = 1u << 0,  /* no credentials ever (/healthz) */
+	ES_ROUTE_METRICS = 1u << 1, /* no credentials when opts.metrics_open */
+	ES_ROUTE_PREFIX = 1u << 2,  /* path is a prefix ending in '/' */
+};
+
+/* A file compiled into the program (the dashboard). */
+typedef struct es_http_asset {
+	const char *path; /* "/index.html"; "/" serves "/index.html" */
+	const char *type; /* "text/html; charset=utf-8" */
+	const unsigned char *data;
+	size_t len;
+} es_http_asset;
 
 typedef struct es_http_stats {
 	uint64_t requests, status_2xx, status_4xx, status_5xx;
@@ -46,6 +73,15 @@ es_err es_http_route(es_http *h, const char *method, const char *path, es_http_h
  * and goes on; es_http_tail() gives the rest ("/api/events/" + id). */
 es_err es_http_route_prefix(es_http *h, const char *method, const char *prefix, es_http_handler fn,
 			    void *ctx);
+
+/* es_http_route / es_http_route_prefix with flags (ES_ROUTE_*). */
+es_err es_http_route_flags(es_http *h, const char *method, const char *path, unsigned flags,
+			   es_http_handler fn, void *ctx);
+
+/* Serves assets[0..n) (borrowed, must outlive h) for GET and HEAD of their
+ * paths, with an ETag, behind the same authentication as the API. Any other
+ * path that is not a route is 404 (no file is ever read from disk). */
+es_err es_http_assets(es_http *h, const es_http_asset *assets, size_t n);
 
 /* Binds and starts serving. ES_ESYS when the address cannot be bound. */
 es_err es_http_start(es_http *h);
@@ -80,6 +116,17 @@ es_err es_http_read_body(es_http_req *r, char **body, size_t *len);
 
 int es_http_reply(es_http_req *r, int status, const char *content_type, const char *body,
 		  size_t len);
+/* A streamed response (Server-Sent Events): the status line and headers
+ * (200, content_type, no caching, no length) go out at once; then each
+ * es_http_stream_write sends data as it is. ES_ECLOSED once the client is
+ * gone: the handler then returns 200. */
+es_err es_http_stream_begin(es_http_req *r, const char *content_type);
+es_err es_http_stream_write(es_http_req *r, const char *data, size_t len);
+
+/* The user the request authenticated as ("token" for the bearer token), or
+ * NULL when no authentication is configured. */
+const char *es_http_user(const es_http_req *r);
+
 /* {"error": message, "field": field} (field omitted when NULL). */
 int es_http_reply_error(es_http_req *r, int status, const char *message, const char *field);
 

@@ -330,6 +330,9 @@ static es_err make_http(agent *a)
 		.listen = a->s->http_listen,
 		.threads = (int)a->s->http_threads,
 		.max_body = a->s->http_max_body,
+		.auth_file = a->s->http_auth_file,
+		.token_file = a->s->http_token_file,
+		.metrics_open = a->s->http_metrics_open,
 	};
 	es_err err = es_http_new(&o, &a->http);
 	if (!err)

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -998,22 +999,74 @@ void links_free(links *l)
 
 static void add_counts(cJSON *o, const struct link_stats *s)
 {
+#define COUNT(field, name)                                                                         \
+	{                                                                                          \
+		name, offsetof(struct link_stats, field)                                           \
+	}
+	static const struct {
+		const char *name;
+		size_t off;
+	} counts[] = {
+		COUNT(opens, "opens"),
+		COUNT(bytes_in, "bytes_in"),
+		COUNT(frames, "frames"),
+		COUNT(records, "records"),
+		COUNT(duplicates, "duplicates"),
+		COUNT(early, "early"),
+		COUNT(unknown_device, "unknown_device"),
+		COUNT(bad_payload, "bad_payload"),
+		COUNT(wrong_direction, "wrong_direction"),
+		COUNT(acks, "acks_sent"),
+		COUNT(out_dropped, "out_dropped"),
+		COUNT(clients_refused, "clients_refused"),
+	};
+#undef COUNT
 	cJSON *f = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "opens", (double)s->opens);
-	cJSON_AddNumberToObject(o, "bytes_in", (double)s->bytes_in);
-	cJSON_AddNumberToObject(o, "frames", (double)s->frames);
-	cJSON_AddNumberToObject(o, "records", (double)s->records);
-	cJSON_AddNumberToObject(o, "duplicates", (double)s->duplicates);
-	cJSON_AddNumberToObject(o, "early", (double)s->early);
-	cJSON_AddNumberToObject(o, "unknown_device", (double)s->unknown_device);
-	cJSON_AddNumberToObject(o, "bad_payload", (double)s->bad_payload);
-	cJSON_AddNumberToObject(o, "wrong_direction", (double)s->wrong_direction);
-	cJSON_AddNumberToObject(o, "acks_sent", (double)s->acks);
-	cJSON_AddNumberToObject(o, "out_dropped", (double)s->out_dropped);
-	cJSON_AddNumberToObject(o, "clients_refused", (double)s->clients_refused);
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		const uint64_t *v =
+			(const uint64_t *)(const void *)((const char *)s + counts[i].off);
+		cJSON_AddNumberToObject(o, counts[i].name, (double)*v);
+	}
 	for (int k = 0; k < FW_FAULT_COUNT_; k++)
 		cJSON_AddNumberToObject(f, fw_fault_name((enum fw_fault)k), (double)s->faults[k]);
 	cJSON_AddItemToObject(o, "faults", f);
+}
+
+static void sum_stats(links_totals *t, const struct link_stats *s)
+{
+	t->frames += s->frames;
+	t->records += s->records;
+	t->duplicates += s->duplicates;
+	t->early += s->early;
+	t->unknown_device += s->unknown_device;
+	t->bad_payload += s->bad_payload;
+	t->wrong_direction += s->wrong_direction;
+	t->acks_sent += s->acks;
+	t->bytes_in += s->bytes_in;
+	for (int k = 0; k < FW_FAULT_COUNT_; k++)
+		t->faults[k] += s->faults[k];
+}
+
+void links_totals_get(links *l, links_totals *out)
+{
+	_Static_assert(FW_FAULT_COUNT_ <= 8, "links_totals.faults is too small");
+	*out = (links_totals){.nfaults = FW_FAULT_COUNT_};
+	for (int k = 0; k < FW_FAULT_COUNT_; k++)
+		out->fault_names[k] = fw_fault_name((enum fw_fault)k);
+	pthread_mutex_lock(&l->lock);
+	for (size_t i = 0; i < l->nconns; i++) {
+		const struct conn *c = l->conns[i];
+		if (c->kind == C_CLIENT)
+			continue; /* counted in its listener's */
+		sum_stats(out, c->st);
+		out->links++;
+		out->links_open += c->fd >= 0;
+	}
+	out->devices = l->ndevs;
+	out->devices_refused = l->devices_refused;
+	out->records_lost_at_devices = l->device_lost;
+	out->journal_refused = l->journal_refused;
+	pthread_mutex_unlock(&l->lock);
 }
 
 char *links_status_json(links *l)

@@ -50,6 +50,18 @@ void links_stop(links *l);
 /* Stops the thread, closes every link. The journal must still be open. */
 void links_free(links *l);
 
+/* Totals over every link, for metrics. Any thread. */
+typedef struct links_totals {
+	uint64_t frames, records, duplicates, early, unknown_device, bad_payload;
+	uint64_t wrong_direction, acks_sent, bytes_in;
+	uint64_t faults[8]; /* by enum fw_fault; fault_names[k] says which */
+	const char *fault_names[8];
+	size_t nfaults;
+	uint64_t devices, devices_refused, records_lost_at_devices, journal_refused;
+	size_t links, links_open;
+} links_totals;
+void links_totals_get(links *l, links_totals *out);
+
 /* The links' state for /api/status, as JSON text (malloc'd). Any thread. */
 char *links_status_json(links *l);
 

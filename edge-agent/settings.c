@@ -71,6 +71,12 @@ const es_setting agent_settings_table[] = {
 
 	{"http.listen", ES_CFG_STR, F(http_listen), "127.0.0.1:8080", 0, 0, NULL, 0,
 	 "HTTP address; port 0 picks a free port (logged)"},
+	{"http.auth_file", ES_CFG_STR, F(http_auth_file), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "users allowed in: user:crypt-hash lines (edgespool passwd FILE USER adds one)"},
+	{"http.token_file", ES_CFG_STR, F(http_token_file), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "a bearer token (first line) also allowed in, for scripts"},
+	{"http.metrics_open", ES_CFG_BOOL, F(http_metrics_open), "false", 0, 0, NULL, 0,
+	 "serve /metrics without credentials (for a scraper on a trusted network)"},
 	{"http.threads", ES_CFG_INT, F(http_threads), "8", 1, 256, NULL, 0, "HTTP worker threads"},
 	{"http.max_body", ES_CFG_SIZE, F(http_max_body), "1MiB", 1024, 268435456, NULL, 0,
 	 "largest request body"},

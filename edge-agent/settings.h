@@ -33,7 +33,8 @@ typedef struct agent_settings {
 
 	uint64_t event_max_bytes;
 
-	char *http_listen;
+	char *http_listen, *http_auth_file, *http_token_file;
+	bool http_metrics_open;
 	int64_t http_threads, http_max_batch;
 	uint64_t http_max_body;
 

@@ -36,18 +36,6 @@ static bool seq_before(uint32_t a, uint32_t b)
 	return a - b >= HALF_RANGE;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	for (unsigned i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (unsigned i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* millis, noticing a wrap since the last read: the wall clock offset grows
  * by 2^32 ms so that wall time runs on. Needs a read at least every 24 days
  * (every poll is one). */
@@ -67,12 +55,12 @@ static uint32_t slot_check(uint32_t crc, const struct fw_slot *s)
 {
 	uint8_t b[22];
 
-	put_u32(b, s->seq);
-	put_u32(b + 4, s->rec.uptime_ms);
+	fw_put_le32(b, s->seq);
+	fw_put_le32(b + 4, s->rec.uptime_ms);
 	b[8] = s->rec.kind;
 	b[9] = (uint8_t)(s->rec.flags & ~SLOT_SENT);
-	put_u32(b + 10, (uint32_t)s->rec.value);
-	put_u64(b + 14, s->rec.wall_ms);
+	fw_put_le32(b + 10, (uint32_t)s->rec.value);
+	fw_put_le64(b + 14, s->rec.wall_ms);
 	return fw_crc32_update(crc, b, sizeof b);
 }
 
@@ -83,10 +71,10 @@ static uint32_t ring_check(const fw_device *d)
 	uint8_t b[16];
 	uint32_t crc;
 
-	put_u32(b, d->first_seq);
-	put_u32(b + 4, d->count);
-	put_u32(b + 8, d->next_seq);
-	put_u32(b + 12, d->reserved);
+	fw_put_le32(b, d->first_seq);
+	fw_put_le32(b + 4, d->count);
+	fw_put_le32(b + 8, d->next_seq);
+	fw_put_le32(b + 12, d->reserved);
 	crc = fw_crc32_update(CHECK_SEED, b, sizeof b);
 	for (uint32_t i = 0; i < d->count && i < FW_RING; i++)
 		crc = slot_check(crc, &d->ring[(d->first_seq + i) % FW_RING]);

@@ -7,13 +7,13 @@
 
 /* ---- little-endian packing ------------------------------------------- */
 
-static void put_u32(uint8_t *p, uint32_t v)
+void fw_put_le32(uint8_t *p, uint32_t v)
 {
 	for (unsigned i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
+void fw_put_le64(uint8_t *p, uint64_t v)
 {
 	for (unsigned i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
@@ -154,12 +154,12 @@ static size_t frame_bytes(const fw_frame *f, uint8_t raw[FW_FRAME_MAX])
 
 	raw[0] = f->version;
 	raw[1] = f->type;
-	put_u32(raw + 2, f->device);
-	put_u32(raw + 6, f->seq);
+	fw_put_le32(raw + 2, f->device);
+	fw_put_le32(raw + 6, f->seq);
 	raw[10] = f->len;
 	for (size_t i = 0; i < f->len; i++)
 		raw[FW_HEADER_LEN + i] = f->payload[i];
-	put_u32(raw + n, fw_crc32(raw, n));
+	fw_put_le32(raw + n, fw_crc32(raw, n));
 	return n + FW_CRC_LEN;
 }
 
@@ -190,13 +190,13 @@ void fw_record_pack(fw_frame *f, const fw_record *r)
 	if (f == NULL || r == NULL)
 		return;
 	f->type = FW_RECORD;
-	put_u32(f->payload, r->uptime_ms);
+	fw_put_le32(f->payload, r->uptime_ms);
 	f->payload[4] = r->kind;
 	f->payload[5] = r->flags;
-	put_u32(f->payload + 6, (uint32_t)r->value);
+	fw_put_le32(f->payload + 6, (uint32_t)r->value);
 	f->len = RECORD_LEN;
 	if (r->flags & FW_REC_WALL) {
-		put_u64(f->payload + RECORD_LEN, r->wall_ms);
+		fw_put_le64(f->payload + RECORD_LEN, r->wall_ms);
 		f->len = RECORD_WALL_LEN;
 	}
 }
@@ -206,9 +206,9 @@ void fw_hello_pack(fw_frame *f, const fw_hello *h)
 	if (f == NULL || h == NULL)
 		return;
 	f->type = FW_HELLO;
-	put_u32(f->payload, h->boot);
-	put_u32(f->payload + 4, h->uptime_ms);
-	put_u32(f->payload + 8, h->next_seq);
+	fw_put_le32(f->payload, h->boot);
+	fw_put_le32(f->payload + 4, h->uptime_ms);
+	fw_put_le32(f->payload + 8, h->next_seq);
 	f->payload[12] = h->fw_major;
 	f->payload[13] = h->fw_minor;
 	f->payload[14] = h->kinds;
@@ -229,7 +229,7 @@ void fw_time_pack(fw_frame *f, uint64_t unix_ms)
 	if (f == NULL)
 		return;
 	f->type = FW_TIME;
-	put_u64(f->payload, unix_ms);
+	fw_put_le64(f->payload, unix_ms);
 	f->len = 8;
 }
 

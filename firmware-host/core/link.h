@@ -104,6 +104,10 @@ bool fw_time_unpack(const fw_frame *f, uint64_t *unix_ms);
 
 /* ---- bytes ------------------------------------------------------------ */
 
+/* Little-endian stores, the byte order of every field on the link. */
+void fw_put_le32(uint8_t *p, uint32_t v);
+void fw_put_le64(uint8_t *p, uint64_t v);
+
 /* CRC-32/ISO-HDLC (the zlib and Ethernet CRC): "123456789" -> 0xCBF43926.
  * fw_crc32_update(0, ...) starts; feed more with the previous result. */
 uint32_t fw_crc32_update(uint32_t crc, const uint8_t *p, size_t n);

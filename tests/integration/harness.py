@@ -970,6 +970,20 @@ class Fleet:
 KIND_NAMES = {1: "temperature", 2: "humidity", 3: "vibration", 4: "door"}
 
 
+def wait_device_records(sub, records, agent, timeout, where):
+    """Waits until sub holds an event for every record of records ((device,
+    seq) keys) and nothing is pending at the agent."""
+    def arrived():
+        sub.poll()
+        got = set()
+        for rec in sub.records:
+            ev = rec["event"]
+            if ev.get("type", "").startswith(("sensor.", "alarm.")):
+                got.add((int(ev["subject"][4:], 16), (ev.get("data") or {}).get("seq")))
+        return all(k in got for k in records) and agent.pending() == 0
+    wait_for(arrived, timeout, "%s: every record at the subscriber" % where, interval=0.2)
+
+
 def check_device_events(records, sub, where):
     """Every record made is exactly one event received by sub, and every
     event received from those devices is a record made, with the same values:

@@ -23,20 +23,6 @@ import harness as h
 FAULTS = "corrupt=0.05,truncate=0.05,garbage=0.05,reset=0.1"
 
 
-def wait_records(sub, records, agent, timeout, where):
-    """Waits until the sub holds an event for every record and nothing is
-    pending at the agent."""
-    def arrived():
-        sub.poll()
-        got = set()
-        for rec in sub.records:
-            ev = rec["event"]
-            if ev.get("type", "").startswith(("sensor.", "alarm.")):
-                got.add((int(ev["subject"][4:], 16), (ev.get("data") or {}).get("seq")))
-        return all(k in got for k in records) and agent.pending() == 0
-    h.wait_for(arrived, timeout, "%s: every record at the subscriber" % where, interval=0.2)
-
-
 def cobs(data):
     """COBS-encodes data and appends the 0x00 delimiter."""
     out, block = bytearray(), bytearray()
@@ -113,7 +99,7 @@ def scenario(env):
     h.check(s1["acked"] == 2000 and s1["pending"] == 0, "fleet1 summary: %s" % s1)
     r1 = f1.records()
     h.check(len(r1) == 2000, "fleet1 made %d records, expected 2000" % len(r1))
-    wait_records(sub, r1, agent, 60, "clean pty")
+    h.wait_device_records(sub, r1, agent, 60, "clean pty")
     n1, _ = h.check_device_events(r1, sub, "clean pty")
     print("  1. pty: %d records from 20 devices, each exactly one event (%d resent)" %
           (n1, s1["resent"]))
@@ -126,7 +112,7 @@ def scenario(env):
     injected = sum(s2["injected_" + k] for k in ("corrupt", "truncate", "garbage"))
     h.check(injected > 0 and s2["injected_reset"] > 0, "no fault was injected: %s" % s2)
     r2 = f2.records()
-    wait_records(sub, r2, agent, 60, "faulty pty")
+    h.wait_device_records(sub, r2, agent, 60, "faulty pty")
     n2, _ = h.check_device_events(r2, sub, "faulty pty")
     st = agent.status()["devices"]
     link = next(x for x in st["links"] if x["kind"] == "serial")
@@ -145,7 +131,7 @@ def scenario(env):
     s3 = f3.finish(60)
     h.check(s3["acked"] == 250, "fleet3 summary: %s" % s3)
     r3 = f3.records()
-    wait_records(sub, r3, agent, 60, "unix socket")
+    h.wait_device_records(sub, r3, agent, 60, "unix socket")
     n3, _ = h.check_device_events(r3, sub, "unix socket")
     print("  3. unix socket: %d records from 5 devices, each exactly one event" % n3)
 

@@ -36,16 +36,8 @@ def scenario(env):
     records = fleet.records()
     h.check(len(records) == 6000, "the fleet made %d records, expected 6000" % len(records))
 
-    def arrived():
-        sub.poll()
-        got = set()
-        for rec in sub.records:
-            ev = rec["event"]
-            if ev.get("type", "").startswith(("sensor.", "alarm.")):
-                got.add((int(ev["subject"][4:], 16), (ev.get("data") or {}).get("seq")))
-        return all(k in got for k in records) and agent.pending() == 0
     t0 = time.monotonic()
-    h.wait_for(arrived, 90, "every record at the subscriber", interval=0.2)
+    h.wait_device_records(sub, records, agent, 90, "after the kills")
     n, _ = h.check_device_events(records, sub, "restarts")
     h.journal_verify(env, agent.db)
     return ("%d records from 10 devices over %d agent kills, each exactly one event "
