@@ -92,7 +92,7 @@ static void add_gaps(const struct view *v, cJSON *o)
 	cJSON_AddNumberToObject(r, "out_of_order", (double)v->out_of_order);
 }
 
-static int status(es_http_req *req, void *ctx)
+char *bridge_status_json(void *ctx)
 {
 	bridge *b = ctx;
 	struct view v;
@@ -100,6 +100,7 @@ static int status(es_http_req *req, void *ctx)
 	v = b->view;
 	pthread_mutex_unlock(&b->view_lock);
 	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "kind", "bridge");
 	cJSON_AddStringToObject(o, "node", b->s->node_id);
 	cJSON_AddStringToObject(o, "site", b->s->node_site);
 	cJSON_AddStringToObject(o, "state", atomic_load(&b->closing) ? "stopping" : "running");
@@ -107,12 +108,25 @@ static int status(es_http_req *req, void *ctx)
 	add_links(b, &v, o);
 	add_inbox(b, &v, o);
 	add_gaps(&v, o);
-	return reply_json(req, 200, o);
+	es_japi_add_recent_errors(o);
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+static int status(es_http_req *req, void *ctx)
+{
+	char *text = bridge_status_json(ctx);
+	if (!text)
+		return es_http_reply_error(req, 503, "out of memory", NULL);
+	es_http_reply(req, 200, "application/json", text, strlen(text));
+	cJSON_free(text);
+	return 200;
 }
 
 es_err bridge_api_register(bridge *b)
 {
-	es_err err = es_http_route(b->http, "GET", "/healthz", healthz, b);
+	es_err err = es_http_route_flags(b->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, b);
 	if (!err)
 		err = es_http_route(b->http, "GET", "/api/status", status, b);
 	return err;

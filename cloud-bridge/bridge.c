@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "dashboard.h"
 #include "log.h"
 
 #define TAG	"bridge"
@@ -224,9 +225,22 @@ static es_err make_parts(bridge *b)
 			  .threads = (int)b->s->http_threads,
 			  .auth_file = b->s->http_auth_file,
 			  .token_file = b->s->http_token_file,
-			  .metrics_open = b->s->http_metrics_open};
+			  .metrics_open = b->s->http_metrics_open,
+			  .on_request = bridge_metrics_on_request,
+			  .hook_ctx = b};
 	if (!(err = es_http_new(&h, &b->http)))
 		err = bridge_api_register(b);
+	if (!err)
+		err = bridge_metrics_init(b);
+	if (!err)
+		err = es_japi_new(&(es_japi_opts){.http = b->http,
+						  .journal = b->journal,
+						  .status_json = bridge_status_json,
+						  .ctx = b,
+						  .live_max = h.threads / 2 ? h.threads / 2 : 1},
+				  &b->japi);
+	if (!err)
+		err = es_http_assets(b->http, es_dashboard_assets, es_dashboard_assets_count);
 	return err;
 }
 
@@ -263,9 +277,11 @@ void bridge_view_update(bridge *b)
 		es_mqtt_stats_get(b->links[i].mqtt, &es);
 		v->edge_up[i] = es.connected;
 		v->edge_failures[i] = es.failures;
+		v->edge_connects[i] = es.connects;
 	}
 	v->cloud_up = cs.connected;
 	v->cloud_failures = cs.failures;
+	v->cloud_connects = cs.connects;
 	v->cloud_inflight = es_mqtt_inflight(b->cloud);
 	snprintf(v->cloud_error, sizeof v->cloud_error, "%s", cs.last_error);
 	es_gap_stats_get(b->gap, &v->gap);
@@ -392,7 +408,9 @@ void bridge_free(bridge *b)
 {
 	if (!b)
 		return;
+	es_japi_stop(b->japi);
 	es_http_free(b->http);
+	es_japi_free(b->japi);
 	intake_stop(b);
 	if (b->tick)
 		es_loop_timer_cancel(b->loop, b->tick);
@@ -414,6 +432,7 @@ void bridge_free(bridge *b)
 	free(b->peer_report);
 	free(b->edge_password);
 	free(b->cloud_password);
+	bridge_metrics_free(b); /* after the http workers and the loop's users */
 	pthread_mutex_destroy(&b->view_lock);
 	pthread_mutex_destroy(&b->api_lock);
 	free(b);

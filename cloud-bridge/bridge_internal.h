@@ -17,7 +17,9 @@
 #include "clock.h"
 #include "gap.h"
 #include "http.h"
+#include "japi.h"
 #include "journal.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "remap.h"
 #include "topic.h"
@@ -64,6 +66,7 @@ struct held {
 	char *type, *body;
 	size_t len;
 	uint64_t since_ms;
+	uint64_t journaled_ms; /* for the forward latency */
 };
 
 /* What the bridge knows of one source node. */
@@ -95,9 +98,9 @@ struct forward {
 struct view {
 	size_t nlinks;
 	bool edge_up[16];
-	uint64_t edge_failures[16];
+	uint64_t edge_failures[16], edge_connects[16];
 	bool cloud_up;
-	uint64_t cloud_failures, cloud_inflight;
+	uint64_t cloud_failures, cloud_inflight, cloud_connects;
 	char cloud_error[160];
 	es_gap_stats gap;
 	uint64_t forwarded, acked, out_of_order, held, refused;
@@ -112,6 +115,7 @@ struct bridge {
 	es_journal *journal;
 	es_journal_reader *reader;
 	es_http *http;
+	es_japi *japi; /* the inbox's REST API and live stream */
 	bridge_remap *remap;
 	es_gap *gap;
 	struct intake in;
@@ -140,6 +144,8 @@ struct bridge {
 	struct view view;
 	pthread_mutex_t api_lock; /* guards api_reader */
 	es_journal_reader *api_reader;
+	es_metrics *metrics; /* metrics.c; thread-safe */
+	struct bridge_metrics *metrics_state;
 };
 
 /* intake.c */
@@ -169,5 +175,17 @@ void bridge_view_update(bridge *b);
 
 /* api.c */
 es_err bridge_api_register(bridge *b);
+char *bridge_status_json(void *ctx); /* /api/status as text; any thread */
+
+/* metrics.c: the registry and GET /metrics (bridge_metrics_init, after
+ * bridge_api_register); forwards, acks and their latency (loop thread);
+ * the http module's request hook (any thread). */
+es_err bridge_metrics_init(bridge *b);
+void bridge_metrics_free(bridge *b);
+void bridge_metrics_forwarded(bridge *b, uint64_t seq, uint64_t journaled_ms);
+void bridge_metrics_acked(bridge *b, uint64_t seq);
+void bridge_metrics_reset(bridge *b); /* connection lost */
+void bridge_metrics_on_request(void *ctx, const char *method, const char *route, int status,
+			       double seconds);
 
 #endif

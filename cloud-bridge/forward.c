@@ -127,6 +127,7 @@ void forward_reset(bridge *b)
 	f->rows = f->bytes = 0;
 	f->cursor = 0;
 	f->more = true;
+	bridge_metrics_reset(b);
 }
 
 /* ---- reading the inbox --------------------------------------------------- */
@@ -175,7 +176,8 @@ static int take_row(void *ctx, const es_journal_row *row)
 	struct held h = {.seq = row->seq,
 			 .origin_seq = row->origin_seq,
 			 .len = row->body_len,
-			 .since_ms = es_clock_mono_ms()};
+			 .since_ms = es_clock_mono_ms(),
+			 .journaled_ms = row->journaled_ms};
 	if (!x || !(h.type = strdup(row->type)) || !(h.body = malloc(row->body_len))) {
 		free(h.type);
 		return 1; /* out of memory: try again on the next pump */
@@ -270,6 +272,7 @@ static bool send_first(bridge *b, struct node *x)
 	else
 		x->forwarded_max = h->origin_seq;
 	b->fw.forwarded++;
+	bridge_metrics_forwarded(b, h->seq, h->journaled_ms);
 	pop(&b->fw, x);
 	return true;
 }
@@ -381,6 +384,7 @@ void forward_published(bridge *b, uint64_t tag, es_err err)
 		es_journal_dead_letter(b->journal, "cloud", "refused by the cloud broker", "", 0);
 	} else {
 		b->fw.acked++;
+		bridge_metrics_acked(b, tag);
 	}
 	es_journal_ack(b->journal, tag);
 	es_async_send(b->fw.pump); /* after the whole batch of PUBACKs */

@@ -29,6 +29,10 @@ set_target_properties(es::civetweb PROPERTIES
   IMPORTED_LOCATION "${CIVETWEB_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${CIVETWEB_INCLUDE_DIR}")
 
+# libcrypt (libxcrypt): password hashes for HTTP authentication (common/auth.c).
+pkg_check_modules(LIBCRYPT REQUIRED IMPORTED_TARGET libcrypt)
+add_library(es::crypt ALIAS PkgConfig::LIBCRYPT)
+
 # libcurl: the HTTP client of the command-line tool and the benchmarks.
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 add_library(es::curl ALIAS PkgConfig::CURL)

@@ -1,32 +1,45 @@
 /* http.c - the civetweb adapter.
  *
- * Threads: routes are set before start and only read afterwards; counters
- * are atomics. civetweb's workers run handlers concurrently.
+ * Threads: routes, assets and the credentials are set before start and only
+ * read afterwards; counters are atomics. civetweb's workers run handlers
+ * concurrently.
+ *
+ * Every request goes through dispatch(): the path is decoded and checked
+ * (no NUL, no ".." segment, at most MAX_PATH bytes), then routed; then the
+ * credentials are checked unless the route is public; then a write (any
+ * method but GET and HEAD) is refused if it comes from another site; then
+ * the handler, an asset, 405 or 404. Nothing is ever read from disk:
+ * civetweb has no document_root, and one handler takes every URI.
  */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <cJSON.h>
 #include <civetweb.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 
 #define TAG	   "http"
 #define MAX_ROUTES 32
+#define MAX_PATH   2048 /* longer paths are 414 */
+#define ETAG_SIZE  24
 
 struct route {
 	char method[8];
 	char path[96];
-	bool prefix;
+	unsigned flags; /* ES_ROUTE_* */
 	es_http_handler fn;
 	void *ctx;
 };
@@ -34,25 +47,36 @@ struct route {
 struct es_http {
 	es_http_opts o;
 	char *listen;
+	es_auth *auth;	 /* NULL: no authentication (loopback only) */
+	bool auth_basic; /* users (else only a token) */
 	struct mg_context *ctx;
 	struct route routes[MAX_ROUTES];
 	size_t nroutes;
+	const es_http_asset *assets; /* borrowed */
+	char (*etags)[ETAG_SIZE];    /* one per asset */
+	size_t nassets;
 	int port;
-	_Atomic uint64_t requests, s2xx, s4xx, s5xx;
+	_Atomic uint64_t requests, s2xx, s4xx, s5xx, auth_failures;
 };
 
 struct es_http_req {
 	struct mg_connection *conn;
 	const struct mg_request_info *ri;
 	es_http *h;
+	const char *path; /* percent-decoded, checked */
 	const char *tail;
+	const char *user; /* NULL until authenticated */
+	char user_buf[ES_AUTH_USER_MAX + 1];
 	int status;
+	bool streaming;
 };
 
 const char *es_http_check_listen(const char *listen)
 {
 	if (!listen || !*listen)
 		return "is empty";
+	if (strchr(listen, ','))
+		return "must be one HOST:PORT (no list)";
 	const char *colon = strrchr(listen, ':');
 	if (!colon || colon == listen)
 		return "must be HOST:PORT (e.g. 127.0.0.1:8080)";
@@ -63,61 +87,155 @@ const char *es_http_check_listen(const char *listen)
 	return NULL;
 }
 
+/* True when the host of a checked listen address is a loopback one:
+ * 127.0.0.0/8, ::1 or localhost. */
+static bool listen_is_loopback(const char *listen)
+{
+	char host[64];
+	int n = (int)(strrchr(listen, ':') - listen);
+	if (n <= 0 || (size_t)n >= sizeof host)
+		return false;
+	snprintf(host, sizeof host, "%.*s", n, listen);
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (host[0] == '[' && host[n - 1] == ']') {
+		host[n - 1] = '\0';
+		return inet_pton(AF_INET6, host + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return strcasecmp(host, "localhost") == 0;
+}
+
+/* Loads the credentials, or (with none) accepts only a loopback address. */
+static es_err setup_auth(es_http *h)
+{
+	const es_http_opts *o = &h->o;
+	if (!o->auth_file && !o->token_file) {
+		if (!listen_is_loopback(o->listen)) {
+			es_error(TAG,
+				 "http.listen %s is not a loopback address, and neither "
+				 "http.auth_file nor http.token_file is set: refusing to serve "
+				 "without authentication (make an auth file with `edgespool "
+				 "passwd FILE USER`, or listen on 127.0.0.1)",
+				 o->listen);
+			return ES_EINVAL;
+		}
+		es_info(TAG, "no http.auth_file: serving on loopback only, without authentication");
+		return ES_OK;
+	}
+	char why[512];
+	es_err err = es_auth_new(o->auth_file, o->token_file, &h->auth, why, sizeof why);
+	if (err) {
+		es_error(TAG, "http credentials: %s", why);
+		return err;
+	}
+	es_info(TAG, "HTTP authentication: %s%s%s", o->auth_file ? "the users of " : "",
+		o->auth_file ? o->auth_file : "",
+		o->token_file ? (o->auth_file ? " and a bearer token" : "a bearer token") : "");
+	return ES_OK;
+}
+
 es_err es_http_new(const es_http_opts *opts, es_http **out)
 {
 	const char *why = opts ? es_http_check_listen(opts->listen) : "missing";
-	if (why) {
+	if (!out || why) {
 		es_error(TAG, "listen address '%s' %s", opts && opts->listen ? opts->listen : "",
-			 why);
+			 why ? why : "has nowhere to go");
 		return ES_EINVAL;
 	}
 	es_http *h = calloc(1, sizeof *h);
 	if (!h)
 		return ES_ENOMEM;
-	h->o = *opts;
+	h->o = *opts; /* auth_file and token_file are borrowed until we return */
+	h->auth_basic = opts->auth_file != NULL;
 	if (!h->o.threads)
 		h->o.threads = 8;
 	if (!h->o.max_body)
 		h->o.max_body = 1024 * 1024;
 	if (!h->o.request_timeout_ms)
 		h->o.request_timeout_ms = 10000;
-	if (!(h->listen = strdup(opts->listen))) {
-		free(h);
-		return ES_ENOMEM;
-	}
+	es_err err = ES_ENOMEM;
+	if (!(h->listen = strdup(opts->listen)))
+		goto fail;
+	h->o.listen = h->listen;
+	if ((err = setup_auth(h)))
+		goto fail;
+	h->o.auth_file = h->o.token_file = NULL;
 	*out = h;
 	return ES_OK;
+fail:
+	free(h->listen);
+	free(h);
+	return err;
 }
 
-static es_err add_route(es_http *h, const char *method, const char *path, bool prefix,
+static es_err add_route(es_http *h, const char *method, const char *path, unsigned flags,
 			es_http_handler fn, void *ctx)
 {
 	if (!h || !method || !path || !fn || h->ctx || h->nroutes == MAX_ROUTES)
 		return ES_EINVAL;
 	struct route *r = &h->routes[h->nroutes];
-	if (strlen(path) >= sizeof r->path || strlen(method) >= sizeof r->method)
+	if (path[0] != '/' || strlen(path) >= sizeof r->path || strlen(method) >= sizeof r->method)
 		return ES_EINVAL;
-	if (prefix && path[strlen(path) - 1] != '/')
+	if ((flags & ES_ROUTE_PREFIX) && path[strlen(path) - 1] != '/')
+		return ES_EINVAL;
+	if (flags & ~(unsigned)(ES_ROUTE_PUBLIC | ES_ROUTE_METRICS | ES_ROUTE_PREFIX))
 		return ES_EINVAL;
 	snprintf(r->path, sizeof r->path, "%s", path);
 	snprintf(r->method, sizeof r->method, "%s", method);
-	r->prefix = prefix;
+	r->flags = flags;
 	r->fn = fn;
 	r->ctx = ctx;
 	h->nroutes++;
 	return ES_OK;
 }
 
+es_err es_http_route_flags(es_http *h, const char *method, const char *path, unsigned flags,
+			   es_http_handler fn, void *ctx)
+{
+	return add_route(h, method, path, flags, fn, ctx);
+}
+
 es_err es_http_route(es_http *h, const char *method, const char *path, es_http_handler fn,
 		     void *ctx)
 {
-	return add_route(h, method, path, false, fn, ctx);
+	return add_route(h, method, path, 0, fn, ctx);
 }
 
 es_err es_http_route_prefix(es_http *h, const char *method, const char *prefix, es_http_handler fn,
 			    void *ctx)
 {
-	return add_route(h, method, prefix, true, fn, ctx);
+	return add_route(h, method, prefix, ES_ROUTE_PREFIX, fn, ctx);
+}
+
+/* A strong validator of an asset's bytes: FNV-1a, 64 bits, quoted. */
+static void make_etag(const es_http_asset *a, char out[ETAG_SIZE])
+{
+	uint64_t x = 14695981039346656037ull;
+	for (size_t i = 0; i < a->len; i++)
+		x = (x ^ a->data[i]) * 1099511628211ull;
+	snprintf(out, ETAG_SIZE, "\"%016" PRIx64 "\"", x ^ a->len);
+}
+
+es_err es_http_assets(es_http *h, const es_http_asset *assets, size_t n)
+{
+	if (!h || h->ctx || (n && !assets))
+		return ES_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!assets[i].path || assets[i].path[0] != '/' || !assets[i].type ||
+		    (assets[i].len && !assets[i].data))
+			return ES_EINVAL;
+	char(*etags)[ETAG_SIZE] = n ? calloc(n, sizeof *etags) : NULL;
+	if (n && !etags)
+		return ES_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		make_etag(&assets[i], etags[i]);
+	free(h->etags);
+	h->etags = etags;
+	h->assets = assets;
+	h->nassets = n;
+	return ES_OK;
 }
 
 /* ---- responses ----------------------------------------------------------- */
@@ -131,59 +249,99 @@ static void count(es_http *h, int status)
 		atomic_fetch_add(&h->s4xx, 1);
 	else
 		atomic_fetch_add(&h->s5xx, 1);
+	if (status == 401)
+		atomic_fetch_add(&h->auth_failures, 1);
 }
 
-/* Headers every response carries: no sniffing, no caching of API data, no
- * framing, no referrer leaks, and a CSP that allows nothing for non-HTML. */
+/* Headers every response carries: a CSP that allows only our own origin,
+ * no sniffing, no framing, no referrer leaks. Cache-Control is per
+ * response: no-store but for the assets. */
 static const char security_headers[] =
+	"Content-Security-Policy: default-src 'self'; img-src 'self' data:; style-src 'self'; "
+	"script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+	"form-action 'self'\r\n"
 	"X-Content-Type-Options: nosniff\r\n"
 	"Referrer-Policy: no-referrer\r\n"
-	"X-Frame-Options: DENY\r\n"
-	"Cache-Control: no-store\r\n"
-	"Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
+	"X-Frame-Options: DENY\r\n";
+
+/* What a response says besides its body. */
+struct head {
+	int status;
+	const char *type;  /* NULL: no Content-Type (304) */
+	const char *cache; /* Cache-Control value */
+	const char *extra; /* more header lines, each ending in CRLF */
+	bool length;	   /* send Content-Length (not for 304 and streams) */
+	bool close;
+};
+
+/* The status line and headers into buf; its length, or -1 if too long. The
+ * status line is always ours ("HTTP/1.1"), never echoed from the request. */
+static int format_head(struct mg_connection *conn, const struct head *hd, size_t len, char *buf,
+		       size_t cap)
+{
+	char type[160] = "", length[48] = "";
+	if (hd->type)
+		snprintf(type, sizeof type, "Content-Type: %s\r\n", hd->type);
+	if (hd->length)
+		snprintf(length, sizeof length, "Content-Length: %zu\r\n", len);
+	int n = snprintf(buf, cap, "HTTP/1.1 %d %s\r\n%s%sCache-Control: %s\r\n%s%s%s\r\n",
+			 hd->status, mg_get_response_code_text(conn, hd->status), type, length,
+			 hd->cache, security_headers, hd->extra ? hd->extra : "",
+			 hd->close ? "Connection: close\r\n" : "");
+	return n < 0 || (size_t)n >= cap ? -1 : n;
+}
 
 /* Writes a whole response -- status line, headers, body -- with one write:
  * civetweb's header functions send each line on its own, one TCP segment
- * each. The status line is always ours ("HTTP/1.1"), never echoed from the
- * request. */
-static void send_response(struct mg_connection *conn, bool head_only, int status,
-			  const char *content_type, const char *body, size_t len, bool close)
+ * each. False when the write failed. */
+static bool send_response(struct mg_connection *conn, const struct head *hd, bool head_only,
+			  const char *body, size_t len)
 {
-	char head[1024];
-	int n = snprintf(head, sizeof head,
-			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-			 status, mg_get_response_code_text(conn, status), content_type, len,
-			 security_headers, close ? "Connection: close\r\n" : "");
-	if (n < 0 || (size_t)n >= sizeof head)
-		return;
+	char head[2048];
+	int n = format_head(conn, hd, len, head, sizeof head);
+	if (n < 0)
+		return false;
 	size_t total = (size_t)n + (head_only ? 0 : len);
 	char *buf = total <= sizeof head ? head : malloc(total);
-	if (!buf) {
-		mg_write(conn, head, (size_t)n); /* the headers, then the body */
-		mg_write(conn, body, len);
-		return;
-	}
+	if (!buf) /* the headers, then the body */
+		return mg_write(conn, head, (size_t)n) > 0 && mg_write(conn, body, len) > 0;
 	if (buf != head)
 		memcpy(buf, head, (size_t)n);
 	if (!head_only && len)
 		memcpy(buf + n, body, len);
-	mg_write(conn, buf, total);
+	bool ok = mg_write(conn, buf, total) > 0;
 	if (buf != head)
 		free(buf);
+	return ok;
+}
+
+static bool is_head(const es_http_req *r)
+{
+	return strcmp(r->ri->request_method, "HEAD") == 0;
+}
+
+static int reply_head(es_http_req *r, const struct head *hd, const char *body, size_t len)
+{
+	count(r->h, hd->status); /* before sending: a client that got it sees it counted */
+	send_response(r->conn, hd, is_head(r), body, len);
+	r->status = hd->status;
+	return hd->status;
 }
 
 int es_http_reply(es_http_req *r, int status, const char *content_type, const char *body,
 		  size_t len)
 {
-	bool head_only = strcmp(r->ri->request_method, "HEAD") == 0;
-	count(r->h, status); /* before sending: a client that got it sees it counted */
 	/* after a 413 the unread body must not be taken for the next request */
-	send_response(r->conn, head_only, status, content_type, body, len, status == 413);
-	r->status = status;
-	return status;
+	struct head hd = {.status = status,
+			  .type = content_type,
+			  .cache = "no-store",
+			  .length = true,
+			  .close = status == 413};
+	return reply_head(r, &hd, body, len);
 }
 
-int es_http_reply_error(es_http_req *r, int status, const char *message, const char *field)
+/* {"error": message, "field": field}, malloc'd (cJSON_free), or NULL. */
+static char *error_json(const char *message, const char *field)
 {
 	cJSON *o = cJSON_CreateObject();
 	char *text = NULL;
@@ -191,13 +349,61 @@ int es_http_reply_error(es_http_req *r, int status, const char *message, const c
 	    (!field || cJSON_AddStringToObject(o, "field", field)))
 		text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	return text;
+}
+
+/* An error reply with more header lines (extra, or NULL). */
+static int reply_error_extra(es_http_req *r, int status, const char *message, const char *field,
+			     const char *extra)
+{
+	char *text = error_json(message, field);
 	if (!text) {
 		static const char oom[] = "{\"error\":\"out of memory\"}";
 		return es_http_reply(r, 500, "application/json", oom, sizeof oom - 1);
 	}
-	es_http_reply(r, status, "application/json", text, strlen(text));
+	struct head hd = {.status = status,
+			  .type = "application/json",
+			  .cache = "no-store",
+			  .extra = extra,
+			  .length = true,
+			  .close = status == 413};
+	reply_head(r, &hd, text, strlen(text));
 	cJSON_free(text);
 	return status;
+}
+
+int es_http_reply_error(es_http_req *r, int status, const char *message, const char *field)
+{
+	return reply_error_extra(r, status, message, field, NULL);
+}
+
+es_err es_http_stream_begin(es_http_req *r, const char *content_type)
+{
+	if (!r || !content_type || r->status)
+		return ES_EINVAL;
+	struct head hd = {.status = 200,
+			  .type = content_type,
+			  .cache = "no-store",
+			  .extra = "X-Accel-Buffering: no\r\n",
+			  .close = true};
+	count(r->h, 200);
+	r->status = 200;
+	r->streaming = true;
+	return send_response(r->conn, &hd, true, NULL, 0) ? ES_OK : ES_ECLOSED;
+}
+
+es_err es_http_stream_write(es_http_req *r, const char *data, size_t len)
+{
+	if (!r || !r->streaming || (len && !data))
+		return ES_EINVAL;
+	if (len == 0)
+		return ES_OK;
+	return mg_write(r->conn, data, len) > 0 ? ES_OK : ES_ECLOSED;
+}
+
+const char *es_http_user(const es_http_req *r)
+{
+	return r ? r->user : NULL;
 }
 
 /* ---- requests -------------------------------------------------------------- */
@@ -209,7 +415,7 @@ const char *es_http_method(const es_http_req *r)
 
 const char *es_http_path(const es_http_req *r)
 {
-	return r->ri->local_uri;
+	return r->path;
 }
 
 const char *es_http_query(const es_http_req *r)
@@ -279,42 +485,227 @@ es_err es_http_read_body(es_http_req *r, char **body, size_t *len)
 
 /* ---- dispatch ---------------------------------------------------------------- */
 
+/* The route for method and path, or NULL; *any gets the first route of that
+ * path whatever its method (for 405), or NULL. */
 static const struct route *find(const es_http *h, const char *method, const char *path,
-				bool *path_known, const char **tail)
+				const struct route **any, const char **tail)
 {
-	*path_known = false;
+	*any = NULL;
 	for (size_t i = 0; i < h->nroutes; i++) {
 		const struct route *rt = &h->routes[i];
 		size_t len = strlen(rt->path);
-		bool match = rt->prefix ? strncmp(path, rt->path, len) == 0 && path[len] != '\0'
-					: strcmp(path, rt->path) == 0;
+		bool match = (rt->flags & ES_ROUTE_PREFIX)
+				     ? strncmp(path, rt->path, len) == 0 && path[len] != '\0'
+				     : strcmp(path, rt->path) == 0;
 		if (!match)
 			continue;
-		*path_known = true;
+		if (!*any)
+			*any = rt;
 		if (strcmp(method, rt->method) == 0 ||
 		    (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)) {
-			*tail = rt->prefix ? path + len : NULL;
+			*tail = (rt->flags & ES_ROUTE_PREFIX) ? path + len : NULL;
 			return rt;
 		}
 	}
 	return NULL;
 }
 
+static size_t find_asset(const es_http *h, const char *path)
+{
+	if (strcmp(path, "/") == 0)
+		path = "/index.html";
+	for (size_t i = 0; i < h->nassets; i++)
+		if (strcmp(path, h->assets[i].path) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+/* True when a decoded path has a "." or ".." segment ('\\' counts as '/'). */
+static bool has_dot_segment(const char *path)
+{
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/\\");
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return true;
+		p += n + (p[n] != '\0');
+	}
+	return false;
+}
+
+/* Decodes and checks the request's path into buf (MAX_PATH + 1 bytes):
+ * 0 when it may be routed, else the error status already sent. civetweb
+ * is told not to decode (decode_url=no), so a %00 is seen here. */
+static int check_path(es_http_req *req, char *buf)
+{
+	const char *raw = req->ri->local_uri_raw;
+	if (!raw || raw[0] != '/')
+		return es_http_reply_error(req, 400, "the request target must be a path", NULL);
+	size_t len = strlen(raw);
+	int n = len > MAX_PATH ? -1 : mg_url_decode(raw, (int)len, buf, MAX_PATH + 1, 0);
+	if (n < 0 || n > MAX_PATH)
+		return es_http_reply_error(req, 414, "the path is longer than 2048 bytes", NULL);
+	if (memchr(buf, '\0', (size_t)n))
+		return es_http_reply_error(req, 400, "the path holds a NUL byte", NULL);
+	if (has_dot_segment(buf))
+		return es_http_reply_error(req, 400, "the path holds a '.' or '..' segment", NULL);
+	req->path = buf;
+	return 0;
+}
+
+static bool needs_credentials(const es_http *h, unsigned flags)
+{
+	if (!h->auth || (flags & ES_ROUTE_PUBLIC))
+		return false;
+	return !((flags & ES_ROUTE_METRICS) && h->o.metrics_open);
+}
+
+static int unauthorized(es_http_req *req)
+{
+	/* With users, Basic: a browser then asks for them. Token only: Bearer. */
+	return reply_error_extra(req, 401, "authentication required", NULL,
+				 req->h->auth_basic
+					 ? "WWW-Authenticate: Basic realm=\"edgespool\", "
+					   "charset=\"UTF-8\"\r\n"
+					 : "WWW-Authenticate: Bearer realm=\"edgespool\"\r\n");
+}
+
+static bool authenticate(es_http_req *req)
+{
+	const char *value = mg_get_header(req->conn, "Authorization");
+	if (!value || !es_auth_check(req->h->auth, value, req->user_buf, sizeof req->user_buf))
+		return false;
+	req->user = req->user_buf;
+	return true;
+}
+
+/* host[:port] of an Origin ("https://a.example:8443") into out. */
+static bool origin_authority(const char *origin, char *out, size_t cap)
+{
+	const char *p = strstr(origin, "://");
+	if (!p)
+		return false;
+	p += 3;
+	size_t n = strcspn(p, "/");
+	if (n == 0 || n >= cap)
+		return false;
+	snprintf(out, cap, "%.*s", (int)n, p);
+	return true;
+}
+
+/* A write from a page of another site: the browser says so (Sec-Fetch-Site)
+ * or its Origin is not this server's Host. No Origin (curl, our CLI,
+ * devices): not a browser's cross-site request. */
+static bool cross_site(es_http_req *req)
+{
+	const char *site = mg_get_header(req->conn, "Sec-Fetch-Site");
+	if (site && strcasecmp(site, "cross-site") == 0)
+		return true;
+	const char *origin = mg_get_header(req->conn, "Origin");
+	if (!origin)
+		return false;
+	const char *host = mg_get_header(req->conn, "Host");
+	char authority[256];
+	if (!host || !origin_authority(origin, authority, sizeof authority))
+		return true;
+	return strcasecmp(authority, host) != 0;
+}
+
+static bool is_read(const char *method)
+{
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static bool etag_matches(const char *if_none_match, const char *etag)
+{
+	return if_none_match &&
+	       (strcmp(if_none_match, "*") == 0 || strstr(if_none_match, etag) != NULL);
+}
+
+static int serve_asset(es_http_req *req, size_t i)
+{
+	const es_http_asset *a = &req->h->assets[i];
+	char extra[64];
+	snprintf(extra, sizeof extra, "ETag: %s\r\n", req->h->etags[i]);
+	if (!is_read(req->ri->request_method))
+		return es_http_reply_error(req, 405, "method not allowed on this path", NULL);
+	struct head hd = {.status = 200,
+			  .type = a->type,
+			  .cache = "no-cache",
+			  .extra = extra,
+			  .length = true};
+	if (etag_matches(mg_get_header(req->conn, "If-None-Match"), req->h->etags[i])) {
+		hd.status = 304;
+		hd.type = NULL;
+		hd.length = false;
+		return reply_head(req, &hd, NULL, 0);
+	}
+	return reply_head(req, &hd, (const char *)a->data, a->len);
+}
+
+/* Routes a checked request; *label gets the route's name for on_request. */
+static int route_request(es_http_req *req, const char **label)
+{
+	es_http *h = req->h;
+	const char *method = req->ri->request_method;
+	const struct route *any;
+	const struct route *rt = find(h, method, req->path, &any, &req->tail);
+	size_t asset = any ? SIZE_MAX : find_asset(h, req->path);
+	unsigned flags = any ? any->flags : 0;
+	if (rt)
+		flags = rt->flags;
+	*label = any ? (rt ? rt->path : any->path) : asset != SIZE_MAX ? "assets" : "other";
+	if (needs_credentials(h, flags) && !authenticate(req))
+		return unauthorized(req);
+	if (!is_read(method) && cross_site(req))
+		return es_http_reply_error(req, 403, "cross-site request refused", "Origin");
+	if (rt)
+		return rt->fn(req, rt->ctx);
+	if (any)
+		return es_http_reply_error(req, 405, "method not allowed on this path", NULL);
+	if (asset != SIZE_MAX)
+		return serve_asset(req, asset);
+	return es_http_reply_error(req, 404, "no such resource", NULL);
+}
+
+/* The method as a label with few values (for metrics). */
+static const char *method_label(const char *method)
+{
+	static const char *const known[] = {"GET",    "HEAD",  "POST",	 "PUT",
+					    "DELETE", "PATCH", "OPTIONS"};
+	for (size_t i = 0; method && i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(method, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void hook(const es_http *h, const char *method, const char *route, int status,
+		 const struct timespec *t0)
+{
+	if (h->o.on_request)
+		h->o.on_request(h->o.hook_ctx, method_label(method), route, status,
+				seconds_since(t0));
+}
+
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
 	es_http *h = cbdata;
-	es_http_req req = {.conn = conn, .ri = mg_get_request_info(conn), .h = h};
-	const char *path = req.ri->local_uri ? req.ri->local_uri : "";
-	bool known;
-	const struct route *rt = find(h, req.ri->request_method, path, &known, &req.tail);
-	int status;
-	if (rt)
-		status = rt->fn(&req, rt->ctx);
-	else if (known)
-		status = es_http_reply_error(&req, 405, "method not allowed on this path", NULL);
-	else
-		status = es_http_reply_error(&req, 404, "no such resource", NULL);
-	es_debug(TAG, "%s %s -> %d", req.ri->request_method, path, status);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	char path[MAX_PATH + 1];
+	es_http_req req = {.conn = conn, .ri = mg_get_request_info(conn), .h = h, .path = ""};
+	const char *label = "other";
+	int status = check_path(&req, path);
+	if (!status)
+		status = route_request(&req, &label);
+	es_debug(TAG, "%s %s -> %d", req.ri->request_method, req.path, status);
+	hook(h, req.ri->request_method, label, status, &t0);
 	return status;
 }
 
@@ -324,6 +715,9 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 static int on_http_error(struct mg_connection *conn, int status, const char *msg)
 {
 	es_http *h = mg_get_user_data(mg_get_context(conn));
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	char body[256];
 	cJSON *o = cJSON_CreateObject();
 	if (!o || !cJSON_AddStringToObject(o, "error", msg && *msg ? msg : "bad request") ||
@@ -331,7 +725,13 @@ static int on_http_error(struct mg_connection *conn, int status, const char *msg
 		snprintf(body, sizeof body, "{\"error\":\"bad request\"}");
 	cJSON_Delete(o);
 	count(h, status);
-	send_response(conn, false, status, "application/json", body, strlen(body), true);
+	struct head hd = {.status = status,
+			  .type = "application/json",
+			  .cache = "no-store",
+			  .length = true,
+			  .close = true};
+	send_response(conn, &hd, false, body, strlen(body));
+	hook(h, ri ? ri->request_method : NULL, "other", status, &t0);
 	return 0;
 }
 
@@ -343,9 +743,16 @@ static int on_log(const struct mg_connection *conn, const char *message)
 
 es_err es_http_start(es_http *h)
 {
-	char threads[16], timeout[16];
+	char threads[16], timeout[16], keepalive[16];
 	snprintf(threads, sizeof threads, "%d", h->o.threads);
 	snprintf(timeout, sizeof timeout, "%d", h->o.request_timeout_ms);
+	/* an idle keep-alive connection holds a worker thread: not for long */
+	snprintf(keepalive, sizeof keepalive, "%d",
+		 h->o.request_timeout_ms < 5000 ? h->o.request_timeout_ms : 5000);
+	/* No document_root: nothing is served from disk, so no directory
+	 * listing, CGI, SSI, Lua or PUT/DELETE of files can happen; every URI
+	 * goes to dispatch(). Empty CORS settings: civetweb must not answer
+	 * preflights itself (with "*"). decode_url=no: check_path decodes. */
 	const char *options[] = {
 		"listening_ports",
 		h->listen,
@@ -356,9 +763,21 @@ es_err es_http_start(es_http *h)
 		"enable_keep_alive",
 		"yes",
 		"keep_alive_timeout_ms",
-		"30000",
+		keepalive,
 		"enable_directory_listing",
 		"no",
+		"decode_url",
+		"no",
+		"access_control_allow_origin",
+		"",
+		"access_control_allow_methods",
+		"",
+		"access_control_allow_headers",
+		"",
+		"cgi_pattern",
+		"",
+		"ssi_pattern",
+		"",
 		"max_request_size",
 		"16384",
 		"linger_timeout_ms",
@@ -394,7 +813,8 @@ void es_http_stats_get(const es_http *h, es_http_stats *out)
 	*out = (es_http_stats){.requests = atomic_load(&m->requests),
 			       .status_2xx = atomic_load(&m->s2xx),
 			       .status_4xx = atomic_load(&m->s4xx),
-			       .status_5xx = atomic_load(&m->s5xx)};
+			       .status_5xx = atomic_load(&m->s5xx),
+			       .auth_failures = atomic_load(&m->auth_failures)};
 }
 
 struct stopper {
@@ -451,6 +871,8 @@ void es_http_free(es_http *h)
 		return;
 	if (h->ctx)
 		stop_quickly(h);
+	es_auth_free(h->auth);
+	free(h->etags);
 	free(h->listen);
 	free(h);
 }

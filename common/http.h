@@ -59,6 +59,7 @@ typedef struct es_http_asset {
 
 typedef struct es_http_stats {
 	uint64_t requests, status_2xx, status_4xx, status_5xx;
+	uint64_t auth_failures; /* 401s: credentials missing or wrong */
 } es_http_stats;
 
 /* Checks a listen address as es_http_new would: NULL when valid. */

@@ -236,6 +236,31 @@ typedef struct es_journal_deadletter {
 /* Dead letters with id > after, oldest first, at most limit. */
 es_err es_journal_read_deadletters(es_journal_reader *r, uint64_t after, size_t limit,
 				   int (*fn)(void *ctx, const es_journal_deadletter *d), void *ctx);
+/* Dead letters with id < before (0: all), newest first, at most limit. */
+es_err es_journal_read_deadletters_before(es_journal_reader *r, uint64_t before, size_t limit,
+					  int (*fn)(void *ctx, const es_journal_deadletter *d),
+					  void *ctx);
+
+/* A filtered page of the journal (the REST API's event browser). */
+typedef struct es_journal_query {
+	uint64_t before; /* newest first, below this (0: from the newest) */
+	uint64_t after;	 /* with ascending: oldest first, above this */
+	bool ascending;
+	size_t limit;		     /* rows at most, >= 1 */
+	const char *type;	     /* exact, or a prefix ending in '*'; NULL/"": any */
+	const char *subject;	     /* exact; NULL/"": any */
+	int state;		     /* -1 any, ES_STATE_PENDING, ES_STATE_ACKED */
+	uint64_t since_ms, until_ms; /* journaled in [since, until); 0: open */
+	const char *id;		     /* just this event (then no cursor) */
+} es_journal_query;
+/* Rows looked at per query at most: a query with rare filters returns a
+ * short page and a cursor to go on with, never a scan of the whole file. */
+#define ES_QUERY_SCAN_MAX 20000
+
+/* Calls fn for each row matching q, in q's order. *next is the cursor for
+ * the next page (a `before` or `after` value), 0 when there is no more. */
+es_err es_journal_query_rows(es_journal_reader *r, const es_journal_query *q, es_journal_row_fn fn,
+			     void *ctx, uint64_t *next);
 
 /* Checks the file: SQLite's integrity_check, the sequence range has no
  * holes, every body decodes as a CloudEvent whose id and sequence match its

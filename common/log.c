@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,36 @@ static es_log_level threshold = ES_LOG_INFO;
 static bool to_syslog;
 
 static const char *const names[] = {"error", "warn", "info", "debug"};
+
+/* The newest warnings and errors, for the nodes' status pages: the one other
+ * piece of process-wide state, guarded by recent_lock. */
+static pthread_mutex_t recent_lock = PTHREAD_MUTEX_INITIALIZER;
+static es_log_entry recent[ES_LOG_RECENT];
+static size_t recent_next, recent_count;
+
+static void remember(const char *ts, es_log_level level, const char *tag, const char *msg)
+{
+	pthread_mutex_lock(&recent_lock);
+	es_log_entry *e = &recent[recent_next];
+	snprintf(e->time, sizeof e->time, "%s", ts);
+	snprintf(e->tag, sizeof e->tag, "%s", tag);
+	snprintf(e->message, sizeof e->message, "%s", msg);
+	e->level = level;
+	recent_next = (recent_next + 1) % ES_LOG_RECENT;
+	if (recent_count < ES_LOG_RECENT)
+		recent_count++;
+	pthread_mutex_unlock(&recent_lock);
+}
+
+size_t es_log_recent(es_log_entry *out, size_t max)
+{
+	pthread_mutex_lock(&recent_lock);
+	size_t n = recent_count < max ? recent_count : max;
+	for (size_t i = 0; i < n; i++)
+		out[i] = recent[(recent_next + ES_LOG_RECENT - 1 - i) % ES_LOG_RECENT];
+	pthread_mutex_unlock(&recent_lock);
+	return n;
+}
 
 void es_log_setup(es_log_level level, bool use_syslog, const char *ident)
 {
@@ -68,6 +99,10 @@ void es_log(es_log_level level, const char *tag, const char *fmt, ...)
 	size_t len = (size_t)head + (body < 0 ? 0 : (size_t)body);
 	if (len > sizeof line - 2)
 		len = sizeof line - 2; /* truncated: keep the newline */
+	if (level <= ES_LOG_WARN) {
+		line[len] = '\0';
+		remember(ts, level, tag, line + head);
+	}
 	line[len++] = '\n';
 	if (write(STDERR_FILENO, line, len) < 0) {
 		/* stderr is gone; nothing better to do */

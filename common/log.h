@@ -12,6 +12,7 @@
 #define ES_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum es_log_level {
 	ES_LOG_ERROR = 0,
@@ -32,6 +33,18 @@ bool es_log_enabled(es_log_level level);
 
 void es_log(es_log_level level, const char *tag, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* The newest warnings and errors, kept in memory for status pages. */
+#define ES_LOG_RECENT 32
+typedef struct es_log_entry {
+	char time[32];
+	es_log_level level;
+	char tag[16];
+	char message[240];
+} es_log_entry;
+/* Copies up to max of them into out, newest first; returns how many. Any
+ * thread. */
+size_t es_log_recent(es_log_entry *out, size_t max);
 
 #define es_error(tag, ...) es_log(ES_LOG_ERROR, tag, __VA_ARGS__)
 #define es_warn(tag, ...)  es_log(ES_LOG_WARN, tag, __VA_ARGS__)

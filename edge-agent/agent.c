@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "log.h"
 
 #define TAG	   "agent"
@@ -333,10 +334,23 @@ static es_err make_http(agent *a)
 		.auth_file = a->s->http_auth_file,
 		.token_file = a->s->http_token_file,
 		.metrics_open = a->s->http_metrics_open,
+		.on_request = agent_metrics_on_request,
+		.hook_ctx = a,
 	};
 	es_err err = es_http_new(&o, &a->http);
 	if (!err)
 		err = api_register(a);
+	if (!err)
+		err = agent_metrics_init(a);
+	if (!err)
+		err = es_japi_new(&(es_japi_opts){.http = a->http,
+						  .journal = a->journal,
+						  .status_json = agent_status_json,
+						  .ctx = a,
+						  .live_max = o.threads / 2 ? o.threads / 2 : 1},
+				  &a->japi);
+	if (!err)
+		err = es_http_assets(a->http, es_dashboard_assets, es_dashboard_assets_count);
 	return err;
 }
 
@@ -515,8 +529,10 @@ void agent_free(agent *a)
 {
 	if (!a)
 		return;
+	es_japi_stop(a->japi); /* its live streams end, so the HTTP server can stop */
 	es_http_free(a->http); /* first: its workers use the journal */
-	links_free(a->links);  /* so does the links thread */
+	es_japi_free(a->japi);
+	links_free(a->links); /* so does the links thread */
 	if (a->drain_timer)
 		es_loop_timer_cancel(a->loop, a->drain_timer);
 	if (a->status_timer)
@@ -531,6 +547,7 @@ void agent_free(agent *a)
 		es_journal_sync_acks(a->journal);
 	es_journal_close(a->journal);
 	es_async_free(a->commit_async);
+	agent_metrics_free(a); /* after the http workers and the loop's users */
 	pthread_mutex_destroy(&a->snap_lock);
 	pthread_mutex_destroy(&a->api_lock);
 	free(a->password);

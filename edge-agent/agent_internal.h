@@ -14,8 +14,10 @@
 #include "agent.h"
 #include "clock.h"
 #include "http.h"
+#include "japi.h"
 #include "journal.h"
 #include "links.h"
+#include "metrics.h"
 #include "mqtt.h"
 #include "topic.h"
 #include "uuid.h"
@@ -29,6 +31,7 @@ struct pub_row {
 	char *type;
 	char *body;
 	size_t len;
+	uint64_t journaled_ms; /* for the publish latency */
 };
 
 /* The publisher: pending events, in journal order, within the window. */
@@ -86,7 +89,8 @@ struct agent {
 	es_journal_reader *reader;
 	es_mqtt *mqtt;
 	es_http *http;
-	links *links; /* the device links; NULL when none is configured */
+	links *links;  /* the device links; NULL when none is configured */
+	es_japi *japi; /* the journal's REST API and live stream */
 	es_async *commit_async;
 	_Atomic uint64_t committed_seq; /* set by the journal's writer */
 
@@ -112,6 +116,8 @@ struct agent {
 	_Atomic uint64_t rejected[R_COUNT_];
 	_Atomic uint64_t ingested;
 	_Atomic uint64_t refused_by_broker; /* MQTT 5 refusals */
+	es_metrics *metrics;		    /* metrics.c; thread-safe */
+	struct agent_metrics *metrics_state;
 };
 
 /* publisher.c */
@@ -128,6 +134,9 @@ es_err resend_init(agent *a);
 void resend_free(agent *a);
 void resend_request(agent *a, const char *payload, size_t len);
 void resend_pump(agent *a);
+/* POST /api/replay: queues [from, to] on the loop thread and answers 202, or
+ * 400/404/503 with why (any HTTP thread). */
+int resend_http(agent *a, es_http_req *req, uint64_t from, uint64_t to);
 bool resend_active(const agent *a);
 
 /* agent.c */
@@ -140,5 +149,17 @@ es_err agent_topic(const agent *a, const char *kind, const char *rest, char *buf
 
 /* api.c */
 es_err api_register(agent *a);
+char *agent_status_json(void *ctx); /* /api/status as text; any thread */
+
+/* metrics.c: the registry and GET /metrics (agent_metrics_init, after
+ * api_register); the publisher's counts and latency (loop thread); the
+ * http module's request hook (any thread). */
+es_err agent_metrics_init(agent *a);
+void agent_metrics_free(agent *a);
+void agent_metrics_published(agent *a, uint64_t seq, uint64_t journaled_ms);
+void agent_metrics_acked(agent *a, uint64_t seq);
+void agent_metrics_reset(agent *a); /* connection lost */
+void agent_metrics_on_request(void *ctx, const char *method, const char *route, int status,
+			      double seconds);
 
 #endif

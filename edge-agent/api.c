@@ -227,10 +227,11 @@ static void add_ingest(agent *a, cJSON *o)
 		cJSON_AddNumberToObject(r, names[k], (double)atomic_load(&a->rejected[k]));
 }
 
-static int status(es_http_req *req, void *ctx)
+char *agent_status_json(void *ctx)
 {
 	agent *a = ctx;
 	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "kind", "agent");
 	cJSON_AddStringToObject(o, "node", a->s->node_id);
 	cJSON_AddStringToObject(o, "site", a->s->node_site);
 	cJSON_AddStringToObject(o, "source", a->source);
@@ -244,15 +245,74 @@ static int status(es_http_req *req, void *ctx)
 	free(ltext);
 	if (lo)
 		cJSON_AddItemToObject(o, "devices", lo);
-	return reply_json(req, 200, o);
+	es_japi_add_recent_errors(o);
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+static int status(es_http_req *req, void *ctx)
+{
+	char *text = agent_status_json(ctx);
+	if (!text)
+		return es_http_reply_error(req, 503, "out of memory", NULL);
+	int rc = es_http_reply(req, 200, "application/json", text, strlen(text));
+	cJSON_free(text);
+	return rc;
+}
+
+/* ---- GET /api/devices ------------------------------------------------------ */
+
+static int devices(es_http_req *req, void *ctx)
+{
+	agent *a = ctx;
+	char *text = a->links ? links_devices_json(a->links) : strdup("{\"devices\":[]}");
+	if (!text)
+		return es_http_reply_error(req, 503, "out of memory", NULL);
+	int rc = es_http_reply(req, 200, "application/json", text, strlen(text));
+	free(text);
+	return rc;
+}
+
+/* ---- POST /api/replay ------------------------------------------------------ */
+
+static int replay(es_http_req *req, void *ctx)
+{
+	agent *a = ctx;
+	char *body;
+	size_t len;
+	uint64_t from = 0, to = 0;
+	if (es_http_read_body(req, &body, &len))
+		return es_http_reply_error(req, 400, "could not read the request body", NULL);
+	cJSON *o = cJSON_ParseWithLength(body, len);
+	free(body);
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "from");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "to");
+	bool ok = cJSON_IsNumber(f) && cJSON_IsNumber(t) && f->valuedouble >= 1 &&
+		  t->valuedouble >= f->valuedouble && t->valuedouble < 9007199254740992.0 &&
+		  f->valuedouble == (double)(uint64_t)f->valuedouble &&
+		  t->valuedouble == (double)(uint64_t)t->valuedouble;
+	if (ok)
+		from = (uint64_t)f->valuedouble, to = (uint64_t)t->valuedouble;
+	cJSON_Delete(o);
+	if (!ok)
+		return es_http_reply_error(req, 400,
+					   "the body must be {\"from\": N, \"to\": M} with "
+					   "1 <= N <= M, whole numbers",
+					   !cJSON_IsNumber(f) ? "from" : "to");
+	return resend_http(a, req, from, to);
 }
 
 es_err api_register(agent *a)
 {
 	es_err err = es_http_route(a->http, "POST", "/api/events", post_events, a);
 	if (!err)
-		err = es_http_route(a->http, "GET", "/healthz", healthz, a);
+		err = es_http_route_flags(a->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, a);
 	if (!err)
 		err = es_http_route(a->http, "GET", "/api/status", status, a);
+	if (!err)
+		err = es_http_route(a->http, "GET", "/api/devices", devices, a);
+	if (!err)
+		err = es_http_route(a->http, "POST", "/api/replay", replay, a);
 	return err;
 }

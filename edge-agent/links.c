@@ -79,6 +79,10 @@ struct dev {
 	bool greeted;	   /* expected is meaningful: a hello, or known */
 	bool dirty;	   /* changed by the batch being built */
 	uint64_t records;
+	uint64_t last_seen_ms; /* wall clock; 0: not heard since this start */
+	fw_record reading;     /* its newest reading, when has_reading */
+	bool has_reading;
+	char link[96];	   /* the name of the link it was last heard on (cut) */
 	struct conn *conn; /* where it was last heard from */
 	char value[80];	   /* its x.dev.<id> value, while dirty */
 	char key[24];
@@ -479,6 +483,8 @@ static void on_record(struct links *l, struct conn *c, const fw_frame *f)
 	c->st->records++;
 	if (fw_record_unpack(f, &r)) {
 		record_event(l, d, c, f->seq, &r);
+		d->reading = r;
+		d->has_reading = true;
 		return;
 	}
 	c->st->bad_payload++;
@@ -524,6 +530,16 @@ static void on_hello(struct links *l, struct conn *c, const fw_frame *f)
 	}
 }
 
+/* When and where a known device was last heard from. */
+static void seen(struct links *l, const struct conn *c, uint32_t id)
+{
+	struct dev *d = dev_find(l, id);
+	if (!d)
+		return;
+	d->last_seen_ms = es_clock_wall_ms();
+	snprintf(d->link, sizeof d->link, "%.95s", c->name);
+}
+
 static void on_frame(void *ctx, const fw_frame *f)
 {
 	struct conn *c = ((void **)ctx)[1];
@@ -535,6 +551,8 @@ static void on_frame(void *ctx, const fw_frame *f)
 		on_hello(l, c, f);
 	else
 		c->st->wrong_direction++;
+	if (f->device)
+		seen(l, c, f->device);
 }
 
 static void on_fault(void *ctx, enum fw_fault why)
@@ -1067,6 +1085,57 @@ void links_totals_get(links *l, links_totals *out)
 	out->records_lost_at_devices = l->device_lost;
 	out->journal_refused = l->journal_refused;
 	pthread_mutex_unlock(&l->lock);
+}
+
+static cJSON *device_json(const struct dev *d)
+{
+	char subject[16];
+	cJSON *e = cJSON_CreateObject();
+	subject_of(d->id, subject, sizeof subject);
+	cJSON_AddStringToObject(e, "id", subject);
+	cJSON_AddNumberToObject(e, "device", d->id);
+	cJSON_AddNumberToObject(e, "boot", d->boot);
+	cJSON_AddNumberToObject(e, "records", (double)d->records);
+	cJSON_AddNumberToObject(e, "last_seq", d->last);
+	cJSON_AddBoolToObject(e, "connected", d->conn != NULL);
+	if (d->last_seen_ms) {
+		cJSON_AddStringToObject(e, "link", d->link);
+		cJSON_AddNumberToObject(e, "last_seen_ms", (double)d->last_seen_ms);
+		add_time(e, "last_seen", d->last_seen_ms);
+	}
+	if (d->has_reading) {
+		cJSON *r = cJSON_AddObjectToObject(e, "last_reading");
+		cJSON_AddStringToObject(r, "kind", fw_kind_name(d->reading.kind));
+		add_value(r, &d->reading);
+		cJSON_AddBoolToObject(r, "alarm", (d->reading.flags & FW_REC_ALARM) != 0);
+	}
+	return e;
+}
+
+static int by_last_seen(const void *a, const void *b)
+{
+	const struct dev *x = *(const struct dev *const *)a, *y = *(const struct dev *const *)b;
+	return x->last_seen_ms < y->last_seen_ms ? 1 : x->last_seen_ms > y->last_seen_ms ? -1 : 0;
+}
+
+char *links_devices_json(links *l)
+{
+	cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "devices");
+	pthread_mutex_lock(&l->lock);
+	const struct dev **order = calloc(l->ndevs ? l->ndevs : 1, sizeof *order);
+	size_t n = 0;
+	for (size_t i = 0; order && i < l->capdevs; i++)
+		if (l->devs[i].id)
+			order[n++] = &l->devs[i];
+	if (order)
+		qsort(order, n, sizeof *order, by_last_seen);
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(list, device_json(order[i]));
+	pthread_mutex_unlock(&l->lock);
+	free(order);
+	char *text = order ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return text;
 }
 
 char *links_status_json(links *l)

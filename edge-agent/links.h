@@ -62,6 +62,10 @@ typedef struct links_totals {
 } links_totals;
 void links_totals_get(links *l, links_totals *out);
 
+/* GET /api/devices: every device known, most recently heard first, as JSON
+ * text (malloc'd; NULL when out of memory). Any thread. */
+char *links_devices_json(links *l);
+
 /* The links' state for /api/status, as JSON text (malloc'd). Any thread. */
 char *links_status_json(links *l);
 

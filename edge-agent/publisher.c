@@ -45,6 +45,7 @@ void pub_reset(agent *a)
 	drop_rows(&a->pub);
 	a->pub.cursor = 0;
 	a->pub.more = true;
+	agent_metrics_reset(a);
 }
 
 void pub_committed(agent *a, uint64_t latest)
@@ -59,6 +60,7 @@ void pub_committed(agent *a, uint64_t latest)
 void pub_acked(agent *a, uint64_t seq)
 {
 	a->pub.acked++;
+	agent_metrics_acked(a, seq);
 	if (es_journal_ack(a->journal, seq))
 		es_warn(TAG, "cannot queue the ack of %llu; it will be re-published",
 			(unsigned long long)seq);
@@ -80,6 +82,7 @@ static int take_row(void *ctx, const es_journal_row *row)
 	memcpy(r->body, row->body, row->body_len);
 	r->len = row->body_len;
 	r->seq = row->seq;
+	r->journaled_ms = row->journaled_ms;
 	p->cursor = row->seq;
 	p->bytes += row->body_len;
 	p->n++;
@@ -132,6 +135,7 @@ static bool publish_row(agent *a, const struct pub_row *r)
 		es_error(TAG, "event %llu not published: %s", (unsigned long long)r->seq,
 			 es_strerror(err));
 	a->pub.published++;
+	agent_metrics_published(a, r->seq, r->journaled_ms);
 	return true;
 }
 

@@ -5,6 +5,7 @@
  * "partial" (part of the range is gone), "gone", "busy" or "invalid". Never
  * silence.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,31 +76,32 @@ static void held(agent *a, uint64_t *oldest, uint64_t *latest)
 		*oldest = *latest + 1;
 }
 
-/* Validates a request and queues what can be sent; answers the rest now. */
-static void accept_request(agent *a, const es_resend_req *req)
+/* Validates a request and queues what can be sent: ES_RESEND_OK when
+ * queued, else the answer (invalid, gone, busy) and why, counted. */
+static es_resend_status admit(agent *a, const es_resend_req *req, const char **why)
 {
 	struct resend *rs = &a->rs;
 	uint64_t oldest, latest;
 	if (req->to - req->from + 1 > (uint64_t)a->s->resend_max_span) {
-		reply_now(a, req, ES_RESEND_INVALID, "range longer than resend.max_span");
+		*why = "range longer than resend.max_span";
 		rs->invalid++;
-		return;
+		return ES_RESEND_INVALID;
 	}
 	held(a, &oldest, &latest);
 	if (req->from > latest) {
-		reply_now(a, req, ES_RESEND_INVALID, "range starts after the latest sequence");
+		*why = "range starts after the latest sequence";
 		rs->invalid++;
-		return;
+		return ES_RESEND_INVALID;
 	}
 	if (req->to < oldest) {
-		reply_now(a, req, ES_RESEND_GONE, "no longer held (retention)");
+		*why = "no longer held (retention)";
 		rs->gone += req->to - req->from + 1;
-		return;
+		return ES_RESEND_GONE;
 	}
 	if (rs->n == rs->cap) {
-		reply_now(a, req, ES_RESEND_BUSY, "too many re-send requests queued");
+		*why = "too many re-send requests queued";
 		rs->busy++;
-		return;
+		return ES_RESEND_BUSY;
 	}
 	struct resend_req *q = &rs->q[(rs->head + rs->n++) % rs->cap];
 	*q = (struct resend_req){.from = req->from, .to = req->to};
@@ -110,6 +112,127 @@ static void accept_request(agent *a, const es_resend_req *req)
 		q->gone_to = oldest - 1;
 	}
 	snprintf(q->request_id, sizeof q->request_id, "%s", req->request_id);
+	return ES_RESEND_OK;
+}
+
+static void accept_request(agent *a, const es_resend_req *req)
+{
+	const char *why = "";
+	es_resend_status status = admit(a, req, &why);
+	if (status != ES_RESEND_OK)
+		reply_now(a, req, status, why);
+}
+
+/* ---- POST /api/replay: the same queue, asked over HTTP -------------------- */
+
+/* Shared by the HTTP thread and the loop; the last of the two to let go
+ * frees it (the HTTP side may give up waiting). */
+struct http_result {
+	es_resend_req req;
+	es_resend_status status;
+	const char *why;
+	uint64_t events;
+};
+
+struct http_job {
+	agent *a;
+	struct http_result r;
+	bool done;
+	int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+
+static void job_release(struct http_job *j)
+{
+	pthread_mutex_lock(&j->lock);
+	bool last = --j->refs == 0;
+	pthread_mutex_unlock(&j->lock);
+	if (last) {
+		pthread_mutex_destroy(&j->lock);
+		pthread_cond_destroy(&j->cond);
+		free(j);
+	}
+}
+
+/* On the loop thread. */
+static void http_admit(void *arg)
+{
+	struct http_job *j = arg;
+	struct resend *rs = &j->a->rs;
+	size_t before = rs->n;
+	const char *why = "";
+	es_resend_status status = admit(j->a, &j->r.req, &why);
+	uint64_t events = 0;
+	if (status == ES_RESEND_OK && rs->n > before) {
+		const struct resend_req *q = &rs->q[(rs->head + rs->n - 1) % rs->cap];
+		events = q->last >= q->next ? q->last - q->next + 1 : 0;
+		pub_pump(j->a);
+	}
+	pthread_mutex_lock(&j->lock);
+	j->r.status = status;
+	j->r.why = why;
+	j->r.events = events;
+	j->done = true;
+	pthread_cond_signal(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+	job_release(j);
+}
+
+static int http_answer(es_http_req *req, const struct http_result *j)
+{
+	char body[200];
+	if (j->status != ES_RESEND_OK)
+		return es_http_reply_error(req,
+					   j->status == ES_RESEND_GONE	 ? 404
+					   : j->status == ES_RESEND_BUSY ? 503
+									 : 400,
+					   j->why, NULL);
+	int n = snprintf(body, sizeof body,
+			 "{\"replaying\":{\"from\":%llu,\"to\":%llu,\"events\":%llu,"
+			 "\"request_id\":\"%s\"}}",
+			 (unsigned long long)j->req.from, (unsigned long long)j->req.to,
+			 (unsigned long long)j->events, j->req.request_id);
+	return es_http_reply(req, 202, "application/json", body, (size_t)n);
+}
+
+/* Waits for the loop's answer, 5 s at most. */
+static bool job_wait(struct http_job *j, struct http_result *copy)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&j->lock);
+	while (!j->done && pthread_cond_timedwait(&j->cond, &j->lock, &ts) == 0)
+		;
+	bool done = j->done;
+	if (done)
+		*copy = j->r;
+	pthread_mutex_unlock(&j->lock);
+	return done;
+}
+
+int resend_http(agent *a, es_http_req *req, uint64_t from, uint64_t to)
+{
+	struct http_job *j = calloc(1, sizeof *j);
+	struct http_result copy;
+	if (!j)
+		return es_http_reply_error(req, 503, "out of memory", NULL);
+	*j = (struct http_job){.a = a, .r = {.req = {.from = from, .to = to}}, .refs = 2};
+	snprintf(j->r.req.request_id, sizeof j->r.req.request_id, "http-%llu",
+		 (unsigned long long)es_clock_wall_ms());
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cond, NULL);
+	bool posted = !atomic_load(&a->closing) && es_loop_post(a->loop, http_admit, j) == ES_OK;
+	if (!posted)
+		j->refs = 1; /* ours alone */
+	bool done = posted && job_wait(j, &copy);
+	job_release(j);
+	if (!done)
+		return es_http_reply_error(req, 503, "the agent is busy or shutting down", NULL);
+	es_info(TAG, "replay of %llu..%llu asked over HTTP: %s", (unsigned long long)from,
+		(unsigned long long)to, copy.status == ES_RESEND_OK ? "queued" : copy.why);
+	return http_answer(req, &copy);
 }
 
 void resend_request(agent *a, const char *payload, size_t len)

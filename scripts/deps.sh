@@ -6,16 +6,20 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git clang-format
   libpaho-mqtt-dev libssl-dev libsqlite3-dev sqlite3 libcjson-dev
-  libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev
-  mosquitto mosquitto-clients python3 curl procps openssl
+  libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev libcrypt-dev
+  mosquitto mosquitto-clients python3 curl procps openssl nginx-light
   clang libclang-rt-14-dev
+  prometheus # for promtool: the metrics test checks /metrics with it
+  chromium nodejs
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
+# The browser tests' node program: a nodejs that bundles npm (NodeSource's,
+# say) conflicts with Debian's npm package, so npm is added only when missing.
+if [ ${#missing[@]} -eq 0 ] && command -v npm >/dev/null; then
   exit 0
 fi
 
@@ -23,8 +27,16 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
-echo "deps: installing ${missing[*]}"
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v npm >/dev/null; then
+  echo "deps: installing npm"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
 # The package starts a system broker on port 1883 where systemd runs; ours
-# are started by the scripts and tests on ports of their own.
+# are started by the scripts and tests on ports of their own. Likewise the
+# prometheus package starts a server on port 9090 there; the tests use only
+# its promtool.

@@ -102,7 +102,7 @@ edgespool is running (state and logs in $run/):
   cloud bridge  http://127.0.0.1:$bridge_port   inbox $run/bridge.db
   cloud broker  mqtt://127.0.0.1:$cloud_port
 
-Dashboard (status API): http://127.0.0.1:$http_port/api/status  (bridge: http://127.0.0.1:$bridge_port/api/status)
+Dashboard: http://127.0.0.1:$http_port/  (the bridge's: http://127.0.0.1:$bridge_port/)
 
 Watch the events arrive in the cloud:
   mosquitto_sub -p $cloud_port -t 'edgespool/#' -v

@@ -6,7 +6,7 @@ Each bad request gets the documented status and a JSON body {"error": "..."}
 (with "field" where one attribute is at fault): malformed JSON, missing type,
 a type with '/', non-object data, a batch with one bad element (nothing of it
 journaled), a body over http.max_body (declared and chunked), one event over
-event.max_bytes, a wrong content type, GET on /api/events, an unknown path,
+event.max_bytes, a wrong content type, PUT and DELETE on /api/events, an unknown path,
 invalid UTF-8, then 1,000 random byte strings (4xx with a JSON error each)
 and 500 random mutations of valid bodies (202 or 4xx, never 5xx). Afterwards
 the agent still answers /healthz and accepts a valid event; `edgespool
@@ -150,7 +150,7 @@ def deterministic_cases(agent, poster, tally):
     expect(poster, tally, "UTF-8 surrogate", b'{"type":"a","subject":"\xed\xa0\x80","data":{}}',
            400, mention="UTF-8")
     expect(poster, tally, "NUL byte", enc(short()) + b"\x00", 400)
-    for method, path, status in (("GET", "/api/events", 405), ("PUT", "/api/events", 405),
+    for method, path, status in (("DELETE", "/api/events", 405), ("PUT", "/api/events", 405),
                                  ("GET", "/api/nothing", 404), ("POST", "/nothing", 404)):
         got, answer = h.http_call(agent.http_port, method, path, body=b"{}" if method != "GET"
                                   else None, headers={"Content-Type": "application/json"})

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -25,6 +26,9 @@
 #include "http.h"
 
 #define MAX_BODY 1024
+#define CSP                                                                                        \
+	"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "          \
+	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 /* ---- the server ------------------------------------------------------------ */
 
@@ -71,13 +75,60 @@ static int on_fail(es_http_req *r, void *ctx)
 	return es_http_reply_error(r, 503, "not now", "queue");
 }
 
+static int on_stream(es_http_req *r, void *ctx)
+{
+	if (es_http_stream_begin(r, "text/event-stream"))
+		return 200;
+	for (int i = 0; i < 3; i++) {
+		char ev[32];
+		int n = snprintf(ev, sizeof ev, "data: %d\n\n", i);
+		if (es_http_stream_write(r, ev, (size_t)n))
+			break;
+	}
+	return 200;
+}
+
+static int on_whoami(es_http_req *r, void *ctx)
+{
+	const char *u = es_http_user(r);
+	return es_http_reply(r, 200, "text/plain", u ? u : "-", strlen(u ? u : "-"));
+}
+
+static const unsigned char index_html[] = "<!doctype html><title>t</title>";
+static const unsigned char app_js[] = "console.log(1);";
+static const es_http_asset assets[] = {
+	{"/index.html", "text/html; charset=utf-8", index_html, sizeof index_html - 1},
+	{"/app.js", "text/javascript", app_js, sizeof app_js - 1},
+};
+
+/* The last request the on_request hook saw. */
+static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static char hook_method[16], hook_route[128];
+static int hook_status;
+static double hook_seconds;
+
+static void on_request(void *ctx, const char *method, const char *route, int status, double seconds)
+{
+	pthread_mutex_lock(&hook_lock);
+	snprintf(hook_method, sizeof hook_method, "%s", method);
+	snprintf(hook_route, sizeof hook_route, "%s", route);
+	hook_status = status;
+	hook_seconds = seconds;
+	pthread_mutex_unlock(&hook_lock);
+}
+
 static es_http *server;
 static int port;
 
 static int start_server(void **state)
 {
-	es_http_opts o = {.listen = "127.0.0.1:0", .threads = 4, .max_body = MAX_BODY};
+	es_http_opts o = {.listen = "127.0.0.1:0",
+			  .threads = 4,
+			  .max_body = MAX_BODY,
+			  .on_request = on_request};
 	if (es_http_new(&o, &server) || es_http_route(server, "GET", "/hello", on_hello, NULL) ||
+	    es_http_route(server, "GET", "/stream", on_stream, NULL) ||
+	    es_http_assets(server, assets, sizeof assets / sizeof assets[0]) ||
 	    es_http_route(server, "POST", "/echo", on_echo, NULL) ||
 	    es_http_route(server, "GET", "/query", on_query, NULL) ||
 	    es_http_route(server, "GET", "/fail", on_fail, NULL) ||
@@ -230,7 +281,7 @@ static void expect_security_headers(const response *r)
 {
 	expect_header(r, "X-Content-Type-Options", "nosniff");
 	expect_header(r, "Cache-Control", "no-store");
-	expect_header(r, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+	expect_header(r, "Content-Security-Policy", CSP);
 	expect_header(r, "X-Frame-Options", "DENY");
 	expect_header(r, "Referrer-Policy", "no-referrer");
 }
@@ -528,6 +579,364 @@ static void setup_errors(void **state)
 	assert_int_equal(es_http_route(server, "GET", "/late", on_hello, NULL), ES_EINVAL);
 }
 
+/* ---- security ----------------------------------------------------------------- */
+
+/* `openssl passwd -6 -salt edgespoolsalt 's3cret pass'`; base64("ops:s3cret pass") */
+#define OPS_HASH                                                                                   \
+	"$6$edgespoolsalt$znCD2zFu.mn01wOrkajwjdBvnJAOka4bFrxB3MsnHV4SM2/"                         \
+	"5cwv5D.eOhHb1k9cr0iZDVhUOX"                                                               \
+	"iGiCi6p5AuXe/"
+#define OPS_BASIC "Authorization: Basic b3BzOnMzY3JldCBwYXNz\r\n"
+#define TOKEN	  "0123456789abcdef-token"
+
+static int on_metrics(es_http_req *r, void *ctx)
+{
+	return es_http_reply(r, 200, "text/plain", "m 1\n", 4);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A second server with users, a token and the same routes; its port in
+ * *out_port. metrics_open as given. */
+static es_http *start_secure(bool metrics_open, int *out_port)
+{
+	char users[] = "/tmp/es-http-users-XXXXXX", token[] = "/tmp/es-http-token-XXXXXX";
+	int fu = mkstemp(users), ft = mkstemp(token);
+	assert_true(fu >= 0 && ft >= 0);
+	close(fu);
+	close(ft);
+	write_text(users, "# test users\nops:" OPS_HASH "\n");
+	write_text(token, TOKEN "\n");
+	es_http_opts o = {.listen = "127.0.0.1:0",
+			  .auth_file = users,
+			  .token_file = token,
+			  .metrics_open = metrics_open};
+	es_http *h = NULL;
+	assert_int_equal(es_http_new(&o, &h), ES_OK);
+	unlink(users);
+	unlink(token);
+	assert_int_equal(es_http_route(h, "GET", "/hello", on_hello, NULL), ES_OK);
+	assert_int_equal(es_http_route(h, "GET", "/whoami", on_whoami, NULL), ES_OK);
+	assert_int_equal(es_http_route(h, "POST", "/echo", on_echo, NULL), ES_OK);
+	assert_int_equal(es_http_route_flags(h, "GET", "/healthz", ES_ROUTE_PUBLIC, on_hello, NULL),
+			 ES_OK);
+	assert_int_equal(
+		es_http_route_flags(h, "GET", "/metrics", ES_ROUTE_METRICS, on_metrics, NULL),
+		ES_OK);
+	assert_int_equal(es_http_assets(h, assets, 2), ES_OK);
+	assert_int_equal(es_http_start(h), ES_OK);
+	*out_port = es_http_port(h);
+	return h;
+}
+
+/* One request to another port than the main server's. */
+static void roundtrip_to(int p, const char *request, response *r)
+{
+	int saved = port;
+	port = p;
+	roundtrip(request, r);
+	port = saved;
+}
+
+static void get_as(int p, const char *path, const char *auth, response *r)
+{
+	char req[512];
+	snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n", path,
+		 auth);
+	roundtrip_to(p, req, r);
+}
+
+static void credentials_required(void **state)
+{
+	int p;
+	es_http *h = start_secure(false, &p);
+	response r;
+	get_as(p, "/hello", "", &r);
+	assert_int_equal(r.status, 401);
+	expect_header(&r, "WWW-Authenticate", "Basic realm=\"edgespool\", charset=\"UTF-8\"");
+	expect_header(&r, "Content-Type", "application/json");
+	expect_body(&r, "{\"error\":\"authentication required\"}");
+	expect_security_headers(&r);
+	get_as(p, "/whoami", OPS_BASIC, &r);
+	assert_int_equal(r.status, 200);
+	expect_body(&r, "ops");
+	get_as(p, "/whoami", "Authorization: Basic b3BzOndyb25n\r\n", &r); /* ops:wrong */
+	assert_int_equal(r.status, 401);
+	get_as(p, "/whoami", "Authorization: Bearer " TOKEN "\r\n", &r);
+	assert_int_equal(r.status, 200);
+	expect_body(&r, "token");
+	get_as(p, "/whoami", "Authorization: Bearer " TOKEN "x\r\n", &r);
+	assert_int_equal(r.status, 401);
+	/* public; metrics closed; unknown paths and assets need credentials */
+	get_as(p, "/healthz", "", &r);
+	assert_int_equal(r.status, 200);
+	get_as(p, "/metrics", "", &r);
+	assert_int_equal(r.status, 401);
+	get_as(p, "/nope", "", &r);
+	assert_int_equal(r.status, 401);
+	get_as(p, "/nope", OPS_BASIC, &r);
+	assert_int_equal(r.status, 404);
+	expect_security_headers(&r);
+	get_as(p, "/", "", &r);
+	assert_int_equal(r.status, 401);
+	get_as(p, "/", OPS_BASIC, &r);
+	assert_int_equal(r.status, 200);
+	es_http_stats s;
+	es_http_stats_get(h, &s);
+	assert_int_equal(s.auth_failures, 6);
+	es_http_free(h);
+}
+
+static void metrics_open_opens_only_metrics(void **state)
+{
+	int p;
+	es_http *h = start_secure(true, &p);
+	response r;
+	get_as(p, "/metrics", "", &r);
+	assert_int_equal(r.status, 200);
+	expect_body(&r, "m 1\n");
+	get_as(p, "/hello", "", &r);
+	assert_int_equal(r.status, 401);
+	es_http_free(h);
+}
+
+#define POST_ECHO                                                                                  \
+	"POST /echo HTTP/1.1\r\nHost: %s\r\n" OPS_BASIC                                            \
+	"%sContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+
+static void cross_site_writes_refused(void **state)
+{
+	int p;
+	es_http *h = start_secure(false, &p);
+	char req[512], host[64];
+	snprintf(host, sizeof host, "127.0.0.1:%d", p);
+	struct {
+		const char *extra;
+		int status;
+	} cases[] = {
+		{"", 200},
+		{"Origin: http://evil.example\r\n", 403},
+		{"Origin: null\r\n", 403},
+		{"Origin: http://127.0.0.1\r\n", 403}, /* another port */
+		{"Sec-Fetch-Site: cross-site\r\n", 403},
+		{"Sec-Fetch-Site: same-origin\r\n", 200},
+	};
+	response r;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(req, sizeof req, POST_ECHO, host, cases[i].extra);
+		roundtrip_to(p, req, &r);
+		if (r.status != cases[i].status)
+			fail_msg("%s: %d, want %d", cases[i].extra, r.status, cases[i].status);
+		expect_security_headers(&r);
+	}
+	/* same origin, any scheme */
+	char origin[128];
+	snprintf(origin, sizeof origin, "Origin: http://%s\r\n", host);
+	snprintf(req, sizeof req, POST_ECHO, host, origin);
+	roundtrip_to(p, req, &r);
+	assert_int_equal(r.status, 200);
+	snprintf(origin, sizeof origin, "Origin: https://%s\r\n", host);
+	snprintf(req, sizeof req, POST_ECHO, host, origin);
+	roundtrip_to(p, req, &r);
+	assert_int_equal(r.status, 200);
+	/* reads are not refused */
+	get_as(p, "/hello", OPS_BASIC "Origin: http://evil.example\r\n", &r);
+	assert_int_equal(r.status, 200);
+	es_http_free(h);
+}
+
+static void bad_paths_refused(void **state)
+{
+	const char *bad[] = {
+		"/../etc/passwd",
+		"/%2e%2e/%2e%2e/etc/passwd",
+		"/%2E%2E",
+		"/index.html%00",
+		"/a/./b",
+		"/items/..",
+		"/items/%2e%2e%2fx",
+		"/x\\..\\y",
+		"/hello%00.txt",
+	};
+	response r;
+	char req[256];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			 bad[i]);
+		roundtrip(req, &r);
+		if (r.status != 400)
+			fail_msg("%s: %d, want 400", bad[i], r.status);
+		expect_header(&r, "Content-Type", "application/json");
+		expect_security_headers(&r);
+	}
+	char *big = malloc(12000);
+	assert_non_null(big);
+	int n = snprintf(big, 64, "GET /");
+	memset(big + n, 'a', 10000);
+	snprintf(big + n + 10000, 64, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	roundtrip(big, &r);
+	assert_int_equal(r.status, 414);
+	expect_security_headers(&r);
+	/* exactly 2048 bytes is a path (404), 2049 is not */
+	memset(big + n, 'a', 2047);
+	snprintf(big + n + 2047, 64, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	roundtrip(big, &r);
+	assert_int_equal(r.status, 404);
+	memset(big + n, 'a', 2048);
+	snprintf(big + n + 2048, 64, " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	roundtrip(big, &r);
+	assert_int_equal(r.status, 414);
+	free(big);
+	/* an encoded path that is fine is decoded for routing */
+	roundtrip("GET /item%73/a%20b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	expect_body(&r, "a b");
+}
+
+static void assets_with_etag(void **state)
+{
+	response r;
+	roundtrip("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	expect_body(&r, (const char *)index_html);
+	expect_header(&r, "Content-Type", "text/html; charset=utf-8");
+	expect_header(&r, "Cache-Control", "no-cache");
+	expect_header(&r, "X-Content-Type-Options", "nosniff");
+	expect_header(&r, "Content-Security-Policy", CSP);
+	char etag[64], req[256];
+	assert_true(header(&r, "ETag", etag, sizeof etag));
+	assert_int_equal(etag[0], '"');
+	roundtrip("GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	expect_header(&r, "ETag", etag);
+	snprintf(req, sizeof req,
+		 "GET /index.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n"
+		 "Connection: close\r\n\r\n",
+		 etag);
+	roundtrip(req, &r);
+	assert_int_equal(r.status, 304);
+	assert_int_equal(r.body_len, 0);
+	expect_header(&r, "ETag", etag);
+	roundtrip("GET /app.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n"
+		  "Connection: close\r\n\r\n",
+		  &r);
+	assert_int_equal(r.status, 200);
+	expect_body(&r, (const char *)app_js);
+	expect_header(&r, "Content-Type", "text/javascript");
+	char etag2[64];
+	assert_true(header(&r, "ETag", etag2, sizeof etag2));
+	assert_string_not_equal(etag, etag2);
+	roundtrip("HEAD /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	expect_header(&r, "Content-Length", "15");
+	roundtrip("POST /app.js HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: "
+		  "close\r\n\r\n",
+		  &r);
+	assert_int_equal(r.status, 405);
+	roundtrip("GET /app.js/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 404);
+}
+
+static void streaming(void **state)
+{
+	client *c = dial();
+	send_text(c, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	const char *want = "data: 0\n\ndata: 1\n\ndata: 2\n\n";
+	char *end;
+	while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)) ||
+	       (size_t)(c->buf + c->len - (end + 4)) < strlen(want))
+		if (!fill(c))
+			fail_msg("closed early: %.*s", (int)c->len, c->buf);
+	response r = {0};
+	size_t hlen = (size_t)(end - c->buf) + 4;
+	memcpy(r.head, c->buf, hlen);
+	assert_memory_equal(end + 4, want, strlen(want));
+	hang_up(c);
+	assert_int_equal(strncmp(r.head, "HTTP/1.1 200 ", 13), 0);
+	expect_header(&r, "Content-Type", "text/event-stream");
+	expect_header(&r, "Cache-Control", "no-store");
+	expect_header(&r, "X-Accel-Buffering", "no");
+	expect_header(&r, "Connection", "close");
+	expect_header(&r, "X-Frame-Options", "DENY");
+	char cl[16];
+	assert_false(header(&r, "Content-Length", cl, sizeof cl));
+}
+
+/* Waits until the hook saw status for route. */
+static void expect_hook(const char *method, const char *route, int status)
+{
+	uint64_t deadline = es_clock_mono_ms() + 5000;
+	for (;;) {
+		pthread_mutex_lock(&hook_lock);
+		bool ok = strcmp(hook_method, method) == 0 && strcmp(hook_route, route) == 0 &&
+			  hook_status == status && hook_seconds >= 0 && hook_seconds < 5;
+		pthread_mutex_unlock(&hook_lock);
+		if (ok)
+			return;
+		if (es_clock_mono_ms() > deadline)
+			fail_msg("hook: %s %s %d, want %s %s %d", hook_method, hook_route,
+				 hook_status, method, route, status);
+		nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+	}
+}
+
+static void request_hook(void **state)
+{
+	response r;
+	roundtrip("GET /items/42 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	expect_hook("GET", "/items/", 200);
+	roundtrip("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	expect_hook("GET", "other", 404);
+	roundtrip("HEAD /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	expect_hook("HEAD", "assets", 200);
+	roundtrip("POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: "
+		  "close\r\n\r\n",
+		  &r);
+	expect_hook("POST", "/hello", 405);
+	roundtrip("BREW /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: "
+		  "close\r\n\r\n",
+		  &r);
+	expect_hook("other", "other", 400); /* civetweb refuses unknown methods */
+	roundtrip("GET /%2e%2e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	expect_hook("GET", "other", 400);
+}
+
+static void no_credentials_means_loopback(void **state)
+{
+	es_http *h = NULL;
+	es_http_opts o = {.listen = "0.0.0.0:0"};
+	assert_int_equal(es_http_new(&o, &h), ES_EINVAL);
+	o.listen = "192.168.1.10:0";
+	assert_int_equal(es_http_new(&o, &h), ES_EINVAL);
+	o.listen = "[::]:0";
+	assert_int_equal(es_http_new(&o, &h), ES_EINVAL);
+	assert_null(h);
+	const char *fine[] = {"127.0.0.1:0", "127.1.2.3:0", "localhost:0", "[::1]:0"};
+	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+		o.listen = fine[i];
+		assert_int_equal(es_http_new(&o, &h), ES_OK);
+		es_http_free(h);
+	}
+	char token[] = "/tmp/es-http-token-XXXXXX";
+	int fd = mkstemp(token);
+	assert_true(fd >= 0);
+	close(fd);
+	write_text(token, "short\n");
+	o = (es_http_opts){.listen = "0.0.0.0:0", .token_file = token};
+	assert_int_equal(es_http_new(&o, &h), ES_EINVAL); /* a bad token file */
+	write_text(token, TOKEN "\n");
+	assert_int_equal(es_http_new(&o, &h), ES_OK);
+	es_http_free(h);
+	unlink(token);
+	assert_non_null(es_http_check_listen("127.0.0.1:80,0.0.0.0:81"));
+	assert_non_null(es_http_check_listen("127.0.0.1:8080s"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -545,6 +954,14 @@ int main(void)
 		cmocka_unit_test(stats_count_by_class),
 		cmocka_unit_test(check_listen),
 		cmocka_unit_test(setup_errors),
+		cmocka_unit_test(credentials_required),
+		cmocka_unit_test(metrics_open_opens_only_metrics),
+		cmocka_unit_test(cross_site_writes_refused),
+		cmocka_unit_test(bad_paths_refused),
+		cmocka_unit_test(assets_with_etag),
+		cmocka_unit_test(streaming),
+		cmocka_unit_test(request_hook),
+		cmocka_unit_test(no_credentials_means_loopback),
 	};
 	return cmocka_run_group_tests(tests, start_server, stop_server);
 }

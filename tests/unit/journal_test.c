@@ -2042,6 +2042,78 @@ static void append_kv_is_atomic_with_the_events(void **state)
 	close_journal(j);
 }
 
+struct seqs {
+	uint64_t v[64];
+	size_t n;
+};
+
+static int collect_seq(void *ctx, const es_journal_row *row)
+{
+	struct seqs *s = ctx;
+	if (s->n < 64)
+		s->v[s->n++] = row->seq;
+	return 0;
+}
+
+static struct seqs run_query(es_journal *j, const es_journal_query *q, uint64_t *next)
+{
+	es_journal_reader *r = NULL;
+	struct seqs s = {{0}, 0};
+	assert_int_equal(es_journal_reader_new(j, &r), ES_OK);
+	assert_int_equal(es_journal_query_rows(r, q, collect_seq, &s, next), ES_OK);
+	es_journal_reader_free(r);
+	return s;
+}
+
+/* Pages newest first and oldest first, with filters, a state and an id. */
+static void query_pages_and_filters(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	es_append_result res[30];
+	assert_int_equal(append_n(j, 1, 30, 10, res), ES_OK);
+	ack_range(j, 1, 10);
+	assert_int_equal(es_journal_sync_acks(j), ES_OK);
+	uint64_t next;
+	struct seqs s = run_query(j, &(es_journal_query){.limit = 4, .state = -1}, &next);
+	assert_int_equal(s.n, 4);
+	assert_int_equal(s.v[0], 30);
+	assert_int_equal(s.v[3], 27);
+	assert_int_equal(next, 27);
+	s = run_query(j, &(es_journal_query){.limit = 4, .before = 3, .state = -1}, &next);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.v[1], 1);
+	assert_int_equal(next, 0);
+	s = run_query(j,
+		      &(es_journal_query){.limit = 5, .ascending = true, .after = 26, .state = -1},
+		      &next);
+	assert_int_equal(s.n, 4);
+	assert_int_equal(s.v[0], 27);
+	assert_int_equal(next, 0);
+	/* make_event: subject dev-(i % 7) unless i % 3 == 0 */
+	s = run_query(j, &(es_journal_query){.limit = 50, .subject = "dev-2", .state = -1}, &next);
+	assert_int_equal(s.n, 3); /* 2, 16, 23 (9 and 30 have no subject) */
+	s = run_query(j, &(es_journal_query){.limit = 50, .type = "sensor.*", .state = -1}, &next);
+	assert_int_equal(s.n, 30);
+	s = run_query(j, &(es_journal_query){.limit = 50, .type = "sensor", .state = -1}, &next);
+	assert_int_equal(s.n, 0);
+	s = run_query(j, &(es_journal_query){.limit = 50, .state = ES_STATE_ACKED}, &next);
+	assert_int_equal(s.n, 10);
+	assert_int_equal(s.v[0], 10);
+	s = run_query(j, &(es_journal_query){.limit = 50, .state = ES_STATE_PENDING}, &next);
+	assert_int_equal(s.n, 20);
+	s = run_query(j, &(es_journal_query){.limit = 1, .id = res[6].id, .state = -1}, &next);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.v[0], res[6].seq);
+	es_journal_reader *r = NULL;
+	assert_int_equal(es_journal_reader_new(j, &r), ES_OK);
+	assert_int_equal(
+		es_journal_query_rows(r, &(es_journal_query){.limit = 0}, collect_seq, &s, &next),
+		ES_EINVAL);
+	es_journal_reader_free(r);
+	close_journal(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2079,6 +2151,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(put_and_get_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(append_kv_is_atomic_with_the_events, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(query_pages_and_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(unstorable_dead_letter_does_not_block_events, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(close_ends_while_commits_fail, setup, teardown),
