@@ -573,6 +573,9 @@ es_err es_japi_new(const es_japi_opts *o, es_japi **out)
 	es_journal_counters_get(o->journal, &c);
 	a->last_in = c.appended;
 	a->last_out = c.acked;
+	/* A first point at once, so a chart has a line after the first step
+	 * rather than after two. */
+	sample(a, es_clock_wall_ms());
 	es_err err = es_journal_reader_new(o->journal, &a->reader);
 	if (!err)
 		err = add_routes(a);

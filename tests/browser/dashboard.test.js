@@ -119,7 +119,7 @@ async function overviewMoves(page) {
 	await until(page, 'broker.state', '==', 'connected', 10000);
 	const before = await figure(page, 'journal.appended');
 	await until(page, 'journal.appended', '>', before, 15000);
-	await page.waitForSelector('#chart-rate svg path.line.in', {timeout: 15000});
+	await page.waitForSelector('#chart-rate svg path.line.in', {timeout: 25000});
 	log('overview: appended went from ' + before + ' to ' + (await figure(page, 'journal.appended')) + ' without a reload');
 	await shot(page, 'overview');
 }
