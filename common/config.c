@@ -26,6 +26,8 @@
 #define WHY_MAX		 256
 #define NUM_TEXT_MAX	 32
 #define CHOICES_MAX	 256
+/* The longest line inih reads into its buffer (without the line ending). */
+#define FILE_LINE_MAX (INI_MAX_LINE - 2)
 
 typedef enum from_kind {
 	FROM_UNSET, /* no default and no source set it */
@@ -891,6 +893,23 @@ static char *read_line(char *str, int num, void *stream)
 	return str;
 }
 
+/* value without a trailing "  ; comment". inih cuts one off a "key = value"
+ * line but not off an indented line that continues the value before it;
+ * cutting here too reads both alike (and a value --print-config writes
+ * reads back). The result is value or buf[0..cap). */
+static const char *cut_comment(const char *value, char *buf, size_t cap)
+{
+	size_t i = 0;
+	while (value[i] && !(i > 0 && value[i] == ';' && isspace((unsigned char)value[i - 1])))
+		i++;
+	if (!value[i])
+		return value;
+	while (i > 0 && isspace((unsigned char)value[i - 1]))
+		i--;
+	snprintf(buf, cap, "%.*s", (int)i, value);
+	return buf;
+}
+
 /* inih's handler: one "key = value" of section. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -908,9 +927,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 				 "%s: set again (first on line %d; an indented line continues "
 				 "the value before it)",
 				 c->table[i].name, c->from[i].line);
-	char why[WHY_MAX];
+	char why[WHY_MAX], cut[INI_MAX_LINE];
 	src s = {FROM_FILE, f->line};
-	es_err rc = apply(c, i, value, &s, why, sizeof why);
+	es_err rc = apply(c, i, cut_comment(value, cut, sizeof cut), &s, why, sizeof why);
 	if (rc != ES_OK)
 		return file_fail(f, rc, "%s: %s", c->table[i].name, why);
 	return 1;
@@ -1125,34 +1144,46 @@ static const char *value_text(const es_config *c, size_t i, char *buf, size_t ca
 	return "";
 }
 
-/* "  ; from ..." for row i (element k of a list from the file). */
-static void print_origin(const es_config *c, size_t i, size_t k, FILE *out)
+/* "; from ..." for row i (element k of a list from the file) into
+ * buf[0..cap), cut to fit. */
+static void origin_text(const es_config *c, size_t i, size_t k, char *buf, size_t cap)
 {
 	const origin *o = &c->from[i];
 	char env[ENV_NAME_MAX];
 	switch (o->kind) {
 	case FROM_UNSET:
 	case FROM_DEFAULT:
-		fputs("  ; default\n", out);
+		snprintf(buf, cap, "; default");
 		break;
 	case FROM_FILE:
-		fprintf(out, "  ; from %s:%d\n", c->file, o->lines ? o->lines[k] : o->line);
+		snprintf(buf, cap, "; from %s:%d", c->file, o->lines ? o->lines[k] : o->line);
 		break;
 	case FROM_ENV:
-		fprintf(out, "  ; from %s\n", env_name(c->table[i].name, env));
+		snprintf(buf, cap, "; from %s", env_name(c->table[i].name, env));
 		break;
 	case FROM_FLAG:
-		fprintf(out, "  ; from --%s\n", c->table[i].name);
+		snprintf(buf, cap, "; from --%s", c->table[i].name);
 		break;
 	}
 }
 
-/* "key = value" ("key =" for an empty one) and where it came from. */
+/* "key = value  ; from ..." ("key =" for an empty value), written so that
+ * inih reads the value back: no space after '=' before a value starting
+ * with ';' (inih would take it for a comment), and when the line would be
+ * longer than the file reader takes, the note goes on a line of its own
+ * above and the spaces around '=' go. */
 static void print_line(const es_config *c, size_t i, size_t k, const char *value, FILE *out)
 {
+	char note[FILE_LINE_MAX + 1];
 	const char *key = strchr(c->table[i].name, '.') + 1;
-	fprintf(out, "%s =%s%s", key, value[0] ? " " : "", value);
-	print_origin(c, i, k, out);
+	const char *eq = value[0] == ';' || value[0] == '\0' ? " =" : " = ";
+	size_t len = strlen(key) + strlen(eq) + strlen(value);
+	origin_text(c, i, k, note, sizeof note);
+	if (len + 2 + strlen(note) <= FILE_LINE_MAX) {
+		fprintf(out, "%s%s%s  %s\n", key, eq, value, note);
+		return;
+	}
+	fprintf(out, "%s\n%s%s%s\n", note, key, len <= FILE_LINE_MAX ? eq : "=", value);
 }
 
 /* One line per value; a list one per element, or "key =" when empty. */

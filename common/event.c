@@ -19,6 +19,7 @@
 
 #include <cJSON.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,6 +305,10 @@ static es_err check_extension(const vctx *c, const char *name, const cJSON *v)
 	if (!cJSON_IsString(v) && !cJSON_IsNumber(v) && !cJSON_IsBool(v))
 		return fail(c, ES_EINVAL, name,
 			    "extension values must be a string, a number or a boolean");
+	/* cJSON reads 1e999 as infinity and prints it as null, which no
+	 * decoder after us would accept. */
+	if (cJSON_IsNumber(v) && !isfinite(v->valuedouble))
+		return fail(c, ES_EINVAL, name, "number out of range");
 	return ES_OK;
 }
 

@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -311,8 +312,10 @@ class Agent:
         self.proc = None
 
     def argv(self):
-        """The command line: the settings every test uses, then `extra`."""
-        return [self.env.args.agent, "--node.id", self.node, "--node.site", "site1",
+        """The command line: the settings every test uses, then `extra`; run
+        through $ES_TEST_WRAP (a wrapper command such as valgrind) if set."""
+        return shlex.split(os.environ.get("ES_TEST_WRAP", "")) + [
+                self.env.args.agent, "--node.id", self.node, "--node.site", "site1",
                 "--mqtt.url", "mqtt://127.0.0.1:%d" % self.broker_port,
                 "--journal.path", self.db,
                 "--http.listen", "127.0.0.1:%d" % self.http_port,

@@ -9,9 +9,10 @@ events are posted (100 per request, one keep-alive connection). Then:
 - per node, the "new" verdicts come in strictly increasing sequence order,
   and in this undisturbed run every event arrives once, in journal order;
 - the sub's stats agree (10,000 valid and new, no holes, nothing lost);
-- GET /api/status reports pending 0, acked_seq = latest_seq = 10,000, and
-  the journal verifies.
+- GET /api/status reports pending 0, acked_seq = latest_seq = 10,000, the
+  agent exits 0 on SIGTERM, and the journal verifies.
 """
+import signal
 import time
 
 import harness as h
@@ -70,6 +71,12 @@ def scenario(env):
                       ("nodes", 1)):
         h.check(stats.get(key) == want, "sub stats %s = %s, expected %s (%s)" %
                 (key, stats.get(key), want, stats))
+    # A clean stop, its exit code checked: under valgrind (it_flow_valgrind)
+    # that is where a leak or an earlier error shows, as exit 99.
+    agent.proc.signal(signal.SIGTERM)
+    rc = agent.proc.wait_exit(60)
+    h.check(rc == 0, "the agent %s after SIGTERM (expected exit 0%s)" %
+            (h.exit_text(rc), "; 99: valgrind found errors, see its log" if rc == 99 else ""))
     h.journal_verify(env, agent.db)
     js = h.journal_stats(env, agent.db)
     h.check(js["count"] == TOTAL and js["pending"] == 0, "journal stats %s" % js)
