@@ -100,8 +100,6 @@ enum stmt_id {
 	S_SAVEPOINT,
 	S_RELEASE,
 	S_ROLLBACK_TO,
-	S_SYNC_FULL,
-	S_SYNC_NORMAL,
 	S_DEADLETTER,
 	S_PUT,
 	S_PRUNE_DEAD,
@@ -137,8 +135,6 @@ static const char *const stmt_sql[S_COUNT_] = {
 	[S_SAVEPOINT] = "SAVEPOINT req",
 	[S_RELEASE] = "RELEASE req",
 	[S_ROLLBACK_TO] = "ROLLBACK TO req",
-	[S_SYNC_FULL] = "PRAGMA synchronous = FULL",
-	[S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 };
 
 struct es_journal {
@@ -708,11 +704,14 @@ static void apply_acks(es_journal *j, struct batch *b)
  * late deletion, never an event. */
 static void choose_sync(es_journal *j, bool events)
 {
+	/* Not a statement prepared once: PRAGMA synchronous takes effect when it
+	 * is prepared, not when it is stepped (preparing "= NORMAL" last left
+	 * sync=full journals unsynced for their first second). sqlite3_exec
+	 * prepares it afresh each time. */
 	bool full = events && j->o.sync == ES_SYNC_FULL;
-	if (full != j->synced) {
-		run(j, full ? S_SYNC_FULL : S_SYNC_NORMAL);
+	const char *sql = full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+	if (full != j->synced && exec(j->db, sql) == ES_OK)
 		j->synced = full;
-	}
 }
 
 /* Age-based retention, a chunk at a time, in its own transaction. */
