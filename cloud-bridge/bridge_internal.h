@@ -74,6 +74,8 @@ struct node {
 	char name[NODE_KEY_MAX];
 	size_t link;		/* the edge link it was last seen on */
 	uint64_t forwarded_max; /* highest origin sequence forwarded */
+	uint64_t taken_upto;	/* rows up to this origin sequence were read out of
+				   inbox order (to fill a hole): skip them in order */
 	struct held *held;	/* held[first..first+nheld), sorted by origin_seq */
 	size_t first, nheld, capheld;
 	bool active; /* on the active list */

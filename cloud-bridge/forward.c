@@ -3,11 +3,17 @@
  * marked forwarded on PUBACK.
  *
  * Rows are read from the inbox in its own order (arrival) into per-node
- * lists sorted by the node's sequence. A node's first row goes when nothing
- * below it is missing (the gap tracker's contiguous mark), or when it has
- * waited order.hole_wait_ms for the hole; a row older than what already went
- * is counted out of order. What is held in memory is bounded; the rest of a
- * backlog stays on disk.
+ * lists sorted by the node's sequence. A node's first row goes when it is
+ * the next after what went, or when nothing below it is missing any more
+ * (the gap tracker's contiguous mark) and the rows that filled the hole are
+ * in memory, or when it has waited order.hole_wait_ms for the hole; a row
+ * older than what already went is counted out of order. What is held in
+ * memory is bounded; the rest of a backlog stays on disk.
+ *
+ * Rows that fill a hole arrive late, so they sit in the inbox after rows
+ * already held (perhaps beyond what the bounded read has reached): they are
+ * read for their node by origin sequence, out of inbox order, and skipped
+ * when the inbox-order read comes to them (node.taken_upto).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -119,10 +125,11 @@ void forward_reset(bridge *b)
 		drop_held(f, x);
 		x->active = false;
 	}
-	/* What goes again now is a re-send, not an event out of order. */
+	/* What goes again now is a re-send, not an event out of order; all of
+	 * it is read again in inbox order. */
 	for (size_t i = 0; i < f->nbuckets; i++)
 		for (struct node *x = f->table[i]; x; x = x->next_hash)
-			x->forwarded_max = 0;
+			x->forwarded_max = x->taken_upto = 0;
 	f->active = NULL;
 	f->rows = f->bytes = 0;
 	f->cursor = 0;
@@ -166,13 +173,10 @@ static bool hold(struct node *x, const struct held *h)
 	return true;
 }
 
-static int take_row(void *ctx, const es_journal_row *row)
+/* Holds one row read from the inbox; x its node (NULL: none; out of memory). */
+static bool take(bridge *b, struct node *x, const es_journal_row *row)
 {
-	bridge *b = ctx;
 	struct forward *f = &b->fw;
-	if (f->rows >= HELD_MAX_ROWS || f->bytes >= HELD_MAX_BYTES)
-		return 1;
-	struct node *x = row->origin ? forward_node(b, row->origin) : NULL;
 	struct held h = {.seq = row->seq,
 			 .origin_seq = row->origin_seq,
 			 .len = row->body_len,
@@ -180,19 +184,71 @@ static int take_row(void *ctx, const es_journal_row *row)
 			 .journaled_ms = row->journaled_ms};
 	if (!x || !(h.type = strdup(row->type)) || !(h.body = malloc(row->body_len))) {
 		free(h.type);
-		return 1; /* out of memory: try again on the next pump */
+		return false; /* out of memory: try again on the next pump */
 	}
 	memcpy(h.body, row->body, row->body_len);
 	if (!hold(x, &h)) {
 		free(h.type);
 		free(h.body);
-		return 1;
+		return false;
 	}
 	activate(f, x);
-	f->cursor = row->seq;
 	f->rows++;
 	f->bytes += h.len;
+	return true;
+}
+
+/* A row in inbox order. */
+static int take_row(void *ctx, const es_journal_row *row)
+{
+	bridge *b = ctx;
+	struct forward *f = &b->fw;
+	if (f->rows >= HELD_MAX_ROWS || f->bytes >= HELD_MAX_BYTES)
+		return 1;
+	struct node *x = row->origin ? forward_node(b, row->origin) : NULL;
+	if (x && row->origin_seq <= x->taken_upto) {
+		f->cursor = row->seq; /* read already, to fill a hole */
+		return 0;
+	}
+	if (!take(b, x, row))
+		return 1;
+	f->cursor = row->seq;
 	return 0;
+}
+
+struct fill_ctx {
+	bridge *b;
+	struct node *x;
+	size_t n;
+};
+
+/* A row of one node, read by origin sequence to fill a hole. */
+static int take_fill(void *ctx, const es_journal_row *row)
+{
+	struct fill_ctx *c = ctx;
+	if (row->seq <= c->b->fw.cursor)
+		return 0; /* read in inbox order already: held, or sent */
+	if (!take(c->b, c->x, row))
+		return 1;
+	c->x->taken_upto = row->origin_seq;
+	c->n++;
+	return 0;
+}
+
+/* x's first row is above the next one due and the gap tracker says nothing
+ * below it is missing: reads what is pending below it for x (the rows that
+ * filled the hole). True when nothing is (it went before a restart, say):
+ * then the first row is the next one after all. */
+static bool fill_below(bridge *b, struct node *x)
+{
+	uint64_t first = x->held[x->first].origin_seq;
+	struct fill_ctx c = {b, x, 0};
+	if (es_journal_read_origin(b->reader, x->name, x->forwarded_max + 1, first - 1, READ_ROWS,
+				   take_fill, &c))
+		return false;
+	if (c.n == 0)
+		x->forwarded_max = first - 1; /* all below went earlier */
+	return true;
 }
 
 static void refill(bridge *b)
@@ -226,14 +282,17 @@ static bool cloud_topic(bridge *b, const struct node *x, const char *type, char 
 	return slash && bridge_remap_apply(b->remap, b->s->edge_root, &p, buf, cap) == ES_OK;
 }
 
-/* Whether x's first row may go now: nothing below it is missing, or it has
- * waited long enough for the hole. */
-static bool ready(bridge *b, const struct node *x, uint64_t now)
+/* Whether x's first row may go now: it is the next one, nothing below it is
+ * missing and what filled the hole is in memory, or it has waited long
+ * enough for the hole. */
+static bool ready(bridge *b, struct node *x, uint64_t now)
 {
 	const struct held *h = &x->held[x->first];
-	if (h->origin_seq <= es_gap_contiguous(b->gap, x->name) + 1 ||
-	    h->origin_seq <= x->forwarded_max)
+	if (h->origin_seq <= x->forwarded_max + 1)
 		return true;
+	if (h->origin_seq <= es_gap_contiguous(b->gap, x->name) + 1 && fill_below(b, x))
+		return true; /* the first row now is the next one due */
+	h = &x->held[x->first];
 	uint64_t due = h->since_ms + (uint64_t)b->s->order_hole_wait_ms;
 	if (now >= due)
 		return true;

@@ -1589,6 +1589,36 @@ es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t 
 	return err;
 }
 
+es_err es_journal_read_origin(es_journal_reader *r, const char *origin, uint64_t from, uint64_t to,
+			      size_t limit, es_journal_row_fn fn, void *ctx)
+{
+	static const char sql[] = "SELECT seq, id, type, subject, journaled_ms, body, origin, "
+				  "origin_seq FROM events WHERE origin = ?1 AND origin_seq "
+				  "BETWEEN ?2 AND ?3 AND seq > ?4 ORDER BY origin_seq LIMIT ?5";
+	uint64_t acked;
+	sqlite3_stmt *st;
+	if (!r || !origin || !fn)
+		return ES_EINVAL;
+	watermark(r, &acked);
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(r->db, rc, "prepare read by origin");
+	sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from > INT64_MAX ? INT64_MAX : (sqlite3_int64)from);
+	sqlite3_bind_int64(st, 3, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)acked);
+	sqlite3_bind_int64(st, 5, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+	es_journal_row row;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		fill_row(st, acked, &row);
+		if (fn(ctx, &row))
+			break;
+	}
+	es_err err = rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : sql_err(r->db, rc, "read");
+	sqlite3_finalize(st);
+	return err;
+}
+
 static uint64_t file_size(const char *path, const char *suffix)
 {
 	char name[4096];

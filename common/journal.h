@@ -213,6 +213,10 @@ void es_journal_reader_free(es_journal_reader *r);
 es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t limit,
 		       bool pending_only, es_journal_row_fn fn, void *ctx);
 
+/* Pending rows stored with es_journal_append_items from origin, with
+ * origin_seq in [from, to], in origin_seq order, at most limit. */
+es_err es_journal_read_origin(es_journal_reader *r, const char *origin, uint64_t from, uint64_t to,
+			      size_t limit, es_journal_row_fn fn, void *ctx);
 es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out);
 
 /* The value stored under key by es_journal_put, malloc'd into *value.
