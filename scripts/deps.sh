@@ -9,7 +9,10 @@ packages=(
   libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev libcrypt-dev
   mosquitto mosquitto-clients python3 curl procps openssl nginx-light
   clang libclang-rt-14-dev
+  valgrind # it_flow_valgrind: the agent under memcheck
   prometheus # for promtool: the metrics test checks /metrics with it
+  iproute2 nftables # tests/fault: the uplink partition (ip netns, nft rules in it)
+  faketime # tests/fault: clock jumps (libfaketime under the agent)
   chromium nodejs
 )
 
