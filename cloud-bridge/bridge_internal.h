@@ -21,6 +21,7 @@
 #include "journal.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "node_metrics.h"
 #include "remap.h"
 #include "topic.h"
 
@@ -146,7 +147,7 @@ struct bridge {
 	struct view view;
 	pthread_mutex_t api_lock; /* guards api_reader */
 	es_journal_reader *api_reader;
-	es_metrics *metrics; /* metrics.c; thread-safe */
+	es_node_metrics *metrics; /* metrics.c; thread-safe */
 	struct bridge_metrics *metrics_state;
 };
 

@@ -19,6 +19,7 @@
 #include "links.h"
 #include "metrics.h"
 #include "mqtt.h"
+#include "node_metrics.h"
 #include "topic.h"
 #include "uuid.h"
 
@@ -116,7 +117,7 @@ struct agent {
 	_Atomic uint64_t rejected[R_COUNT_];
 	_Atomic uint64_t ingested;
 	_Atomic uint64_t refused_by_broker; /* MQTT 5 refusals */
-	es_metrics *metrics;		    /* metrics.c; thread-safe */
+	es_node_metrics *metrics;	    /* metrics.c; thread-safe */
 	struct agent_metrics *metrics_state;
 };
 
