@@ -9,10 +9,12 @@
  * exponential backoff and full jitter while none answers. Heartbeats are
  * negotiated at login and sent by rabbitmq-c whenever it waits for frames.
  *
- * Threads: the puller's thread owns everything.
+ * Threads: the puller's thread owns everything; cur, failovers and up are
+ * atomics because src_where is called from any thread (the HTTP status).
  */
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +36,14 @@ struct amqp_src {
 	es_source base;
 	es_amqp_opts o;
 	char **urls, **binds, *queue, *tag;
+	char **shown; /* the URLs with their password hidden, for logs and status */
 	amqp_connection_state_t conn;
-	size_t cur;	   /* index of the URL in use or to try next */
-	uint64_t retry_at; /* mono ms of the next attempt */
+	_Atomic size_t cur; /* index of the URL in use or to try next */
+	uint64_t retry_at;  /* mono ms of the next attempt */
 	es_backoff backoff;
 	bool was_connected; /* a connection was up before: the next is a failover */
-	uint64_t failovers;
+	_Atomic uint64_t failovers;
+	atomic_bool up; /* connected and consuming */
 	bool blocked;
 };
 
@@ -102,12 +106,13 @@ static bool rpc_ok(struct amqp_src *s, const char *what)
 		return true;
 	char why[256];
 	reply_text(r, why, sizeof why);
-	es_warn(TAG, "%s: %s: %s", s->urls[s->cur], what, why);
+	es_warn(TAG, "%s: %s: %s", s->shown[s->cur], what, why);
 	return false;
 }
 
 static void disconnect(struct amqp_src *s)
 {
+	atomic_store(&s->up, false);
 	if (!s->conn)
 		return;
 	amqp_destroy_connection(s->conn);
@@ -139,7 +144,7 @@ static bool login(struct amqp_src *s, const struct amqp_connection_info *info)
 		return true;
 	char why[256];
 	reply_text(r, why, sizeof why);
-	es_warn(TAG, "%s: login: %s", s->urls[s->cur], why);
+	es_warn(TAG, "%s: login: %s", s->shown[s->cur], why);
 	return false;
 }
 
@@ -154,7 +159,7 @@ static bool open_socket(struct amqp_src *s, const struct amqp_connection_info *i
 	amqp_set_rpc_timeout(s->conn, &tv);
 	int rc = amqp_socket_open_noblock(sock, info->host, info->port, &tv);
 	if (rc != AMQP_STATUS_OK) {
-		es_warn(TAG, "%s: connect: %s", s->urls[s->cur], amqp_error_string2(rc));
+		es_warn(TAG, "%s: connect: %s", s->shown[s->cur], amqp_error_string2(rc));
 		return false;
 	}
 	return login(s, info);
@@ -203,7 +208,7 @@ static bool setup(struct amqp_src *s)
 		return false;
 	bool ok = bind_and_consume(s, q);
 	if (ok)
-		es_info(TAG, "%s: consuming from queue '%.*s' (prefetch %u)", s->urls[s->cur],
+		es_info(TAG, "%s: consuming from queue '%.*s' (prefetch %u)", s->shown[s->cur],
 			(int)q.len, (const char *)q.bytes, s->o.prefetch);
 	amqp_bytes_free(q);
 	return ok;
@@ -223,6 +228,7 @@ static bool try_connect(struct amqp_src *s)
 		s->failovers++;
 	s->was_connected = true;
 	s->blocked = false;
+	atomic_store(&s->up, true);
 	es_backoff_reset(&s->backoff);
 	return true;
 }
@@ -253,7 +259,7 @@ static es_err reconnect(struct amqp_src *s, uint64_t wait_ms)
 /* The connection is gone: forget it, and try the next URL soon. */
 static es_err lost(struct amqp_src *s, const char *why)
 {
-	es_warn(TAG, "%s: connection lost: %s; trying the next node", s->urls[s->cur], why);
+	es_warn(TAG, "%s: connection lost: %s; trying the next node", s->shown[s->cur], why);
 	disconnect(s);
 	s->cur = (s->cur + 1) % s->o.nurls;
 	s->retry_at = es_clock_mono_ms() + es_backoff_next(&s->backoff);
@@ -275,11 +281,11 @@ static es_err other_frame(struct amqp_src *s)
 	switch (f.payload.method.id) {
 	case AMQP_CONNECTION_BLOCKED_METHOD:
 		es_warn(TAG, "%s: the broker blocked this connection (a resource alarm)",
-			s->urls[s->cur]);
+			s->shown[s->cur]);
 		s->blocked = true;
 		return ES_ETIMEDOUT;
 	case AMQP_CONNECTION_UNBLOCKED_METHOD:
-		es_info(TAG, "%s: the broker unblocked this connection", s->urls[s->cur]);
+		es_info(TAG, "%s: the broker unblocked this connection", s->shown[s->cur]);
 		s->blocked = false;
 		return ES_ETIMEDOUT;
 	case AMQP_BASIC_CANCEL_METHOD:
@@ -351,7 +357,7 @@ static es_err src_ack(es_source *base, uint64_t tag)
 static void src_where(es_source *base, char *url, size_t cap, uint64_t *failovers)
 {
 	struct amqp_src *s = (struct amqp_src *)base;
-	snprintf(url, cap, "%s", s->conn ? s->urls[s->cur] : "");
+	snprintf(url, cap, "%s", atomic_load(&s->up) ? s->shown[atomic_load(&s->cur)] : "");
 	*failovers = s->failovers;
 }
 
@@ -372,6 +378,7 @@ static void src_free(es_source *base)
 	disconnect(s);
 	free_list(s->urls, s->o.nurls);
 	free_list(s->binds, s->o.nbinds);
+	free_list(s->shown, s->o.nurls);
 	free(s->queue);
 	free(s->tag);
 	free(s);
@@ -385,6 +392,33 @@ static char **dup_list(const char *const *v, size_t n)
 	char **out = calloc(n ? n : 1, sizeof *out);
 	for (size_t i = 0; out && i < n; i++)
 		if (!(out[i] = strdup(v[i]))) {
+			free_list(out, i);
+			return NULL;
+		}
+	return out;
+}
+
+/* "amqp://user:secret@host" -> "amqp://user:***@host". */
+static char *hide_password(const char *url)
+{
+	const char *at = strchr(url, '@');
+	const char *colon = strchr(url + 7, ':');
+	char *out = malloc(strlen(url) + 4);
+	if (!out)
+		return NULL;
+	if (!at || !colon || colon > at) {
+		strcpy(out, url);
+		return out;
+	}
+	snprintf(out, strlen(url) + 4, "%.*s:***%s", (int)(colon - url), url, at);
+	return out;
+}
+
+static char **hidden_list(const char *const *v, size_t n)
+{
+	char **out = calloc(n ? n : 1, sizeof *out);
+	for (size_t i = 0; out && i < n; i++)
+		if (!(out[i] = hide_password(v[i]))) {
 			free_list(out, i);
 			return NULL;
 		}
@@ -411,11 +445,13 @@ es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out)
 	s->o.heartbeat_s = o->heartbeat_s ? o->heartbeat_s : 30;
 	s->urls = dup_list(o->urls, o->nurls);
 	s->binds = dup_list(o->nbinds ? o->binds : all, s->o.nbinds);
+	s->shown = hidden_list(o->urls, o->nurls);
 	s->queue = o->queue ? strdup(o->queue) : NULL;
 	s->tag = o->consumer_tag ? strdup(o->consumer_tag) : NULL;
 	es_backoff_init(&s->backoff, o->backoff_base_ms ? o->backoff_base_ms : 250,
 			o->backoff_max_ms ? o->backoff_max_ms : 30000);
-	if (!s->urls || !s->binds || (o->queue && !s->queue) || (o->consumer_tag && !s->tag)) {
+	if (!s->urls || !s->binds || !s->shown || (o->queue && !s->queue) ||
+	    (o->consumer_tag && !s->tag)) {
 		src_free(&s->base);
 		return ES_ENOMEM;
 	}
