@@ -19,6 +19,7 @@
 struct fleet {
 	const fleet_settings *s;
 	es_consumer *consumer;
+	fleet_projection *projection;
 	es_source *source;
 	es_http *http;
 	es_metrics *metrics;
@@ -27,7 +28,7 @@ struct fleet {
 	char *password;
 };
 
-static es_err consumer_open(const fleet_settings *s, es_consumer **out)
+static es_err consumer_open(const fleet_settings *s, es_consumer **out, fleet_projection **proj)
 {
 	es_consumer_opts co = {
 		.path = s->state_path,
@@ -39,7 +40,7 @@ static es_err consumer_open(const fleet_settings *s, es_consumer **out)
 		.sync_full = s->state_sync == 0,
 	};
 	es_err err = es_consumer_new(&co, out);
-	if (!err && (err = fleet_projection_attach(*out))) {
+	if (!err && (err = fleet_projection_new(*out, proj))) {
 		es_consumer_free(*out);
 		*out = NULL;
 	}
@@ -248,7 +249,7 @@ es_err fleet_new(const fleet_settings *s, fleet **out)
 	if (!f)
 		return ES_ENOMEM;
 	f->s = s;
-	es_err err = consumer_open(s, &f->consumer);
+	es_err err = consumer_open(s, &f->consumer, &f->projection);
 	if (!err)
 		err = source_open(f);
 	if (!err)
@@ -269,6 +270,7 @@ void fleet_free(fleet *f)
 		return;
 	es_http_free(f->http);
 	es_source_free(f->source);
+	fleet_projection_free(f->projection);
 	es_consumer_free(f->consumer);
 	es_metrics_free(f->metrics);
 	free(f->password);
@@ -289,9 +291,11 @@ void fleet_stop(fleet *f)
 es_err fleet_rebuild(const fleet_settings *s, uint64_t *applied)
 {
 	es_consumer *c = NULL;
-	es_err err = consumer_open(s, &c);
+	fleet_projection *p = NULL;
+	es_err err = consumer_open(s, &c, &p);
 	if (!err)
 		err = es_consumer_rebuild(c, applied);
+	fleet_projection_free(p);
 	es_consumer_free(c);
 	return err;
 }

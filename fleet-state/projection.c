@@ -34,28 +34,33 @@ static const char *const sql_count = "INSERT INTO device_counts(source, subject,
 				     " VALUES(?1, ?2, ?4, 1) ON CONFLICT(source, subject, type)"
 				     " DO UPDATE SET n = n + 1";
 
+enum { ST_ROW, ST_LAST, ST_READING, ST_ALARM, ST_COUNT, ST_N };
+
+struct fleet_projection {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_N];
+};
+
 struct binds {
 	const char *source, *subject, *type, *time, *data;
 	sqlite3_int64 seq;
 };
 
-static es_err run(sqlite3 *db, const char *sql, const struct binds *b)
+static es_err run(fleet_projection *p, int which, const struct binds *b)
 {
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, b->source, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, b->subject, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, b->seq);
-		sqlite3_bind_text(st, 4, b->type, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, b->time, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, b->data, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
-	if (rc == SQLITE_OK || rc == SQLITE_DONE)
+	sqlite3_stmt *st = p->st[which];
+	sqlite3_bind_text(st, 1, b->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, b->seq);
+	sqlite3_bind_text(st, 4, b->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, b->time, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, b->data, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE)
 		return ES_OK;
-	es_error(TAG, "%s: %s", sql, sqlite3_errmsg(db));
+	es_error(TAG, "%s: %s", sqlite3_sql(st), sqlite3_errmsg(p->db));
 	return (rc & 0xff) == SQLITE_FULL ? ES_EFULL : ES_EIO;
 }
 
@@ -69,9 +74,9 @@ static char *data_of(const char *json, size_t len)
 	return text;
 }
 
-es_err fleet_projection_apply(void *arg, const es_event *ev, const char *json, size_t len)
+static es_err apply(void *arg, const es_event *ev, const char *json, size_t len)
 {
-	sqlite3 *db = arg;
+	fleet_projection *p = arg;
 	const char *type = es_event_type(ev);
 	struct binds b = {es_event_source(ev),
 			  es_event_subject(ev),
@@ -81,39 +86,74 @@ es_err fleet_projection_apply(void *arg, const es_event *ev, const char *json, s
 			  (sqlite3_int64)es_event_seq(ev)};
 	if (!b.subject)
 		return ES_OK;
-	es_err err = run(db, sql_row, &b);
+	es_err err = run(p, ST_ROW, &b);
 	if (!err)
-		err = run(db, sql_last, &b);
+		err = run(p, ST_LAST, &b);
 	if (!err && strcmp(type, "sensor.reading") == 0) {
 		char *data = data_of(json, len);
 		b.data = data ? data : "null";
-		err = run(db, sql_reading, &b);
+		err = run(p, ST_READING, &b);
 		cJSON_free(data);
 	}
 	if (!err && strncmp(type, "alarm.", 6) == 0)
-		err = run(db, sql_alarm, &b);
+		err = run(p, ST_ALARM, &b);
 	if (!err)
-		err = run(db, sql_count, &b);
+		err = run(p, ST_COUNT, &b);
 	return err;
 }
 
 static es_err reset(void *arg)
 {
-	sqlite3 *db = arg;
-	int rc = sqlite3_exec(db, "DELETE FROM devices; DELETE FROM device_counts;", NULL, NULL,
+	fleet_projection *p = arg;
+	int rc = sqlite3_exec(p->db, "DELETE FROM devices; DELETE FROM device_counts;", NULL, NULL,
 			      NULL);
 	return rc == SQLITE_OK ? ES_OK : ES_EIO;
 }
 
-es_err fleet_projection_attach(es_consumer *c)
+static es_err prepare(fleet_projection *p)
 {
-	sqlite3 *db = es_consumer_db(c);
-	if (sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-		es_error(TAG, "schema: %s", sqlite3_errmsg(db));
+	const char *const sql[ST_N] = {sql_row, sql_last, sql_reading, sql_alarm, sql_count};
+	if (sqlite3_exec(p->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		es_error(TAG, "schema: %s", sqlite3_errmsg(p->db));
 		return ES_EIO;
 	}
-	es_err err = es_consumer_on(c, "#", fleet_projection_apply, db);
-	return err ? err : es_consumer_on_reset(c, reset, db);
+	for (int i = 0; i < ST_N; i++)
+		if (sqlite3_prepare_v3(p->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &p->st[i],
+				       NULL) != SQLITE_OK) {
+			es_error(TAG, "%s: %s", sql[i], sqlite3_errmsg(p->db));
+			return ES_EIO;
+		}
+	return ES_OK;
+}
+
+es_err fleet_projection_new(es_consumer *c, fleet_projection **out)
+{
+	fleet_projection *p = calloc(1, sizeof *p);
+	if (!c || !out || !p) {
+		free(p);
+		return c && out ? ES_ENOMEM : ES_EINVAL;
+	}
+	p->db = es_consumer_db(c);
+	es_err err = prepare(p);
+	if (!err)
+		err = es_consumer_on(c, "#", apply, p);
+	if (!err)
+		err = es_consumer_on_reset(c, reset, p);
+	if (err) {
+		fleet_projection_free(p);
+		return err;
+	}
+	*out = p;
+	return ES_OK;
+}
+
+void fleet_projection_free(fleet_projection *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < ST_N; i++)
+		sqlite3_finalize(p->st[i]);
+	free(p);
 }
 
 /* ---- reading ------------------------------------------------------------ */

@@ -14,13 +14,13 @@
 
 #include "consumer.h"
 
-/* Creates the tables if needed and registers the handler and the reset
- * with c. */
-es_err fleet_projection_attach(es_consumer *c);
+typedef struct fleet_projection fleet_projection;
 
-/* The handler itself (for tests): applies one event on db's open
- * transaction. */
-es_err fleet_projection_apply(void *db, const es_event *ev, const char *json, size_t len);
+/* Creates the tables if needed, prepares its statements on c's connection
+ * and registers its handler (pattern "#") and reset with c, which must
+ * outlive it (free the projection first). ES_EIO, ES_ENOMEM. */
+es_err fleet_projection_new(es_consumer *c, fleet_projection **out);
+void fleet_projection_free(fleet_projection *p);
 
 /* {"devices":[...]} as in docs/consumers.md, read through a connection of
  * its own (any thread), malloc'd. ES_EIO, ES_ENOMEM. */
