@@ -153,6 +153,8 @@ static es_err make_client(struct msrc *s)
 		.password = s->password,
 		.tls_verify = true,
 		.clean = s->o.clean,
+		.backoff_base_ms = s->o.backoff_base_ms,
+		.backoff_max_ms = s->o.backoff_max_ms,
 		.cbs = {on_connected, on_disconnected, on_published, on_message},
 		.ctx = s,
 	};

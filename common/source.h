@@ -64,7 +64,8 @@ typedef struct es_msource_opts {
 	const char *client_id; /* stable: the persistent session's name */
 	bool clean;	       /* true: no persistent session (edgespool tail) */
 	const char *username, *password;
-	size_t queue_max; /* messages held for the puller; 0: 10000 */
+	size_t queue_max;			  /* messages held for the puller; 0: 10000 */
+	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250, 30000 */
 } es_msource_opts;
 
 /* Checks an amqp:// URL: NULL when valid, else why not. */
