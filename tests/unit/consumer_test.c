@@ -277,6 +277,7 @@ struct fake {
 	uint64_t acked[16];
 	int64_t committed_at_ack[16]; /* rows in `applied` when each ack came */
 	size_t nacks;
+	size_t quiesced_at; /* script index when quiesce() came; 0: never */
 };
 
 static es_err fake_next(es_source *s, uint64_t wait_ms, es_delivery *out)
@@ -292,6 +293,10 @@ static es_err fake_next(es_source *s, uint64_t wait_ms, es_delivery *out)
 		return ES_ENOTCONN;
 	if (strcmp(b, "PAUSE") == 0)
 		return ES_ETIMEDOUT;
+	if (strcmp(b, "STOP") == 0) {
+		es_consumer_stop(f->c);
+		return ES_ETIMEDOUT;
+	}
 	*out = delivery(strdup(b), ++f->tag);
 	return ES_OK;
 }
@@ -328,7 +333,18 @@ static void fake_free(es_source *s)
 	(void)s;
 }
 
-static const es_source_ops fake_ops = {"fake", fake_next, fake_ack, fake_where, fake_free};
+static void fake_quiesce(es_source *s)
+{
+	struct fake *f = (struct fake *)s;
+	f->quiesced_at = f->i;
+}
+
+static const es_source_ops fake_ops = {.name = "fake",
+				       .next = fake_next,
+				       .ack = fake_ack,
+				       .quiesce = fake_quiesce,
+				       .where = fake_where,
+				       .free = fake_free};
 
 static void run_acks_after_commit(void **state)
 {
@@ -360,6 +376,31 @@ static void run_acks_after_commit(void **state)
 	assert_int_equal(st.duplicates, 1);
 	es_consumer_free(c);
 	for (unsigned i = 0; i < 6; i++)
+		free(e[i]);
+}
+
+/* A stop finishes the batch, then quiesces the source and applies what it
+ * had taken already (an MQTT client acknowledged those). */
+static void stop_drains_what_was_taken(void **state)
+{
+	(void)state;
+	char *e[3];
+	for (unsigned i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "s-%u", i);
+		e[i] = event(id, "sensor.reading", "dev-1", i + 1);
+	}
+	const char *script[] = {e[0], "STOP", e[1], e[2]};
+	struct counter k = {0};
+	es_consumer *c = open_consumer("run.db", 0, &k);
+	assert_int_equal(sqlite3_exec(es_consumer_db(c), "DELETE FROM applied", NULL, NULL, NULL),
+			 SQLITE_OK);
+	struct fake f = {.base.ops = &fake_ops, .c = c, .script = script, .n = 4};
+	assert_int_equal(es_consumer_run(c, &f.base), ES_OK);
+	assert_int_equal(f.quiesced_at, 2); /* after the stop, before e1 */
+	assert_int_equal(scalar(c, "SELECT count(*) FROM applied"), 3);
+	es_consumer_free(c);
+	for (unsigned i = 0; i < 3; i++)
 		free(e[i]);
 }
 
@@ -401,6 +442,7 @@ int main(void)
 		cmocka_unit_test(dedup_is_bounded_and_persistent),
 		cmocka_unit_test(sequence_holes_are_counted),
 		cmocka_unit_test(run_acks_after_commit),
+		cmocka_unit_test(stop_drains_what_was_taken),
 		cmocka_unit_test(rebuild_replays_the_log),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
