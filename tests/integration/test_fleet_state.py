@@ -21,8 +21,10 @@ fleet-state (MQTT, QoS 1, persistent session) and `edgespool tail`.
 4. SIGTERM: exit 0. The projection tables are emptied, `fleet-state
    --rebuild` re-applies its event log (prints the count it applied), and
    the restarted service serves exactly the same devices.
+/metrics passes `promtool check metrics` and agrees with /api/stats.
 """
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -293,6 +295,22 @@ def phase_kill(env, fleet, agents, posters, bridge):
     return st, lost
 
 
+def check_metrics(fleet, applied):
+    """GET /metrics passes promtool's lint and says what /api/stats says."""
+    status, body = h.http_call(fleet.http_port, "GET", "/metrics")
+    h.check(status == 200, "GET /metrics answered %d" % status)
+    text = body.decode()
+    promtool = shutil.which("promtool")
+    h.check(promtool, "promtool not found: install Debian's prometheus package (scripts/deps.sh)")
+    r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=30)
+    h.check(r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(),
+            "promtool check metrics (exit %d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    h.check("fleet_state_events_applied_total %d\n" % applied in text,
+            "/metrics does not say %d applied:\n%s" % (applied, text))
+    h.check("fleet_state_connected 1\n" in text, "/metrics does not say connected")
+
+
 def phase_rebuild(env, fleet, applied):
     before = fleet.devices()
     fleet.proc.signal(signal.SIGTERM)
@@ -324,6 +342,7 @@ def scenario(env):
     tail, table = phase_initial(env, fleet, agents, posters, cloud)
     phase_bad_input(fleet, cloud)
     st, lost = phase_kill(env, fleet, agents, posters, bridge)
+    check_metrics(fleet, st["applied"])
     check_tail(tail, table)
     ndev = phase_rebuild(env, fleet, st["applied"])
     return ("%d events: %d applied once, %d duplicates dropped, %d lost at the MQTT hop "

@@ -168,6 +168,22 @@ static void bad_patterns_are_refused(void **state)
 	assert_non_null(es_consumer_check_pattern("a."));
 }
 
+static void amqp_urls_are_checked(void **state)
+{
+	(void)state;
+	assert_null(es_amqp_check_url("amqp://guest:guest@127.0.0.1:5672/%2f"));
+	assert_null(es_amqp_check_url("amqp://guest:guest@127.0.0.1:5672/"));
+	assert_null(es_amqp_check_url("amqp://rmq1"));
+	assert_non_null(es_amqp_check_url("mqtt://127.0.0.1:1883"));
+	assert_non_null(es_amqp_check_url("amqps://rmq1:5671/")); /* no TLS in this version */
+	assert_non_null(es_amqp_check_url("amqp://h:notaport/"));
+	assert_non_null(es_amqp_check_url(""));
+	es_source *s;
+	const char *bad[] = {"amqp://ok/", "http://x"};
+	es_amqp_opts o = {.urls = bad, .nurls = 2};
+	assert_int_equal(es_amqp_source_new(&o, &s), ES_EINVAL);
+}
+
 /* ---- batches ------------------------------------------------------------ */
 
 static void duplicates_and_invalid_in_one_batch(void **state)
@@ -437,6 +453,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(patterns_match_words),
 		cmocka_unit_test(bad_patterns_are_refused),
+		cmocka_unit_test(amqp_urls_are_checked),
 		cmocka_unit_test(duplicates_and_invalid_in_one_batch),
 		cmocka_unit_test(failed_batch_rolls_back),
 		cmocka_unit_test(dedup_is_bounded_and_persistent),
