@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "consumer.h"
+#include "fetch.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -297,6 +298,24 @@ es_err fleet_rebuild(const fleet_settings *s, uint64_t *applied)
 	es_err err = consumer_open(s, &c, &p);
 	if (!err)
 		err = es_consumer_rebuild(c, applied);
+	fleet_projection_free(p);
+	es_consumer_free(c);
+	return err;
+}
+
+es_err fleet_rebuild_from(const fleet_settings *s, const char *url, uint64_t *read,
+			  uint64_t *applied)
+{
+	es_consumer *c = NULL;
+	fleet_projection *p = NULL;
+	es_consumer_stats before, after;
+	es_err err = consumer_open(s, &c, &p);
+	if (!err) {
+		es_consumer_stats_get(c, &before);
+		err = fleet_fetch_node(c, url, read);
+		es_consumer_stats_get(c, &after);
+		*applied = after.applied - before.applied;
+	}
 	fleet_projection_free(p);
 	es_consumer_free(c);
 	return err;

@@ -26,4 +26,10 @@ void fleet_stop(fleet *f);
  * broker, no HTTP. *applied: how many events. */
 es_err fleet_rebuild(const fleet_settings *s, uint64_t *applied);
 
+/* --rebuild-from URL: applies the events of the node at url (its journal,
+ * through its HTTP API); ids applied already are dropped. *read: events
+ * read; *applied: how many of them were new. */
+es_err fleet_rebuild_from(const fleet_settings *s, const char *url, uint64_t *read,
+			  uint64_t *applied);
+
 #endif

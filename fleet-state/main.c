@@ -13,13 +13,16 @@
 extern char **environ;
 
 static const char usage[] =
-	"usage: fleet-state [--config FILE] [--section.key VALUE ...] [--rebuild]\n"
+	"usage: fleet-state [--config FILE] [--section.key VALUE ...]\n"
+	"                   [--rebuild | --rebuild-from http://NODE:PORT]\n"
 	"       fleet-state --print-config | --print-reference | --help | --version\n"
 	"\n"
 	"Consumes the events over AMQP (a quorum queue bound to amq.topic) or MQTT,\n"
 	"applies each id once to a SQLite projection of every device, and serves it\n"
 	"on GET /api/devices and /api/stats. --rebuild empties the projection,\n"
-	"re-applies the service's own event log, prints how many events, and exits.\n";
+	"re-applies the service's own event log, prints how many events, and exits.\n"
+	"--rebuild-from applies the events a node's journal holds (through its HTTP\n"
+	"API; ids applied already are dropped): what the MQTT hop lost comes back.\n";
 
 /* The one running service, for the signal handler (which only sets its
  * stop flag). */
@@ -73,6 +76,17 @@ static int rebuild(const fleet_settings *s)
 	return 0;
 }
 
+static int rebuild_from(const fleet_settings *s, const char *url)
+{
+	uint64_t read = 0, applied = 0;
+	es_err err = fleet_rebuild_from(s, url, &read, &applied);
+	printf("rebuilt from %s: %llu events read, %llu applied\n", url, (unsigned long long)read,
+	       (unsigned long long)applied);
+	if (err)
+		fprintf(stderr, "fleet-state: rebuild from %s: %s\n", url, es_strerror(err));
+	return err ? 1 : 0;
+}
+
 /* Takes --rebuild out of argv (the settings table does not know it). */
 static bool take_flag(int *argc, char **argv, const char *flag)
 {
@@ -86,7 +100,21 @@ static bool take_flag(int *argc, char **argv, const char *flag)
 	return false;
 }
 
-static int dispatch(es_config *cfg, fleet_settings *s, bool rebuilding)
+/* Takes "flag VALUE" out of argv; the value, or NULL. */
+static const char *take_value(int *argc, char **argv, const char *flag)
+{
+	for (int i = 1; i + 1 < *argc; i++) {
+		if (strcmp(argv[i], flag) != 0)
+			continue;
+		const char *v = argv[i + 1];
+		memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 1) * sizeof *argv);
+		*argc -= 2;
+		return v;
+	}
+	return NULL;
+}
+
+static int dispatch(es_config *cfg, fleet_settings *s, bool rebuilding, const char *from)
 {
 	char err[512];
 	switch (es_config_mode(cfg)) {
@@ -102,7 +130,7 @@ static int dispatch(es_config *cfg, fleet_settings *s, bool rebuilding)
 	default:
 		break;
 	}
-	if (!fleet_settings_check(s, !rebuilding, err, sizeof err)) {
+	if (!fleet_settings_check(s, !rebuilding && !from, err, sizeof err)) {
 		fprintf(stderr, "fleet-state: %s\n", err);
 		return 2;
 	}
@@ -111,6 +139,8 @@ static int dispatch(es_config *cfg, fleet_settings *s, bool rebuilding)
 		return 0;
 	}
 	es_log_setup((es_log_level)s->log_level, s->log_syslog, "fleet-state");
+	if (from)
+		return rebuild_from(s, from);
 	return rebuilding ? rebuild(s) : serve(s);
 }
 
@@ -121,6 +151,7 @@ int main(int argc, char **argv)
 	char err[512];
 	memset(&s, 0, sizeof s);
 	bool rebuilding = take_flag(&argc, argv, "--rebuild");
+	const char *from = take_value(&argc, argv, "--rebuild-from");
 	if (es_config_new(fleet_settings_table, fleet_settings_count, &s, &cfg)) {
 		fputs("fleet-state: settings table: out of memory\n", stderr);
 		return 1;
@@ -129,7 +160,7 @@ int main(int argc, char **argv)
 	if (es_config_load(cfg, argc, argv, environ, err, sizeof err) != ES_OK)
 		fprintf(stderr, "fleet-state: %s\n", err);
 	else
-		rc = dispatch(cfg, &s, rebuilding);
+		rc = dispatch(cfg, &s, rebuilding, from);
 	es_config_free(cfg);
 	return rc;
 }

@@ -1,0 +1,178 @@
+/* fetch.c - fleet-state --rebuild-from URL: a node's journal through its
+ * HTTP API, applied through the consumer (the only file of fleet-state that
+ * includes libcurl).
+ *
+ * GET <url>/api/events?after=N&limit=500 lists the node's journal oldest
+ * first (ids and sequences); GET <url>/api/events/<id> gives each event.
+ * They are applied in batches through es_consumer_apply: ids applied
+ * already are dropped as duplicates, the others fill the projection (which
+ * does not depend on arrival order) and the sequence holes. So it is the
+ * way to repair what the MQTT hop lost, or to build a projection from a
+ * node's journal. One keep-alive connection; credentials may be given in
+ * the URL (http://user:password@host:port).
+ */
+#include "fetch.h"
+
+#include <cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define TAG   "fetch"
+#define PAGE  500
+#define BATCH 256
+
+struct buf {
+	char *data;
+	size_t len;
+	bool oom;
+};
+
+static size_t collect(char *ptr, size_t size, size_t n, void *ctx)
+{
+	struct buf *b = ctx;
+	size_t add = size * n;
+	char *grown = realloc(b->data, b->len + add + 1);
+	if (!grown) {
+		b->oom = true;
+		return 0;
+	}
+	memcpy(grown + b->len, ptr, add);
+	b->data = grown;
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
+}
+
+/* GET url; the body parsed as JSON into *out. ES_EIO (logged: no answer,
+ * not 200, not JSON), ES_ENOMEM. */
+static es_err get_json(CURL *curl, const char *url, cJSON **out)
+{
+	struct buf b = {0};
+	long status = 0;
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+	CURLcode rc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	es_err err = ES_OK;
+	if (b.oom) {
+		err = ES_ENOMEM;
+	} else if (rc != CURLE_OK || status != 200) {
+		es_error(TAG, "GET %s: %s", url,
+			 rc != CURLE_OK ? curl_easy_strerror(rc)
+			 : b.data	? b.data
+					: "no body");
+		err = ES_EIO;
+	} else if (!(*out = cJSON_ParseWithLength(b.data, b.len))) {
+		es_error(TAG, "GET %s: the answer is not JSON", url);
+		err = ES_EIO;
+	}
+	free(b.data);
+	return err;
+}
+
+struct run {
+	CURL *curl;
+	const char *base;
+	es_consumer *c;
+	es_delivery batch[BATCH];
+	size_t n;
+	uint64_t read;
+};
+
+static es_err flush(struct run *r)
+{
+	es_err err = r->n ? es_consumer_apply(r->c, r->batch, r->n) : ES_OK;
+	for (size_t i = 0; i < r->n; i++)
+		es_delivery_clear(&r->batch[i]);
+	r->n = 0;
+	return err;
+}
+
+/* Fetches the event with this id and adds it to the batch. */
+static es_err take(struct run *r, const char *id)
+{
+	char url[1024];
+	cJSON *o = NULL;
+	char *esc = curl_easy_escape(r->curl, id, 0);
+	if (!esc)
+		return ES_ENOMEM;
+	snprintf(url, sizeof url, "%s/api/events/%s", r->base, esc);
+	curl_free(esc);
+	es_err err = get_json(r->curl, url, &o);
+	cJSON *ev = err ? NULL : cJSON_GetObjectItemCaseSensitive(o, "event");
+	es_delivery *d = &r->batch[r->n];
+	if (!err && !(d->body = ev ? cJSON_PrintUnformatted(ev) : NULL))
+		err = ev ? ES_ENOMEM : ES_EIO;
+	if (!err && !(d->where = strdup(r->base)))
+		err = ES_ENOMEM;
+	cJSON_Delete(o);
+	if (err) {
+		es_delivery_clear(d);
+		return err;
+	}
+	d->len = strlen(d->body);
+	r->n++;
+	r->read++;
+	return r->n == BATCH ? flush(r) : ES_OK;
+}
+
+/* One page of the journal after *after; *more when it was full. */
+static es_err page(struct run *r, uint64_t *after, bool *more)
+{
+	char url[1024];
+	cJSON *o = NULL, *row;
+	snprintf(url, sizeof url, "%s/api/events?after=%llu&limit=%d", r->base,
+		 (unsigned long long)*after, PAGE);
+	es_err err = get_json(r->curl, url, &o);
+	cJSON *rows = err ? NULL : cJSON_GetObjectItemCaseSensitive(o, "events");
+	int n = 0;
+	cJSON_ArrayForEach(row, rows)
+	{
+		const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(row, "id"));
+		double seq = cJSON_GetNumberValue(cJSON_GetObjectItem(row, "seq"));
+		if (err || !id || !(seq >= 1))
+			continue;
+		err = take(r, id);
+		*after = (uint64_t)seq;
+		n++;
+	}
+	cJSON_Delete(o);
+	*more = !err && n == PAGE;
+	return err;
+}
+
+es_err fleet_fetch_node(es_consumer *c, const char *base_url, uint64_t *read)
+{
+	if (!c || !base_url || !read)
+		return ES_EINVAL;
+	struct run r = {.base = base_url, .c = c};
+	size_t len = strlen(base_url);
+	char *base = strdup(base_url);
+	if (!base)
+		return ES_ENOMEM;
+	while (len && base[len - 1] == '/')
+		base[--len] = '\0';
+	r.base = base;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	r.curl = curl_easy_init();
+	es_err err = r.curl ? ES_OK : ES_ENOMEM;
+	uint64_t after = 0;
+	bool more = true;
+	if (r.curl)
+		curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, 30L);
+	while (!err && more)
+		err = page(&r, &after, &more);
+	es_err ferr = flush(&r);
+	if (!err)
+		err = ferr;
+	if (r.curl)
+		curl_easy_cleanup(r.curl);
+	free(base);
+	*read = r.read;
+	return err;
+}
