@@ -28,7 +28,8 @@ static const char usage[] =
 	"  --amqp URL     amqp://user:pass@host:port/vhost (repeat: a cluster's nodes)\n"
 	"  --queue Q      consume from the quorum queue Q (declared if missing); default:\n"
 	"                 an exclusive auto-delete queue of its own\n"
-	"  --bind KEY     routing-key pattern bound on amq.topic (repeatable; default '#')\n"
+	"  --bind KEY     routing-key pattern bound on amq.topic (repeatable; default '#'\n"
+	"                 for a queue of its own, none for a --queue: it keeps its own)\n"
 	"  --mqtt URL     mqtt://host:port instead (clean session, QoS 1)\n"
 	"  --topic F      MQTT filter (repeatable; default edgespool/#)\n"
 	"  --count N      exit 0 after N matching events\n"
@@ -130,6 +131,8 @@ static es_err open_source(const struct tail_args *a, es_source **out)
 				  .queue = a->queue,
 				  .binds = a->bind,
 				  .nbinds = a->nbind,
+				  /* A named queue keeps its own bindings unless told. */
+				  .bind_none = a->queue && !a->nbind,
 				  .prefetch = 64};
 		return es_amqp_source_new(&o, out);
 	}

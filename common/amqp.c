@@ -440,7 +440,7 @@ es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out)
 		return ES_ENOMEM;
 	s->base.ops = &amqp_ops;
 	s->o = *o;
-	s->o.nbinds = o->nbinds ? o->nbinds : 1;
+	s->o.nbinds = o->nbinds || o->bind_none ? o->nbinds : 1;
 	s->o.prefetch = o->prefetch ? o->prefetch : 256;
 	s->o.heartbeat_s = o->heartbeat_s ? o->heartbeat_s : 30;
 	s->urls = dup_list(o->urls, o->nurls);

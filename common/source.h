@@ -55,9 +55,10 @@ typedef struct es_amqp_opts {
 	const char *queue;	  /* NULL or "": an exclusive auto-delete server-named queue */
 	const char *const *binds; /* routing-key patterns on amq.topic; none: "#" */
 	size_t nbinds;
-	const char *consumer_tag;		  /* NULL: the server picks */
-	uint16_t prefetch;			  /* 0: 256 */
-	int heartbeat_s;			  /* 0: 30 */
+	bool bind_none;		  /* with no binds: bind nothing (use the queue's own) */
+	const char *consumer_tag; /* NULL: the server picks */
+	uint16_t prefetch;	  /* 0: 256 */
+	int heartbeat_s;	  /* 0: 30 */
 	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250, 30000 */
 } es_amqp_opts;
 
