@@ -434,14 +434,28 @@ static es_err split_list(const char *text, es_strlist *out)
 	return ES_OK;
 }
 
-/* A key in the file appends to the list the file began; anything else
- * replaces the list. */
+/* Appends the comma-separated elements of text to l. */
+static es_err list_append(es_strlist *l, const char *text)
+{
+	es_strlist more = {0};
+	es_err rc = split_list(text, &more);
+	for (size_t k = 0; rc == ES_OK && k < more.n; k++)
+		rc = list_push(l, NULL, more.v[k], strlen(more.v[k]), 0);
+	list_clear(&more);
+	return rc;
+}
+
+/* A key in the file appends to the list the file began, and so does a flag
+ * repeated on the command line (s->line 1: es_config_load's flags, not
+ * es_config_set); anything else replaces the list. */
 static es_err set_list(es_config *c, size_t i, const char *text, const src *s)
 {
 	es_strlist *l = field(c, i);
 	origin *o = &c->from[i];
 	if (s->kind == FROM_FILE && o->kind == FROM_FILE)
 		return text[0] ? list_push(l, &o->lines, text, strlen(text), s->line) : ES_OK;
+	if (s->kind == FROM_FLAG && s->line == 1 && o->kind == FROM_FLAG)
+		return list_append(l, text);
 	es_strlist fresh = {0};
 	int *lines = NULL;
 	es_err rc = ES_OK;
@@ -823,7 +837,7 @@ static es_err apply_flags(es_config *c, const cmdline *cl, char *err, size_t cap
 {
 	for (size_t k = 0; k < cl->n; k++) {
 		char why[WHY_MAX];
-		src s = {FROM_FLAG, 0};
+		src s = {FROM_FLAG, 1}; /* 1: a list flag repeated here appends */
 		es_err rc = apply(c, cl->v[k].i, cl->v[k].value, &s, why, sizeof why);
 		if (rc != ES_OK) {
 			say(err, cap, "--%s: %s", c->table[cl->v[k].i].name, why);

@@ -26,7 +26,9 @@
  *   ES_CFG_MS       int64_t        "250", "250ms", "2s", "1m"
  *   ES_CFG_LIST     es_strlist     repeated keys in the file append; env
  *                                  and flags take comma-separated lists; a
- *                                  later source replaces the earlier list
+ *                                  flag repeated on the command line
+ *                                  appends; a later source replaces the
+ *                                  earlier list
  */
 #ifndef ES_CONFIG_H
 #define ES_CONFIG_H

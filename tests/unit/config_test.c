@@ -491,6 +491,23 @@ static void test_list_env_replaces_file(void **state)
 	assert_int_equal(f->s.peers.n, 0);
 }
 
+/* A list flag repeated on the command line appends (the first replaces
+ * what the file said); es_config_set still replaces. */
+static void test_list_flags_repeat_append(void **state)
+{
+	fixture *f = *state;
+	write_ini(f, "[bridge]\npeers = one\n");
+	const char *args[] = {"--config",	  f->path, "--bridge.peers", "a, b",
+			      "--bridge.peers=c", NULL};
+	assert_int_equal(load(f, args, NULL), ES_OK);
+	assert_int_equal(f->s.peers.n, 3);
+	assert_string_equal(f->s.peers.v[0], "a");
+	assert_string_equal(f->s.peers.v[1], "b");
+	assert_string_equal(f->s.peers.v[2], "c");
+	assert_int_equal(es_config_set(f->c, "bridge.peers", "z", f->err, sizeof f->err), ES_OK);
+	assert_int_equal(f->s.peers.n, 1);
+}
+
 static void test_print_sources(void **state)
 {
 	fixture *f = *state;
@@ -852,6 +869,7 @@ int main(void)
 		T(test_bool_flag_last),
 		T(test_list_append_and_replace),
 		T(test_list_env_replaces_file),
+		T(test_list_flags_repeat_append),
 		T(test_print_sources),
 		T(test_print_round_trip),
 		T(test_modes),
