@@ -108,9 +108,12 @@ bool fleet_settings_check(const fleet_settings *s, bool need_source, char *err, 
 		return fail(err, cap, "node.id", s->node_id, why);
 	if ((why = es_http_check_listen(s->http_listen)))
 		return fail(err, cap, "http.listen", s->http_listen, why);
-	if (need_source && !s->source_amqp.n == !s->source_mqtt.n)
-		return fail(err, cap, "source.amqp", "",
-			    "or source.mqtt: exactly one of them must be set");
+	if (need_source && !s->source_amqp.n == !s->source_mqtt.n) {
+		snprintf(err, cap,
+			 "source.amqp and source.mqtt: exactly one of them must be set "
+			 "(the AMQP brokers or the MQTT brokers to consume from)");
+		return false;
+	}
 	if (s->source_backoff_base_ms > s->source_backoff_max_ms)
 		return fail(err, cap, "source.backoff_base_ms", "",
 			    "must not exceed source.backoff_max_ms");
