@@ -44,6 +44,8 @@ struct es_consumer {
 	size_t nh;
 	es_consumer_reset_fn reset;
 	void *reset_arg;
+	es_consumer_idle_fn idle;
+	void *idle_arg;
 	struct counters st;
 	atomic_bool stop;
 };
@@ -343,6 +345,20 @@ struct sqlite3 *es_consumer_db(es_consumer *c)
 	return c ? c->db : NULL;
 }
 
+es_err es_consumer_on_idle(es_consumer *c, es_consumer_idle_fn fn, void *arg)
+{
+	if (!c)
+		return ES_EINVAL;
+	c->idle = fn;
+	c->idle_arg = arg;
+	return ES_OK;
+}
+
+size_t es_consumer_holes_due(es_consumer *c, es_gap_request *out, size_t cap)
+{
+	return c && out ? es_gap_due(c->gap, es_clock_mono_ms(), out, cap) : 0;
+}
+
 void es_consumer_stop(es_consumer *c)
 {
 	atomic_store(&c->stop, true);
@@ -616,6 +632,8 @@ es_err es_consumer_run(es_consumer *c, es_source *src)
 			pause_ms(RETRY_MS);
 		if (n)
 			settle(c, src, b, &n);
+		if (c->idle)
+			c->idle(c->idle_arg);
 	}
 	/* What an MQTT client acknowledged already is applied, not lost. */
 	if (src->ops->quiesce) {

@@ -37,6 +37,7 @@
 
 #include "err.h"
 #include "event.h"
+#include "gap.h"
 #include "source.h"
 
 typedef struct es_consumer es_consumer;
@@ -84,6 +85,17 @@ es_err es_consumer_on(es_consumer *c, const char *pattern, es_consumer_fn fn, vo
 es_err es_consumer_on_reset(es_consumer *c, es_consumer_reset_fn fn, void *arg);
 
 struct sqlite3 *es_consumer_db(es_consumer *c);
+
+/* Called by es_consumer_run on its thread between batches (at least every
+ * 200 ms), outside any transaction: it may call es_consumer_apply (to
+ * apply events fetched from elsewhere, e.g. a node's journal). */
+typedef void (*es_consumer_idle_fn)(void *arg);
+es_err es_consumer_on_idle(es_consumer *c, es_consumer_idle_fn fn, void *arg);
+
+/* Writes up to cap sequence holes that are due to be asked for (open for
+ * the gap tracker's grace period, or again after its retry period) into
+ * out, marks them asked, and returns how many. Owner thread. */
+size_t es_consumer_holes_due(es_consumer *c, es_gap_request *out, size_t cap);
 
 /* Applies deliveries d[0..n) in one transaction (the steps above).
  * ES_OK after COMMIT; otherwise everything was rolled back (ES_EIO,

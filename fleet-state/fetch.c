@@ -8,8 +8,10 @@
  * already are dropped as duplicates, the others fill the projection (which
  * does not depend on arrival order) and the sequence holes. So it is the
  * way to repair what the MQTT hop lost, or to build a projection from a
- * node's journal. One keep-alive connection; credentials may be given in
- * the URL (http://user:password@host:port).
+ * node's journal. fleet_fetch_range does the same for one range of
+ * sequences: the automatic repair of holes (repair.node). One keep-alive
+ * connection; credentials may be given in the URL
+ * (http://user:password@host:port).
  */
 #include "fetch.h"
 
@@ -79,6 +81,7 @@ struct run {
 	CURL *curl;
 	const char *base;
 	es_consumer *c;
+	uint64_t to; /* the last sequence wanted */
 	es_delivery batch[BATCH];
 	size_t n;
 	uint64_t read;
@@ -121,36 +124,50 @@ static es_err take(struct run *r, const char *id)
 	return r->n == BATCH ? flush(r) : ES_OK;
 }
 
-/* One page of the journal after *after; *more when it was full. */
+/* One page of the journal after *after, up to r->to; *more when there may
+ * be more to read. */
 static es_err page(struct run *r, uint64_t *after, bool *more)
 {
 	char url[1024];
 	cJSON *o = NULL, *row;
+	uint64_t want = r->to - *after;
+	int limit = want < PAGE ? (int)want : PAGE;
 	snprintf(url, sizeof url, "%s/api/events?after=%llu&limit=%d", r->base,
-		 (unsigned long long)*after, PAGE);
+		 (unsigned long long)*after, limit);
 	es_err err = get_json(r->curl, url, &o);
 	cJSON *rows = err ? NULL : cJSON_GetObjectItemCaseSensitive(o, "events");
 	int n = 0;
+	bool past = false;
 	cJSON_ArrayForEach(row, rows)
 	{
 		const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(row, "id"));
 		double seq = cJSON_GetNumberValue(cJSON_GetObjectItem(row, "seq"));
-		if (err || !id || !(seq >= 1))
+		n++;
+		if (err || past || !id || !(seq >= 1))
 			continue;
+		if ((uint64_t)seq > r->to) {
+			past = true;
+			continue;
+		}
 		err = take(r, id);
 		*after = (uint64_t)seq;
-		n++;
 	}
 	cJSON_Delete(o);
-	*more = !err && n == PAGE;
+	*more = !err && !past && n == limit && *after < r->to;
 	return err;
 }
 
 es_err fleet_fetch_node(es_consumer *c, const char *base_url, uint64_t *read)
 {
-	if (!c || !base_url || !read)
+	return fleet_fetch_range(c, base_url, 1, UINT64_MAX, read);
+}
+
+es_err fleet_fetch_range(es_consumer *c, const char *base_url, uint64_t from, uint64_t to,
+			 uint64_t *read)
+{
+	if (!c || !base_url || !read || from == 0 || from > to)
 		return ES_EINVAL;
-	struct run r = {.base = base_url, .c = c};
+	struct run r = {.base = base_url, .c = c, .to = to};
 	size_t len = strlen(base_url);
 	char *base = strdup(base_url);
 	if (!base)
@@ -161,7 +178,7 @@ es_err fleet_fetch_node(es_consumer *c, const char *base_url, uint64_t *read)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	r.curl = curl_easy_init();
 	es_err err = r.curl ? ES_OK : ES_ENOMEM;
-	uint64_t after = 0;
+	uint64_t after = from - 1;
 	bool more = true;
 	if (r.curl)
 		curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, 30L);

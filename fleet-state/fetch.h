@@ -13,4 +13,8 @@
  * apply's error. */
 es_err fleet_fetch_node(es_consumer *c, const char *base_url, uint64_t *read);
 
+/* The same for the node's sequences from..to only (a hole). */
+es_err fleet_fetch_range(es_consumer *c, const char *base_url, uint64_t from, uint64_t to,
+			 uint64_t *read);
+
 #endif

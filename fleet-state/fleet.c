@@ -86,6 +86,45 @@ static es_err source_open(fleet *f)
 	return es_msource_new(&o, &f->source);
 }
 
+/* ---- repair: holes fetched from the nodes' journals --------------------- */
+
+/* The URL configured for source in repair.node, or NULL. */
+static const char *repair_url(const fleet_settings *s, const char *source)
+{
+	size_t n = strlen(source);
+	for (size_t i = 0; i < s->repair_node.n; i++) {
+		const char *e = s->repair_node.v[i];
+		if (strncmp(e, source, n) == 0 && e[n] == '=')
+			return e + n + 1;
+	}
+	return NULL;
+}
+
+/* Idle hook of the consumer: each hole that is due and whose node we can
+ * reach is fetched and applied. One that cannot be fetched is asked for
+ * again after the gap tracker's retry period. */
+static void repair(void *arg)
+{
+	fleet *f = arg;
+	es_gap_request r[8];
+	size_t n = es_consumer_holes_due(f->consumer, r, 8);
+	for (size_t i = 0; i < n; i++) {
+		const char *url = repair_url(f->s, r[i].node);
+		uint64_t read = 0;
+		if (!url)
+			continue;
+		es_err err = fleet_fetch_range(f->consumer, url, r[i].from, r[i].to, &read);
+		if (err)
+			es_warn(TAG, "repair of %s %llu..%llu from %s: %s", r[i].node,
+				(unsigned long long)r[i].from, (unsigned long long)r[i].to, url,
+				es_strerror(err));
+		else
+			es_info(TAG, "repair of %s %llu..%llu from %s: %llu events read", r[i].node,
+				(unsigned long long)r[i].from, (unsigned long long)r[i].to, url,
+				(unsigned long long)read);
+	}
+}
+
 /* ---- HTTP --------------------------------------------------------------- */
 
 static int reply_text(es_http_req *req, int status, const char *type, char *text)
@@ -253,6 +292,8 @@ es_err fleet_new(const fleet_settings *s, fleet **out)
 		return ES_ENOMEM;
 	f->s = s;
 	es_err err = consumer_open(s, &f->consumer, &f->projection);
+	if (!err && s->repair_node.n)
+		err = es_consumer_on_idle(f->consumer, repair, f);
 	if (!err)
 		err = source_open(f);
 	if (!err)

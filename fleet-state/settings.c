@@ -52,6 +52,10 @@ const es_setting fleet_settings_table[] = {
 	{"event.max_bytes", ES_CFG_SIZE, F(event_max_bytes), "64KiB", 512, 16777216, NULL, 0,
 	 "largest event accepted"},
 
+	{"repair.node", ES_CFG_LIST, F(repair_node), NULL, 0, 0, NULL, 0,
+	 "SOURCE=URL: fetch that source's missing sequences from the node's HTTP API "
+	 "(e.g. /site-1/gw-7=http://gw-7:8080)"},
+
 	{"http.listen", ES_CFG_STR, F(http_listen), "127.0.0.1:8083", 0, 0, NULL, 0,
 	 "HTTP address; port 0 picks a free port (logged)"},
 	{"http.auth_file", ES_CFG_STR, F(http_auth_file), NULL, 0, 0, NULL, ES_CFG_PATH,
@@ -81,6 +85,14 @@ static bool check_list(const es_strlist *l, const char *key, const char *(*check
 		if ((why = check(l->v[i])))
 			return fail(err, cap, key, l->v[i], why);
 	return true;
+}
+
+static const char *check_repair(const char *r)
+{
+	const char *eq = strchr(r, '=');
+	if (!eq || eq == r || strncmp(eq + 1, "http", 4) != 0)
+		return "is not SOURCE=URL (/site-1/gw-7=http://gw-7:8080)";
+	return NULL;
 }
 
 static const char *check_filter(const char *f)
@@ -120,5 +132,6 @@ bool fleet_settings_check(const fleet_settings *s, bool need_source, char *err, 
 	return check_list(&s->source_amqp, "source.amqp", es_amqp_check_url, err, cap) &&
 	       check_list(&s->source_mqtt, "source.mqtt", es_mqtt_check_url, err, cap) &&
 	       check_list(&s->source_topic, "source.topic", check_filter, err, cap) &&
-	       check_list(&s->source_bind, "source.bind", check_bind, err, cap);
+	       check_list(&s->source_bind, "source.bind", check_bind, err, cap) &&
+	       check_list(&s->repair_node, "repair.node", check_repair, err, cap);
 }

@@ -13,6 +13,7 @@
 typedef struct fleet_settings {
 	char *node_id;
 	es_strlist source_amqp, source_bind, source_mqtt, source_topic;
+	es_strlist repair_node;
 	char *source_queue, *source_username, *source_password_file;
 	int64_t source_prefetch, source_heartbeat_s, source_backoff_base_ms, source_backoff_max_ms;
 

@@ -18,10 +18,12 @@ fleet-state (MQTT, QoS 1, persistent session) and `edgespool tail`.
    applied or counted as a missing sequence (gaps.missing: what paho had
    acknowledged before the kill and the commit, the MQTT hop's known gap),
    and the projection equals the one computed from what it applied.
-4. SIGTERM: exit 0. `fleet-state --rebuild-from http://<agent>` for each
-   agent reads its 1,800 journaled events through the HTTP API and applies
-   exactly the ones lost; then nothing is missing and the projection equals
-   the one computed from every event sent.
+4. Restarted with `repair.node` naming both agents' HTTP APIs, fleet-state
+   fetches the missing sequences from their journals by itself: nothing
+   missing, each id applied once, the projection equals the one computed
+   from every event sent. Then `fleet-state --rebuild-from http://<agent>`
+   for each agent reads its 1,800 journaled events and applies none (all
+   there).
 5. SIGTERM: exit 0. The projection tables are emptied, `fleet-state
    --rebuild` re-applies its event log (prints the count it applied), and
    the restarted service serves exactly the same devices.
@@ -157,6 +159,7 @@ class Fleet:
         self.http_port = h.free_port()
         self.db = env.path("fleet.db")
         self.proc = None
+        self.extra = []
 
     def argv(self, *extra):
         return [self.env.args.fleet, "--node.id", "it-fleet",
@@ -164,7 +167,8 @@ class Fleet:
                 "--source.topic", "edgespool/+/+/ev/#", "--state.path", self.db,
                 "--state.sync", "normal",
                 "--http.listen", "127.0.0.1:%d" % self.http_port,
-                "--source.backoff_base_ms", "50", "--source.backoff_max_ms", "500"] + list(extra)
+                "--source.backoff_base_ms", "50", "--source.backoff_max_ms", "500"] + \
+            self.extra + list(extra)
 
     def start(self, timeout=15):
         """Starts it; ready when /api/stats says it is connected."""
@@ -257,7 +261,7 @@ def applied_log(fleet):
 
 
 def phase_kill(env, fleet, agents, posters, bridge):
-    threads = [MixedPoster(p, PER_AGENT_2, rate=1000) for p in posters]
+    threads = [MixedPoster(p, PER_AGENT_2) for p in posters]
     for t in threads:
         t.start()
     start = fleet.stats()["applied"]
@@ -316,6 +320,32 @@ def check_metrics(fleet, applied):
     h.check("fleet_state_connected 1\n" in text, "/metrics does not say connected")
 
 
+def phase_auto_repair(env, fleet, agents):
+    """Restarted with repair.node for both agents, fleet-state fetches its
+    holes from their journals by itself: nothing missing, every event
+    applied once, the projection of every event sent."""
+    fleet.proc.signal(signal.SIGTERM)
+    rc = fleet.proc.wait_exit(20)
+    h.check(rc == 0, "fleet-state %s after SIGTERM" % h.exit_text(rc))
+    fleet.extra = ["--repair.node", ",".join("/site1/%s=http://127.0.0.1:%d" %
+                                             (a.node, a.http_port) for a in agents)]
+    fleet.start()
+    total = 2 * (PER_AGENT_1 + PER_AGENT_2)
+
+    def repaired():
+        st = fleet.stats()
+        return st["gaps"]["missing"] == 0 and st["applied"] == total and st
+    st = h.wait_for(repaired, 60, "fleet-state to repair its holes from the agents")
+    ids = [ev["id"] for ev in applied_log(fleet)]
+    h.check(len(ids) == len(set(ids)) == total == st["events"],
+            "after the repair: %d logged, %d distinct, %d events" %
+            (len(ids), len(set(ids)), st["events"]))
+    devices = fleet.devices()
+    want = project(ev for a in agents for ev in journal_events(env, a))
+    h.check(devices == want, "projection after the repair differs from the events sent: %s"
+            % diff(devices, want))
+
+
 def phase_repair(env, fleet, agents, lost):
     """--rebuild-from each agent's HTTP API: exactly the lost events are
     applied (the others are duplicates); then nothing is missing and the
@@ -334,7 +364,7 @@ def phase_repair(env, fleet, agents, lost):
         h.check(m and int(m.group(1)) == PER_AGENT_1 + PER_AGENT_2,
                 "--rebuild-from %s printed %r" % (url, r.stdout))
         new += int(m.group(2))
-    h.check(new == lost, "--rebuild-from applied %d events, %d were lost" % (new, lost))
+    h.check(new == lost, "--rebuild-from applied %d events, %d were missing" % (new, lost))
     fleet.start()
     st = fleet.stats()
     total = 2 * (PER_AGENT_1 + PER_AGENT_2)
@@ -381,11 +411,12 @@ def scenario(env):
     st, lost = phase_kill(env, fleet, agents, posters, bridge)
     check_metrics(fleet, st["applied"])
     check_tail(tail, table)
-    phase_repair(env, fleet, agents, lost)
+    phase_auto_repair(env, fleet, agents)
+    phase_repair(env, fleet, agents, 0)
     total = 2 * (PER_AGENT_1 + PER_AGENT_2)
     ndev = phase_rebuild(env, fleet, total)
     return ("%d events: %d applied once, %d duplicates dropped, %d lost at the MQTT hop "
-            "(counted missing, then applied by --rebuild-from), %d invalid; %d devices "
+            "(counted missing, then fetched from the agents), %d invalid; %d devices "
             "rebuilt identically" %
             (total, st["applied"], st["duplicates"], lost, st["invalid"], ndev))
 
