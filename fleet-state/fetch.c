@@ -180,8 +180,12 @@ es_err fleet_fetch_range(es_consumer *c, const char *base_url, uint64_t from, ui
 	es_err err = r.curl ? ES_OK : ES_ENOMEM;
 	uint64_t after = from - 1;
 	bool more = true;
-	if (r.curl)
+	if (r.curl) {
 		curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, 30L);
+		/* The repair runs on the consumer's thread: an unreachable node
+		 * must not hold it long. */
+		curl_easy_setopt(r.curl, CURLOPT_CONNECTTIMEOUT, 5L);
+	}
 	while (!err && more)
 		err = page(&r, &after, &more);
 	es_err ferr = flush(&r);
