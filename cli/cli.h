@@ -8,5 +8,6 @@ int cmd_emit(int argc, char **argv);
 int cmd_journal(int argc, char **argv);
 int cmd_sub(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
+int cmd_tail(int argc, char **argv);
 
 #endif

@@ -4,15 +4,17 @@
 
 #include "cli.h"
 
-static const char usage[] = "usage: edgespool COMMAND [ARGS]\n"
-			    "\n"
-			    "commands:\n"
-			    "  emit      hand events to an agent over HTTP\n"
-			    "  journal   look into a journal file: stats, ls, cat, verify\n"
-			    "  sub       receive every node's events, find and fill holes\n"
-			    "  passwd    add a user to an HTTP auth file, or change a password\n"
-			    "\n"
-			    "`edgespool COMMAND --help` tells more.\n";
+static const char usage[] =
+	"usage: edgespool COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  emit      hand events to an agent over HTTP\n"
+	"  journal   look into a journal file: stats, ls, cat, verify\n"
+	"  sub       receive every node's events, find and fill holes\n"
+	"  passwd    add a user to an HTTP auth file, or change a password\n"
+	"  tail      print the events matching a type pattern, over AMQP or MQTT\n"
+	"\n"
+	"`edgespool COMMAND --help` tells more.\n";
 
 int main(int argc, char **argv)
 {
@@ -29,6 +31,8 @@ int main(int argc, char **argv)
 		return cmd_sub(argc - 1, argv + 1);
 	if (strcmp(cmd, "passwd") == 0)
 		return cmd_passwd(argc - 1, argv + 1);
+	if (strcmp(cmd, "tail") == 0)
+		return cmd_tail(argc - 1, argv + 1);
 	if (strcmp(cmd, "--version") == 0) {
 		printf("edgespool %s\n", ES_VERSION);
 		return 0;

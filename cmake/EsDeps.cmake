@@ -41,3 +41,8 @@ if(ES_BUILD_TESTS)
   pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
   add_library(es::cmocka ALIAS PkgConfig::CMOCKA)
 endif()
+
+# rabbitmq-c (librabbitmq): the AMQP 0-9-1 client of the consumers
+# (common/amqp.c). 0.11 installs <amqp.h>; later versions <rabbitmq-c/amqp.h>.
+pkg_check_modules(RABBITMQ REQUIRED IMPORTED_TARGET librabbitmq)
+add_library(es::rabbitmq ALIAS PkgConfig::RABBITMQ)

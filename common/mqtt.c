@@ -502,7 +502,7 @@ static int connect5(es_mqtt *m)
 	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
 			       .value.integer4 = m->o.session_expiry_s};
 	MQTTProperties_add(&props, &expiry);
-	co.cleanstart = 0;
+	co.cleanstart = m->o.clean;
 	co.connectProperties = &props;
 	co.onSuccess5 = on_connect_ok5;
 	co.onFailure5 = on_connect_fail5;
@@ -514,7 +514,7 @@ static int connect5(es_mqtt *m)
 static int connect311(es_mqtt *m)
 {
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-	co.cleansession = 0;
+	co.cleansession = m->o.clean;
 	/* Not paho's default, which falls back to MQTT 3.1 (23-character
 	 * client ids) after a failed attempt. */
 	co.MQTTVersion = MQTTVERSION_3_1_1;

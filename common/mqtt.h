@@ -58,7 +58,8 @@ typedef struct es_mqtt_opts {
 	const char *username, *password;	    /* NULL: none */
 	const char *ca_file, *cert_file, *key_file; /* TLS; NULL: none */
 	bool tls_verify;			    /* verify the broker's certificate and name */
-	int keepalive_s;			    /* 0: 30 */
+	bool clean;		   /* a clean session (nothing kept for a client that comes back) */
+	int keepalive_s;	   /* 0: 30 */
 	int inflight;		   /* unacknowledged QoS 1 publishes at most; 0: 100 */
 	uint32_t session_expiry_s; /* MQTT 5 only; 0: 86400 */
 	int connect_timeout_s;	   /* 0: 10 */

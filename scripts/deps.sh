@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config git clang-format
   libpaho-mqtt-dev libssl-dev libsqlite3-dev sqlite3 libcjson-dev
   libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev libcrypt-dev
+  librabbitmq-dev # common/amqp.c: the consumers' AMQP 0-9-1 transport
   mosquitto mosquitto-clients python3 curl procps openssl nginx-light
   clang libclang-rt-14-dev
   valgrind # it_flow_valgrind: the agent under memcheck

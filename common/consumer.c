@@ -1,0 +1,668 @@
+/* consumer.c - batches applied once: decode, dedup, handlers, log,
+ * checkpoint, COMMIT, then ack. The SQLite adapter of the consumer side
+ * (the journal is the node side's).
+ *
+ * Threads: the owner thread has everything; `st` is atomics (read by any
+ * thread through es_consumer_stats_get), `stop` too.
+ */
+#include "consumer.h"
+
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "gap.h"
+#include "log.h"
+
+#define TAG		 "consumer"
+#define DEADLETTERS_KEPT 1000
+#define RETRY_MS	 500
+#define POLL_MS		 200
+
+struct handler {
+	char *pattern;
+	es_consumer_fn fn;
+	void *arg;
+};
+
+struct counters {
+	_Atomic uint64_t applied, duplicates, invalid, events, batches, commit_errors;
+	_Atomic uint64_t holes_open, missing, holes_detected;
+};
+
+struct es_consumer {
+	es_consumer_opts o;
+	char *path;
+	sqlite3 *db;
+	sqlite3_stmt *seen_ins, *log_ins, *dead_ins, *meta_put;
+	es_gap *gap;
+	struct handler *h;
+	size_t nh;
+	es_consumer_reset_fn reset;
+	void *reset_arg;
+	struct counters st;
+	atomic_bool stop;
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS seen(id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS seen_at ON seen(at_ms);"
+	"CREATE TABLE IF NOT EXISTS events(n INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+	" type TEXT NOT NULL, source TEXT NOT NULL, seq INTEGER NOT NULL,"
+	" at_ms INTEGER NOT NULL, body TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS deadletters(n INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
+	" origin TEXT NOT NULL, reason TEXT NOT NULL, body BLOB);"
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);";
+
+void es_delivery_clear(es_delivery *d)
+{
+	free(d->where);
+	free(d->body);
+	memset(d, 0, sizeof *d);
+}
+
+void es_source_free(es_source *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+/* ---- patterns ----------------------------------------------------------- */
+
+const char *es_consumer_check_pattern(const char *p)
+{
+	if (!p || !*p)
+		return "is empty";
+	if (strlen(p) > ES_EVENT_TYPE_MAX)
+		return "is longer than a type";
+	for (const char *w = p;; w++) {
+		const char *e = strchr(w, '.');
+		size_t n = e ? (size_t)(e - w) : strlen(w);
+		if (n == 0)
+			return "has an empty word";
+		if ((memchr(w, '*', n) || memchr(w, '#', n)) && n != 1)
+			return "has '*' or '#' inside a word (they stand for whole words)";
+		for (size_t i = 0; i < n; i++)
+			if (!strchr("*#", w[i]) && es_event_check_type((char[]){w[i], 0}))
+				return "has a character a type cannot have";
+		if (!e)
+			return NULL;
+		w = e;
+	}
+}
+
+static size_t word_len(const char *s)
+{
+	const char *e = strchr(s, '.');
+	return e ? (size_t)(e - s) : strlen(s);
+}
+
+static const char *next_word(const char *s)
+{
+	size_t n = word_len(s);
+	return s[n] ? s + n + 1 : NULL;
+}
+
+/* AMQP topic matching over words: '*' one word, '#' zero or more. p and t
+ * point at a word, or are NULL when no words are left. */
+static bool match_words(const char *p, const char *t)
+{
+	if (!p)
+		return !t;
+	size_t pn = word_len(p);
+	if (pn == 1 && *p == '#')
+		return match_words(next_word(p), t) || (t && match_words(p, next_word(t)));
+	if (!t)
+		return false;
+	size_t tn = word_len(t);
+	if (!(pn == 1 && *p == '*') && (pn != tn || memcmp(p, t, pn) != 0))
+		return false;
+	return match_words(next_word(p), next_word(t));
+}
+
+bool es_consumer_match(const char *pattern, const char *type)
+{
+	return pattern && type && match_words(pattern, type);
+}
+
+/* ---- SQLite ------------------------------------------------------------- */
+
+static es_err sql_err(sqlite3 *db, int rc, const char *what)
+{
+	es_error(TAG, "%s: %s (sqlite %d: %s)", what, sqlite3_errstr(rc), rc,
+		 db ? sqlite3_errmsg(db) : "-");
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return ES_EFULL;
+	case SQLITE_NOMEM:
+		return ES_ENOMEM;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return ES_ECORRUPT;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return ES_EBUSY;
+	default:
+		return ES_EIO;
+	}
+}
+
+static es_err exec(sqlite3 *db, const char *sql)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? ES_OK : sql_err(db, rc, sql);
+}
+
+static es_err step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? ES_OK : sql_err(db, rc, what);
+}
+
+static es_err prepare(es_consumer *c)
+{
+	struct {
+		sqlite3_stmt **st;
+		const char *sql;
+	} q[] = {
+		{&c->seen_ins, "INSERT OR IGNORE INTO seen(id, at_ms) VALUES(?1, ?2)"},
+		{&c->log_ins, "INSERT INTO events(id, type, source, seq, at_ms, body)"
+			      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)"},
+		{&c->dead_ins, "INSERT INTO deadletters(at_ms, origin, reason, body)"
+			       " VALUES(?1, ?2, ?3, ?4)"},
+		{&c->meta_put, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)"},
+	};
+	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+		int rc = sqlite3_prepare_v2(c->db, q[i].sql, -1, q[i].st, NULL);
+		if (rc != SQLITE_OK)
+			return sql_err(c->db, rc, q[i].sql);
+	}
+	return ES_OK;
+}
+
+static uint64_t meta_u64(es_consumer *c, const char *key)
+{
+	sqlite3_stmt *st;
+	uint64_t v = 0;
+	if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL))
+		return 0;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static es_err meta_put_u64(es_consumer *c, const char *key, uint64_t v)
+{
+	sqlite3_bind_text(c->meta_put, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(c->meta_put, 2, (sqlite3_int64)v);
+	return step_done(c->db, c->meta_put, "meta");
+}
+
+static uint64_t count_events(es_consumer *c)
+{
+	sqlite3_stmt *st;
+	uint64_t v = 0;
+	if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM events", -1, &st, NULL))
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Restores the counters and the holes from the last commit. */
+static es_err load_checkpoint(es_consumer *c)
+{
+	atomic_store(&c->st.applied, meta_u64(c, "applied"));
+	atomic_store(&c->st.duplicates, meta_u64(c, "duplicates"));
+	atomic_store(&c->st.invalid, meta_u64(c, "invalid"));
+	atomic_store(&c->st.events, count_events(c));
+	sqlite3_stmt *st;
+	es_err err = ES_OK;
+	if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'gaps'", -1, &st, NULL))
+		return sql_err(c->db, sqlite3_errcode(c->db), "meta");
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		int n = sqlite3_column_bytes(st, 0);
+		if (t && es_gap_load(c->gap, t, (size_t)n, es_clock_mono_ms()))
+			es_warn(TAG, "%s: the saved sequence holes are unreadable; starting afresh",
+				c->path);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+static es_err open_db(es_consumer *c)
+{
+	int rc = sqlite3_open_v2(c->path, &c->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		es_err err = sql_err(c->db, rc, c->path);
+		sqlite3_close(c->db);
+		c->db = NULL;
+		return err;
+	}
+	sqlite3_busy_timeout(c->db, 5000);
+	es_err err = exec(c->db, "PRAGMA journal_mode = WAL");
+	if (!err)
+		err = exec(c->db, c->o.sync_full ? "PRAGMA synchronous = FULL"
+						 : "PRAGMA synchronous = NORMAL");
+	if (!err)
+		err = exec(c->db, schema);
+	if (!err)
+		err = prepare(c);
+	return err;
+}
+
+es_err es_consumer_new(const es_consumer_opts *o, es_consumer **out)
+{
+	if (!o || !o->path || !out)
+		return ES_EINVAL;
+	es_consumer *c = calloc(1, sizeof *c);
+	if (!c)
+		return ES_ENOMEM;
+	c->o = *o;
+	c->o.dedup_max = o->dedup_max ? o->dedup_max : 1000000;
+	c->o.event_max_bytes = o->event_max_bytes ? o->event_max_bytes : ES_EVENT_MAX_BYTES_DEFAULT;
+	c->o.batch_max = o->batch_max ? o->batch_max : 256;
+	c->o.linger_ms = o->linger_ms ? o->linger_ms : 5;
+	c->path = strdup(o->path);
+	es_gap_opts go = {.from_start = false};
+	es_err err = c->path ? es_gap_new(&go, &c->gap) : ES_ENOMEM;
+	if (!err)
+		err = open_db(c);
+	if (!err)
+		err = load_checkpoint(c);
+	if (err) {
+		es_error(TAG, "%s: cannot open the consumer's state: %s", o->path,
+			 es_strerror(err));
+		es_consumer_free(c);
+		return err;
+	}
+	*out = c;
+	return ES_OK;
+}
+
+void es_consumer_free(es_consumer *c)
+{
+	if (!c)
+		return;
+	sqlite3_finalize(c->seen_ins);
+	sqlite3_finalize(c->log_ins);
+	sqlite3_finalize(c->dead_ins);
+	sqlite3_finalize(c->meta_put);
+	sqlite3_close(c->db);
+	es_gap_free(c->gap);
+	for (size_t i = 0; i < c->nh; i++)
+		free(c->h[i].pattern);
+	free(c->h);
+	free(c->path);
+	free(c);
+}
+
+es_err es_consumer_on(es_consumer *c, const char *pattern, es_consumer_fn fn, void *arg)
+{
+	if (!c || !fn || es_consumer_check_pattern(pattern))
+		return ES_EINVAL;
+	struct handler *h = realloc(c->h, (c->nh + 1) * sizeof *h);
+	if (!h)
+		return ES_ENOMEM;
+	c->h = h;
+	h[c->nh] = (struct handler){.pattern = strdup(pattern), .fn = fn, .arg = arg};
+	if (!h[c->nh].pattern)
+		return ES_ENOMEM;
+	c->nh++;
+	return ES_OK;
+}
+
+es_err es_consumer_on_reset(es_consumer *c, es_consumer_reset_fn fn, void *arg)
+{
+	if (!c)
+		return ES_EINVAL;
+	c->reset = fn;
+	c->reset_arg = arg;
+	return ES_OK;
+}
+
+struct sqlite3 *es_consumer_db(es_consumer *c)
+{
+	return c ? c->db : NULL;
+}
+
+void es_consumer_stop(es_consumer *c)
+{
+	atomic_store(&c->stop, true);
+}
+
+void es_consumer_stats_get(es_consumer *c, es_consumer_stats *out)
+{
+	*out = (es_consumer_stats){
+		.applied = atomic_load(&c->st.applied),
+		.duplicates = atomic_load(&c->st.duplicates),
+		.invalid = atomic_load(&c->st.invalid),
+		.events = atomic_load(&c->st.events),
+		.batches = atomic_load(&c->st.batches),
+		.commit_errors = atomic_load(&c->st.commit_errors),
+		.holes_open = atomic_load(&c->st.holes_open),
+		.missing = atomic_load(&c->st.missing),
+		.holes_detected = atomic_load(&c->st.holes_detected),
+	};
+}
+
+/* ---- one batch ---------------------------------------------------------- */
+
+/* What a batch changed, published to `st` only after its COMMIT. */
+struct tally {
+	uint64_t applied, duplicates, invalid, logged;
+};
+
+static es_err dispatch(es_consumer *c, const es_event *ev, const char *json, size_t len)
+{
+	for (size_t i = 0; i < c->nh; i++) {
+		if (!es_consumer_match(c->h[i].pattern, es_event_type(ev)))
+			continue;
+		es_err err = c->h[i].fn(c->h[i].arg, ev, json, len);
+		if (err) {
+			es_error(TAG, "handler for '%s' failed on event %s: %s", c->h[i].pattern,
+				 es_event_id(ev), es_strerror(err));
+			return err;
+		}
+	}
+	return ES_OK;
+}
+
+static es_err deadletter(es_consumer *c, const es_delivery *d, const es_verr *v, uint64_t now)
+{
+	char reason[256];
+	snprintf(reason, sizeof reason, "%s%s%s", v->field, v->field[0] ? ": " : "", v->reason);
+	es_warn(TAG, "invalid event from %s: %s (kept in deadletters)", d->where ? d->where : "?",
+		reason);
+	sqlite3_bind_int64(c->dead_ins, 1, (sqlite3_int64)now);
+	sqlite3_bind_text(c->dead_ins, 2, d->where ? d->where : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(c->dead_ins, 3, reason, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(c->dead_ins, 4, d->body, (int)(d->len < 65536 ? d->len : 65536),
+			  SQLITE_STATIC);
+	return step_done(c->db, c->dead_ins, "deadletter");
+}
+
+/* Inserts the id into `seen`; *dup when it was there already. */
+static es_err seen(es_consumer *c, const char *id, uint64_t now, bool *dup)
+{
+	sqlite3_bind_text(c->seen_ins, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(c->seen_ins, 2, (sqlite3_int64)now);
+	es_err err = step_done(c->db, c->seen_ins, "seen");
+	if (!err)
+		*dup = sqlite3_changes(c->db) == 0;
+	return err;
+}
+
+static es_err log_event(es_consumer *c, const es_event *ev, const es_delivery *d, uint64_t now)
+{
+	sqlite3_bind_text(c->log_ins, 1, es_event_id(ev), -1, SQLITE_STATIC);
+	sqlite3_bind_text(c->log_ins, 2, es_event_type(ev), -1, SQLITE_STATIC);
+	sqlite3_bind_text(c->log_ins, 3, es_event_source(ev), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(c->log_ins, 4, (sqlite3_int64)es_event_seq(ev));
+	sqlite3_bind_int64(c->log_ins, 5, (sqlite3_int64)now);
+	sqlite3_bind_text(c->log_ins, 6, d->body, (int)d->len, SQLITE_STATIC);
+	return step_done(c->db, c->log_ins, "event log");
+}
+
+static void track_seq(es_consumer *c, const es_event *ev)
+{
+	es_gap_verdict v;
+	if (es_event_seq(ev))
+		(void)es_gap_seen(c->gap, es_event_source(ev), es_event_seq(ev), es_clock_mono_ms(),
+				  &v);
+}
+
+static es_err apply_one(es_consumer *c, const es_delivery *d, uint64_t now, struct tally *t)
+{
+	es_event *ev = NULL;
+	es_verr v;
+	memset(&v, 0, sizeof v);
+	bool dup = false;
+	if (es_event_decode(d->body, d->len, c->o.event_max_bytes, &ev, &v)) {
+		t->invalid++;
+		return deadletter(c, d, &v, now);
+	}
+	es_err err = seen(c, es_event_id(ev), now, &dup);
+	if (!err && dup)
+		t->duplicates++;
+	if (!err && !dup)
+		err = dispatch(c, ev, d->body, d->len);
+	if (!err && !dup && c->o.keep_log && !(err = log_event(c, ev, d, now)))
+		t->logged++;
+	if (!err && !dup) {
+		t->applied++;
+		track_seq(c, ev);
+	}
+	es_event_free(ev);
+	return err;
+}
+
+static es_err prune(es_consumer *c, uint64_t now)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql,
+		 "DELETE FROM seen WHERE rowid <= (SELECT max(rowid) FROM seen) - %llu;"
+		 "DELETE FROM deadletters WHERE n <= (SELECT max(n) FROM deadletters) - %d;",
+		 (unsigned long long)c->o.dedup_max, DEADLETTERS_KEPT);
+	es_err err = exec(c->db, sql);
+	if (!err && c->o.dedup_max_age_s && now > c->o.dedup_max_age_s * 1000) {
+		snprintf(sql, sizeof sql, "DELETE FROM seen WHERE at_ms < %llu",
+			 (unsigned long long)(now - c->o.dedup_max_age_s * 1000));
+		err = exec(c->db, sql);
+	}
+	return err;
+}
+
+/* The checkpoint: counters as they will be after this batch, and holes. */
+static es_err checkpoint(es_consumer *c, const struct tally *t)
+{
+	char *text = NULL;
+	size_t len = 0;
+	es_err err = meta_put_u64(c, "applied", atomic_load(&c->st.applied) + t->applied);
+	if (!err)
+		err = meta_put_u64(c, "duplicates", atomic_load(&c->st.duplicates) + t->duplicates);
+	if (!err)
+		err = meta_put_u64(c, "invalid", atomic_load(&c->st.invalid) + t->invalid);
+	if (!err)
+		err = es_gap_save(c->gap, &text, &len);
+	if (!err) {
+		sqlite3_bind_text(c->meta_put, 1, "gaps", -1, SQLITE_STATIC);
+		sqlite3_bind_text(c->meta_put, 2, text, (int)len, SQLITE_STATIC);
+		err = step_done(c->db, c->meta_put, "meta gaps");
+	}
+	free(text);
+	return err;
+}
+
+static void publish(es_consumer *c, const struct tally *t)
+{
+	es_gap_stats g;
+	atomic_fetch_add(&c->st.applied, t->applied);
+	atomic_fetch_add(&c->st.duplicates, t->duplicates);
+	atomic_fetch_add(&c->st.invalid, t->invalid);
+	atomic_fetch_add(&c->st.events, t->logged);
+	atomic_fetch_add(&c->st.batches, 1);
+	es_gap_stats_get(c->gap, &g);
+	atomic_store(&c->st.holes_open, g.holes_open);
+	atomic_store(&c->st.missing, g.missing);
+	atomic_store(&c->st.holes_detected, g.holes_detected);
+}
+
+/* The gap tracker saw the rolled-back events: reload it from the checkpoint
+ * so a retry counts them once. */
+static void rollback(es_consumer *c)
+{
+	exec(c->db, "ROLLBACK");
+	atomic_fetch_add(&c->st.commit_errors, 1);
+	es_gap *g;
+	es_gap_opts go = {.from_start = false};
+	if (es_gap_new(&go, &g))
+		return;
+	es_gap_free(c->gap);
+	c->gap = g;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'gaps'", -1, &st, NULL))
+		return;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		(void)es_gap_load(c->gap, (const char *)sqlite3_column_text(st, 0),
+				  (size_t)sqlite3_column_bytes(st, 0), es_clock_mono_ms());
+	sqlite3_finalize(st);
+}
+
+es_err es_consumer_apply(es_consumer *c, const es_delivery *d, size_t n)
+{
+	if (!c || (n && !d))
+		return ES_EINVAL;
+	struct tally t = {0};
+	uint64_t now = es_clock_wall_ms();
+	es_err err = exec(c->db, "BEGIN IMMEDIATE");
+	for (size_t i = 0; !err && i < n; i++)
+		err = apply_one(c, &d[i], now, &t);
+	if (!err)
+		err = prune(c, now);
+	if (!err)
+		err = checkpoint(c, &t);
+	if (!err)
+		err = exec(c->db, "COMMIT");
+	if (err) {
+		rollback(c);
+		return err;
+	}
+	publish(c, &t);
+	return ES_OK;
+}
+
+/* ---- the run loop ------------------------------------------------------- */
+
+static void pause_ms(uint64_t ms)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+			      .tv_nsec = (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static void drop(es_delivery *b, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		es_delivery_clear(&b[i]);
+	*n = 0;
+}
+
+/* Fills b with up to batch_max deliveries: waits POLL_MS for the first,
+ * linger_ms for each next. ES_ENOTCONN: the connection of those gathered
+ * was lost (they are dropped: the broker has them still). */
+static es_err gather(es_consumer *c, es_source *src, es_delivery *b, size_t *n)
+{
+	while (*n < c->o.batch_max) {
+		es_err err = es_source_next(src, *n ? c->o.linger_ms : POLL_MS, &b[*n]);
+		if (err == ES_ETIMEDOUT)
+			return ES_OK;
+		if (err == ES_ENOTCONN) {
+			drop(b, n);
+			return err;
+		}
+		if (err)
+			return err;
+		(*n)++;
+	}
+	return ES_OK;
+}
+
+/* Applies b until it commits (or stop is asked), then acks the batch. */
+static void settle(es_consumer *c, es_source *src, es_delivery *b, size_t *n)
+{
+	while (es_consumer_apply(c, b, *n) != ES_OK) {
+		if (atomic_load(&c->stop)) {
+			es_warn(TAG, "stopping with %zu deliveries not applied (not acked)", *n);
+			drop(b, n);
+			return;
+		}
+		pause_ms(RETRY_MS);
+	}
+	if (b[*n - 1].tag && es_source_ack(src, b[*n - 1].tag))
+		es_warn(TAG, "ack of %zu deliveries failed; they come again and are dropped then",
+			*n);
+	drop(b, n);
+}
+
+es_err es_consumer_run(es_consumer *c, es_source *src)
+{
+	if (!c || !src)
+		return ES_EINVAL;
+	es_delivery *b = calloc(c->o.batch_max, sizeof *b);
+	size_t n = 0;
+	if (!b)
+		return ES_ENOMEM;
+	while (!atomic_load(&c->stop)) {
+		es_err err = gather(c, src, b, &n);
+		if (err && err != ES_ENOTCONN)
+			pause_ms(RETRY_MS);
+		if (n)
+			settle(c, src, b, &n);
+	}
+	drop(b, &n);
+	free(b);
+	return ES_OK;
+}
+
+/* ---- rebuild ------------------------------------------------------------ */
+
+static es_err replay(es_consumer *c, uint64_t *applied)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(c->db, "SELECT body FROM events ORDER BY n", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sql_err(c->db, rc, "replay");
+	es_err err = ES_OK;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *body = (const char *)sqlite3_column_text(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		es_event *ev;
+		es_verr v;
+		if (es_event_decode(body, len, SIZE_MAX / 2, &ev, &v)) {
+			es_warn(TAG, "event log: an unreadable event (%s: %s) skipped", v.field,
+				v.reason);
+			continue;
+		}
+		err = dispatch(c, ev, body, len);
+		es_event_free(ev);
+		if (!err)
+			(*applied)++;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = sql_err(c->db, rc, "replay");
+	sqlite3_finalize(st);
+	return err;
+}
+
+es_err es_consumer_rebuild(es_consumer *c, uint64_t *applied)
+{
+	if (!c || !applied)
+		return ES_EINVAL;
+	uint64_t n = 0;
+	es_err err = exec(c->db, "BEGIN IMMEDIATE");
+	if (!err && c->reset)
+		err = c->reset(c->reset_arg);
+	if (!err)
+		err = replay(c, &n);
+	if (!err)
+		err = exec(c->db, "COMMIT");
+	if (err) {
+		exec(c->db, "ROLLBACK");
+		return err;
+	}
+	*applied = n;
+	return ES_OK;
+}

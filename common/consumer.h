@@ -1,0 +1,107 @@
+/* consumer.h - the consumer library: handlers by event-type pattern, each
+ * batch of deliveries applied exactly once in one SQLite transaction.
+ *
+ * A cloud service registers handlers for CloudEvents type patterns
+ * (es_consumer_on) and gives the consumer a source of deliveries (an
+ * es_source: AMQP 0-9-1 or MQTT, source.h). es_consumer_run() then takes
+ * batches from the source and, for each batch, in ONE transaction of the
+ * consumer's SQLite file:
+ *   - decodes each delivery as a CloudEvent; one that is not (bad JSON, not
+ *     a CloudEvent) is counted as invalid, logged with where it came from
+ *     and kept in the `deadletters` table (the newest 1000), never applied;
+ *   - drops an id already applied (the `seen` table: persistent, bounded
+ *     by count and age, oldest forgotten first), counted as a duplicate;
+ *   - calls every handler whose pattern matches the type, inside the
+ *     transaction (the handler writes its state through es_consumer_db());
+ *   - appends the event to the consumer's own event log (`events`), which
+ *     es_consumer_rebuild() replays;
+ *   - writes the checkpoint: counters and each source's sequence holes
+ *     (gap.h), so a restart resumes exactly where the last commit left;
+ * and only after COMMIT acknowledges the batch to the source (AMQP
+ * basic.ack multiple). A crash before COMMIT rolls everything back and the
+ * broker redelivers; a crash after COMMIT and before the ack gives
+ * redeliveries that the `seen` table drops. So: applied exactly once.
+ *
+ * Patterns match the type's dot-separated words, AMQP-style: `*` is one
+ * word, `#` zero or more (`sensor.*`, `alarm.raised`, `#`, `sensor.#`).
+ *
+ * Threads: one thread owns an es_consumer (runs it, calls everything but
+ * es_consumer_stats_get and es_consumer_stop, which any thread may call).
+ */
+#ifndef ES_CONSUMER_H
+#define ES_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "event.h"
+#include "source.h"
+
+typedef struct es_consumer es_consumer;
+/* The consumer's SQLite connection, for handlers (declared, not included:
+ * public headers include no third-party header). */
+struct sqlite3;
+
+/* Called for each new event whose type matches; json is the event as it
+ * arrived (len bytes, NUL-terminated). Runs inside the batch transaction:
+ * an error rolls the whole batch back (it is retried). */
+typedef es_err (*es_consumer_fn)(void *arg, const es_event *ev, const char *json, size_t len);
+/* Called at the start of es_consumer_rebuild, inside its transaction, to
+ * empty the state the handlers keep. */
+typedef es_err (*es_consumer_reset_fn)(void *arg);
+
+typedef struct es_consumer_opts {
+	const char *path;	  /* the SQLite file */
+	uint64_t dedup_max;	  /* ids remembered at most; 0: 1,000,000 */
+	uint64_t dedup_max_age_s; /* and at most this long; 0: forever */
+	size_t event_max_bytes;	  /* 0: ES_EVENT_MAX_BYTES_DEFAULT */
+	size_t batch_max;	  /* deliveries per transaction; 0: 256 */
+	uint64_t linger_ms;	  /* wait this long for more of a batch; 0: 5 */
+	bool keep_log;		  /* keep the event log (for rebuild); usually true */
+	bool sync_full;		  /* fsync each commit (power-loss safe) */
+} es_consumer_opts;
+
+typedef struct es_consumer_stats {
+	uint64_t applied, duplicates, invalid, events; /* events: in the log */
+	uint64_t batches, commit_errors;
+	uint64_t holes_open, missing, holes_detected; /* sequence holes (gap.h) */
+} es_consumer_stats;
+
+/* Opens (creating) the SQLite file and loads the checkpoint. ES_EIO,
+ * ES_ECORRUPT (logged with the path), ES_ENOMEM. */
+es_err es_consumer_new(const es_consumer_opts *o, es_consumer **out);
+void es_consumer_free(es_consumer *c);
+
+/* Checks a pattern: NULL when valid, else why not. */
+const char *es_consumer_check_pattern(const char *pattern);
+/* True when type matches pattern (both valid). */
+bool es_consumer_match(const char *pattern, const char *type);
+
+/* Registers fn for events whose type matches pattern (copied). ES_EINVAL. */
+es_err es_consumer_on(es_consumer *c, const char *pattern, es_consumer_fn fn, void *arg);
+es_err es_consumer_on_reset(es_consumer *c, es_consumer_reset_fn fn, void *arg);
+
+struct sqlite3 *es_consumer_db(es_consumer *c);
+
+/* Applies deliveries d[0..n) in one transaction (the steps above).
+ * ES_OK after COMMIT; otherwise everything was rolled back (ES_EIO,
+ * ES_EFULL, or a handler's error). */
+es_err es_consumer_apply(es_consumer *c, const es_delivery *d, size_t n);
+
+/* Takes batches from src and applies them until es_consumer_stop(): the
+ * batch under way is finished, committed and acknowledged first. A batch
+ * that fails to commit is retried (after a pause) and never acknowledged
+ * before it commits. Returns ES_OK when stopped. */
+es_err es_consumer_run(es_consumer *c, es_source *src);
+void es_consumer_stop(es_consumer *c);
+
+/* Empties the handlers' state (reset callbacks) and re-applies the event
+ * log in order, in one transaction; *applied: how many events. */
+es_err es_consumer_rebuild(es_consumer *c, uint64_t *applied);
+
+/* Any thread. */
+void es_consumer_stats_get(es_consumer *c, es_consumer_stats *out);
+
+#endif

@@ -1,0 +1,88 @@
+/* source.h - where a consumer's deliveries come from: a const ops table per
+ * transport (AMQP 0-9-1 in amqp.c, MQTT in msource.c) behind one interface.
+ *
+ * A source is pulled by one thread: es_source_next() waits up to wait_ms
+ * for the next delivery; es_source_ack() acknowledges every delivery up to
+ * and including a tag (AMQP basic.ack multiple; a no-op for MQTT, whose
+ * client library acknowledges each message before the application sees it).
+ * Connecting, and reconnecting with backoff across several URLs, happen
+ * inside next(). After a lost connection next() returns ES_ENOTCONN once:
+ * the caller drops the deliveries it has not applied (their tags belong to
+ * the lost connection; the broker delivers them again).
+ */
+#ifndef ES_SOURCE_H
+#define ES_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* One message as received. Strings owned by the delivery. */
+typedef struct es_delivery {
+	char *where; /* MQTT topic or AMQP routing key, for logs */
+	char *body;  /* NUL-terminated */
+	size_t len;
+	uint64_t tag; /* AMQP delivery tag; 0 for MQTT */
+} es_delivery;
+
+void es_delivery_clear(es_delivery *d);
+
+typedef struct es_source es_source;
+
+typedef struct es_source_ops {
+	const char *name; /* "amqp", "mqtt" */
+	es_err (*next)(es_source *s, uint64_t wait_ms, es_delivery *out);
+	es_err (*ack)(es_source *s, uint64_t tag);
+	/* The URL connected to now ("" when none) and failovers so far. */
+	void (*where)(es_source *s, char *url, size_t cap, uint64_t *failovers);
+	void (*free)(es_source *s);
+} es_source_ops;
+
+struct es_source {
+	const es_source_ops *ops;
+};
+
+typedef struct es_amqp_opts {
+	const char *const *urls; /* amqp://user:pass@host:port/vhost, one or more */
+	size_t nurls;
+	const char *queue;	  /* NULL or "": an exclusive auto-delete server-named queue */
+	const char *const *binds; /* routing-key patterns on amq.topic; none: "#" */
+	size_t nbinds;
+	const char *consumer_tag;		  /* NULL: the server picks */
+	uint16_t prefetch;			  /* 0: 256 */
+	int heartbeat_s;			  /* 0: 30 */
+	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250, 30000 */
+} es_amqp_opts;
+
+typedef struct es_msource_opts {
+	const char *const *urls; /* mqtt:// URLs; the next one is tried when one fails */
+	size_t nurls;
+	const char *const *topics; /* filters; none: "edgespool/#" */
+	size_t ntopics;
+	const char *client_id; /* stable: the persistent session's name */
+	bool clean;	       /* true: no persistent session (edgespool tail) */
+	const char *username, *password;
+	size_t queue_max; /* messages held for the puller; 0: 10000 */
+} es_msource_opts;
+
+/* Checks an amqp:// URL: NULL when valid, else why not. */
+const char *es_amqp_check_url(const char *url);
+
+/* Makes a source; nothing connects before the first next(). ES_EINVAL
+ * (logged) for a bad URL; ES_ENOMEM. */
+es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out);
+es_err es_msource_new(const es_msource_opts *o, es_source **out);
+
+static inline es_err es_source_next(es_source *s, uint64_t wait_ms, es_delivery *out)
+{
+	return s->ops->next(s, wait_ms, out);
+}
+static inline es_err es_source_ack(es_source *s, uint64_t tag)
+{
+	return s->ops->ack(s, tag);
+}
+void es_source_free(es_source *s);
+
+#endif

@@ -1,0 +1,301 @@
+/* fleet.c - fleet-state's wiring: consumer, source, projection, HTTP. */
+#include "fleet.h"
+
+#include <cJSON.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "projection.h"
+#include "source.h"
+
+#define TAG "fleet"
+
+struct fleet {
+	const fleet_settings *s;
+	es_consumer *consumer;
+	fleet_projection *projection;
+	es_source *source;
+	es_http *http;
+	es_metrics *metrics;
+	es_metric *m_applied, *m_dups, *m_invalid, *m_events, *m_holes, *m_missing, *m_failovers,
+		*m_connected;
+	char *password;
+};
+
+static es_err consumer_open(const fleet_settings *s, es_consumer **out, fleet_projection **proj)
+{
+	es_consumer_opts co = {
+		.path = s->state_path,
+		.dedup_max = (uint64_t)s->state_dedup_max,
+		.dedup_max_age_s = (uint64_t)s->state_dedup_max_age_s,
+		.event_max_bytes = (size_t)s->event_max_bytes,
+		.batch_max = (size_t)s->source_prefetch,
+		.keep_log = true,
+		.sync_full = s->state_sync == 0,
+	};
+	es_err err = es_consumer_new(&co, out);
+	if (!err && (err = fleet_projection_new(*out, proj))) {
+		es_consumer_free(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+static es_err source_open(fleet *f)
+{
+	const fleet_settings *s = f->s;
+	if (s->source_amqp.n) {
+		es_amqp_opts o = {
+			.urls = (const char *const *)s->source_amqp.v,
+			.nurls = s->source_amqp.n,
+			.queue = s->source_queue,
+			.binds = (const char *const *)s->source_bind.v,
+			.nbinds = s->source_bind.n,
+			.consumer_tag = s->node_id,
+			.prefetch = (uint16_t)s->source_prefetch,
+			.heartbeat_s = (int)s->source_heartbeat_s,
+			.backoff_base_ms = (uint64_t)s->source_backoff_base_ms,
+			.backoff_max_ms = (uint64_t)s->source_backoff_max_ms,
+		};
+		return es_amqp_source_new(&o, &f->source);
+	}
+	char err[256];
+	if (s->source_password_file &&
+	    es_config_read_secret(s->source_password_file, &f->password, err, sizeof err)) {
+		es_error(TAG, "source.password_file: %s", err);
+		return ES_EINVAL;
+	}
+	es_msource_opts o = {
+		.urls = (const char *const *)s->source_mqtt.v,
+		.nurls = s->source_mqtt.n,
+		.topics = (const char *const *)s->source_topic.v,
+		.ntopics = s->source_topic.n,
+		.client_id = s->node_id,
+		.username = s->source_username,
+		.password = f->password,
+	};
+	return es_msource_new(&o, &f->source);
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+static int reply_text(es_http_req *req, int status, const char *type, char *text)
+{
+	if (!text)
+		return es_http_reply_error(req, 503, "out of memory", NULL);
+	es_http_reply(req, status, type, text, strlen(text));
+	free(text);
+	return status;
+}
+
+static int reply_json(es_http_req *req, int status, cJSON *o)
+{
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return reply_text(req, status, "application/json", text);
+}
+
+static int healthz(es_http_req *req, void *ctx)
+{
+	(void)ctx;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "status", "ok");
+	return reply_json(req, 200, o);
+}
+
+static int devices(es_http_req *req, void *ctx)
+{
+	fleet *f = ctx;
+	char *text = NULL;
+	es_err err = fleet_projection_devices_json(f->s->state_path, &text);
+	if (err)
+		return es_http_reply_error(req, 503, es_strerror(err), NULL);
+	return reply_text(req, 200, "application/json", text);
+}
+
+static void where(fleet *f, char *url, size_t cap, uint64_t *failovers)
+{
+	f->source->ops->where(f->source, url, cap, failovers);
+}
+
+static int stats(es_http_req *req, void *ctx)
+{
+	fleet *f = ctx;
+	es_consumer_stats st;
+	char url[512];
+	uint64_t failovers;
+	es_consumer_stats_get(f->consumer, &st);
+	where(f, url, sizeof url, &failovers);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "applied", (double)st.applied);
+	cJSON_AddNumberToObject(o, "duplicates", (double)st.duplicates);
+	cJSON_AddNumberToObject(o, "invalid", (double)st.invalid);
+	cJSON_AddNumberToObject(o, "events", (double)st.events);
+	cJSON_AddStringToObject(o, "transport", f->source->ops->name);
+	cJSON_AddStringToObject(o, "connected_to", url);
+	cJSON_AddNumberToObject(o, "failovers", (double)failovers);
+	cJSON *g = cJSON_AddObjectToObject(o, "gaps");
+	cJSON_AddNumberToObject(g, "holes_open", (double)st.holes_open);
+	cJSON_AddNumberToObject(g, "missing", (double)st.missing);
+	cJSON_AddNumberToObject(g, "holes_detected", (double)st.holes_detected);
+	return reply_json(req, 200, o);
+}
+
+static void collect(void *ctx)
+{
+	fleet *f = ctx;
+	es_consumer_stats st;
+	char url[512];
+	uint64_t failovers;
+	es_consumer_stats_get(f->consumer, &st);
+	where(f, url, sizeof url, &failovers);
+	es_metric_set(f->m_applied, (double)st.applied);
+	es_metric_set(f->m_dups, (double)st.duplicates);
+	es_metric_set(f->m_invalid, (double)st.invalid);
+	es_metric_set(f->m_events, (double)st.events);
+	es_metric_set(f->m_holes, (double)st.holes_open);
+	es_metric_set(f->m_missing, (double)st.missing);
+	es_metric_set(f->m_failovers, (double)failovers);
+	es_metric_set(f->m_connected, url[0] ? 1.0 : 0.0);
+}
+
+static int metrics(es_http_req *req, void *ctx)
+{
+	fleet *f = ctx;
+	char *text = NULL;
+	size_t len = 0;
+	if (es_metrics_render(f->metrics, &text, &len))
+		return es_http_reply_error(req, 503, "out of memory", NULL);
+	es_http_reply(req, 200, ES_METRICS_CONTENT_TYPE, text, len);
+	free(text);
+	return 200;
+}
+
+static es_err add_metric(fleet *f, es_metric **out, es_metric_type t, const char *name,
+			 const char *help)
+{
+	es_metric_desc d = {.type = t, .name = name, .help = help};
+	es_metric_family *fam;
+	es_err err = es_metrics_add(f->metrics, &d, &fam);
+	if (!err)
+		*out = es_metric_child(fam);
+	return err;
+}
+
+static es_err metrics_open(fleet *f)
+{
+	es_err err = es_metrics_new(0, &f->metrics);
+	const es_metric_type C = ES_METRIC_COUNTER, G = ES_METRIC_GAUGE;
+	if (!err)
+		err = add_metric(f, &f->m_applied, C, "fleet_state_events_applied_total",
+				 "events applied to the projection (each id once)");
+	if (!err)
+		err = add_metric(f, &f->m_dups, C, "fleet_state_events_duplicate_total",
+				 "deliveries of an id already applied, dropped");
+	if (!err)
+		err = add_metric(f, &f->m_invalid, C, "fleet_state_events_invalid_total",
+				 "deliveries that were not CloudEvents, dead-lettered");
+	if (!err)
+		err = add_metric(f, &f->m_events, G, "fleet_state_event_log_events",
+				 "events in the service's own event log");
+	if (!err)
+		err = add_metric(f, &f->m_holes, G, "fleet_state_sequence_holes",
+				 "ranges of a node's sequence not received");
+	if (!err)
+		err = add_metric(f, &f->m_missing, G, "fleet_state_sequence_missing",
+				 "sequences of the nodes not received");
+	if (!err)
+		err = add_metric(f, &f->m_failovers, C, "fleet_state_failovers_total",
+				 "moves to another broker after a lost connection");
+	if (!err)
+		err = add_metric(f, &f->m_connected, G, "fleet_state_connected",
+				 "1 while connected to a broker");
+	return err ? err : es_metrics_collector(f->metrics, collect, f);
+}
+
+static es_err http_open(fleet *f)
+{
+	const fleet_settings *s = f->s;
+	es_http_opts ho = {.listen = s->http_listen,
+			   .threads = (int)s->http_threads,
+			   .auth_file = s->http_auth_file,
+			   .token_file = s->http_token_file,
+			   .metrics_open = s->http_metrics_open};
+	es_err err = es_http_new(&ho, &f->http);
+	if (!err)
+		err = es_http_route_flags(f->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, f);
+	if (!err)
+		err = es_http_route_flags(f->http, "GET", "/metrics", ES_ROUTE_METRICS, metrics, f);
+	if (!err)
+		err = es_http_route(f->http, "GET", "/api/devices", devices, f);
+	if (!err)
+		err = es_http_route(f->http, "GET", "/api/stats", stats, f);
+	if (!err)
+		err = es_http_start(f->http);
+	if (!err)
+		es_info(TAG, "HTTP on port %d", es_http_port(f->http));
+	return err;
+}
+
+es_err fleet_new(const fleet_settings *s, fleet **out)
+{
+	fleet *f = calloc(1, sizeof *f);
+	if (!f)
+		return ES_ENOMEM;
+	f->s = s;
+	es_err err = consumer_open(s, &f->consumer, &f->projection);
+	if (!err)
+		err = source_open(f);
+	if (!err)
+		err = metrics_open(f);
+	if (!err)
+		err = http_open(f);
+	if (err) {
+		fleet_free(f);
+		return err;
+	}
+	*out = f;
+	return ES_OK;
+}
+
+void fleet_free(fleet *f)
+{
+	if (!f)
+		return;
+	es_http_free(f->http);
+	es_source_free(f->source);
+	fleet_projection_free(f->projection);
+	es_consumer_free(f->consumer);
+	es_metrics_free(f->metrics);
+	free(f->password);
+	free(f);
+}
+
+es_err fleet_run(fleet *f)
+{
+	es_info(TAG, "consuming over %s into %s", f->source->ops->name, f->s->state_path);
+	return es_consumer_run(f->consumer, f->source);
+}
+
+void fleet_stop(fleet *f)
+{
+	es_consumer_stop(f->consumer);
+}
+
+es_err fleet_rebuild(const fleet_settings *s, uint64_t *applied)
+{
+	es_consumer *c = NULL;
+	fleet_projection *p = NULL;
+	es_err err = consumer_open(s, &c, &p);
+	if (!err)
+		err = es_consumer_rebuild(c, applied);
+	fleet_projection_free(p);
+	es_consumer_free(c);
+	return err;
+}

@@ -1,0 +1,121 @@
+#include "settings.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "consumer.h"
+#include "http.h"
+#include "mqtt.h"
+#include "source.h"
+#include "topic.h"
+
+#define F(field) offsetof(fleet_settings, field)
+
+static const char *const sync_modes[] = {"full", "normal", NULL};
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+const es_setting fleet_settings_table[] = {
+	{"node.id", ES_CFG_STR, F(node_id), "fleet-state", 0, 0, NULL, 0,
+	 "this consumer's name: its AMQP consumer tag and MQTT client id"},
+
+	{"source.amqp", ES_CFG_LIST, F(source_amqp), NULL, 0, 0, NULL, 0,
+	 "AMQP 0-9-1 broker(s): amqp://user:pass@host:port/vhost; several: a cluster's nodes, "
+	 "tried in turn"},
+	{"source.queue", ES_CFG_STR, F(source_queue), "fleet-state", 0, 0, NULL, 0,
+	 "AMQP queue, declared durable with x-queue-type quorum"},
+	{"source.bind", ES_CFG_LIST, F(source_bind), "#", 0, 0, NULL, 0,
+	 "routing-key pattern(s) bound on amq.topic (topic '/' becomes '.')"},
+	{"source.prefetch", ES_CFG_INT, F(source_prefetch), "256", 1, 65535, NULL, 0,
+	 "AMQP prefetch, and the most deliveries applied in one transaction"},
+	{"source.heartbeat_s", ES_CFG_SECONDS, F(source_heartbeat_s), "30", 1, 3600, NULL, 0,
+	 "AMQP heartbeat"},
+	{"source.mqtt", ES_CFG_LIST, F(source_mqtt), NULL, 0, 0, NULL, 0,
+	 "MQTT broker(s) instead of AMQP: mqtt://host:port; several: tried in turn"},
+	{"source.topic", ES_CFG_LIST, F(source_topic), "edgespool/#", 0, 0, NULL, 0,
+	 "MQTT topic filter(s), subscribed with QoS 1 in a persistent session"},
+	{"source.username", ES_CFG_STR, F(source_username), NULL, 0, 0, NULL, 0, "MQTT user name"},
+	{"source.password_file", ES_CFG_STR, F(source_password_file), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "file holding the MQTT password (first line)"},
+	{"source.backoff_base_ms", ES_CFG_MS, F(source_backoff_base_ms), "250", 10, 600000, NULL, 0,
+	 "reconnect backoff: first ceiling (doubles per failure, full jitter)"},
+	{"source.backoff_max_ms", ES_CFG_MS, F(source_backoff_max_ms), "30s", 10, 3600000, NULL, 0,
+	 "reconnect backoff: largest ceiling"},
+
+	{"state.path", ES_CFG_STR, F(state_path), "/var/lib/edgespool/fleet-state.db", 0, 0, NULL,
+	 ES_CFG_PATH, "the SQLite file: projection, dedup, checkpoint and event log"},
+	{"state.sync", ES_CFG_ENUM, F(state_sync), "full", 0, 0, sync_modes, 0,
+	 "full: fsync each commit (survives power loss); normal: survives crashes only"},
+	{"state.dedup_max", ES_CFG_INT, F(state_dedup_max), "1000000", 1, 1LL << 40, NULL, 0,
+	 "event ids remembered for de-duplication at most"},
+	{"state.dedup_max_age_s", ES_CFG_SECONDS, F(state_dedup_max_age_s), "7d", 0, 3650LL * 86400,
+	 NULL, 0, "and for at most this long (0: no age limit)"},
+	{"event.max_bytes", ES_CFG_SIZE, F(event_max_bytes), "64KiB", 512, 16777216, NULL, 0,
+	 "largest event accepted"},
+
+	{"http.listen", ES_CFG_STR, F(http_listen), "127.0.0.1:8083", 0, 0, NULL, 0,
+	 "HTTP address; port 0 picks a free port (logged)"},
+	{"http.auth_file", ES_CFG_STR, F(http_auth_file), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "users allowed in: user:crypt-hash lines (edgespool passwd FILE USER adds one)"},
+	{"http.token_file", ES_CFG_STR, F(http_token_file), NULL, 0, 0, NULL, ES_CFG_PATH,
+	 "a bearer token (first line) also allowed in, for scripts"},
+	{"http.metrics_open", ES_CFG_BOOL, F(http_metrics_open), "false", 0, 0, NULL, 0,
+	 "serve /metrics without credentials (for a scraper on a trusted network)"},
+	{"http.threads", ES_CFG_INT, F(http_threads), "4", 1, 256, NULL, 0, "HTTP worker threads"},
+
+	{"log.level", ES_CFG_ENUM, F(log_level), "info", 0, 0, log_levels, 0, "log threshold"},
+	{"log.syslog", ES_CFG_BOOL, F(log_syslog), "false", 0, 0, NULL, 0, "also log to syslog"},
+};
+const size_t fleet_settings_count = sizeof fleet_settings_table / sizeof fleet_settings_table[0];
+
+static bool fail(char *err, size_t cap, const char *key, const char *value, const char *why)
+{
+	snprintf(err, cap, "%s: '%s' %s", key, value ? value : "", why);
+	return false;
+}
+
+static bool check_list(const es_strlist *l, const char *key, const char *(*check)(const char *),
+		       char *err, size_t cap)
+{
+	const char *why;
+	for (size_t i = 0; i < l->n; i++)
+		if ((why = check(l->v[i])))
+			return fail(err, cap, key, l->v[i], why);
+	return true;
+}
+
+static const char *check_filter(const char *f)
+{
+	return es_topic_check_filter(f, strlen(f));
+}
+
+/* A routing-key pattern: words of anything but '.', '*' and '#' whole. */
+static const char *check_bind(const char *b)
+{
+	if (!*b || strlen(b) > 255)
+		return "must be 1..255 characters";
+	for (const char *w = b; w; w = strchr(w, '.') ? strchr(w, '.') + 1 : NULL) {
+		size_t n = strcspn(w, ".");
+		if ((memchr(w, '*', n) || memchr(w, '#', n)) && n != 1)
+			return "has '*' or '#' inside a word (they stand for whole words)";
+	}
+	return NULL;
+}
+
+bool fleet_settings_check(const fleet_settings *s, bool need_source, char *err, size_t cap)
+{
+	const char *why;
+	if ((why = es_topic_check_id(s->node_id)))
+		return fail(err, cap, "node.id", s->node_id, why);
+	if ((why = es_http_check_listen(s->http_listen)))
+		return fail(err, cap, "http.listen", s->http_listen, why);
+	if (need_source && !s->source_amqp.n == !s->source_mqtt.n)
+		return fail(err, cap, "source.amqp", "",
+			    "or source.mqtt: exactly one of them must be set");
+	if (s->source_backoff_base_ms > s->source_backoff_max_ms)
+		return fail(err, cap, "source.backoff_base_ms", "",
+			    "must not exceed source.backoff_max_ms");
+	return check_list(&s->source_amqp, "source.amqp", es_amqp_check_url, err, cap) &&
+	       check_list(&s->source_mqtt, "source.mqtt", es_mqtt_check_url, err, cap) &&
+	       check_list(&s->source_topic, "source.topic", check_filter, err, cap) &&
+	       check_list(&s->source_bind, "source.bind", check_bind, err, cap);
+}
