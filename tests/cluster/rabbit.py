@@ -180,8 +180,13 @@ class Node:
         """rabbitmqctl -n NODE ARGS; returns stdout (TestFailure if it fails
         and check)."""
         argv = AS_RABBITMQ + [CTL, "-n", self.name, "--erlang-cookie", self.cluster.cookie] + list(args)
+        # Not the node's RABBITMQ_DIST_PORT: the CLI would take its own
+        # distribution port from DIST_PORT + 10000 (past 65535 for a high
+        # free port); without it, the CLI's default range.
+        e = self.environ()
+        del e["RABBITMQ_DIST_PORT"]
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=timeout, env=self.environ())
+                           timeout=timeout, env=e)
         if check:
             h.check(r.returncode == 0, "rabbitmqctl %s on %s: exit %d: %s%s" %
                     (" ".join(args), self.name, r.returncode, r.stdout[-800:], r.stderr[-800:]))
