@@ -237,6 +237,11 @@ static es_err load_checkpoint(es_consumer *c)
 				c->path);
 	}
 	sqlite3_finalize(st);
+	es_gap_stats g;
+	es_gap_stats_get(c->gap, &g);
+	atomic_store(&c->st.holes_open, g.holes_open);
+	atomic_store(&c->st.missing, g.missing);
+	atomic_store(&c->st.holes_detected, g.holes_detected);
 	return err;
 }
 
@@ -610,6 +615,12 @@ es_err es_consumer_run(es_consumer *c, es_source *src)
 		if (err && err != ES_ENOTCONN)
 			pause_ms(RETRY_MS);
 		if (n)
+			settle(c, src, b, &n);
+	}
+	/* What an MQTT client acknowledged already is applied, not lost. */
+	if (src->ops->quiesce) {
+		src->ops->quiesce(src);
+		while (gather(c, src, b, &n) == ES_OK && n)
 			settle(c, src, b, &n);
 	}
 	drop(b, &n);

@@ -46,6 +46,7 @@ struct msrc {
 	struct item *head, *tail;
 	size_t n;
 	bool connected, stopping, was_connected;
+	bool draining, quiet; /* quiesce asked; the client is gone */
 	size_t url_i;
 	uint64_t failovers;
 };
@@ -82,7 +83,7 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
 	memcpy(it->d.body, payload, len);
 	it->d.body[len] = '\0';
 	pthread_mutex_lock(&s->lock);
-	while (s->n >= s->o.queue_max && !s->stopping)
+	while (s->n >= s->o.queue_max && !s->stopping && !s->draining)
 		pthread_cond_wait(&s->cond, &s->lock);
 	if (s->tail)
 		s->tail->next = it;
@@ -113,7 +114,10 @@ static es_err make_client(struct msrc *s);
 static void next_url(void *arg)
 {
 	struct msrc *s = arg;
-	if (s->stopping)
+	pthread_mutex_lock(&s->lock);
+	bool done = s->stopping || s->draining;
+	pthread_mutex_unlock(&s->lock);
+	if (done)
 		return;
 	es_mqtt_free(s->mqtt);
 	s->mqtt = NULL;
@@ -124,13 +128,18 @@ static void next_url(void *arg)
 		es_error(TAG, "cannot make a client for %s", s->urls[s->url_i]);
 }
 
+static void set_quiet(struct msrc *s);
+
 static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
 {
 	struct msrc *s = ctx;
 	pthread_mutex_lock(&s->lock);
 	s->connected = false;
+	bool draining = s->draining;
 	pthread_mutex_unlock(&s->lock);
-	if (retry_ms && s->o.nurls > 1) {
+	if (draining && retry_ms == 0) {
+		set_quiet(s);
+	} else if (retry_ms && s->o.nurls > 1) {
 		es_warn(TAG, "%s: %s; trying the next broker", s->urls[s->url_i], cause);
 		es_loop_post(s->loop, next_url, s);
 	}
@@ -153,6 +162,8 @@ static es_err make_client(struct msrc *s)
 		.password = s->password,
 		.tls_verify = true,
 		.clean = s->o.clean,
+		.backoff_base_ms = s->o.backoff_base_ms,
+		.backoff_max_ms = s->o.backoff_max_ms,
 		.cbs = {on_connected, on_disconnected, on_published, on_message},
 		.ctx = s,
 	};
@@ -200,6 +211,42 @@ static es_err src_ack(es_source *base, uint64_t tag)
 	(void)base;
 	(void)tag;
 	return ES_OK;
+}
+
+static void set_quiet(struct msrc *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->quiet = true;
+	s->connected = false;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Loop thread, posted: a clean DISCONNECT. The messages es_mqtt queued
+ * before it still reach on_message; disconnected("stopped") comes after
+ * them and sets `quiet`. */
+static void go_quiet(void *arg)
+{
+	struct msrc *s = arg;
+	if (!s->mqtt || es_mqtt_disconnect(s->mqtt, 1000))
+		set_quiet(s);
+}
+
+static void src_quiesce(es_source *base)
+{
+	struct msrc *s = (struct msrc *)base;
+	struct timespec dl;
+	pthread_mutex_lock(&s->lock);
+	s->draining = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (es_loop_post(s->loop, go_quiet, s))
+		return;
+	deadline_in(&dl, 5000);
+	pthread_mutex_lock(&s->lock);
+	while (!s->quiet && pthread_cond_timedwait(&s->cond, &s->lock, &dl) == 0)
+		;
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void src_where(es_source *base, char *url, size_t cap, uint64_t *failovers)
@@ -255,8 +302,12 @@ static void src_free(es_source *base)
 	free(s);
 }
 
-static const es_source_ops mqtt_ops = {
-	.name = "mqtt", .next = src_next, .ack = src_ack, .where = src_where, .free = src_free};
+static const es_source_ops mqtt_ops = {.name = "mqtt",
+				       .next = src_next,
+				       .ack = src_ack,
+				       .quiesce = src_quiesce,
+				       .where = src_where,
+				       .free = src_free};
 
 static char **dup_list(const char *const *v, size_t n)
 {
@@ -304,7 +355,7 @@ es_err es_msource_new(const es_msource_opts *o, es_source **out)
 	s->base.ops = &mqtt_ops;
 	s->o = *o;
 	s->o.ntopics = o->ntopics ? o->ntopics : 1;
-	s->o.queue_max = o->queue_max ? o->queue_max : 10000;
+	s->o.queue_max = o->queue_max ? o->queue_max : 1024;
 	s->urls = dup_list(o->urls, o->nurls);
 	s->topics = dup_list(o->ntopics ? o->topics : all, s->o.ntopics);
 	s->client_id = maybe_dup(o->client_id, &fail);

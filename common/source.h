@@ -35,6 +35,11 @@ typedef struct es_source_ops {
 	const char *name; /* "amqp", "mqtt" */
 	es_err (*next)(es_source *s, uint64_t wait_ms, es_delivery *out);
 	es_err (*ack)(es_source *s, uint64_t tag);
+	/* Optional (NULL: nothing to do): stop taking new messages; those
+	 * already taken stay to be pulled by next(). For a transport whose
+	 * client acknowledged them already (MQTT), so that a clean stop applies
+	 * them rather than losing them. */
+	void (*quiesce)(es_source *s);
 	/* The URL connected to now ("" when none) and failovers so far. */
 	void (*where)(es_source *s, char *url, size_t cap, uint64_t *failovers);
 	void (*free)(es_source *s);
@@ -64,7 +69,8 @@ typedef struct es_msource_opts {
 	const char *client_id; /* stable: the persistent session's name */
 	bool clean;	       /* true: no persistent session (edgespool tail) */
 	const char *username, *password;
-	size_t queue_max; /* messages held for the puller; 0: 10000 */
+	size_t queue_max;			  /* messages held for the puller; 0: 10000 */
+	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250, 30000 */
 } es_msource_opts;
 
 /* Checks an amqp:// URL: NULL when valid, else why not. */

@@ -79,6 +79,8 @@ static es_err source_open(fleet *f)
 		.client_id = s->node_id,
 		.username = s->source_username,
 		.password = f->password,
+		.backoff_base_ms = (uint64_t)s->source_backoff_base_ms,
+		.backoff_max_ms = (uint64_t)s->source_backoff_max_ms,
 	};
 	return es_msource_new(&o, &f->source);
 }

@@ -1,5 +1,6 @@
 /* fleet-state: a projection of every device, fed by the events, served as
  * JSON, and rebuilt from the service's own event log with --rebuild. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,15 +35,26 @@ static void on_signal(int sig)
 static int serve(const fleet_settings *s)
 {
 	struct sigaction sa = {.sa_handler = on_signal};
+	sigset_t set;
 	sigemptyset(&sa.sa_mask);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
 	signal(SIGPIPE, SIG_IGN);
+	/* Threads started from here on (paho, civetweb, the MQTT loop) inherit
+	 * the mask: the signals go to the main thread, the consumer's. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	fleet *f;
-	if (fleet_new(s, &f))
+	es_err err = fleet_new(s, &f);
+	if (!err) {
+		running = f;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (err)
 		return 1;
-	running = f;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	es_err err = fleet_run(f);
+	err = fleet_run(f);
 	running = NULL;
 	fleet_free(f);
 	es_info("main", "stopped (exit %d)", err ? 1 : 0);

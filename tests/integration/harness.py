@@ -1067,12 +1067,14 @@ def tls_listener_conf(ca, server, require_certificate=True):
 
 
 def parse_args():
-    """--agent PATH --cli PATH [--bridge PATH] [--fw PATH] [--keep] [--seed N] [--budget S]"""
+    """--agent PATH --cli PATH [--bridge PATH] [--fw PATH] [--fleet PATH] [--keep] [--seed N]
+    [--budget S]"""
     p = argparse.ArgumentParser()
     p.add_argument("--agent", required=True, help="the edge-agent binary")
     p.add_argument("--cli", required=True, help="the edgespool binary")
     p.add_argument("--bridge", default=None, help="the cloud-bridge binary")
     p.add_argument("--fw", default=None, help="the firmware-host binary")
+    p.add_argument("--fleet", default=None, help="the fleet-state binary")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--budget", type=int, default=150,

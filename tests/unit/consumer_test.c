@@ -1,0 +1,466 @@
+/* consumer_test.c - the consumer library (common/consumer.c): patterns,
+ * the bounded persistent dedup, one transaction per batch (commit and
+ * rollback), the checkpoint across a reopen, and the run loop against a
+ * fake source: acks only after COMMIT, a lost connection drops the batch. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "consumer.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/es-consumer-test-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void db_path(const char *name, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+static char *event(const char *id, const char *type, const char *subject, unsigned seq)
+{
+	char *s = malloc(512);
+	snprintf(s, 512,
+		 "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"/site-1/gw-1\","
+		 "\"type\":\"%s\",\"subject\":\"%s\",\"sequence\":\"%u\",\"data\":{\"v\":%u}}",
+		 id, type, subject, seq, seq);
+	return s;
+}
+
+static es_delivery delivery(char *body, uint64_t tag)
+{
+	return (es_delivery){.where = strdup("edgespool/site-1/gw-1/ev/x"),
+			     .body = body,
+			     .len = strlen(body),
+			     .tag = tag};
+}
+
+/* A handler that keeps its state in the consumer's transaction: a table
+ * counting how often each id was applied. fail_next makes the next call
+ * fail once. */
+struct counter {
+	es_consumer *c;
+	int calls;
+	int fail_next;
+};
+
+static es_err count_handler(void *arg, const es_event *ev, const char *json, size_t len)
+{
+	struct counter *k = arg;
+	(void)json;
+	(void)len;
+	k->calls++;
+	if (k->fail_next) {
+		k->fail_next--;
+		return ES_EIO;
+	}
+	sqlite3 *db = es_consumer_db(k->c);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "INSERT INTO applied(id, n) VALUES(?1, 1)"
+					    " ON CONFLICT(id) DO UPDATE SET n = n + 1",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, es_event_id(ev), -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? ES_OK : ES_EIO;
+}
+
+static es_consumer *open_consumer(const char *name, uint64_t dedup_max, struct counter *k)
+{
+	char path[128];
+	db_path(name, path, sizeof path);
+	es_consumer_opts o = {.path = path, .dedup_max = dedup_max, .keep_log = true};
+	es_consumer *c;
+	assert_int_equal(es_consumer_new(&o, &c), ES_OK);
+	assert_int_equal(sqlite3_exec(es_consumer_db(c),
+				      "CREATE TABLE IF NOT EXISTS applied(id TEXT PRIMARY KEY, n)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	k->c = c;
+	assert_int_equal(es_consumer_on(c, "#", count_handler, k), ES_OK);
+	return c;
+}
+
+static int64_t scalar(es_consumer *c, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_prepare_v2(es_consumer_db(c), sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void apply_ids(es_consumer *c, unsigned from, unsigned to, es_err want)
+{
+	es_delivery d[64] = {{0}};
+	size_t n = 0;
+	char id[32];
+	for (unsigned i = from; i <= to; i++) {
+		snprintf(id, sizeof id, "id-%u", i);
+		d[n++] = delivery(event(id, "sensor.reading", "dev-1", i), 0);
+	}
+	assert_int_equal(es_consumer_apply(c, d, n), want);
+	for (size_t i = 0; i < n; i++)
+		es_delivery_clear(&d[i]);
+}
+
+/* ---- patterns ----------------------------------------------------------- */
+
+static void patterns_match_words(void **state)
+{
+	(void)state;
+	assert_true(es_consumer_match("#", "sensor.reading"));
+	assert_true(es_consumer_match("#", "x"));
+	assert_true(es_consumer_match("sensor.*", "sensor.reading"));
+	assert_false(es_consumer_match("sensor.*", "sensor"));
+	assert_false(es_consumer_match("sensor.*", "sensor.reading.raw"));
+	assert_true(es_consumer_match("sensor.#", "sensor"));
+	assert_true(es_consumer_match("sensor.#", "sensor.reading.raw"));
+	assert_true(es_consumer_match("alarm.raised", "alarm.raised"));
+	assert_false(es_consumer_match("alarm.raised", "alarm.cleared"));
+	assert_false(es_consumer_match("alarm.raised", "alarm.raised.x"));
+	assert_false(es_consumer_match("alarm", "alarm.raised"));
+	assert_true(es_consumer_match("*.raised", "alarm.raised"));
+	assert_true(es_consumer_match("#.raised", "a.b.raised"));
+	assert_false(es_consumer_match("#.raised", "a.b.raised.no"));
+	assert_true(es_consumer_match("a.#.z", "a.z"));
+	assert_true(es_consumer_match("a.#.z", "a.b.c.z"));
+	assert_false(es_consumer_match("sensor.*", "sensorx.reading"));
+}
+
+static void bad_patterns_are_refused(void **state)
+{
+	(void)state;
+	assert_null(es_consumer_check_pattern("sensor.*"));
+	assert_null(es_consumer_check_pattern("#"));
+	assert_non_null(es_consumer_check_pattern(""));
+	assert_non_null(es_consumer_check_pattern("sensor.re*"));
+	assert_non_null(es_consumer_check_pattern("a..b"));
+	assert_non_null(es_consumer_check_pattern("a/b"));
+	assert_non_null(es_consumer_check_pattern(".a"));
+	assert_non_null(es_consumer_check_pattern("a."));
+}
+
+static void amqp_urls_are_checked(void **state)
+{
+	(void)state;
+	assert_null(es_amqp_check_url("amqp://guest:guest@127.0.0.1:5672/%2f"));
+	assert_null(es_amqp_check_url("amqp://guest:guest@127.0.0.1:5672/"));
+	assert_null(es_amqp_check_url("amqp://rmq1"));
+	assert_non_null(es_amqp_check_url("mqtt://127.0.0.1:1883"));
+	assert_non_null(es_amqp_check_url("amqps://rmq1:5671/")); /* no TLS in this version */
+	assert_non_null(es_amqp_check_url("amqp://h:notaport/"));
+	assert_non_null(es_amqp_check_url(""));
+	es_source *s;
+	const char *bad[] = {"amqp://ok/", "http://x"};
+	es_amqp_opts o = {.urls = bad, .nurls = 2};
+	assert_int_equal(es_amqp_source_new(&o, &s), ES_EINVAL);
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+static void duplicates_and_invalid_in_one_batch(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	es_consumer *c = open_consumer("batch.db", 0, &k);
+	es_delivery d[4] = {
+		delivery(event("a", "sensor.reading", "dev-1", 1), 1),
+		delivery(event("a", "sensor.reading", "dev-1", 1), 2), /* the same id again */
+		delivery(strdup("not json"), 3),
+		delivery(event("b", "alarm.raised", "dev-1", 2), 4),
+	};
+	assert_int_equal(es_consumer_apply(c, d, 4), ES_OK);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 2);
+	assert_int_equal(st.duplicates, 1);
+	assert_int_equal(st.invalid, 1);
+	assert_int_equal(st.events, 2);
+	assert_int_equal(scalar(c, "SELECT sum(n) FROM applied"), 2);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM deadletters"
+				   " WHERE origin = 'edgespool/site-1/gw-1/ev/x'"),
+			 1);
+	for (int i = 0; i < 4; i++)
+		es_delivery_clear(&d[i]);
+	es_consumer_free(c);
+}
+
+/* A handler's failure rolls back the whole batch: its own writes, the dedup
+ * records, the log and the counters. The retry then applies each id once. */
+static void failed_batch_rolls_back(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	es_consumer *c = open_consumer("rollback.db", 0, &k);
+	apply_ids(c, 1, 2, ES_OK);
+	k.fail_next = 1;
+	/* ids 3..5: the handler fails on 3; nothing of the batch stays. */
+	apply_ids(c, 3, 5, ES_EIO);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM applied"), 2);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM seen"), 2);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM events"), 2);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 2);
+	apply_ids(c, 3, 5, ES_OK);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM applied WHERE n = 1"), 5);
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 5);
+	assert_int_equal(st.duplicates, 0);
+	es_consumer_free(c);
+}
+
+/* At most dedup_max ids are remembered, the oldest forgotten first; the
+ * memory and the counters survive a reopen. */
+static void dedup_is_bounded_and_persistent(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	es_consumer *c = open_consumer("dedup.db", 10, &k);
+	apply_ids(c, 1, 30, ES_OK);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM seen"), 10);
+	es_consumer_free(c);
+	c = open_consumer("dedup.db", 10, &k);
+	apply_ids(c, 21, 30, ES_OK); /* remembered: all duplicates */
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 30);
+	assert_int_equal(st.duplicates, 10);
+	apply_ids(c, 1, 1, ES_OK); /* forgotten: applied again */
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 31);
+	assert_int_equal(scalar(c, "SELECT n FROM applied WHERE id = 'id-1'"), 2);
+	assert_int_equal(scalar(c, "SELECT n FROM applied WHERE id = 'id-30'"), 1);
+	es_consumer_free(c);
+}
+
+/* Holes in a source's sequence are counted, and kept across a reopen. */
+static void sequence_holes_are_counted(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	es_consumer *c = open_consumer("holes.db", 0, &k);
+	apply_ids(c, 1, 3, ES_OK);
+	apply_ids(c, 7, 8, ES_OK); /* 4..6 missing */
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.holes_open, 1);
+	assert_int_equal(st.missing, 3);
+	es_consumer_free(c);
+	c = open_consumer("holes.db", 0, &k);
+	apply_ids(c, 5, 5, ES_OK);
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.missing, 2);
+	es_consumer_free(c);
+}
+
+/* ---- the run loop against a fake source --------------------------------- */
+
+struct fake {
+	es_source base;
+	es_consumer *c;
+	const char **script; /* bodies; "LOST" makes next() say ES_ENOTCONN */
+	size_t n, i;
+	uint64_t tag;
+	uint64_t acked[16];
+	int64_t committed_at_ack[16]; /* rows in `applied` when each ack came */
+	size_t nacks;
+	size_t quiesced_at; /* script index when quiesce() came; 0: never */
+};
+
+static es_err fake_next(es_source *s, uint64_t wait_ms, es_delivery *out)
+{
+	struct fake *f = (struct fake *)s;
+	(void)wait_ms;
+	if (f->i == f->n) {
+		es_consumer_stop(f->c);
+		return ES_ETIMEDOUT;
+	}
+	const char *b = f->script[f->i++];
+	if (strcmp(b, "LOST") == 0)
+		return ES_ENOTCONN;
+	if (strcmp(b, "PAUSE") == 0)
+		return ES_ETIMEDOUT;
+	if (strcmp(b, "STOP") == 0) {
+		es_consumer_stop(f->c);
+		return ES_ETIMEDOUT;
+	}
+	*out = delivery(strdup(b), ++f->tag);
+	return ES_OK;
+}
+
+/* The rows an ack covers must already be committed: read them through a
+ * connection of our own. */
+static es_err fake_ack(es_source *s, uint64_t tag)
+{
+	struct fake *f = (struct fake *)s;
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	db_path("run.db", path, sizeof path);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM applied", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	f->committed_at_ack[f->nacks] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	f->acked[f->nacks++] = tag;
+	return ES_OK;
+}
+
+static void fake_where(es_source *s, char *url, size_t cap, uint64_t *failovers)
+{
+	(void)s;
+	snprintf(url, cap, "fake");
+	*failovers = 0;
+}
+
+static void fake_free(es_source *s)
+{
+	(void)s;
+}
+
+static void fake_quiesce(es_source *s)
+{
+	struct fake *f = (struct fake *)s;
+	f->quiesced_at = f->i;
+}
+
+static const es_source_ops fake_ops = {.name = "fake",
+				       .next = fake_next,
+				       .ack = fake_ack,
+				       .quiesce = fake_quiesce,
+				       .where = fake_where,
+				       .free = fake_free};
+
+static void run_acks_after_commit(void **state)
+{
+	(void)state;
+	char *e[6];
+	for (unsigned i = 0; i < 6; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "r-%u", i);
+		e[i] = event(id, "sensor.reading", "dev-1", i + 1);
+	}
+	/* Batch 1: e0 e1 (then a pause ends it). Batch 2: e2 e3, then the
+	 * connection is lost: dropped unapplied, never acked. Batch 3: e2 e3
+	 * again (redelivered) and e4 e5 and e0 (a duplicate). */
+	const char *script[] = {e[0], e[1], "PAUSE", e[2], e[3], "LOST",
+				e[2], e[3], e[4],    e[5], e[0]};
+	struct counter k = {0};
+	es_consumer *c = open_consumer("run.db", 0, &k);
+	struct fake f = {.base.ops = &fake_ops, .c = c, .script = script, .n = 11};
+	assert_int_equal(es_consumer_run(c, &f.base), ES_OK);
+	assert_int_equal(f.nacks, 2);
+	assert_int_equal(f.acked[0], 2);
+	assert_int_equal(f.committed_at_ack[0], 2);
+	assert_int_equal(f.acked[1], 9); /* tags 3 and 4 were the lost connection's */
+	assert_int_equal(f.committed_at_ack[1], 6);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM applied WHERE n = 1"), 6);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 6);
+	assert_int_equal(st.duplicates, 1);
+	es_consumer_free(c);
+	for (unsigned i = 0; i < 6; i++)
+		free(e[i]);
+}
+
+/* A stop finishes the batch, then quiesces the source and applies what it
+ * had taken already (an MQTT client acknowledged those). */
+static void stop_drains_what_was_taken(void **state)
+{
+	(void)state;
+	char *e[3];
+	for (unsigned i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "s-%u", i);
+		e[i] = event(id, "sensor.reading", "dev-1", i + 1);
+	}
+	const char *script[] = {e[0], "STOP", e[1], e[2]};
+	struct counter k = {0};
+	es_consumer *c = open_consumer("run.db", 0, &k);
+	assert_int_equal(sqlite3_exec(es_consumer_db(c), "DELETE FROM applied", NULL, NULL, NULL),
+			 SQLITE_OK);
+	struct fake f = {.base.ops = &fake_ops, .c = c, .script = script, .n = 4};
+	assert_int_equal(es_consumer_run(c, &f.base), ES_OK);
+	assert_int_equal(f.quiesced_at, 2); /* after the stop, before e1 */
+	assert_int_equal(scalar(c, "SELECT count(*) FROM applied"), 3);
+	es_consumer_free(c);
+	for (unsigned i = 0; i < 3; i++)
+		free(e[i]);
+}
+
+/* Rebuild: the reset runs, then the log is re-applied in order. */
+static int resets;
+static es_err count_reset(void *arg)
+{
+	struct counter *k = arg;
+	resets++;
+	return sqlite3_exec(es_consumer_db(k->c), "DELETE FROM applied", NULL, NULL, NULL) ==
+			       SQLITE_OK
+		       ? ES_OK
+		       : ES_EIO;
+}
+
+static void rebuild_replays_the_log(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	es_consumer *c = open_consumer("rebuild.db", 0, &k);
+	assert_int_equal(es_consumer_on_reset(c, count_reset, &k), ES_OK);
+	apply_ids(c, 1, 20, ES_OK);
+	apply_ids(c, 5, 9, ES_OK); /* duplicates: not in the log */
+	uint64_t n = 0;
+	assert_int_equal(es_consumer_rebuild(c, &n), ES_OK);
+	assert_int_equal(n, 20);
+	assert_int_equal(resets, 1);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM applied WHERE n = 1"), 20);
+	es_consumer_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(patterns_match_words),
+		cmocka_unit_test(bad_patterns_are_refused),
+		cmocka_unit_test(amqp_urls_are_checked),
+		cmocka_unit_test(duplicates_and_invalid_in_one_batch),
+		cmocka_unit_test(failed_batch_rolls_back),
+		cmocka_unit_test(dedup_is_bounded_and_persistent),
+		cmocka_unit_test(sequence_holes_are_counted),
+		cmocka_unit_test(run_acks_after_commit),
+		cmocka_unit_test(stop_drains_what_was_taken),
+		cmocka_unit_test(rebuild_replays_the_log),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

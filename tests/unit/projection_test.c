@@ -1,0 +1,181 @@
+/* projection_test.c - fleet-state's projection rules (fleet-state/
+ * projection.c) through the consumer: newest by sequence whatever the
+ * arrival order, reading and alarm from their own newest events, counts by
+ * distinct id, events without subject, the JSON, and a rebuild that gives
+ * the same JSON. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "consumer.h"
+#include "projection.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/es-projection-test-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+struct fx {
+	char path[128];
+	es_consumer *c;
+	fleet_projection *p;
+};
+
+static void open_fx(struct fx *f, const char *name)
+{
+	snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
+	es_consumer_opts o = {.path = f->path, .keep_log = true};
+	assert_int_equal(es_consumer_new(&o, &f->c), ES_OK);
+	assert_int_equal(fleet_projection_new(f->c, &f->p), ES_OK);
+}
+
+static void close_fx(struct fx *f)
+{
+	fleet_projection_free(f->p);
+	es_consumer_free(f->c);
+}
+
+/* Applies one event (its own batch). subject NULL: none. */
+static void send(struct fx *f, const char *source, const char *subject, const char *type,
+		 unsigned seq, const char *data)
+{
+	char body[1024], id[64], subj[128] = "";
+	snprintf(id, sizeof id, "%s-%u", source, seq);
+	if (subject)
+		snprintf(subj, sizeof subj, "\"subject\":\"%s\",", subject);
+	snprintf(body, sizeof body,
+		 "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"%s\",\"type\":\"%s\",%s"
+		 "\"time\":\"2026-11-27T07:00:%02u.000Z\",\"sequence\":\"%u\",\"data\":%s}",
+		 id, source, type, subj, seq % 60, seq, data);
+	es_delivery d = {.where = "test", .body = body, .len = strlen(body)};
+	assert_int_equal(es_consumer_apply(f->c, &d, 1), ES_OK);
+}
+
+/* The JSON text (malloc'd), through a heap box (gcc's -Wdangling-pointer
+ * takes the address of a local passed as an out-parameter for a pointer
+ * into it). */
+static char *devices(struct fx *f)
+{
+	char **box = calloc(1, sizeof *box);
+	assert_non_null(box);
+	assert_int_equal(fleet_projection_devices_json(f->path, box), ES_OK);
+	char *json = *box;
+	free(box);
+	return json;
+}
+
+static void newest_wins_whatever_the_order(void **state)
+{
+	(void)state;
+	struct fx f;
+	open_fx(&f, "order.db");
+	send(&f, "/s1/gw1", "dev-1", "sensor.reading", 5, "{\"t\":5}");
+	send(&f, "/s1/gw1", "dev-1", "alarm.cleared", 6, "{}");
+	/* Late, older events: they count, but change nothing else. */
+	send(&f, "/s1/gw1", "dev-1", "sensor.reading", 3, "{\"t\":3}");
+	send(&f, "/s1/gw1", "dev-1", "alarm.raised", 4, "{}");
+	send(&f, "/s1/gw1", "dev-1", "sensor.reading", 3, "{\"t\":3}"); /* duplicate id */
+	char *json = devices(&f);
+	assert_string_equal(json,
+			    "{\"devices\":[{\"source\":\"/s1/gw1\",\"subject\":\"dev-1\","
+			    "\"last_seen\":\"2026-11-27T07:00:06.000Z\","
+			    "\"last_type\":\"alarm.cleared\",\"last_sequence\":6,"
+			    "\"reading\":{\"t\":5},\"alarm\":false,\"counts\":"
+			    "{\"alarm.cleared\":1,\"alarm.raised\":1,\"sensor.reading\":2}}]}");
+	free(json);
+	/* A newer raise sets the alarm; a newer reading replaces the reading. */
+	send(&f, "/s1/gw1", "dev-1", "alarm.raised", 9, "{}");
+	send(&f, "/s1/gw1", "dev-1", "sensor.reading", 8, "{\"t\":8}");
+	json = devices(&f);
+	assert_non_null(strstr(json, "\"last_type\":\"alarm.raised\",\"last_sequence\":9,"
+				     "\"reading\":{\"t\":8},\"alarm\":true"));
+	free(json);
+	close_fx(&f);
+}
+
+/* Where needle is in hay, or -1. */
+static long at(const char *hay, const char *needle)
+{
+	const char *p = strstr(hay, needle);
+	return p ? (long)(p - hay) : -1;
+}
+
+static void devices_sorted_and_subjectless_ignored(void **state)
+{
+	(void)state;
+	struct fx f;
+	open_fx(&f, "sorted.db");
+	send(&f, "/s2/gw1", "dev-a", "sensor.reading", 1, "{\"t\":1}");
+	send(&f, "/s1/gw2", "dev-b", "device.registered", 1, "{}");
+	send(&f, "/s1/gw2", "dev-a", "sensor.reading", 2, "[1,2]");
+	send(&f, "/s1/gw2", NULL, "node.started", 3, "{}");
+	char *json = devices(&f);
+	long a = at(json, "\"source\":\"/s1/gw2\",\"subject\":\"dev-a\"");
+	long b = at(json, "\"source\":\"/s1/gw2\",\"subject\":\"dev-b\"");
+	long c = at(json, "\"source\":\"/s2/gw1\",\"subject\":\"dev-a\"");
+	assert_true(a >= 0 && a < b && b < c);
+	assert_null(strstr(json, "node.started"));
+	assert_non_null(strstr(json, "\"reading\":[1,2]"));
+	assert_non_null(strstr(json, "\"last_type\":\"device.registered\",\"last_sequence\":1,"
+				     "\"reading\":null,\"alarm\":false"));
+	es_consumer_stats st;
+	es_consumer_stats_get(f.c, &st);
+	assert_int_equal(st.applied, 4); /* the subjectless one counts in the stats */
+	free(json);
+	close_fx(&f);
+}
+
+static void rebuild_gives_the_same_state(void **state)
+{
+	(void)state;
+	struct fx f;
+	open_fx(&f, "rebuild.db");
+	for (unsigned i = 1; i <= 200; i++) {
+		unsigned seq = i % 2 ? i : 202 - i; /* interleave old and new */
+		char data[32];
+		snprintf(data, sizeof data, "{\"n\":%u}", seq);
+		send(&f, i % 3 ? "/s1/gw1" : "/s1/gw2", i % 7 ? "dev-1" : "dev-2",
+		     seq % 5	? "sensor.reading"
+		     : seq % 10 ? "alarm.raised"
+				: "alarm.cleared",
+		     seq, data);
+	}
+	char *before = devices(&f);
+	uint64_t n = 0;
+	assert_int_equal(es_consumer_rebuild(f.c, &n), ES_OK);
+	assert_int_equal(n, 200);
+	char *after = devices(&f);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	close_fx(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(newest_wins_whatever_the_order),
+		cmocka_unit_test(devices_sorted_and_subjectless_ignored),
+		cmocka_unit_test(rebuild_gives_the_same_state),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
