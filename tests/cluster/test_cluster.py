@@ -18,8 +18,10 @@ MQTT consumer, on another node. One cluster boot for every phase:
      and started again: nothing applied twice, nothing missed.
   4. rebuild: `fleet-state --rebuild` empties the projection and replays
      its own event log: the same state again.
-  5. the MQTT consumer on the third node received every acknowledged event
-     by its pattern.
+  5. MQTT consumers on the nodes that stay up receive the same events by
+     their patterns: on the third node every event (edgespool/+/+/ev/#), on
+     the second only the alarms (edgespool/+/+/ev/alarm/#: RabbitMQ turned
+     the dot of `alarm.raised` into a level), all of them and nothing else.
 """
 import json
 import os
@@ -333,6 +335,8 @@ def scenario(env):
     fleet = Fleet(env, [n.amqp_url() for n in cluster.nodes])
     fleet.start()  # declares and binds the quorum queue (on node a)
     sub = env.sub(c.mqtt_port, name="sub-c")
+    alarms_sub = env.sub(b.mqtt_port, name="sub-b-alarms",
+                         extra=["--sub.filter", "edgespool/+/+/ev/alarm/#"])
     agents = h.start_agents(env, edge.port)
     bridge = env.bridge(edge.port, 0, cloud_url=",".join(n.mqtt_url() for n in cluster.nodes))
     bridge.start(timeout=30)
@@ -345,8 +349,20 @@ def scenario(env):
     phase_rebuild(fleet, want, n3)
 
     fig = h.check_nodes_delivery(h.acked_by_node(agents, posters), sub)
-    print("  5. the MQTT consumer on %s received all %d events by pattern (%d copies)" %
-          (c.label, n3, fig["copies"]))
+    posted = {}
+    for p in posters:
+        posted.update(p.posted)
+    alarms = {i: s for i, s in h.merge_acked(h.acked_by_node(agents, posters)).items()
+              if posted[i]["type"].startswith("alarm.")}
+    alarms_sub.wait_all(alarms, 60)
+    other = [i for i in alarms_sub.seqs if i not in alarms]
+    h.check(not other, "%s received %d events that are not alarms, e.g. %s" %
+            (alarms_sub.name, len(other), other[:3]))
+    wrong = [i for i in alarms if alarms_sub.seqs[i] != {alarms[i]}]
+    h.check(not wrong, "alarms with the wrong sequence at %s: %s" % (alarms_sub.name, wrong[:3]))
+    print("  5. the MQTT consumer on %s received all %d events by pattern (%d copies); the "
+          "one on %s all %d alarms and nothing else" %
+          (c.label, n3, fig["copies"], b.label, len(alarms)))
     bridge.stop()  # clean exits (under the sanitizers: no leak either)
     fleet.stop()
     return "%d events through a 3-node RabbitMQ cluster, one node killed, fleet-state " \
