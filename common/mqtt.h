@@ -5,6 +5,9 @@
  * (5) under a stable client id, TLS (CA, client certificate and key, server
  * verification on by default), username and password, keepalive, a last
  * will, and reconnection forever with exponential backoff and full jitter.
+ * Given several URLs (a cluster's nodes), it keeps one connection and moves
+ * to the next URL when that one is lost or cannot be reached (rotation.h);
+ * the stats say which URL is in use and count the fail-overs.
  *
  * Every callback runs on the loop thread given at creation: paho's threads
  * only queue what happened and wake the loop. Nothing here ever blocks on
