@@ -38,9 +38,12 @@ static void add_links(bridge *b, const struct view *v, cJSON *o)
 		cJSON_AddNumberToObject(e, "failures", (double)v->edge_failures[i]);
 	}
 	cJSON *c = cJSON_AddObjectToObject(o, "cloud");
-	cJSON_AddStringToObject(c, "url", b->s->cloud.url.v[0]);
+	cJSON_AddStringToObject(c, "url", v->cloud_url);
+	cJSON_AddNumberToObject(c, "node", (double)v->cloud_node);
+	cJSON_AddNumberToObject(c, "nodes", (double)b->s->cloud.url.n);
 	cJSON_AddStringToObject(c, "state", v->cloud_up ? "connected" : "disconnected");
 	cJSON_AddNumberToObject(c, "failures", (double)v->cloud_failures);
+	cJSON_AddNumberToObject(c, "failovers", (double)v->cloud_failovers);
 	cJSON_AddNumberToObject(c, "inflight", (double)v->cloud_inflight);
 	cJSON_AddNumberToObject(c, "forwarded", (double)v->forwarded);
 	cJSON_AddNumberToObject(c, "acked", (double)v->acked);

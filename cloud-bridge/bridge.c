@@ -147,10 +147,10 @@ static es_err make_cloud(bridge *b)
 	es_err err = read_secret(c->password_file, &b->cloud_password);
 	if (err)
 		return err;
-	if (c->url.n > 1)
-		es_warn(TAG, "cloud.url lists %zu brokers; this version uses the first, %s",
-			c->url.n, c->url.v[0]);
+	/* Several URLs are one cluster's nodes: one link that fails over. */
 	es_mqtt_opts o = link_opts(c, c->url.v[0], b->client_cloud, b->cloud_password);
+	o.urls = (const char *const *)c->url.v;
+	o.nurls = c->url.n;
 	o.cbs = (es_mqtt_cbs){
 		.connected = cloud_up, .disconnected = cloud_down, .published = cloud_published};
 	o.ctx = b;
@@ -283,6 +283,9 @@ void bridge_view_update(bridge *b)
 	v->cloud_failures = cs.failures;
 	v->cloud_connects = cs.connects;
 	v->cloud_inflight = es_mqtt_inflight(b->cloud);
+	v->cloud_failovers = cs.failovers;
+	v->cloud_node = cs.node;
+	snprintf(v->cloud_url, sizeof v->cloud_url, "%s", cs.url);
 	snprintf(v->cloud_error, sizeof v->cloud_error, "%s", cs.last_error);
 	es_gap_stats_get(b->gap, &v->gap);
 	v->forwarded = b->fw.forwarded;
@@ -322,8 +325,10 @@ es_err bridge_start(bridge *b)
 	if (err)
 		return err;
 	b->phase = B_RUNNING;
-	es_info(TAG, "bridging %zu edge broker(s) (%s) to %s; HTTP on port %d; inbox %s", b->nlinks,
-		b->filter, b->s->cloud.url.v[0], es_http_port(b->http), b->s->journal_path);
+	es_info(TAG, "bridging %zu edge broker(s) (%s) to %s%s; HTTP on port %d; inbox %s",
+		b->nlinks, b->filter, b->s->cloud.url.v[0],
+		b->s->cloud.url.n > 1 ? " (and the cluster's other nodes)" : "",
+		es_http_port(b->http), b->s->journal_path);
 	tick(b);
 	return ES_OK;
 }

@@ -103,8 +103,10 @@ struct view {
 	bool edge_up[16];
 	uint64_t edge_failures[16], edge_connects[16];
 	bool cloud_up;
-	uint64_t cloud_failures, cloud_inflight, cloud_connects;
+	uint64_t cloud_failures, cloud_inflight, cloud_connects, cloud_failovers;
 	char cloud_error[160];
+	char cloud_url[256]; /* the cluster node in use or being tried */
+	size_t cloud_node;   /* its index in cloud.url */
 	es_gap_stats gap;
 	uint64_t forwarded, acked, out_of_order, held, refused;
 	uint64_t received, invalid, duplicates, overload, inbox_errors, lost_replies;

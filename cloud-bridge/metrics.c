@@ -42,7 +42,7 @@ static const es_node_metrics_words words = {
 struct bridge_metrics {
 	es_metric_family *received, *duplicates, *deadlettered, *refused, *out_of_order, *held;
 	es_metric_family *holes_detected, *holes_open, *missing, *filled, *lost, *requests;
-	es_metric_family *gone, *nodes;
+	es_metric_family *gone, *nodes, *failovers, *cloud_node;
 };
 
 #define F(field) offsetof(struct bridge_metrics, field)
@@ -75,6 +75,10 @@ static const es_node_metric_def defs[] = {
 	{F(gone), C, "edgespool_resend_gone_replies_total", NULL,
 	 "Re-send replies saying events are gone."},
 	{F(nodes), G, "edgespool_nodes", NULL, "Source nodes known."},
+	{F(failovers), C, "edgespool_cloud_failovers_total", NULL,
+	 "Connections made to another cloud.url (cluster node) than the previous one."},
+	{F(cloud_node), G, "edgespool_cloud_node", "url",
+	 "1 for the cloud.url (cluster node) in use or being tried, 0 for the others."},
 };
 #undef F
 #undef C
@@ -132,6 +136,9 @@ static void collect_view(bridge *b, struct bridge_metrics *bm)
 				     v.edge_failures[i]);
 	}
 	es_node_metrics_link(b->metrics, "cloud", v.cloud_up, v.cloud_connects, v.cloud_failures);
+	set(bm->failovers, (double)v.cloud_failovers);
+	for (size_t i = 0; i < b->s->cloud.url.n; i++)
+		set1(bm->cloud_node, b->s->cloud.url.v[i], i == v.cloud_node ? 1 : 0);
 }
 
 static void collect(void *ctx)

@@ -20,6 +20,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "log.h"
+#include "rotation.h"
 #include "topic.h"
 
 #define TAG "mqtt"
@@ -61,7 +62,9 @@ struct sub {
 struct es_mqtt {
 	es_loop *loop;
 	es_mqtt_opts o;
-	char *uri; /* paho form: tcp:// or ssl:// */
+	char **urls, **uris; /* as configured; paho form (tcp:// or ssl://) */
+	size_t nurls;
+	es_rotation rot; /* which of them */
 	MQTTAsync client;
 	struct conn *conn;
 	uint32_t gen;
@@ -87,6 +90,20 @@ struct es_mqtt {
 };
 
 static void connect_now(void *arg);
+
+/* The paho URI in use or being tried. */
+static const char *cur_uri(const es_mqtt *m)
+{
+	return m->uris[es_rotation_current(&m->rot)];
+}
+
+static void show_url(es_mqtt *m)
+{
+	size_t i = es_rotation_current(&m->rot);
+	snprintf(m->stats.url, sizeof m->stats.url, "%s", m->urls[i]);
+	m->stats.node = i;
+	m->stats.failovers = m->rot.failovers;
+}
 
 /* ---- URLs and options ---------------------------------------------------- */
 
@@ -155,6 +172,8 @@ static bool dup_str(const char **s)
 static es_err copy_opts(es_mqtt_opts *dst, const es_mqtt_opts *src)
 {
 	*dst = *src;
+	dst->urls = NULL; /* copied by make_urls */
+	dst->nurls = 0;
 	const char **strs[] = {&dst->url,      &dst->client_id,	 &dst->username,
 			       &dst->password, &dst->ca_file,	 &dst->cert_file,
 			       &dst->key_file, &dst->will_topic, &dst->will_payload};
@@ -183,13 +202,26 @@ static es_err copy_opts(es_mqtt_opts *dst, const es_mqtt_opts *src)
 	return ES_OK;
 }
 
+static es_err check_urls(const es_mqtt_opts *o)
+{
+	size_t n = o->nurls ? o->nurls : 1;
+	for (size_t i = 0; i < n; i++) {
+		const char *url = o->nurls ? o->urls[i] : o->url;
+		const char *why = es_mqtt_check_url(url);
+		if (why) {
+			es_error(TAG, "url '%s' %s", url ? url : "", why);
+			return ES_EINVAL;
+		}
+	}
+	return ES_OK;
+}
+
 static es_err check_opts(const es_mqtt_opts *o)
 {
-	const char *why = es_mqtt_check_url(o->url);
-	if (why) {
-		es_error(TAG, "url '%s' %s", o->url ? o->url : "", why);
+	if (o->nurls && !o->urls)
 		return ES_EINVAL;
-	}
+	if (check_urls(o))
+		return ES_EINVAL;
 	if (!o->client_id || !*o->client_id || strlen(o->client_id) > 128) {
 		es_error(TAG, "client id must be 1..128 characters");
 		return ES_EINVAL;
@@ -387,9 +419,23 @@ static void destroy_client(es_mqtt *m)
 	m->stats.connected = false;
 }
 
+/* Moves on to the next URL (if several): the next node is tried after the
+ * backoff's first, short step; only after a whole round of failures do the
+ * delays grow. */
 static void schedule_retry(es_mqtt *m, const char *cause)
 {
-	uint64_t delay = es_backoff_next(&m->backoff);
+	uint64_t delay;
+	if (es_rotation_failed(&m->rot)) {
+		delay = es_backoff_next(&m->backoff);
+	} else {
+		es_backoff hop = m->backoff;
+		es_backoff_reset(&hop);
+		delay = es_backoff_next(&hop);
+		m->backoff.rng = hop.rng;
+	}
+	show_url(m);
+	if (m->nurls > 1)
+		es_info(TAG, "next: %s in %llu ms", cur_uri(m), (unsigned long long)delay);
 	m->state = S_WAITING;
 	m->stats.failures++;
 	set_error(m, cause);
@@ -403,7 +449,7 @@ static int create_client(es_mqtt *m)
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
 	co.MQTTVersion = m->o.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	co.sendWhileDisconnected = 0;
-	int rc = MQTTAsync_createWithOptions(&m->client, m->uri, m->o.client_id,
+	int rc = MQTTAsync_createWithOptions(&m->client, cur_uri(m), m->o.client_id,
 					     MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS)
 		return rc;
@@ -435,7 +481,7 @@ static int start_connect(es_mqtt *m, MQTTAsync_connectOptions *co)
 	co->username = m->o.username;
 	co->password = m->o.password;
 	co->context = m->conn;
-	if (strncmp(m->uri, "ssl://", 6) == 0) {
+	if (strncmp(cur_uri(m), "ssl://", 6) == 0) {
 		fill_tls(m, &ssl);
 		co->ssl = &ssl;
 	}
@@ -492,7 +538,7 @@ static void connect_now(void *arg)
 		char cause[96];
 		snprintf(cause, sizeof cause, "cannot start connecting (paho %d: %s)", rc,
 			 MQTTAsync_strerror(rc));
-		es_warn(TAG, "%s: %s", m->uri, cause);
+		es_warn(TAG, "%s: %s", cur_uri(m), cause);
 		destroy_client(m);
 		schedule_retry(m, cause);
 	}
@@ -625,7 +671,11 @@ static void handle_connected(es_mqtt *m, const struct entry *e)
 	m->stats.connects++;
 	m->stats.connected_since_ms = es_clock_wall_ms();
 	es_backoff_reset(&m->backoff);
-	es_info(TAG, "connected to %s as %s (MQTT %s, session %s)", m->uri, m->o.client_id,
+	if (es_rotation_connected(&m->rot))
+		es_warn(TAG, "failed over to %s (fail-over %llu)", cur_uri(m),
+			(unsigned long long)m->rot.failovers);
+	show_url(m);
+	es_info(TAG, "connected to %s as %s (MQTT %s, session %s)", cur_uri(m), m->o.client_id,
 		m->o.version == 5 ? "5" : "3.1.1", e->flag ? "resumed" : "new");
 	for (size_t i = 0; i < m->nsubs; i++)
 		send_subscribe(m, &m->subs[i]);
@@ -637,9 +687,9 @@ static void handle_down(es_mqtt *m, const struct entry *e)
 {
 	const char *cause = e->text ? e->text : "connection lost";
 	if (m->state == S_UP)
-		es_warn(TAG, "lost %s: %s", m->uri, cause);
+		es_warn(TAG, "lost %s: %s", cur_uri(m), cause);
 	else
-		es_info(TAG, "cannot reach %s: %s", m->uri, cause);
+		es_info(TAG, "cannot reach %s: %s", cur_uri(m), cause);
 	destroy_client(m);
 	schedule_retry(m, cause);
 }
@@ -648,7 +698,7 @@ static void handle_stopped(es_mqtt *m)
 {
 	destroy_client(m);
 	m->state = S_STOPPED;
-	es_info(TAG, "disconnected from %s", m->uri);
+	es_info(TAG, "disconnected from %s", cur_uri(m));
 	if (m->o.cbs.disconnected)
 		m->o.cbs.disconnected(m->o.ctx, "stopped", 0);
 }
@@ -668,7 +718,7 @@ static void handle_completion(es_mqtt *m, const struct entry *e)
 		return; /* an earlier connection's: disconnected() said it is lost */
 	} else if (e->flag) {
 		m->stats.refused++;
-		es_error(TAG, "%s refused a publish (reason code 0x%02x)", m->uri,
+		es_error(TAG, "%s refused a publish (reason code 0x%02x)", cur_uri(m),
 			 (unsigned)e->code);
 		err = ES_EPROTO;
 	} else {
@@ -747,6 +797,25 @@ static es_err make_slots(es_mqtt *m)
 	return ES_OK;
 }
 
+/* Copies the URL list (or the one url) and makes their paho forms. */
+static es_err make_urls(es_mqtt *m, const es_mqtt_opts *opts)
+{
+	size_t n = opts->nurls ? opts->nurls : 1;
+	m->urls = calloc(n, sizeof *m->urls);
+	m->uris = calloc(n, sizeof *m->uris);
+	if (!m->urls || !m->uris)
+		return ES_ENOMEM;
+	m->nurls = n;
+	for (size_t i = 0; i < n; i++) {
+		const char *url = opts->nurls ? opts->urls[i] : opts->url;
+		if (!(m->urls[i] = strdup(url)) || !(m->uris[i] = paho_uri(url)))
+			return ES_ENOMEM;
+	}
+	es_rotation_init(&m->rot, n);
+	show_url(m);
+	return ES_OK;
+}
+
 es_err es_mqtt_new(es_loop *loop, const es_mqtt_opts *opts, es_mqtt **out)
 {
 	if (!loop || !opts || !out || check_opts(opts))
@@ -762,8 +831,7 @@ es_err es_mqtt_new(es_loop *loop, const es_mqtt_opts *opts, es_mqtt **out)
 		free(m);
 		return err;
 	}
-	if (!(m->uri = paho_uri(m->o.url)))
-		err = ES_ENOMEM;
+	err = make_urls(m, opts);
 	if (!err)
 		err = make_slots(m);
 	if (!err)
@@ -829,7 +897,12 @@ void es_mqtt_free(es_mqtt *m)
 	free(m->subs);
 	free(m->slots);
 	free(m->free_slots);
-	free(m->uri);
+	for (size_t i = 0; i < m->nurls; i++) {
+		free(m->urls[i]);
+		free(m->uris[i]);
+	}
+	free(m->urls);
+	free(m->uris);
 	free_opts(&m->o);
 	pthread_mutex_destroy(&m->lock);
 	free(m);

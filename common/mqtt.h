@@ -5,6 +5,9 @@
  * (5) under a stable client id, TLS (CA, client certificate and key, server
  * verification on by default), username and password, keepalive, a last
  * will, and reconnection forever with exponential backoff and full jitter.
+ * Given several URLs (a cluster's nodes), it keeps one connection and moves
+ * to the next URL when that one is lost or cannot be reached (rotation.h);
+ * the stats say which URL is in use and count the fail-overs.
  *
  * Every callback runs on the loop thread given at creation: paho's threads
  * only queue what happened and wake the loop. Nothing here ever blocks on
@@ -47,7 +50,12 @@ typedef struct es_mqtt_cbs {
 } es_mqtt_cbs;
 
 typedef struct es_mqtt_opts {
-	const char *url;			    /* mqtt://host[:1883] or mqtts://host[:8883] */
+	const char *url; /* mqtt://host[:1883] or mqtts://host[:8883] */
+	/* Or several URLs of one service (a cluster's nodes): the client stays
+	 * on one and moves to the next when it loses it (rotation.h). When
+	 * nurls > 0 these replace url. */
+	const char *const *urls;
+	size_t nurls;
 	const char *client_id;			    /* stable across restarts */
 	int version;				    /* 4 (MQTT 3.1.1) or 5 */
 	const char *username, *password;	    /* NULL: none */
@@ -74,13 +82,16 @@ typedef struct es_mqtt_stats {
 	uint64_t received;
 	uint64_t connected_since_ms; /* wall ms of the current connection */
 	char last_error[160];
+	char url[256];	    /* the URL in use or being tried (as configured) */
+	size_t node;	    /* its index in the URL list */
+	uint64_t failovers; /* connections made to another URL than the last one */
 } es_mqtt_stats;
 
 /* Checks a URL as es_mqtt_new would: NULL when valid, else why not. */
 const char *es_mqtt_check_url(const char *url);
 
-/* Makes a client; copies every string of opts. Does not connect. ES_EINVAL
- * for a bad URL, client id or version (logged). */
+/* Makes a client; copies every string of opts (and the URL list). Does not
+ * connect. ES_EINVAL for a bad URL, client id or version (logged). */
 es_err es_mqtt_new(es_loop *loop, const es_mqtt_opts *opts, es_mqtt **out);
 
 /* Starts connecting, and reconnecting whenever the connection is lost. */

@@ -14,6 +14,7 @@ packages=(
   prometheus # for promtool: the metrics test checks /metrics with it
   iproute2 nftables # tests/fault: the uplink partition (ip netns, nft rules in it)
   faketime # tests/fault: clock jumps (libfaketime under the agent)
+  rabbitmq-server # tests/cluster: a RabbitMQ cluster with its MQTT plugin
   chromium nodejs
 )
 
@@ -44,3 +45,9 @@ fi
 # are started by the scripts and tests on ports of their own. Likewise the
 # prometheus package starts a server on port 9090 there; the tests use only
 # its promtool.
+# The rabbitmq-server package starts a system node where systemd runs. The
+# cluster tests start nodes of their own (own names, ports and folders), so
+# that one is only memory taken: stop it and keep it from starting at boot.
+if command -v systemctl >/dev/null && systemctl is-enabled --quiet rabbitmq-server 2>/dev/null; then
+  $sudo systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+fi

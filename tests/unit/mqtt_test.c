@@ -51,7 +51,8 @@ typedef struct broker {
 	char log[128];
 } broker;
 
-static broker B; /* one broker for the whole run; killed at exit in any case */
+static broker B;  /* one broker for the whole run; killed at exit in any case */
+static broker B2; /* a second one, for the fail-over test only */
 
 static void nap_ms(long ms)
 {
@@ -158,6 +159,7 @@ static void rm_dir(const char *dir)
 
 static void at_exit(void)
 {
+	broker_kill(&B2);
 	broker_kill(&B);
 	if (B.dir[0])
 		rm_dir(B.dir);
@@ -622,6 +624,62 @@ static void reconnects_after_broker_restart(void **state)
 	mq_free(q);
 }
 
+/* ---- several URLs: fail-over --------------------------------------------------- */
+
+static bool start_second_broker(void)
+{
+	snprintf(B2.dir, sizeof B2.dir, "%s", B.dir);
+	snprintf(B2.conf, sizeof B2.conf, "%s/second.conf", B.dir);
+	snprintf(B2.log, sizeof B2.log, "%s/second.log", B.dir);
+	B2.port = free_port();
+	return B2.port > 0 && write_conf(&B2) && broker_start(&B2);
+}
+
+static void check_node(const mq *q, size_t node, const char *url, uint64_t failovers)
+{
+	es_mqtt_stats s;
+	es_mqtt_stats_get(q->m, &s);
+	assert_true(s.connected);
+	assert_int_equal(s.node, node);
+	assert_string_equal(s.url, url);
+	assert_int_equal(s.failovers, failovers);
+}
+
+/* urls = {nothing listening, B, B2}: the first attempt fails and the next
+ * URL is tried after the backoff's first, short step (no growing delay
+ * inside a round); the first connection (to B) is no fail-over. B dies: the
+ * client moves on to B2, one fail-over, and publishes there. */
+static void fails_over_across_urls(void **state)
+{
+	char id[64], dead[64], one[64], two[64];
+	assert_true(start_second_broker());
+	snprintf(dead, sizeof dead, "mqtt://127.0.0.1:%d", free_port());
+	snprintf(one, sizeof one, "mqtt://127.0.0.1:%d", B.port);
+	snprintf(two, sizeof two, "mqtt://127.0.0.1:%d", B2.port);
+	const char *urls[] = {dead, one, two};
+	mq *q = mq_new();
+	es_mqtt_opts o = opts_for(q, 4, unique_id(id));
+	o.url = NULL;
+	o.urls = urls;
+	o.nurls = 3;
+	mq_make(q, 4, &o);
+	assert_int_equal(es_mqtt_start(q->m), ES_OK);
+	WAIT(q, connected_n, 1);
+	assert_int_equal(q->disconnected, 1);
+	assert_in_range(q->retry_ms, 100 / 4, 100);
+	check_node(q, 1, one, 0);
+	publish_n(q, 1, 3, 1);
+	WAIT(q, acks_n, 3);
+
+	broker_kill(&B);
+	WAIT(q, connected_n, 2);
+	check_node(q, 2, two, 1);
+	publish_n(q, 10, 3, 1);
+	WAIT(q, acks_n, 6);
+	mq_free(q);
+	broker_kill(&B2);
+}
+
 /* ---- fault injection: socket writes that fail --------------------------------- */
 
 /* While set, writev(2) on a socket fails with ECONNRESET, as when the peer
@@ -865,6 +923,7 @@ int main(int argc, char **argv)
 							 cleanup, &v4),
 		cmocka_unit_test_prestate_setup_teardown(inflight_at_stop_not_reported, NULL,
 							 cleanup, &v5),
+		cmocka_unit_test_teardown(fails_over_across_urls, cleanup),
 		cmocka_unit_test_prestate_setup_teardown(reconnects_after_broker_restart, NULL,
 							 cleanup, &v4),
 		cmocka_unit_test_prestate_setup_teardown(reconnects_after_broker_restart, NULL,
