@@ -14,6 +14,8 @@ packages=(
   iproute2 nftables # tests/fault: the uplink partition (ip netns, nft rules in it)
   faketime # tests/fault: clock jumps (libfaketime under the agent)
   chromium nodejs
+  lintian dpkg-dev systemd adduser # tests/package: lintian, dpkg-shlibdeps, systemd-analyze verify, the packages' postinst
+  python3-yaml # tests/package: parses deploy/docker-compose.yml
 )
 
 missing=()
