@@ -10,31 +10,7 @@
 # es_deb_package(fleet edgespool-fleet-state ...); its Depends must then cover
 # what dpkg-shlibdeps finds in it (tests/package/check_depends.sh checks).
 
-# Debian's name for the target architecture, from the compiler's target (a
-# cross toolchain sets CMAKE_SYSTEM_PROCESSOR), never from the build host.
-function(es_deb_arch out)
-  string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" p)
-  if(p MATCHES "^(x86_64|amd64)$")
-    set(a amd64)
-  elseif(p MATCHES "^(aarch64|arm64)")
-    set(a arm64)
-  elseif(p MATCHES "^arm")
-    # armhf is the hard-float ABI (arm-linux-gnueabihf); armel the soft one.
-    if(CMAKE_C_COMPILER MATCHES "gnueabihf" OR CMAKE_C_LIBRARY_ARCHITECTURE MATCHES "gnueabihf"
-       OR NOT CMAKE_C_LIBRARY_ARCHITECTURE MATCHES "gnueabi$")
-      set(a armhf)
-    else()
-      set(a armel)
-    endif()
-  elseif(p MATCHES "^i[3-6]86$")
-    set(a i386)
-  else()
-    message(FATAL_ERROR "no Debian architecture known for CMAKE_SYSTEM_PROCESSOR "
-      "'${CMAKE_SYSTEM_PROCESSOR}': set ES_DEB_ARCH")
-  endif()
-  set(${out} ${a} PARENT_SCOPE)
-endfunction()
-
+include(${CMAKE_CURRENT_LIST_DIR}/deb_arch.cmake)
 es_deb_arch(es_arch_guess)
 set(ES_DEB_ARCH "${es_arch_guess}" CACHE STRING "Debian architecture of the packages")
 
