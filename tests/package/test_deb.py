@@ -44,6 +44,8 @@ PACKAGES = {
 def expected_files(pkg):
     p = PACKAGES[pkg]
     files = set(p["files"]) | {DOC % pkg + d for d in p["docs"]}
+    files |= {"/usr/share/man/man1/%s.1.gz" % f[len("/usr/bin/"):] for f in p["files"]
+              if f.startswith("/usr/bin/")}
     files |= {DOC % pkg + "copyright", DOC % pkg + "changelog.Debian.gz",
               "/usr/share/lintian/overrides/" + pkg}
     return files

@@ -4,8 +4,10 @@ edgespool-agent package really installs with dpkg -i; systemd-analyze verify
 accepts its unit (systemd need not be PID 1); the edgespool system user and
 /var/lib/edgespool (0750, edgespool:edgespool) exist; the installed agent,
 run as that user with the default config, validates it, starts, and journals
-an event in the state folder; dpkg --purge (always, at the end) removes the
-package, its journal, the folder, the user and the unit's enablement."""
+an event in the state folder. Then the bridge's package beside it (its unit,
+its journal in the same folder). Purging the agent leaves the bridge's
+journal, the folder and the user; purging the bridge (always, at the end)
+removes them too, and the units' enablement."""
 import argparse
 import grp
 import json
@@ -23,8 +25,10 @@ import urllib.request
 from pkglib import Fail, build_debs, check, main, need_tools, run, wait_for
 
 PKG = "edgespool-agent"
-UNIT = "/lib/systemd/system/edgespool-agent.service"
-WANTS = "/etc/systemd/system/multi-user.target.wants/edgespool-agent.service"
+BRIDGE = "edgespool-bridge"
+UNITDIR = "/lib/systemd/system/"
+UNIT = UNITDIR + "edgespool-agent.service"
+WANTS = "/etc/systemd/system/multi-user.target.wants/"
 STATE = "/var/lib/edgespool"
 
 
@@ -53,7 +57,6 @@ def user_exists(name):
     except KeyError:
         return False
 
-
 def check_installed():
     check(status(PKG) == "installed", "%s is %s after dpkg -i" % (PKG, status(PKG)))
     u = pwd.getpwnam("edgespool")
@@ -63,19 +66,21 @@ def check_installed():
     st = os.stat(STATE)
     check(st.st_mode & 0o7777 == 0o750, "%s is mode %o, not 0750" % (STATE, st.st_mode & 0o7777))
     check(st.st_uid == u.pw_uid and st.st_gid == u.pw_gid, "%s is not edgespool's" % STATE)
-    conf = run(["dpkg-query", "-W", "-f", "${Conffiles}", PKG]).stdout
-    check("/etc/edgespool/agent.ini" in conf, "agent.ini is not a conffile: %r" % conf)
-    check(os.path.islink(WANTS) and os.readlink(WANTS) == UNIT, "the unit is not enabled (%s)" % WANTS)
-    print("installed: user edgespool (uid %d), %s 0750, unit enabled" % (u.pw_uid, STATE))
+    print("installed: user edgespool (uid %d), %s 0750" % (u.pw_uid, STATE))
 
 
-def check_verify():
-    """systemd-analyze verify: fails on any complaint about our unit, warnings too."""
-    p = run(["systemd-analyze", "verify", UNIT], ok=(0, 1))
+def check_unit(pkg, unit, config):
+    """The conffile is registered, the unit enabled, and systemd-analyze
+    verify has no complaint about it (warnings count too)."""
+    conf = run(["dpkg-query", "-W", "-f", "${Conffiles}", pkg]).stdout
+    check("/etc/edgespool/" + config in conf, "%s is not a conffile: %r" % (config, conf))
+    check(os.path.islink(WANTS + unit) and os.readlink(WANTS + unit) == UNITDIR + unit,
+          "%s is not enabled (%s)" % (unit, WANTS + unit))
+    p = run(["systemd-analyze", "verify", UNITDIR + unit], ok=(0, 1))
     ours = [l for l in (p.stdout + p.stderr).splitlines() if "edgespool" in l]
-    check(p.returncode == 0 and not ours,
-          "systemd-analyze verify %s: exit %d\n%s" % (UNIT, p.returncode, "\n".join(ours)))
-    print("systemd-analyze verify: no complaint about the unit")
+    check(p.returncode == 0 and not ours, "systemd-analyze verify %s: exit %d\n%s"
+          % (unit, p.returncode, "\n".join(ours)))
+    print("%s: enabled; systemd-analyze verify has no complaint" % unit)
 
 
 def free_port():
@@ -98,45 +103,91 @@ def post_event(port):
         return r.status
 
 
-def check_agent_runs(tmp):
-    """The installed agent, as the service runs it: user edgespool, the default
-    config. Only the HTTP port (a free one) and the broker (a closed port:
-    none needed) are overridden, through the environment."""
-    cfg = ["/usr/bin/edge-agent", "--config", "/etc/edgespool/agent.ini"]
+def start_daemon(tmp, program, config, env, port_re):
+    """Runs the installed program as the service does (user edgespool, the
+    default config, validated first with --print-config), with only the
+    HTTP port (a free one) and the brokers (closed ports: none is needed)
+    overridden through the environment. Returns (process, log, HTTP port)."""
+    cfg = ["/usr/bin/" + program, "--config", "/etc/edgespool/" + config]
     p = as_edgespool(cfg + ["--print-config"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      text=True)
     out, err = p.communicate(timeout=30)
-    check(p.returncode == 0, "edge-agent --print-config of the default config: exit %d\n%s"
-          % (p.returncode, err))
-    check(re.search(r"^path = /var/lib/edgespool/agent.db", out, re.M), "journal.path: " + out)
-    log_path = os.path.join(tmp, "agent.log")
-    env = {"ES_HTTP_LISTEN": "127.0.0.1:0", "ES_MQTT_URL": "mqtt://127.0.0.1:%d" % free_port()}
+    check(p.returncode == 0, "%s --print-config of the default config: exit %d\n%s"
+          % (program, p.returncode, err))
+    check(re.search(r"^path = /var/lib/edgespool/", out, re.M), "journal.path: " + out)
+    log_path = os.path.join(tmp, program + ".log")
+    env = dict(env, ES_HTTP_LISTEN="127.0.0.1:0")
     with open(log_path, "w") as log:
-        agent = as_edgespool(cfg, env=env, stdout=log, stderr=log)
+        proc = as_edgespool(cfg, env=env, stdout=log, stderr=log)
+
+    def port():
+        if proc.poll() is not None:
+            raise Fail("%s exited (%s):\n%s" % (program, proc.returncode, open(log_path).read()))
+        m = re.search(port_re, open(log_path).read())
+        return m and int(m.group(1))
     try:
-        def port():
-            m = re.search(r"serving HTTP on port (\d+)", open(log_path).read())
-            check(agent.poll() is None, "the agent exited (%s):\n%s"
-                  % (agent.returncode, open(log_path).read()))
-            return m and int(m.group(1))
-        http = wait_for("the agent's HTTP port in its log", 30, port)
-        check(post_event(http) == 202, "POST /api/events did not answer 202")
-        db = os.stat(os.path.join(STATE, "agent.db"))
-        check(db.st_uid == pwd.getpwnam("edgespool").pw_uid, "agent.db is not edgespool's")
+        return proc, log_path, wait_for(program + "'s HTTP port in its log", 30, port)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def stop_daemon(proc, log_path):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=60)
+    check(rc == 0, "exit %d on SIGTERM:\n%s" % (rc, open(log_path).read()))
+
+
+def check_owned(path):
+    check(os.stat(path).st_uid == pwd.getpwnam("edgespool").pw_uid, "%s is not edgespool's" % path)
+
+
+def check_agent_runs(tmp):
+    env = {"ES_MQTT_URL": "mqtt://127.0.0.1:%d" % free_port()}
+    proc, log, port = start_daemon(tmp, "edge-agent", "agent.ini", env,
+                                   r"serving HTTP on port (\d+)")
+    try:
+        check(post_event(port) == 202, "POST /api/events did not answer 202")
+        check_owned(os.path.join(STATE, "agent.db"))
     finally:
-        if agent.poll() is None:
-            agent.send_signal(signal.SIGTERM)
-        rc = agent.wait(timeout=60)
-    check(rc == 0, "the agent exited %d on SIGTERM:\n%s" % (rc, open(log_path).read()))
+        stop_daemon(proc, log)
     print("the installed agent validated its default config, journaled an event, stopped")
 
 
-def purge_and_check():
+def check_bridge_runs(tmp):
+    closed = "mqtt://127.0.0.1:%d" % free_port()
+    proc, log, _ = start_daemon(tmp, "cloud-bridge", "bridge.ini",
+                                {"ES_EDGE_URL": closed, "ES_CLOUD_URL": closed},
+                                r"HTTP on port (\d+)")
+    try:
+        check_owned(os.path.join(STATE, "bridge.db"))
+    finally:
+        stop_daemon(proc, log)
+    print("the installed bridge validated its default config, opened its inbox, stopped")
+
+
+def purge_agent_keeps_bridge():
     dpkg(["--purge", PKG])
-    left = [p for p in (STATE, "/etc/edgespool/agent.ini", UNIT, WANTS) if os.path.lexists(p)]
+    left = [p for p in (UNIT, "/etc/edgespool/agent.ini", WANTS + "edgespool-agent.service")
+            if os.path.lexists(p)] + [f for f in os.listdir(STATE) if f.startswith("agent.db")]
+    check(not left, "left after dpkg --purge %s: %s" % (PKG, left))
+    check(os.path.exists(os.path.join(STATE, "bridge.db")) and user_exists("edgespool"),
+          "purging the agent took the bridge's journal or the user")
+    print("purged the agent: the bridge's journal, %s and the user stay" % STATE)
+
+
+def purge_and_check():
+    for pkg in (PKG, BRIDGE):
+        if status(pkg) != "not-installed":
+            dpkg(["--purge", pkg])
+    left = [p for p in (STATE, "/etc/edgespool", UNIT, UNITDIR + "edgespool-bridge.service",
+                        WANTS + "edgespool-agent.service", WANTS + "edgespool-bridge.service")
+            if os.path.lexists(p)]
     check(not left, "left after dpkg --purge: %s" % left)
     check(not user_exists("edgespool"), "the edgespool user is left after dpkg --purge")
-    print("purged: no state folder, config, unit, enablement or user left")
+    print("purged both: no state folder, config, unit, enablement or user left")
 
 
 def test():
@@ -159,11 +210,14 @@ def test():
         try:
             dpkg(["-i", debs[PKG]])
             check_installed()
-            check_verify()
+            check_unit(PKG, "edgespool-agent.service", "agent.ini")
             check_agent_runs(tmp)
+            dpkg(["-i", debs[BRIDGE]])
+            check_unit(BRIDGE, "edgespool-bridge.service", "bridge.ini")
+            check_bridge_runs(tmp)
+            purge_agent_keeps_bridge()
         finally:
-            if status(PKG) != "not-installed":
-                purge_and_check()
+            purge_and_check()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ UNITS = {"edgespool-agent.service": ("edge-agent", "agent.ini"),
 def expected(prefix):
     etc, unitdir = PREFIXES[prefix]
     files = {"%s/bin/%s" % (prefix, p) for p in PROGRAMS}
+    files |= {"%s/share/man/man1/%s.1.gz" % (prefix, p) for p in PROGRAMS}
     files |= {"%s/edgespool/%s" % (etc, c) for c in ("agent.ini", "bridge.ini")}
     files |= {"%s/%s" % (unitdir, u) for u in UNITS}
     for pkg, docs in DOCS.items():
