@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 
-from pkglib import (Fail, build_debs, check, deb_fields, deb_files, main, need_tools,
+from pkglib import (build_debs, check, deb_fields, deb_files, main, need_tools,
                     parse_depends, run)
 
 DOC = "/usr/share/doc/%s/"

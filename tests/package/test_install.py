@@ -8,7 +8,7 @@ import os
 import re
 import tempfile
 
-from pkglib import Fail, check, main, run
+from pkglib import check, main, run
 
 PROGRAMS = ["cloud-bridge", "edge-agent", "edgespool", "firmware-host"]
 DOCS = {
