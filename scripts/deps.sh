@@ -16,6 +16,8 @@ packages=(
   faketime # tests/fault: clock jumps (libfaketime under the agent)
   rabbitmq-server # tests/cluster: a RabbitMQ cluster with its MQTT plugin
   chromium nodejs
+  lintian dpkg-dev systemd adduser # tests/package: lintian, dpkg-shlibdeps, systemd-analyze verify, the packages' postinst
+  python3-yaml # tests/package: parses deploy/docker-compose.yml
 )
 
 missing=()

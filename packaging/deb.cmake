@@ -1,0 +1,103 @@
+# The .deb packages (CPack, DEB generator): one per component.
+#
+#   edgespool-agent   edge-agent, /etc/edgespool/agent.ini, edgespool-agent.service
+#   edgespool-bridge  cloud-bridge, /etc/edgespool/bridge.ini, edgespool-bridge.service
+#   edgespool-tools   edgespool (the command-line tool), firmware-host
+#
+# To add a package (fleet-state, the cloud-side consumer, with librabbitmq4):
+# install its program with COMPONENT fleet, call es_install_system() and
+# es_install_docs() for it in CMakeLists.txt, and add a row here with
+# es_deb_package(fleet edgespool-fleet-state ...); its Depends must then cover
+# what dpkg-shlibdeps finds in it (tests/package/check_depends.sh checks).
+
+include(${CMAKE_CURRENT_LIST_DIR}/deb_arch.cmake)
+es_deb_arch(es_arch_guess)
+set(ES_DEB_ARCH "${es_arch_guess}" CACHE STRING "Debian architecture of the packages")
+
+# Depends, per package: kept by hand so that cross builds (whose sysroot
+# dpkg-shlibdeps cannot read) get the same list. Debian 12 names, the
+# versions dpkg-shlibdeps gives for the native build; the package test
+# (tests/package) fails when dpkg-shlibdeps names anything missing here.
+set(ES_DEB_LIBS_DAEMON "libc6 (>= 2.34), libcivetweb1 (>= 1), libcjson1 (>= 1.7.13), \
+libcrypt1 (>= 1:4.1.0), libinih1 (>= 40), libpaho-mqtt1.3 (>= 1.3.0), \
+libsqlite3-0 (>= 3.20.0), libssl3 (>= 3.0.0)")
+set(ES_DEB_DEPENDS_agent "${ES_DEB_LIBS_DAEMON}, adduser")
+set(ES_DEB_DEPENDS_bridge "${ES_DEB_LIBS_DAEMON}, adduser")
+set(ES_DEB_DEPENDS_tools "libc6 (>= 2.34), libcjson1 (>= 1.7.13), libcrypt1 (>= 1:4.1.0), \
+libcurl4 (>= 7.16.2), libinih1 (>= 40), libpaho-mqtt1.3 (>= 1.3.0), \
+libsqlite3-0 (>= 3.20.0), libssl3 (>= 3.0.0)")
+
+# es_deb_package(COMPONENT NAME SECTION SUMMARY DESCRIPTION [UNIT DB OTHER])
+# UNIT, DB, OTHER: a daemon's unit, its journal file in /var/lib/edgespool,
+# and the other daemon package sharing the user (for the maintainer scripts).
+function(es_deb_package comp name section summary description)
+  string(TOUPPER ${comp} C)
+  set(CPACK_DEBIAN_${C}_PACKAGE_NAME ${name} PARENT_SCOPE)
+  set(CPACK_DEBIAN_${C}_PACKAGE_SECTION ${section} PARENT_SCOPE)
+  set(CPACK_DEBIAN_${C}_PACKAGE_DEPENDS "${ES_DEB_DEPENDS_${comp}}" PARENT_SCOPE)
+  set(CPACK_COMPONENT_${C}_DESCRIPTION "${summary}\n${description}" PARENT_SCOPE)
+  if(ARGC GREATER 5)
+    set(dir ${CMAKE_CURRENT_BINARY_DIR}/deb/${comp})
+    set(ES_PKG ${name})
+    set(ES_UNIT ${ARGV5})
+    set(ES_DB ${ARGV6})
+    set(ES_OTHER_PKG ${ARGV7})
+    foreach(script postinst prerm postrm)
+      configure_file(debian/${script}.in ${dir}/${script} @ONLY
+        FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                         WORLD_READ WORLD_EXECUTE)
+    endforeach()
+    # Files under /etc are not conffiles unless listed (debhelper would).
+    file(WRITE ${dir}/conffiles "/etc/edgespool/${ARGV8}\n")
+    set(CPACK_DEBIAN_${C}_PACKAGE_CONTROL_EXTRA
+      "${dir}/conffiles;${dir}/postinst;${dir}/prerm;${dir}/postrm" PARENT_SCOPE)
+  endif()
+endfunction()
+
+es_deb_package(agent edgespool-agent net
+  "edgespool edge agent: journal-first event publisher for gateways"
+  "The gateway daemon of edgespool. It journals every event handed to it (HTTP,
+serial or socket device links) in SQLite before answering, publishes it as a
+CloudEvent over MQTT QoS 1, and keeps it until the broker acknowledges it, so
+a broker restart, a lost uplink or a power cut loses nothing. Serves a
+dashboard, a REST API and Prometheus metrics. Runs as edgespool-agent.service."
+  edgespool-agent.service agent.db edgespool-bridge agent.ini)
+es_deb_package(bridge edgespool-bridge net
+  "edgespool cloud bridge: forwards a site's events to the cloud broker"
+  "Subscribes to a site's MQTT broker with a persistent session, journals each
+event in a SQLite inbox (unique by id), forwards it to the cloud broker in
+per-node order, and asks the agents to re-send what was lost on the way. Runs
+as edgespool-bridge.service."
+  edgespool-bridge.service bridge.db edgespool-agent bridge.ini)
+es_deb_package(tools edgespool-tools utils
+  "edgespool tools: command-line client and simulated device fleet"
+  "edgespool: emit events, look into journals, subscribe as a gap-tracking
+consumer, and manage HTTP users. firmware-host: the device firmware's
+portable core built for the host, a simulated fleet of sensors speaking the
+serial link protocol over a pty or socket, for demos, tests and load.")
+
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME edgespool)
+set(CPACK_PACKAGE_VENDOR "edgespool")
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "${ES_DEB_MAINTAINER}")
+set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR}/packages)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL agent bridge tools)
+set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${ES_DEB_ARCH})
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
+set(CPACK_DEBIAN_AGENT_PACKAGE_SUGGESTS "mosquitto, edgespool-tools")
+set(CPACK_DEBIAN_BRIDGE_PACKAGE_SUGGESTS "mosquitto, edgespool-tools")
+# Packages install under /usr with /etc and /lib/systemd/system beside it:
+# absolute destinations, so cpack installs with DESTDIR (see install_system.cmake).
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+# (with CPACK_SET_DESTDIR, cpack installs with CPACK_INSTALL_PREFIX)
+set(CPACK_INSTALL_PREFIX /usr)
+set(CPACK_SET_DESTDIR ON)
+set(CPACK_STRIP_FILES ON)
+include(CPack)
