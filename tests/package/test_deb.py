@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""pkg_deb: cpack builds edgespool-agent, -bridge and -tools; each holds the
-expected files (dpkg -c) and control fields (dpkg-deb -I), its hand-kept
-Depends covers every library dpkg-shlibdeps finds in its binaries, its
-maintainer scripts parse, and lintian finds no error (warnings are
-printed and counted)."""
+"""pkg_deb: cpack builds edgespool-agent, -bridge, -fleet-state and -tools;
+each holds the expected files (dpkg -c) and control fields (dpkg-deb -I),
+its hand-kept Depends covers every library dpkg-shlibdeps finds in its
+binaries, its maintainer scripts parse (postrm names every other daemon
+package), and lintian finds no error and no warning (every tag is printed)."""
 import argparse
 import os
 import re
@@ -22,6 +22,7 @@ PACKAGES = {
         "conffiles": ["/etc/edgespool/agent.ini"],
         "scripts": ["postinst", "prerm", "postrm"],
         "section": "net",
+        "others": ["edgespool-bridge", "edgespool-fleet-state"],
     },
     "edgespool-bridge": {
         "files": ["/usr/bin/cloud-bridge", "/etc/edgespool/bridge.ini",
@@ -30,6 +31,17 @@ PACKAGES = {
         "conffiles": ["/etc/edgespool/bridge.ini"],
         "scripts": ["postinst", "prerm", "postrm"],
         "section": "net",
+        "others": ["edgespool-agent", "edgespool-fleet-state"],
+    },
+    "edgespool-fleet-state": {
+        "files": ["/usr/bin/fleet-state", "/etc/edgespool/fleet-state.ini",
+                  "/lib/systemd/system/edgespool-fleet-state.service"],
+        "docs": ["README.md", "configuration.md", "consumers.md", "install.md", "security.md"],
+        "conffiles": ["/etc/edgespool/fleet-state.ini"],
+        "scripts": ["postinst", "prerm", "postrm"],
+        "section": "net",
+        # The maintainer scripts' list of the daemon packages sharing the user.
+        "others": ["edgespool-agent", "edgespool-bridge"],
     },
     "edgespool-tools": {
         "files": ["/usr/bin/edgespool", "/usr/bin/firmware-host"],
@@ -81,6 +93,17 @@ def check_control(pkg, deb, version, arch, tmp):
         check(os.path.exists(path), "%s: no %s" % (pkg, script))
         check(os.stat(path).st_mode & 0o777 == 0o755, "%s: %s is not mode 0755" % (pkg, script))
         run(["sh", "-n", path])
+        text = open(path).read()
+        check(not re.search(r"@[A-Z_]+@", text), "%s: %s: a placeholder was not replaced"
+              % (pkg, script))
+    if "others" in PACKAGES[pkg]:
+        # postrm keeps the user and the state folder while any other daemon
+        # package is still on the machine: it must name every one of them.
+        m = re.search(r"^\s*for other in (.*); do$", open(os.path.join(ctrl, "postrm")).read(),
+                      re.M)
+        check(m and sorted(m.group(1).split()) == PACKAGES[pkg]["others"],
+              "%s: postrm checks %s, not the other daemon packages %s"
+              % (pkg, m and m.group(1), PACKAGES[pkg]["others"]))
     return parse_depends(f.get("Depends", ""))
 
 
@@ -123,6 +146,7 @@ def lintian(debs):
     print("lintian: %d errors, %d warnings" % (len(errors), len(warnings)))
     check(not errors and p.returncode == 0, "lintian: exit %d, errors:\n%s%s"
           % (p.returncode, "\n".join(errors), p.stderr))
+    check(not warnings, "lintian: warnings:\n%s" % "\n".join(warnings))
 
 
 def test():

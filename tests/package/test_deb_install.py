@@ -5,9 +5,13 @@ accepts its unit (systemd need not be PID 1); the edgespool system user and
 /var/lib/edgespool (0750, edgespool:edgespool) exist; the installed agent,
 run as that user with the default config, validates it, starts, and journals
 an event in the state folder. Then the bridge's package beside it (its unit,
-its journal in the same folder). Purging the agent leaves the bridge's
-journal, the folder and the user; purging the bridge (always, at the end)
-removes them too, and the units' enablement."""
+its journal in the same folder), and fleet-state's (its unit; with its
+default config and no broker it serves /healthz and keeps retrying). Purge
+order with three daemon packages: purging the agent leaves the others'
+files, the folder and the user; removing, then purging the bridge while
+fleet-state is installed (with no file of its own in the folder) still
+leaves the folder and the user; purging fleet-state last (always, at the
+end) removes them too, and the units' enablement."""
 import argparse
 import grp
 import json
@@ -26,6 +30,9 @@ from pkglib import Fail, build_debs, check, main, need_tools, run, wait_for
 
 PKG = "edgespool-agent"
 BRIDGE = "edgespool-bridge"
+FLEET = "edgespool-fleet-state"
+PACKAGES = (PKG, BRIDGE, FLEET)
+UNITS = ("edgespool-agent.service", "edgespool-bridge.service", "edgespool-fleet-state.service")
 UNITDIR = "/lib/systemd/system/"
 UNIT = UNITDIR + "edgespool-agent.service"
 WANTS = "/etc/systemd/system/multi-user.target.wants/"
@@ -168,26 +175,86 @@ def check_bridge_runs(tmp):
     print("the installed bridge validated its default config, opened its inbox, stopped")
 
 
-def purge_agent_keeps_bridge():
+def http_get(port, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+        return r.status, json.loads(r.read())
+
+
+def check_fleet_runs(tmp):
+    """No broker anywhere: the source is a closed loopback port. fleet-state
+    serves anyway and keeps retrying the connection."""
+    closed = "amqp://fleet-state:pw@127.0.0.1:%d/%%2f" % free_port()
+    proc, log, port = start_daemon(tmp, "fleet-state", "fleet-state.ini",
+                                   {"ES_SOURCE_AMQP": closed}, r"HTTP on port (\d+)")
+    try:
+        check(http_get(port, "/healthz") == (200, {"status": "ok"}), "GET /healthz is not ok")
+        tries = lambda: len(re.findall(r"amqp: .*connect", open(log).read())) >= 3 and 1
+        wait_for("fleet-state to retry its source 3 times", 60, tries)
+        status_, stats = http_get(port, "/api/stats")
+        check(status_ == 200 and stats.get("connected_to") == "" and stats.get("transport") ==
+              "amqp", "GET /api/stats while the broker is away: %r" % (stats,))
+        check(proc.poll() is None, "fleet-state exited while retrying")
+        check_owned(os.path.join(STATE, "fleet-state.db"))
+    finally:
+        stop_daemon(proc, log)
+    print("the installed fleet-state validated its default config, served /healthz while "
+          "retrying its source, stopped")
+
+
+def left_of(unit, config, db):
+    """What a purged package must not leave."""
+    left = [p for p in (UNITDIR + unit, "/etc/edgespool/" + config, WANTS + unit)
+            if os.path.lexists(p)]
+    if os.path.isdir(STATE):
+        left += [os.path.join(STATE, f) for f in os.listdir(STATE) if f.startswith(db)]
+    return left
+
+
+def check_shared_stay(why, dbs):
+    check(os.path.isdir(STATE) and user_exists("edgespool"),
+          "%s took %s or the edgespool user" % (why, STATE))
+    gone = [d for d in dbs if not os.path.exists(os.path.join(STATE, d))]
+    check(not gone, "%s took %s" % (why, gone))
+
+
+def purge_agent_keeps_others():
     dpkg(["--purge", PKG])
-    left = [p for p in (UNIT, "/etc/edgespool/agent.ini", WANTS + "edgespool-agent.service")
-            if os.path.lexists(p)] + [f for f in os.listdir(STATE) if f.startswith("agent.db")]
+    left = left_of("edgespool-agent.service", "agent.ini", "agent.db")
     check(not left, "left after dpkg --purge %s: %s" % (PKG, left))
-    check(os.path.exists(os.path.join(STATE, "bridge.db")) and user_exists("edgespool"),
-          "purging the agent took the bridge's journal or the user")
-    print("purged the agent: the bridge's journal, %s and the user stay" % STATE)
+    check_shared_stay("purging the agent (bridge and fleet-state installed)",
+                      ["bridge.db", "fleet-state.db"])
+    print("purged the agent: the bridge's and fleet-state's files, %s and the user stay" % STATE)
+
+
+def purge_bridge_keeps_fleet():
+    """The bridge removed (config-files: its config and journal kept), then
+    purged, while fleet-state is installed but has written nothing yet (its
+    file deleted here): the empty folder and the user must stay for it, which
+    only postrm's list of the other daemon packages can tell."""
+    dpkg(["--remove", BRIDGE])
+    check(status(BRIDGE) == "config-files", "%s is %s after dpkg --remove"
+          % (BRIDGE, status(BRIDGE)))
+    check(os.path.exists(os.path.join(STATE, "bridge.db")), "dpkg --remove took bridge.db")
+    for f in os.listdir(STATE):
+        if f.startswith("fleet-state.db"):
+            os.unlink(os.path.join(STATE, f))
+    dpkg(["--purge", BRIDGE])
+    left = left_of("edgespool-bridge.service", "bridge.ini", "bridge.db")
+    check(not left, "left after dpkg --purge %s: %s" % (BRIDGE, left))
+    check_shared_stay("purging the bridge (fleet-state installed, no file of its own yet)", [])
+    print("removed, then purged the bridge with fleet-state installed: %s (empty) and the user "
+          "stay" % STATE)
 
 
 def purge_and_check():
-    for pkg in (PKG, BRIDGE):
+    for pkg in PACKAGES:
         if status(pkg) != "not-installed":
             dpkg(["--purge", pkg])
-    left = [p for p in (STATE, "/etc/edgespool", UNIT, UNITDIR + "edgespool-bridge.service",
-                        WANTS + "edgespool-agent.service", WANTS + "edgespool-bridge.service")
-            if os.path.lexists(p)]
+    left = [p for p in [STATE, "/etc/edgespool"] + [UNITDIR + u for u in UNITS] +
+            [WANTS + u for u in UNITS] if os.path.lexists(p)]
     check(not left, "left after dpkg --purge: %s" % left)
     check(not user_exists("edgespool"), "the edgespool user is left after dpkg --purge")
-    print("purged both: no state folder, config, unit, enablement or user left")
+    print("purged all three: no state folder, config, unit, enablement or user left")
 
 
 def test():
@@ -200,7 +267,7 @@ def test():
         sys.exit(77)
     need_tools("dpkg", "systemd-analyze", "adduser")
     # Never touch an installation or a user this test did not make.
-    for pkg in (PKG, "edgespool-bridge"):
+    for pkg in PACKAGES:
         check(status(pkg) == "not-installed", "%s is already %s on this machine: "
               "dpkg --purge it first" % (pkg, status(pkg)))
     check(not user_exists("edgespool"), "a user edgespool exists already; not touching it")
@@ -215,7 +282,11 @@ def test():
             dpkg(["-i", debs[BRIDGE]])
             check_unit(BRIDGE, "edgespool-bridge.service", "bridge.ini")
             check_bridge_runs(tmp)
-            purge_agent_keeps_bridge()
+            dpkg(["-i", debs[FLEET]])
+            check_unit(FLEET, "edgespool-fleet-state.service", "fleet-state.ini")
+            check_fleet_runs(tmp)
+            purge_agent_keeps_others()
+            purge_bridge_keeps_fleet()
         finally:
             purge_and_check()
 

@@ -10,12 +10,14 @@ import tempfile
 
 from pkglib import check, main, run
 
-PROGRAMS = ["cloud-bridge", "edge-agent", "edgespool", "firmware-host"]
+PROGRAMS = ["cloud-bridge", "edge-agent", "edgespool", "firmware-host", "fleet-state"]
 DOCS = {
     "edgespool-agent": ["README.md", "changelog.Debian.gz", "configuration.md", "copyright",
                         "install.md", "link-protocol.md", "security.md"],
     "edgespool-bridge": ["bridge.md", "changelog.Debian.gz", "configuration.md", "copyright",
                          "install.md"],
+    "edgespool-fleet-state": ["README.md", "changelog.Debian.gz", "configuration.md",
+                              "consumers.md", "copyright", "install.md", "security.md"],
     "edgespool-tools": ["README.md", "changelog.Debian.gz", "copyright"],
 }
 # prefix -> (sysconfdir, systemd unit folder), as packaging/install_system.cmake says.
@@ -24,15 +26,18 @@ PREFIXES = {
     "/usr/local": ("/usr/local/etc", "/usr/local/lib/systemd/system"),
     "/opt/edgespool": ("/etc/opt/edgespool", "/opt/edgespool/lib/systemd/system"),
 }
-UNITS = {"edgespool-agent.service": ("edge-agent", "agent.ini"),
-         "edgespool-bridge.service": ("cloud-bridge", "bridge.ini")}
+# unit -> (program, config, a line its --print-config must show)
+UNITS = {"edgespool-agent.service": ("edge-agent", "agent.ini", "site = site-1"),
+         "edgespool-bridge.service": ("cloud-bridge", "bridge.ini", "site = site-1"),
+         "edgespool-fleet-state.service": ("fleet-state", "fleet-state.ini",
+                                           "path = /var/lib/edgespool/fleet-state.db")}
 
 
 def expected(prefix):
     etc, unitdir = PREFIXES[prefix]
     files = {"%s/bin/%s" % (prefix, p) for p in PROGRAMS}
     files |= {"%s/share/man/man1/%s.1.gz" % (prefix, p) for p in PROGRAMS}
-    files |= {"%s/edgespool/%s" % (etc, c) for c in ("agent.ini", "bridge.ini")}
+    files |= {"%s/edgespool/%s" % (etc, u[1]) for u in UNITS.values()}
     files |= {"%s/%s" % (unitdir, u) for u in UNITS}
     for pkg, docs in DOCS.items():
         files |= {"%s/share/doc/%s/%s" % (prefix, pkg, d) for d in docs}
@@ -49,7 +54,7 @@ def installed(root):
 
 def check_unit(root, prefix, unit):
     etc, unitdir = PREFIXES[prefix]
-    program, config = UNITS[unit]
+    program, config, _ = UNITS[unit]
     with open(root + unitdir + "/" + unit) as f:
         lines = [l.strip() for l in f]
     want = "ExecStart=%s/bin/%s --config %s/edgespool/%s" % (prefix, program, etc, config)
@@ -72,10 +77,11 @@ def check_prefix(cmake, build, tmp, prefix):
         check_unit(root, prefix, unit)
     # The installed programs accept the installed default configs.
     etc = PREFIXES[prefix][0]
-    for program, config in UNITS.values():
+    for program, config, line in UNITS.values():
         out = run(["%s%s/bin/%s" % (root, prefix, program), "--print-config",
                    "--config", "%s%s/edgespool/%s" % (root, etc, config)]).stdout
-        check("site = site-1" in out, "%s --print-config: no node.site from %s" % (program, config))
+        check(re.search(r"^%s  ; from " % re.escape(line), out, re.M),
+              "%s --print-config: no %r from %s:\n%s" % (program, line, config, out))
     print("prefix %s: %d files where expected" % (prefix, len(got)))
 
 
