@@ -20,6 +20,7 @@ http_port="${ES_DEMO_HTTP_PORT:-8080}"
 devices="${ES_DEMO_DEVICES:-8}"
 rate="${ES_DEMO_RATE:-1}"
 bridge_port=$((http_port + 1))
+fleet_port=$((http_port + 2))
 
 "$root/scripts/deps.sh"
 ES_BUILD_DIR="$build" "$root/scripts/build.sh" >/dev/null
@@ -83,6 +84,14 @@ wait_for "the edge agent" 10 curl -fsS "http://127.0.0.1:$http_port/healthz"
 pids+=($!)
 wait_for "the cloud bridge" 10 curl -fsS "http://127.0.0.1:$bridge_port/healthz"
 
+# The cloud side's consumer: fleet-state keeps every device's state from the
+# events on the cloud broker (and fills holes from the agent's journal).
+"$build/fleet-state/fleet-state" --node.id fleet-demo --source.mqtt "mqtt://127.0.0.1:$cloud_port" \
+  --repair.node "/demo/gw-1=http://127.0.0.1:$http_port" \
+  --state.path "$run/fleet-state.db" --http.listen "127.0.0.1:$fleet_port" 2>"$run/fleet-state.log" &
+pids+=($!)
+wait_for "fleet-state" 10 curl -fsS "http://127.0.0.1:$fleet_port/healthz"
+
 # The simulated fleet: the firmware core built for the host, one pty that
 # the agent opens as its serial line.
 rm -f "$run/fleet.ready"
@@ -101,6 +110,7 @@ edgespool is running (state and logs in $run/):
                 $rate record/s each: temperature, humidity, vibration, door
   cloud bridge  http://127.0.0.1:$bridge_port   inbox $run/bridge.db
   cloud broker  mqtt://127.0.0.1:$cloud_port
+  fleet-state   http://127.0.0.1:$fleet_port/api/devices   projection $run/fleet-state.db
 
 Dashboard: http://127.0.0.1:$http_port/  (the bridge's: http://127.0.0.1:$bridge_port/)
 
@@ -108,6 +118,8 @@ Watch the events arrive in the cloud:
   mosquitto_sub -p $cloud_port -t 'edgespool/#' -v
 Post one yourself:
   $build/cli/edgespool emit --url http://127.0.0.1:$http_port --type alarm.raised --subject dev-1 --data '{"reason":"door open"}'
+Follow the alarms at a terminal:
+  $build/cli/edgespool tail --mqtt mqtt://127.0.0.1:$cloud_port 'alarm.*'
 Look into the journal:
   $build/cli/edgespool journal stats $run/agent.db
 
