@@ -5,17 +5,6 @@
 
 #include "bridge_internal.h"
 
-static int reply_json(es_http_req *req, int status, cJSON *o)
-{
-	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-	cJSON_Delete(o);
-	if (!text)
-		return es_http_reply_error(req, 503, "out of memory", NULL);
-	es_http_reply(req, status, "application/json", text, strlen(text));
-	cJSON_free(text);
-	return status;
-}
-
 static int healthz(es_http_req *req, void *ctx)
 {
 	bridge *b = ctx;
@@ -24,7 +13,7 @@ static int healthz(es_http_req *req, void *ctx)
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "status", closing ? "stopping" : writable ? "ok" : "failing");
 	cJSON_AddBoolToObject(o, "journal_writable", writable);
-	return reply_json(req, !closing && writable ? 200 : 503, o);
+	return es_japi_reply_json(req, !closing && writable ? 200 : 503, o);
 }
 
 static void add_links(bridge *b, const struct view *v, cJSON *o)

@@ -89,8 +89,9 @@ static int bad_param(es_http_req *req, const char *name, const char *why)
 
 /* ---- replies -------------------------------------------------------------- */
 
-static int reply_json(es_http_req *req, int status, cJSON *o)
+int es_japi_reply_json(es_http_req *req, int status, void *json)
 {
+	cJSON *o = json;
 	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
 	cJSON_Delete(o);
 	if (!text)
@@ -240,7 +241,7 @@ static int get_events(es_http_req *req, void *ctx)
 		return es_http_reply_error(req, 500, es_strerror(err), NULL);
 	}
 	add_cursor(o, next);
-	return reply_json(req, 200, o);
+	return es_japi_reply_json(req, 200, o);
 }
 
 /* ---- GET /api/events/{id} ------------------------------------------------- */
@@ -284,7 +285,7 @@ static int get_event(es_http_req *req, void *ctx)
 	}
 	if (!c.o)
 		return es_http_reply_error(req, 404, "no such event in the journal", NULL);
-	return reply_json(req, 200, c.o);
+	return es_japi_reply_json(req, 200, c.o);
 }
 
 /* ---- GET /api/deadletters ------------------------------------------------- */
@@ -372,7 +373,7 @@ static int get_deadletters(es_http_req *req, void *ctx)
 		return es_http_reply_error(req, 500, es_strerror(err), NULL);
 	}
 	add_cursor(o, c.n == limit && c.last > 1 ? c.last : 0);
-	return reply_json(req, 200, o);
+	return es_japi_reply_json(req, 200, o);
 }
 
 /* ---- the series ----------------------------------------------------------- */
@@ -447,7 +448,7 @@ static int get_series(es_http_req *req, void *ctx)
 	for (size_t i = 0; i < a->n; i++)
 		cJSON_AddItemToArray(list, point_json(&a->ring[(a->head + i) % ES_JAPI_POINTS]));
 	pthread_mutex_unlock(&a->lock);
-	return reply_json(req, 200, o);
+	return es_japi_reply_json(req, 200, o);
 }
 
 /* ---- GET /api/live -------------------------------------------------------- */

@@ -42,6 +42,11 @@ void es_japi_free(es_japi *a);
  * object (given as void * so this header needs no cJSON). */
 void es_japi_add_recent_errors(void *json_object);
 
+/* Replies with the cJSON value as compact JSON (200, 503, ...) and frees it;
+ * NULL or a failed print (out of memory) gives 503. Returns the status sent.
+ * The value is given as void * so this header needs no cJSON. */
+int es_japi_reply_json(es_http_req *req, int status, void *json);
+
 /* Parses a limit/before/after style parameter: digits only, in [min, max]. */
 bool es_japi_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

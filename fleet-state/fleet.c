@@ -10,6 +10,7 @@
 #include "consumer.h"
 #include "fetch.h"
 #include "http.h"
+#include "japi.h"
 #include "log.h"
 #include "metrics.h"
 #include "projection.h"
@@ -136,19 +137,12 @@ static int reply_text(es_http_req *req, int status, const char *type, char *text
 	return status;
 }
 
-static int reply_json(es_http_req *req, int status, cJSON *o)
-{
-	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-	cJSON_Delete(o);
-	return reply_text(req, status, "application/json", text);
-}
-
 static int healthz(es_http_req *req, void *ctx)
 {
 	(void)ctx;
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "status", "ok");
-	return reply_json(req, 200, o);
+	return es_japi_reply_json(req, 200, o);
 }
 
 static int devices(es_http_req *req, void *ctx)
@@ -186,7 +180,7 @@ static int stats(es_http_req *req, void *ctx)
 	cJSON_AddNumberToObject(g, "holes_open", (double)st.holes_open);
 	cJSON_AddNumberToObject(g, "missing", (double)st.missing);
 	cJSON_AddNumberToObject(g, "holes_detected", (double)st.holes_detected);
-	return reply_json(req, 200, o);
+	return es_japi_reply_json(req, 200, o);
 }
 
 static void collect(void *ctx)
