@@ -70,20 +70,28 @@ armhf_apt() {
     -o Dir::Etc::PreferencesParts="$a/preferences.d" -o Debug::NoLocking=1 "$@"
 }
 
+armhf_update() {
+  local a="$root/out/apt-armhf"
+  # Some index (on some mirrors bookworm-security's) may fail to load:
+  # carry on with the others as long as bookworm main is there.
+  armhf_apt update || echo "sysroot: warning: apt-get update reported errors" >&2
+  ls "$a"/state/lists/*_bookworm_main_binary-armhf_Packages* >/dev/null 2>&1 ||
+    die "no armhf package index for bookworm main in $a/state/lists"
+}
+
 armhf_fetch() {
   local a="$root/out/apt-armhf"
   mkdir -p "$a/state/lists/partial" "$a/cache/archives/partial" "$a/preferences.d"
   touch "$a/status"
-  if ! ls "$a"/state/lists/*_bookworm_main_binary-armhf_Packages* >/dev/null 2>&1; then
-    # Some index (on some mirrors bookworm-security's) may fail to load:
-    # carry on with the others as long as bookworm main is there.
-    armhf_apt update || echo "sysroot: warning: apt-get update reported errors" >&2
-    ls "$a"/state/lists/*_bookworm_main_binary-armhf_Packages* >/dev/null 2>&1 ||
-      die "no armhf package index for bookworm main in $a/state/lists"
-  fi
+  ls "$a"/state/lists/*_bookworm_main_binary-armhf_Packages* >/dev/null 2>&1 || armhf_update
   # An empty dpkg status: apt resolves the whole closure of the -dev
   # packages and downloads it (cached: a second run downloads nothing).
-  armhf_apt install -y -qq --download-only --no-install-recommends "${libs[@]}" >/dev/null
+  # If that fails with old lists (the mirror moved on), update once more.
+  armhf_apt install -y -qq --download-only --no-install-recommends "${libs[@]}" >/dev/null ||
+    {
+      armhf_update
+      armhf_apt install -y -qq --download-only --no-install-recommends "${libs[@]}" >/dev/null
+    }
 }
 
 # relink DIR: every absolute symlink under DIR points inside DIR, relatively.
