@@ -195,7 +195,7 @@ static es_err open_inbox(bridge *b)
 		.retain_ms = (uint64_t)s->journal_retain_s * 1000,
 		.on_full = s->journal_on_full ? ES_ON_FULL_EVICT : ES_ON_FULL_REFUSE,
 		.source = source,
-		.max_event_bytes = s->event_max_bytes,
+		.max_event_bytes = (size_t)s->event_max_bytes, /* at most 16 MiB */
 	};
 	es_err err = es_journal_open(&o, &b->journal);
 	if (err) {

@@ -239,7 +239,7 @@ static void take_event(bridge *b, size_t link, const char *topic, const char *ke
 	es_event *ev;
 	es_verr v;
 	char why[sizeof v.field + sizeof v.reason + 32];
-	if (es_event_decode(payload, len, b->s->event_max_bytes, &ev, &v)) {
+	if (es_event_decode(payload, len, (size_t)b->s->event_max_bytes, &ev, &v)) {
 		snprintf(why, sizeof why, "not a valid CloudEvent: %s%s%s", v.field,
 			 v.field[0] ? ": " : "", v.reason);
 		dead_letter(b, topic, why, payload, len);

@@ -7,6 +7,9 @@ function(es_target_defaults target)
   target_compile_options(${target} PRIVATE ${ES_WARNINGS})
   # _GNU_SOURCE: getrandom, eventfd, signalfd, pipe2 are Linux interfaces we use on purpose.
   target_compile_definitions(${target} PRIVATE _GNU_SOURCE)
+  # 64-bit off_t and time_t on 32-bit targets (armhf): dates past 2038, and
+  # readdir on a 64-bit kernel's directories (no-ops on 64-bit targets).
+  target_compile_definitions(${target} PRIVATE _FILE_OFFSET_BITS=64 _TIME_BITS=64)
   if(ES_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -185,6 +185,16 @@ struct es_journal_reader {
 
 /* ---- SQLite helpers ----------------------------------------------------- */
 
+/* A row count as SQLite's int64 (size_t is 32 bits on some targets). */
+static sqlite3_int64 sql_limit(size_t limit)
+{
+#if SIZE_MAX > INT64_MAX
+	if (limit > INT64_MAX)
+		return INT64_MAX;
+#endif
+	return (sqlite3_int64)limit;
+}
+
 /* Translates a SQLite result code, logging it with what was being done. */
 static es_err sql_err(sqlite3 *db, int rc, const char *what)
 {
@@ -1571,7 +1581,7 @@ es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t 
 	r->read_busy = true;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
 	sqlite3_bind_int64(st, 2, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
-	sqlite3_bind_int64(st, 3, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+	sqlite3_bind_int64(st, 3, sql_limit(limit));
 	es_journal_row row;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1607,7 +1617,7 @@ es_err es_journal_read_origin(es_journal_reader *r, const char *origin, uint64_t
 	sqlite3_bind_int64(st, 2, from > INT64_MAX ? INT64_MAX : (sqlite3_int64)from);
 	sqlite3_bind_int64(st, 3, to > INT64_MAX ? INT64_MAX : (sqlite3_int64)to);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)acked);
-	sqlite3_bind_int64(st, 5, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+	sqlite3_bind_int64(st, 5, sql_limit(limit));
 	es_journal_row row;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		fill_row(st, acked, &row);
@@ -1838,7 +1848,7 @@ static es_err read_deadletters(es_journal_reader *r, const char *sql, uint64_t b
 	if (rc != SQLITE_OK)
 		return sql_err(r->db, rc, sql);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)bound);
-	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+	sqlite3_bind_int64(st, 2, sql_limit(limit));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		es_journal_deadletter d = {
 			.id = (uint64_t)sqlite3_column_int64(st, 0),

@@ -107,6 +107,8 @@ static void show_url(es_mqtt *m)
 
 /* ---- URLs and options ---------------------------------------------------- */
 
+#define URL_HOST_MAX 1024 /* host[:port] in an mqtt[s]:// URL */
+
 const char *es_mqtt_check_url(const char *url)
 {
 	if (!url || !*url)
@@ -120,6 +122,8 @@ const char *es_mqtt_check_url(const char *url)
 		return "must start with mqtt:// or mqtts://";
 	if (!*rest || *rest == ':' || *rest == '/')
 		return "has no host";
+	if (strnlen(rest, URL_HOST_MAX + 1) > URL_HOST_MAX)
+		return "has a host:port longer than 1024 characters";
 	const char *colon = strrchr(rest, ':');
 	if (strchr(rest, '/') || strchr(rest, '@'))
 		return "must be mqtt[s]://host[:port], without path or user";
@@ -137,7 +141,8 @@ static char *paho_uri(const char *url)
 {
 	bool tls = strncmp(url, "mqtts://", 8) == 0;
 	const char *host = url + (tls ? 8 : 7);
-	size_t cap = strlen(host) + 16;
+	/* es_mqtt_check_url() bounds it; the bound also tells the compiler. */
+	size_t cap = strnlen(host, URL_HOST_MAX) + 16;
 	char *uri = malloc(cap);
 	if (!uri)
 		return NULL;

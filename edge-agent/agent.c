@@ -267,7 +267,7 @@ static es_err open_journal(agent *a)
 		.on_full = s->journal_on_full == AGENT_FULL_EVICT ? ES_ON_FULL_EVICT
 								  : ES_ON_FULL_REFUSE,
 		.source = a->source,
-		.max_event_bytes = s->event_max_bytes,
+		.max_event_bytes = (size_t)s->event_max_bytes, /* at most 16 MiB */
 		.committed = on_committed,
 		.ctx = a,
 	};
@@ -330,7 +330,7 @@ static es_err make_http(agent *a)
 	es_http_opts o = {
 		.listen = a->s->http_listen,
 		.threads = (int)a->s->http_threads,
-		.max_body = a->s->http_max_body,
+		.max_body = (size_t)a->s->http_max_body, /* at most 256 MiB */
 		.auth_file = a->s->http_auth_file,
 		.token_file = a->s->http_token_file,
 		.metrics_open = a->s->http_metrics_open,

@@ -91,7 +91,7 @@ static int ingest(agent *a, es_http_req *req, const char *body, size_t len)
 	es_event **evs;
 	size_t n;
 	es_verr v = {{0}, {0}};
-	es_err err = es_event_decode_input(body, len, a->s->event_max_bytes,
+	es_err err = es_event_decode_input(body, len, (size_t)a->s->event_max_bytes,
 					   (size_t)a->s->http_max_batch, &evs, &n, &v);
 	if (err)
 		return decode_error(a, req, err, &v);

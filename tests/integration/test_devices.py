@@ -146,10 +146,13 @@ def scenario(env):
 
     everything = {**r1, **r2, **r3}
     total, device_events = h.check_device_events(everything, sub, "all")
+    # The fleets' devices only: whether the registration of the bad-input
+    # step's device 9001 has arrived yet depends on timing (emulated, it has).
+    fleet = {d for d, _ in everything}
     registered = {}
     for rec in sub.records:
         ev = rec["event"]
-        if ev.get("type") == "device.registered":
+        if ev.get("type") == "device.registered" and int(ev["subject"][4:], 16) in fleet:
             registered.setdefault(ev["subject"], set()).add(ev["id"])
     h.check(len(registered) == 45 and all(len(v) == 1 for v in registered.values()),
             "device.registered: %d devices, expected 45 once each" % len(registered))

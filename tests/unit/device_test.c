@@ -195,7 +195,7 @@ static void expect_records(uint32_t first, size_t count)
 
 static fw_record last_record(void)
 {
-	fw_record r;
+	fw_record r = {0}; /* fail_msg() does not return, but gcc cannot always tell */
 	for (size_t i = F.nout; i > 0; i--) {
 		if (F.out[i - 1].type == FW_RECORD) {
 			assert_true(fw_record_unpack(&F.out[i - 1], &r));

@@ -1058,9 +1058,10 @@ static void many_nodes_and_holes_round_trip(void **state)
 	char *again = save(b, NULL);
 	assert_string_equal(again, text);
 	/* Every hole is asked for, once. */
-	es_gap_request *r = calloc(sa.holes_open + 1, sizeof *r);
+	size_t holes = (size_t)sa.holes_open;
+	es_gap_request *r = calloc(holes + 1, sizeof *r);
 	assert_non_null(r);
-	assert_int_equal(es_gap_due(b, 500, r, sa.holes_open + 1), sa.holes_open);
+	assert_int_equal(es_gap_due(b, 500, r, holes + 1), holes);
 	free(r);
 	free(again);
 	free(text);

@@ -462,6 +462,14 @@ static void check_url_cases(void **state)
 		if (!es_mqtt_check_url(bad[i]))
 			fail_msg("'%s' accepted", bad[i]);
 	assert_non_null(es_mqtt_check_url(NULL));
+	/* host[:port] may be 1024 characters, not more. */
+	char url[7 + 1025 + 1] = "mqtt://";
+	memset(url + 7, 'h', 1024);
+	url[7 + 1024] = '\0';
+	assert_null(es_mqtt_check_url(url));
+	url[7 + 1024] = 'h';
+	url[7 + 1025] = '\0';
+	assert_string_equal(es_mqtt_check_url(url), "has a host:port longer than 1024 characters");
 }
 
 static void bad_options_are_refused(void **state)
@@ -822,6 +830,33 @@ static int will_child(int port, int version)
 	return 0;
 }
 
+/* Runs this test program again as `--will-child PORT VERSION` (in the
+ * forked child; does not return). Under $ES_TEST_WRAP (a cross build's
+ * qemu-user, words split on spaces) through the wrapper: the kernel cannot
+ * run the target's binary by itself, and /proc/self/exe is qemu there. */
+static void exec_will_child(const char *port, const char *ver)
+{
+	char exe[4096], wrap[1024], *argv[24];
+	int n = 0;
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	const char *w = getenv("ES_TEST_WRAP");
+	if (len <= 0)
+		_exit(127);
+	exe[len] = '\0';
+	if (w != NULL && strlen(w) < sizeof wrap) {
+		strcpy(wrap, w);
+		for (char *t = strtok(wrap, " "); t != NULL && n < 18; t = strtok(NULL, " "))
+			argv[n++] = t;
+	}
+	argv[n++] = exe;
+	argv[n++] = "--will-child";
+	argv[n++] = (char *)port;
+	argv[n++] = (char *)ver;
+	argv[n] = NULL;
+	execv(argv[0], argv);
+	_exit(127);
+}
+
 /* Starts the will child and waits until it is connected. */
 static pid_t start_will_child(int version)
 {
@@ -835,8 +870,7 @@ static pid_t start_will_child(int version)
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fds[1], 1);
-		execl("/proc/self/exe", "mqtt_test", "--will-child", port, ver, (char *)NULL);
-		_exit(127);
+		exec_will_child(port, ver);
 	}
 	close(fds[1]);
 	struct pollfd p = {.fd = fds[0], .events = POLLIN};
