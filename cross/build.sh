@@ -31,7 +31,7 @@ cmake --build "$build" -j "$(nproc)"
 
 "$root/cross/size-check.sh" "$triple-strip" "$arch" "$root/cross/size-budget.txt" \
   "$build/edge-agent/edge-agent" "$build/cloud-bridge/cloud-bridge" \
-  "$build/cli/edgespool" "$build/firmware-host/firmware-host"
+  "$build/cli/edgespool" "$build/firmware-host/firmware-host" "$build/fleet-state/fleet-state"
 
 # Packaging is the top-level CMakeLists' business (CPack); build it when
 # the project has it.
