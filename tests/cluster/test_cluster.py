@@ -21,7 +21,9 @@ MQTT consumer, on another node. One cluster boot for every phase:
   5. MQTT consumers on the nodes that stay up receive the same events by
      their patterns: on the third node every event (edgespool/+/+/ev/#), on
      the second only the alarms (edgespool/+/+/ev/alarm/#: RabbitMQ turned
-     the dot of `alarm.raised` into a level), all of them and nothing else.
+     the dot of `alarm.raised` into a level), all of them and nothing else;
+     and `edgespool tail --amqp` on the second, a queue of its own bound
+     to the alarms' routing keys, prints every alarm and nothing else.
 """
 import json
 import os
@@ -38,6 +40,34 @@ from rabbit import h  # noqa: E402
 QUEUE = "es-events"
 KEY = "edgespool.*.*.ev.#"  # every event of every site and node
 DEVICES = 12
+
+
+class AmqpTail:
+    """`edgespool tail --amqp` on one node: a queue of its own (exclusive,
+    auto-delete) bound to the alarms' keys; JSON lines into a file."""
+
+    KEY = "edgespool.*.*.ev.alarm.#"
+
+    def __init__(self, env, node):
+        self.env, self.out = env, env.path("tail-amqp.jsonl")
+        argv = [env.args.cli, "tail", "--amqp", node.amqp_url(), "--bind", self.KEY, "alarm.*"]
+        self.proc = env.spawn("tail-amqp", ["sh", "-c", 'exec "$@" >"$0"', self.out] + argv)
+
+        def bound():  # its queue is bound: no alarm published from now on is missed
+            self.proc.check_alive()
+            return self.KEY in node.ctl("list_bindings", "-q", "routing_key")
+        h.wait_for(bound, 60, "edgespool tail --amqp to bind its queue", interval=0.5)
+
+    def ids(self):
+        """The ids printed so far (each line must be a whole CloudEvent)."""
+        seen = []
+        with open(self.out) as f:
+            for line in f.read().splitlines():
+                ev = json.loads(line)
+                h.check(ev.get("specversion") == "1.0" and ev["type"].startswith("alarm."),
+                        "edgespool tail printed a line that is not an alarm: %.200s" % line)
+                seen.append(ev["id"])
+        return seen
 
 
 # ---- events and the projection expected from them ----------------------------
@@ -335,6 +365,7 @@ def scenario(env):
     fleet = Fleet(env, [n.amqp_url() for n in cluster.nodes])
     fleet.start()  # declares and binds the quorum queue (on node a)
     sub = env.sub(c.mqtt_port, name="sub-c")
+    tail = AmqpTail(env, b)
     alarms_sub = env.sub(b.mqtt_port, name="sub-b-alarms",
                          extra=["--sub.filter", "edgespool/+/+/ev/alarm/#"])
     agents = h.start_agents(env, edge.port)
@@ -363,6 +394,12 @@ def scenario(env):
     print("  5. the MQTT consumer on %s received all %d events by pattern (%d copies); the "
           "one on %s all %d alarms and nothing else" %
           (c.label, n3, fig["copies"], b.label, len(alarms)))
+    h.wait_for(lambda: set(tail.ids()) >= set(alarms), 60, "edgespool tail to print every alarm")
+    printed = tail.ids()
+    h.check(set(printed) == set(alarms), "edgespool tail --amqp printed ids that are not alarms")
+    print("     `edgespool tail --amqp` on %s printed all %d alarms (%d lines: the bridge's "
+          "re-sends after the fail-over are not de-duplicated by tail)" %
+          (b.label, len(alarms), len(printed)))
     bridge.stop()  # clean exits (under the sanitizers: no leak either)
     fleet.stop()
     return "%d events through a 3-node RabbitMQ cluster, one node killed, fleet-state " \
