@@ -42,6 +42,10 @@ import harness as h  # noqa: E402
 # group the harness kills. setpriv changes user in place (no fork, no setsid).
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+# The nodes and the CLI run as the rabbitmq user, in the node's own folder:
+# Erlang's code server looks in the working directory first, and one the
+# user cannot read (a root-only checkout, say) fills every rabbitmqctl
+# answer with eacces reports.
 AS_RABBITMQ = ["setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups"]
 EPMD_PORT = 4369
 
@@ -137,7 +141,8 @@ class Node:
 
     def start(self):
         """Spawns the node (its own process group, log in <label>.log)."""
-        self.proc = self.env.spawn(self.label, AS_RABBITMQ + [SERVER], env=self.environ())
+        self.proc = self.env.spawn(self.label, AS_RABBITMQ + ["env", "-C", self.dir, SERVER],
+                                   env=self.environ())
 
     def ready(self):
         """True when both listeners accept connections (raises if it died)."""
@@ -186,7 +191,7 @@ class Node:
         e = self.environ()
         del e["RABBITMQ_DIST_PORT"]
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=timeout, env=e)
+                           timeout=timeout, env=e, cwd=self.dir)
         if check:
             h.check(r.returncode == 0, "rabbitmqctl %s on %s: exit %d: %s%s" %
                     (" ".join(args), self.name, r.returncode, r.stdout[-800:], r.stderr[-800:]))
