@@ -169,6 +169,7 @@ struct node *forward_node(bridge *b, const char *name);
 /* repair.c */
 es_err repair_restore(bridge *b);
 void repair_committed(bridge *b, const struct item *it);
+void repair_duplicate(bridge *b, const struct item *it);
 void repair_status(bridge *b, const char *node, const char *payload, size_t len);
 void repair_reply(bridge *b, const char *node, const char *payload, size_t len);
 void repair_peer(bridge *b, const char *payload, size_t len);

@@ -132,9 +132,10 @@ static void on_journaled(void *arg)
 			 es_strerror(err));
 	}
 	for (struct item *it = done; it; it = it->next) {
-		if (it->res.duplicate)
+		if (it->res.duplicate) {
 			b->duplicates++;
-		else if (it->res.seq)
+			repair_duplicate(b, it);
+		} else if (it->res.seq)
 			repair_committed(b, it);
 	}
 	free_chain(done);

@@ -66,6 +66,16 @@ void repair_committed(bridge *b, const struct item *it)
 		report(b, it->origin, it->origin_seq);
 }
 
+/* An event the inbox holds already came again: in a share group, most
+ * likely a re-send a partner asked for that the broker gave to us. Saying
+ * again that we hold it closes the partner's hole now; otherwise it stays
+ * open until a later copy happens to reach the partner. */
+void repair_duplicate(bridge *b, const struct item *it)
+{
+	if (b->s->edge_share_group && it->origin[0])
+		report(b, it->origin, it->origin_seq);
+}
+
 /* One report line, "site/node seq" (len bytes, no newline): true and the
  * parts when it is well formed. The line comes from the network: anything
  * else is ignored. */
