@@ -101,6 +101,17 @@ int es_japi_reply_json(es_http_req *req, int status, void *json)
 	return rc;
 }
 
+int es_japi_reply_metrics(es_http_req *req, es_metrics *m)
+{
+	char *text;
+	size_t len;
+	if (es_metrics_render(m, &text, &len))
+		return es_http_reply_error(req, 503, "out of memory", NULL);
+	int status = es_http_reply(req, 200, ES_METRICS_CONTENT_TYPE, text, len);
+	free(text);
+	return status;
+}
+
 static void add_u64(cJSON *o, const char *name, uint64_t v)
 {
 	cJSON_AddNumberToObject(o, name, (double)v);

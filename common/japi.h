@@ -12,6 +12,7 @@
 #include "err.h"
 #include "http.h"
 #include "journal.h"
+#include "metrics.h"
 
 typedef struct es_japi es_japi;
 
@@ -46,6 +47,10 @@ void es_japi_add_recent_errors(void *json_object);
  * NULL or a failed print (out of memory) gives 503. Returns the status sent.
  * The value is given as void * so this header needs no cJSON. */
 int es_japi_reply_json(es_http_req *req, int status, void *json);
+
+/* Replies with the registry rendered in the Prometheus text format (200), or
+ * 503 when it cannot be rendered. Returns the status sent. */
+int es_japi_reply_metrics(es_http_req *req, es_metrics *m);
 
 /* Parses a limit/before/after style parameter: digits only, in [min, max]. */
 bool es_japi_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

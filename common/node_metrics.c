@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "clock.h"
+#include "japi.h"
 #include "latency.h"
 
 static const double latency_buckets[] = {.001, .0025, .005, .01, .025, .05, .1, .25,
@@ -83,13 +84,7 @@ void es_node_metrics_link(es_node_metrics *nm, const char *link, bool up, uint64
 static int get_metrics(es_http_req *req, void *ctx)
 {
 	es_node_metrics *nm = ctx;
-	char *text;
-	size_t len;
-	if (es_metrics_render(nm->m, &text, &len))
-		return es_http_reply_error(req, 503, "out of memory", NULL);
-	int status = es_http_reply(req, 200, ES_METRICS_CONTENT_TYPE, text, len);
-	free(text);
-	return status;
+	return es_japi_reply_metrics(req, nm->m);
 }
 
 /* ---- setup ------------------------------------------------------------------ */

@@ -18,6 +18,47 @@
 
 #define TAG "fleet"
 
+/* fleet-state's own /metrics families, set from the consumer's figures at
+ * every scrape (collect). */
+enum {
+	M_APPLIED,
+	M_DUPS,
+	M_INVALID,
+	M_EVENTS,
+	M_HOLES,
+	M_MISSING,
+	M_FAILOVERS,
+	M_CONNECTED,
+	M_COUNT
+};
+
+static const es_metric_desc metric_descs[M_COUNT] = {
+	[M_APPLIED] = {.type = ES_METRIC_COUNTER,
+		       .name = "fleet_state_events_applied_total",
+		       .help = "events applied to the projection (each id once)"},
+	[M_DUPS] = {.type = ES_METRIC_COUNTER,
+		    .name = "fleet_state_events_duplicate_total",
+		    .help = "deliveries of an id already applied, dropped"},
+	[M_INVALID] = {.type = ES_METRIC_COUNTER,
+		       .name = "fleet_state_events_invalid_total",
+		       .help = "deliveries that were not CloudEvents, dead-lettered"},
+	[M_EVENTS] = {.type = ES_METRIC_GAUGE,
+		      .name = "fleet_state_event_log_events",
+		      .help = "events in the service's own event log"},
+	[M_HOLES] = {.type = ES_METRIC_GAUGE,
+		     .name = "fleet_state_sequence_holes",
+		     .help = "ranges of a node's sequence not received"},
+	[M_MISSING] = {.type = ES_METRIC_GAUGE,
+		       .name = "fleet_state_sequence_missing",
+		       .help = "sequences of the nodes not received"},
+	[M_FAILOVERS] = {.type = ES_METRIC_COUNTER,
+			 .name = "fleet_state_failovers_total",
+			 .help = "moves to another broker after a lost connection"},
+	[M_CONNECTED] = {.type = ES_METRIC_GAUGE,
+			 .name = "fleet_state_connected",
+			 .help = "1 while connected to a broker"},
+};
+
 struct fleet {
 	const fleet_settings *s;
 	es_consumer *consumer;
@@ -25,8 +66,7 @@ struct fleet {
 	es_source *source;
 	es_http *http;
 	es_metrics *metrics;
-	es_metric *m_applied, *m_dups, *m_invalid, *m_events, *m_holes, *m_missing, *m_failovers,
-		*m_connected;
+	es_metric *m[M_COUNT];
 	char *password;
 };
 
@@ -191,67 +231,31 @@ static void collect(void *ctx)
 	uint64_t failovers;
 	es_consumer_stats_get(f->consumer, &st);
 	where(f, url, sizeof url, &failovers);
-	es_metric_set(f->m_applied, (double)st.applied);
-	es_metric_set(f->m_dups, (double)st.duplicates);
-	es_metric_set(f->m_invalid, (double)st.invalid);
-	es_metric_set(f->m_events, (double)st.events);
-	es_metric_set(f->m_holes, (double)st.holes_open);
-	es_metric_set(f->m_missing, (double)st.missing);
-	es_metric_set(f->m_failovers, (double)failovers);
-	es_metric_set(f->m_connected, url[0] ? 1.0 : 0.0);
+	es_metric_set(f->m[M_APPLIED], (double)st.applied);
+	es_metric_set(f->m[M_DUPS], (double)st.duplicates);
+	es_metric_set(f->m[M_INVALID], (double)st.invalid);
+	es_metric_set(f->m[M_EVENTS], (double)st.events);
+	es_metric_set(f->m[M_HOLES], (double)st.holes_open);
+	es_metric_set(f->m[M_MISSING], (double)st.missing);
+	es_metric_set(f->m[M_FAILOVERS], (double)failovers);
+	es_metric_set(f->m[M_CONNECTED], url[0] ? 1.0 : 0.0);
 }
 
 static int metrics(es_http_req *req, void *ctx)
 {
 	fleet *f = ctx;
-	char *text = NULL;
-	size_t len = 0;
-	if (es_metrics_render(f->metrics, &text, &len))
-		return es_http_reply_error(req, 503, "out of memory", NULL);
-	es_http_reply(req, 200, ES_METRICS_CONTENT_TYPE, text, len);
-	free(text);
-	return 200;
-}
-
-static es_err add_metric(fleet *f, es_metric **out, es_metric_type t, const char *name,
-			 const char *help)
-{
-	es_metric_desc d = {.type = t, .name = name, .help = help};
-	es_metric_family *fam;
-	es_err err = es_metrics_add(f->metrics, &d, &fam);
-	if (!err)
-		*out = es_metric_child(fam);
-	return err;
+	return es_japi_reply_metrics(req, f->metrics);
 }
 
 static es_err metrics_open(fleet *f)
 {
 	es_err err = es_metrics_new(0, &f->metrics);
-	const es_metric_type C = ES_METRIC_COUNTER, G = ES_METRIC_GAUGE;
-	if (!err)
-		err = add_metric(f, &f->m_applied, C, "fleet_state_events_applied_total",
-				 "events applied to the projection (each id once)");
-	if (!err)
-		err = add_metric(f, &f->m_dups, C, "fleet_state_events_duplicate_total",
-				 "deliveries of an id already applied, dropped");
-	if (!err)
-		err = add_metric(f, &f->m_invalid, C, "fleet_state_events_invalid_total",
-				 "deliveries that were not CloudEvents, dead-lettered");
-	if (!err)
-		err = add_metric(f, &f->m_events, G, "fleet_state_event_log_events",
-				 "events in the service's own event log");
-	if (!err)
-		err = add_metric(f, &f->m_holes, G, "fleet_state_sequence_holes",
-				 "ranges of a node's sequence not received");
-	if (!err)
-		err = add_metric(f, &f->m_missing, G, "fleet_state_sequence_missing",
-				 "sequences of the nodes not received");
-	if (!err)
-		err = add_metric(f, &f->m_failovers, C, "fleet_state_failovers_total",
-				 "moves to another broker after a lost connection");
-	if (!err)
-		err = add_metric(f, &f->m_connected, G, "fleet_state_connected",
-				 "1 while connected to a broker");
+	for (size_t i = 0; !err && i < M_COUNT; i++) {
+		es_metric_family *fam;
+		err = es_metrics_add(f->metrics, &metric_descs[i], &fam);
+		if (!err)
+			f->m[i] = es_metric_child(fam);
+	}
 	return err ? err : es_metrics_collector(f->metrics, collect, f);
 }
 
