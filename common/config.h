@@ -3,7 +3,10 @@
  *
  * A program describes its settings as a table of es_setting rows (name,
  * type, range, default, help) pointing into its own settings struct by
- * offset, the way redis's config table does. es_config_load() then:
+ * offset, the way redis's config table does, or as parts (below) so that
+ * settings several programs share are declared once, in common/. The
+ * loader's files, one job each, are listed in config_internal.h.
+ * es_config_load() then:
  *   1. applies every default;
  *   2. reads the INI file named by --config FILE (or ES_CONFIG) if any:
  *      `[mqtt]` then `url = ...` sets "mqtt.url" (parsed by inih);
@@ -133,9 +136,10 @@ typedef struct es_config es_config;
 es_err es_config_new(const es_setting *table, size_t n, void *target, es_config **out);
 
 /* Makes a config for the table the parts make (above), writing into
- * target; the parts' rows and edits must outlive the config (the composed
- * names are its own). ES_EINVAL (logged) also for an edit of a key the part
- * does not have. */
+ * target, which must outlive it; so must the strings of the parts' rows and
+ * edits (the rows are copied, the composed names are the config's own).
+ * Errors as es_config_new's, and ES_EINVAL (logged) for an edit of a key
+ * the part does not have. */
 es_err es_config_new_parts(const es_settings_part *parts, size_t nparts, void *target,
 			   es_config **out);
 
