@@ -201,32 +201,41 @@ static es_err apply_defaults(es_config *c)
 }
 
 /* The config of table[0..n); owned (a table made from parts, and its
- * names) passes to it, even on failure. */
+ * names) passes to it, even on failure. The table is checked before the
+ * target is touched: until the defaults are stored, its fields are not
+ * ours to free. */
 static es_err config_make(const es_setting *table, size_t n, es_setting *owned, char *names,
 			  void *target, es_config **out)
 {
-	es_config *c = calloc(1, sizeof *c);
-	es_cfg_origin *from = calloc(n ? n : 1, sizeof *from);
-	if (!c || !from) {
-		free(c);
-		free(from);
-		free(owned);
-		free(names);
-		return ES_ENOMEM;
-	}
+	es_config *c = NULL;
+	es_cfg_origin *from = NULL;
+	es_err rc = ES_EINVAL;
+	if (!table_valid(table, n))
+		goto fail;
+	rc = ES_ENOMEM;
+	c = calloc(1, sizeof *c);
+	from = calloc(n ? n : 1, sizeof *from);
+	if (!c || !from)
+		goto fail;
 	*c = (es_config){.table = table,
 			 .n = n,
 			 .target = target,
 			 .from = from,
 			 .owned = owned,
 			 .names = names};
-	es_err rc = table_valid(table, n) ? apply_defaults(c) : ES_EINVAL;
+	rc = apply_defaults(c);
 	if (rc != ES_OK) {
 		es_config_free(c);
 		return rc;
 	}
 	*out = c;
 	return ES_OK;
+fail:
+	free(c);
+	free(from);
+	free(owned);
+	free(names);
+	return rc;
 }
 
 /* Contract in config.h. ES_EINVAL for an invalid table (a bad name, type,
