@@ -207,13 +207,13 @@ static int load_settings(struct bench_agent *b, const struct opts *o)
 			"warn"};
 	char err[512];
 	int argc = (int)(sizeof argv / sizeof argv[0]);
-	if (es_config_new(agent_settings_table, agent_settings_count, &b->s, &b->cfg) ||
+	if (es_config_new_parts(agent_settings_parts, agent_settings_nparts, &b->s, &b->cfg) ||
 	    es_config_load(b->cfg, argc, argv, NULL, err, sizeof err) ||
 	    !agent_settings_check(&b->s, err, sizeof err)) {
 		fprintf(stderr, PROG ": settings: %s\n", b->cfg ? err : "no memory");
 		return -1;
 	}
-	es_log_setup((es_log_level)b->s.log_level, false, PROG);
+	es_log_setup((es_log_level)b->s.log.level, false, PROG);
 	return 0;
 }
 

@@ -23,6 +23,8 @@
 #include "gap.h"
 #include "log.h"
 #include "mqtt.h"
+#include "settings_link.h"
+#include "settings_shared.h"
 #include "topic.h"
 
 extern char **environ;
@@ -41,42 +43,31 @@ static const char usage[] =
 	"to re-send them. SIGTERM or SIGINT writes the stats and exits 0.\n";
 
 struct sub_settings {
-	char *mqtt_url, *mqtt_client_id, *mqtt_username, *mqtt_password_file;
-	char *mqtt_ca, *mqtt_cert, *mqtt_key;
-	int mqtt_version;
-	bool mqtt_tls_verify;
-	int64_t mqtt_keepalive_s, mqtt_backoff_base_ms, mqtt_backoff_max_ms;
+	char *mqtt_url;
+	es_link_settings mqtt;
 	char *root, *filter, *out, *stats;
 	bool resend, from_start;
 	int64_t dedup;
-	int64_t grace_ms, retry_ms, max_span;
-	int log_level;
+	es_gap_settings gap;
+	es_log_settings log;
 };
 
 #define F(field) offsetof(struct sub_settings, field)
-static const char *const versions[] = {"3.1.1", "5", NULL};
-static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
-static const es_setting table[] = {
+static const es_setting url_row[] = {
 	{"mqtt.url", ES_CFG_STR, F(mqtt_url), "mqtt://127.0.0.1:1883", 0, 0, NULL, 0, "broker"},
-	{"mqtt.client_id", ES_CFG_STR, F(mqtt_client_id), "edgespool-sub", 0, 0, NULL, 0,
-	 "client id; keep it stable to keep the broker session"},
-	{"mqtt.version", ES_CFG_ENUM, F(mqtt_version), "3.1.1", 0, 0, versions, 0, "MQTT version"},
-	{"mqtt.username", ES_CFG_STR, F(mqtt_username), NULL, 0, 0, NULL, 0, "MQTT user name"},
-	{"mqtt.password_file", ES_CFG_STR, F(mqtt_password_file), NULL, 0, 0, NULL, ES_CFG_PATH,
-	 "file holding the MQTT password"},
-	{"mqtt.ca", ES_CFG_STR, F(mqtt_ca), NULL, 0, 0, NULL, ES_CFG_PATH, "CA certificate"},
-	{"mqtt.cert", ES_CFG_STR, F(mqtt_cert), NULL, 0, 0, NULL, ES_CFG_PATH,
-	 "client certificate"},
-	{"mqtt.key", ES_CFG_STR, F(mqtt_key), NULL, 0, 0, NULL, ES_CFG_PATH, "client key"},
-	{"mqtt.tls_verify", ES_CFG_BOOL, F(mqtt_tls_verify), "true", 0, 0, NULL, 0,
-	 "verify the broker's certificate"},
-	{"mqtt.keepalive_s", ES_CFG_SECONDS, F(mqtt_keepalive_s), "30", 1, 3600, NULL, 0,
-	 "keepalive"},
-	{"mqtt.backoff_base_ms", ES_CFG_MS, F(mqtt_backoff_base_ms), "250", 10, 600000, NULL, 0,
-	 "reconnect backoff, first ceiling"},
-	{"mqtt.backoff_max_ms", ES_CFG_MS, F(mqtt_backoff_max_ms), "30s", 10, 3600000, NULL, 0,
-	 "reconnect backoff, largest ceiling"},
+};
+
+/* A consumer: no publish window to speak of, paho's connect timeout. */
+static const es_setting_edit mqtt_edits[] = {
+	{"client_id", .def = "edgespool-sub",
+	 .help = "client id; keep it stable to keep the broker session"},
+	{"inflight", .hide = true},
+	{"session_expiry_s", .hide = true},
+	{"connect_timeout_s", .hide = true},
+};
+
+static const es_setting sub_rows[] = {
 	{"sub.root", ES_CFG_STR, F(root), "edgespool", 0, 0, NULL, 0, "topic root"},
 	{"sub.filter", ES_CFG_STR, F(filter), NULL, 0, 0, NULL, 0,
 	 "event filter; default <root>/+/+/ev/#"},
@@ -90,13 +81,19 @@ static const es_setting table[] = {
 	 "expect every node's events from sequence 1 (else from the first one seen)"},
 	{"sub.dedup", ES_CFG_INT, F(dedup), "0", 0, 268435456, NULL, 0,
 	 "remember this many event ids and write each id once (0: write every copy)"},
-	{"gap.grace_ms", ES_CFG_MS, F(grace_ms), "500", 1, 3600000, NULL, 0,
-	 "a hole waits this long before it is asked for"},
-	{"gap.retry_ms", ES_CFG_MS, F(retry_ms), "5s", 1, 3600000, NULL, 0,
-	 "ask again after this long while a hole stays open"},
-	{"gap.max_span", ES_CFG_INT, F(max_span), "10000", 1, 100000000, NULL, 0,
-	 "largest range in one re-send request"},
-	{"log.level", ES_CFG_ENUM, F(log_level), "warn", 0, 0, levels, 0, "log threshold"},
+};
+
+static const es_setting_edit log_edits[] = {
+	{"level", .def = "warn"},
+	{"syslog", .hide = true},
+};
+
+static const es_settings_part parts[] = {
+	ES_OWN_ROWS(url_row),
+	ES_SHARED_EDITED("mqtt", F(mqtt), es_link_rows, mqtt_edits),
+	ES_OWN_ROWS(sub_rows),
+	ES_SHARED("gap", F(gap), es_gap_rows),
+	ES_SHARED_EDITED("log", F(log), es_log_rows, log_edits),
 };
 
 struct counts {
@@ -242,7 +239,7 @@ static void send_request(struct sub *sb, const es_gap_request *r)
 	if (es_topic_build(topic, sizeof topic, sb->s.root, site, slash + 1, "cmd", "resend"))
 		return;
 	es_resend_req req = {.from = r->from, .to = r->to};
-	snprintf(req.request_id, sizeof req.request_id, "%s-%llu", sb->s.mqtt_client_id,
+	snprintf(req.request_id, sizeof req.request_id, "%s-%llu", sb->s.mqtt.client_id,
 		 (unsigned long long)++sb->request_no);
 	char *json;
 	size_t len;
@@ -331,24 +328,12 @@ static void on_signal(void *arg, int fd, short revents)
 static es_err make_mqtt(struct sub *sb)
 {
 	const struct sub_settings *s = &sb->s;
-	es_mqtt_opts o = {
-		.url = s->mqtt_url,
-		.client_id = s->mqtt_client_id,
-		.version = s->mqtt_version ? 5 : 4,
-		.username = s->mqtt_username,
-		.password = sb->password,
-		.ca_file = s->mqtt_ca,
-		.cert_file = s->mqtt_cert,
-		.key_file = s->mqtt_key,
-		.tls_verify = s->mqtt_tls_verify,
-		.keepalive_s = (int)s->mqtt_keepalive_s,
-		.backoff_base_ms = (uint64_t)s->mqtt_backoff_base_ms,
-		.backoff_max_ms = (uint64_t)s->mqtt_backoff_max_ms,
-		.cbs = {.connected = on_connected,
-			.disconnected = on_disconnected,
-			.message = on_message},
-		.ctx = sb,
-	};
+	es_mqtt_opts o;
+	es_link_mqtt_opts(&s->mqtt, NULL, sb->password, &o);
+	o.url = s->mqtt_url;
+	o.cbs = (es_mqtt_cbs){
+		.connected = on_connected, .disconnected = on_disconnected, .message = on_message};
+	o.ctx = sb;
 	char filter[ES_TOPIC_MAX];
 	es_err err = es_mqtt_new(sb->loop, &o, &sb->mqtt);
 	if (!err)
@@ -368,9 +353,9 @@ static es_err make_mqtt(struct sub *sb)
 
 static es_err setup(struct sub *sb)
 {
-	es_gap_opts g = {.grace_ms = (uint64_t)sb->s.grace_ms,
-			 .retry_ms = (uint64_t)sb->s.retry_ms,
-			 .max_span = (uint64_t)sb->s.max_span,
+	es_gap_opts g = {.grace_ms = (uint64_t)sb->s.gap.grace_ms,
+			 .retry_ms = (uint64_t)sb->s.gap.retry_ms,
+			 .max_span = (uint64_t)sb->s.gap.max_span,
 			 .from_start = sb->s.from_start};
 	if (es_topic_check_root(sb->s.root)) {
 		fprintf(stderr, "edgespool sub: sub.root '%s' %s\n", sb->s.root,
@@ -384,8 +369,8 @@ static es_err setup(struct sub *sb)
 	}
 	char why[300];
 	es_err err = ES_OK;
-	if (sb->s.mqtt_password_file &&
-	    (err = es_config_read_secret(sb->s.mqtt_password_file, &sb->password, why, sizeof why)))
+	if (sb->s.mqtt.password_file &&
+	    (err = es_config_read_secret(sb->s.mqtt.password_file, &sb->password, why, sizeof why)))
 		fprintf(stderr, "edgespool sub: mqtt.password_file %s\n", why);
 	if (!err)
 		err = es_gap_new(&g, &sb->gap);
@@ -438,7 +423,7 @@ int cmd_sub(int argc, char **argv)
 	struct sub sb = {0};
 	es_config *cfg;
 	char err[512];
-	if (es_config_new(table, sizeof table / sizeof table[0], &sb.s, &cfg))
+	if (es_config_new_parts(parts, ES_NELEM(parts), &sb.s, &cfg))
 		return 1;
 	int rc = 2;
 	if (es_config_load(cfg, argc, argv, environ, err, sizeof err))
@@ -451,7 +436,7 @@ int cmd_sub(int argc, char **argv)
 		fprintf(stderr, "edgespool sub: mqtt.url '%s' %s\n", sb.s.mqtt_url,
 			es_mqtt_check_url(sb.s.mqtt_url));
 	else {
-		es_log_setup((es_log_level)sb.s.log_level, false, "edgespool-sub");
+		es_log_setup((es_log_level)sb.s.log.level, false, "edgespool-sub");
 		rc = run(&sb);
 	}
 	es_config_free(cfg);

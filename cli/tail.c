@@ -138,12 +138,14 @@ static es_err open_source(const struct tail_args *a, es_source **out)
 	}
 	char id[64];
 	snprintf(id, sizeof id, "edgespool-tail-%ld", (long)getpid());
-	es_msource_opts o = {.urls = a->mqtt,
-			     .nurls = a->nmqtt,
+	es_msource_opts o = {.mqtt = {.urls = a->mqtt,
+				      .nurls = a->nmqtt,
+				      .client_id = id,
+				      .version = 4,
+				      .tls_verify = true,
+				      .clean = true},
 			     .topics = a->topic,
-			     .ntopics = a->ntopic,
-			     .client_id = id,
-			     .clean = true};
+			     .ntopics = a->ntopic};
 	return es_msource_new(&o, out);
 }
 

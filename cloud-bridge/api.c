@@ -50,7 +50,7 @@ static void add_inbox(bridge *b, const struct view *v, cJSON *o)
 	pthread_mutex_unlock(&b->api_lock);
 	uint64_t now = es_clock_wall_ms();
 	cJSON *j = cJSON_AddObjectToObject(o, "inbox");
-	cJSON_AddStringToObject(j, "path", b->s->journal_path);
+	cJSON_AddStringToObject(j, "path", b->s->journal.path);
 	cJSON_AddNumberToObject(j, "received", (double)v->received);
 	cJSON_AddNumberToObject(j, "journaled", (double)c.appended);
 	cJSON_AddNumberToObject(j, "backlog", (double)c.pending);
@@ -65,7 +65,7 @@ static void add_inbox(bridge *b, const struct view *v, cJSON *o)
 	cJSON_AddNumberToObject(j, "refused_full", (double)c.refused_full);
 	cJSON_AddNumberToObject(j, "errors", (double)v->inbox_errors);
 	cJSON_AddNumberToObject(j, "used_bytes", (double)st.used_bytes);
-	cJSON_AddNumberToObject(j, "max_bytes", (double)b->s->journal_max_bytes);
+	cJSON_AddNumberToObject(j, "max_bytes", (double)b->s->journal.max_bytes);
 }
 
 static void add_gaps(const struct view *v, cJSON *o)

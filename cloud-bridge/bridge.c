@@ -81,27 +81,6 @@ static es_err read_secret(const char *path, char **out)
 	return err;
 }
 
-static es_mqtt_opts link_opts(const bridge_link_settings *l, const char *url, const char *id,
-			      const char *password)
-{
-	return (es_mqtt_opts){
-		.url = url,
-		.client_id = id,
-		.version = l->version == BRIDGE_MQTT_V5 ? 5 : 4,
-		.username = l->username,
-		.password = password,
-		.ca_file = l->ca,
-		.cert_file = l->cert,
-		.key_file = l->key,
-		.tls_verify = l->tls_verify,
-		.keepalive_s = (int)l->keepalive_s,
-		.inflight = (int)l->inflight,
-		.session_expiry_s = (uint32_t)l->session_expiry_s,
-		.backoff_base_ms = (uint64_t)l->backoff_base_ms,
-		.backoff_max_ms = (uint64_t)l->backoff_max_ms,
-	};
-}
-
 static es_err subscribe_edge(bridge *b, es_mqtt *m)
 {
 	char topic[ES_TOPIC_MAX];
@@ -126,11 +105,13 @@ static es_err make_edges(bridge *b)
 	b->links = calloc(b->nlinks, sizeof *b->links);
 	if (!b->links)
 		return ES_ENOMEM;
-	es_err err = read_secret(e->password_file, &b->edge_password);
+	es_err err = read_secret(e->link.password_file, &b->edge_password);
 	for (size_t i = 0; !err && i < b->nlinks; i++) {
 		struct edge_link *l = &b->links[i];
 		*l = (struct edge_link){.b = b, .index = i, .url = e->url.v[i]};
-		es_mqtt_opts o = link_opts(e, l->url, b->client_edge, b->edge_password);
+		es_mqtt_opts o;
+		es_link_mqtt_opts(&e->link, b->client_edge, b->edge_password, &o);
+		o.url = l->url;
 		o.cbs = (es_mqtt_cbs){.disconnected = edge_down,
 				      .published = edge_published,
 				      .message = edge_message};
@@ -144,11 +125,13 @@ static es_err make_edges(bridge *b)
 static es_err make_cloud(bridge *b)
 {
 	const bridge_link_settings *c = &b->s->cloud;
-	es_err err = read_secret(c->password_file, &b->cloud_password);
+	es_err err = read_secret(c->link.password_file, &b->cloud_password);
 	if (err)
 		return err;
 	/* Several URLs are one cluster's nodes: one link that fails over. */
-	es_mqtt_opts o = link_opts(c, c->url.v[0], b->client_cloud, b->cloud_password);
+	es_mqtt_opts o;
+	es_link_mqtt_opts(&c->link, b->client_cloud, b->cloud_password, &o);
+	o.url = c->url.v[0];
 	o.urls = (const char *const *)c->url.v;
 	o.nurls = c->url.n;
 	o.cbs = (es_mqtt_cbs){
@@ -165,9 +148,9 @@ static void make_names(bridge *b)
 	char base[160];
 	snprintf(base, sizeof base, "edgespool-bridge-%s-%s", s->node_site, s->node_id);
 	snprintf(b->client_edge, sizeof b->client_edge, "%s",
-		 s->edge.client_id ? s->edge.client_id : base);
+		 s->edge.link.client_id ? s->edge.link.client_id : base);
 	snprintf(b->client_cloud, sizeof b->client_cloud, "%s",
-		 s->cloud.client_id ? s->cloud.client_id : base);
+		 s->cloud.link.client_id ? s->cloud.link.client_id : base);
 	if (s->edge_share_group && s->edge_filter)
 		snprintf(b->filter, sizeof b->filter, "$share/%s/%s", s->edge_share_group,
 			 s->edge_filter);
@@ -189,17 +172,17 @@ static es_err open_inbox(bridge *b)
 	char source[2 * ES_TOPIC_ID_MAX + 3];
 	snprintf(source, sizeof source, "/%s/%s", s->node_site, s->node_id);
 	es_journal_opts o = {
-		.path = s->journal_path,
-		.sync = s->journal_sync ? ES_SYNC_NORMAL : ES_SYNC_FULL,
-		.max_bytes = s->journal_max_bytes,
-		.retain_ms = (uint64_t)s->journal_retain_s * 1000,
-		.on_full = s->journal_on_full ? ES_ON_FULL_EVICT : ES_ON_FULL_REFUSE,
+		.path = s->journal.path,
+		.sync = s->journal.sync ? ES_SYNC_NORMAL : ES_SYNC_FULL,
+		.max_bytes = s->journal.max_bytes,
+		.retain_ms = (uint64_t)s->journal.retain_s * 1000,
+		.on_full = s->journal.on_full ? ES_ON_FULL_EVICT : ES_ON_FULL_REFUSE,
 		.source = source,
 		.max_event_bytes = (size_t)s->event_max_bytes, /* at most 16 MiB */
 	};
 	es_err err = es_journal_open(&o, &b->journal);
 	if (err) {
-		es_error(TAG, "cannot open the inbox %s: %s", s->journal_path, es_strerror(err));
+		es_error(TAG, "cannot open the inbox %s: %s", s->journal.path, es_strerror(err));
 		return err;
 	}
 	if (!(err = es_journal_reader_new(b->journal, &b->reader)))
@@ -210,9 +193,9 @@ static es_err open_inbox(bridge *b)
 static es_err make_parts(bridge *b)
 {
 	char why[160];
-	es_gap_opts g = {.grace_ms = (uint64_t)b->s->gap_grace_ms,
-			 .retry_ms = (uint64_t)b->s->gap_retry_ms,
-			 .max_span = (uint64_t)b->s->gap_max_span};
+	es_gap_opts g = {.grace_ms = (uint64_t)b->s->gap.grace_ms,
+			 .retry_ms = (uint64_t)b->s->gap.retry_ms,
+			 .max_span = (uint64_t)b->s->gap.max_span};
 	es_err err = bridge_remap_new(b->s->cloud_topic, &b->remap, why, sizeof why);
 	if (err) {
 		es_error(TAG, "cloud.topic %s", why);
@@ -221,11 +204,11 @@ static es_err make_parts(bridge *b)
 	if ((err = es_gap_new(&g, &b->gap)) || (err = forward_init(b)) || (err = open_inbox(b)) ||
 	    (err = repair_restore(b)) || (err = make_edges(b)) || (err = make_cloud(b)))
 		return err;
-	es_http_opts h = {.listen = b->s->http_listen,
-			  .threads = (int)b->s->http_threads,
-			  .auth_file = b->s->http_auth_file,
-			  .token_file = b->s->http_token_file,
-			  .metrics_open = b->s->http_metrics_open,
+	es_http_opts h = {.listen = b->s->http.listen,
+			  .threads = (int)b->s->http.threads,
+			  .auth_file = b->s->http.auth_file,
+			  .token_file = b->s->http.token_file,
+			  .metrics_open = b->s->http.metrics_open,
 			  .on_request = bridge_metrics_on_request,
 			  .hook_ctx = b};
 	if (!(err = es_http_new(&h, &b->http)))
@@ -328,7 +311,7 @@ es_err bridge_start(bridge *b)
 	es_info(TAG, "bridging %zu edge broker(s) (%s) to %s%s; HTTP on port %d; inbox %s",
 		b->nlinks, b->filter, b->s->cloud.url.v[0],
 		b->s->cloud.url.n > 1 ? " (and the cluster's other nodes)" : "",
-		es_http_port(b->http), b->s->journal_path);
+		es_http_port(b->http), b->s->journal.path);
 	tick(b);
 	return ES_OK;
 }

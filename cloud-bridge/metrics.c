@@ -160,7 +160,7 @@ es_err bridge_metrics_init(bridge *b)
 				  .journal = b->journal,
 				  .reader = b->api_reader,
 				  .reader_lock = &b->api_lock,
-				  .journal_cap = b->s->journal_max_bytes,
+				  .journal_cap = b->s->journal.max_bytes,
 				  .defs = defs,
 				  .ndefs = sizeof defs / sizeof defs[0],
 				  .base = bm,

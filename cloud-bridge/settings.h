@@ -9,16 +9,13 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "settings_link.h"
+#include "settings_shared.h"
 
-enum { BRIDGE_MQTT_V311 = 0, BRIDGE_MQTT_V5 = 1 };
-
-/* One MQTT side (edge or cloud): the same keys under two sections. */
+/* One MQTT side (edge or cloud): its broker(s) and how to reach them. */
 typedef struct bridge_link_settings {
 	es_strlist url;
-	char *client_id, *username, *password_file, *ca, *cert, *key;
-	int version;
-	bool tls_verify;
-	int64_t keepalive_s, inflight, session_expiry_s, backoff_base_ms, backoff_max_ms;
+	es_link_settings link;
 } bridge_link_settings;
 
 typedef struct bridge_settings {
@@ -27,26 +24,23 @@ typedef struct bridge_settings {
 	char *edge_root, *edge_filter, *edge_share_group;
 	char *cloud_topic;
 
-	char *journal_path;
-	int journal_sync, journal_on_full;
-	uint64_t journal_max_bytes;
-	int64_t journal_retain_s;
+	es_journal_settings journal;
 	uint64_t event_max_bytes;
 
-	char *http_listen, *http_auth_file, *http_token_file;
-	bool http_metrics_open;
-	int64_t http_threads;
+	es_http_settings http;
 
 	int64_t order_hole_wait_ms;
-	int64_t gap_grace_ms, gap_retry_ms, gap_max_span;
+	es_gap_settings gap;
 	int64_t shutdown_drain_ms;
 
-	int log_level;
-	bool log_syslog;
+	es_log_settings log;
 } bridge_settings;
 
-extern const es_setting bridge_settings_table[];
-extern const size_t bridge_settings_count;
+/* The table, as parts: the bridge's own rows and the shared ones (two MQTT
+ * links, the journal, HTTP, re-sends, logging) in the order --help lists
+ * them. */
+extern const es_settings_part bridge_settings_parts[];
+extern const size_t bridge_settings_nparts;
 
 /* Checks what the table cannot (URLs, the filter, the template, TLS pairs);
  * writes the first problem into err. */

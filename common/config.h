@@ -3,7 +3,10 @@
  *
  * A program describes its settings as a table of es_setting rows (name,
  * type, range, default, help) pointing into its own settings struct by
- * offset, the way redis's config table does. es_config_load() then:
+ * offset, the way redis's config table does, or as parts (below) so that
+ * settings several programs share are declared once, in common/. The
+ * loader's files, one job each, are listed in config_internal.h.
+ * es_config_load() then:
  *   1. applies every default;
  *   2. reads the INI file named by --config FILE (or ES_CONFIG) if any:
  *      `[mqtt]` then `url = ...` sets "mqtt.url" (parsed by inih);
@@ -54,6 +57,10 @@ typedef enum es_cfg_type {
 enum {
 	ES_CFG_REQUIRED = 1u << 0, /* must be set (non-empty) by some source */
 	ES_CFG_PATH = 1u << 1,	   /* a file path; shown as such in help */
+	/* Not a setting of this program: the field holds the default, no
+	 * source sets it, and help, reference and --print-config leave it out
+	 * (a row of a shared part that a program does not offer; see below). */
+	ES_CFG_HIDDEN = 1u << 2,
 };
 
 typedef struct es_strlist {
@@ -72,6 +79,48 @@ typedef struct es_setting {
 	const char *help; /* one line */
 } es_setting;
 
+/* A program's table can be made of parts (es_config_new_parts): runs of
+ * its own rows, and shared parts. A shared part is a settings concern
+ * declared once in common/ (the journal, an MQTT link, HTTP, ...) as rows
+ * named by key ("path") at offsets into the concern's struct; the program
+ * places it under a section (prefix "journal": "journal.path") at the
+ * offset of that struct in its own (base), and may edit rows: its own
+ * default or help, or a row hidden (ES_CFG_HIDDEN) that it does not offer.
+ * The table's order, and so --help and the reference, is the parts' order,
+ * each in its rows' order. */
+typedef struct es_setting_edit {
+	const char *key;  /* a row of the part, by key: "path" */
+	const char *def;  /* the program's default; NULL: the part's */
+	const char *help; /* the program's help line; NULL: the part's */
+	bool hide;	  /* not a setting of this program */
+} es_setting_edit;
+
+typedef struct es_settings_part {
+	const char *prefix; /* the section; NULL: the rows are named in full */
+	size_t base;	    /* added to every row's offset */
+	const es_setting *rows;
+	size_t n;
+	const es_setting_edit *edits; /* may be NULL */
+	size_t nedits;
+} es_settings_part;
+
+#define ES_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+/* A run of the program's own rows (full names, offsets in its struct). */
+#define ES_OWN_ROWS(rows)                                                                          \
+	{                                                                                          \
+		NULL, 0, (rows), ES_NELEM(rows), NULL, 0                                           \
+	}
+/* The shared rows under section prefix, at offset base, as declared. */
+#define ES_SHARED(prefix, base, rows)                                                              \
+	{                                                                                          \
+		(prefix), (base), (rows), ES_NELEM(rows), NULL, 0                                  \
+	}
+/* The same with the program's edits (an array of es_setting_edit). */
+#define ES_SHARED_EDITED(prefix, base, rows, edits)                                                \
+	{                                                                                          \
+		(prefix), (base), (rows), ES_NELEM(rows), (edits), ES_NELEM(edits)                 \
+	}
+
 typedef enum es_cfg_mode {
 	ES_CFG_RUN,	  /* no special flag: run the program */
 	ES_CFG_HELP,	  /* --help / -h */
@@ -85,6 +134,14 @@ typedef struct es_config es_config;
 /* Makes a config for table[0..n) writing into target. The table and target
  * must outlive the config. */
 es_err es_config_new(const es_setting *table, size_t n, void *target, es_config **out);
+
+/* Makes a config for the table the parts make (above), writing into
+ * target, which must outlive it; so must the strings of the parts' rows and
+ * edits (the rows are copied, the composed names are the config's own).
+ * Errors as es_config_new's, and ES_EINVAL (logged) for an edit of a key
+ * the part does not have. */
+es_err es_config_new_parts(const es_settings_part *parts, size_t nparts, void *target,
+			   es_config **out);
 
 /* Frees the config and every string and list it stored in the target. */
 void es_config_free(es_config *c);

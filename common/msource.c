@@ -8,10 +8,10 @@
  * holes in each node's `sequence` (gap.h), counted and exposed; the node's
  * journal still has the events for a re-send.
  *
- * When several URLs are given, each lost connection or failed attempt moves
- * to the next one (a new client with the same id).
+ * Several URLs are one service's nodes: es_mqtt stays on one and moves to
+ * the next when it loses it (rotation.h), under the same client id.
  *
- * Lock `lock` guards the queue (head, tail, n) and `connected`, `url_i`,
+ * Lock `lock` guards the queue (head, tail, n) and `connected`, `url`,
  * `failovers`; the loop thread owns `mqtt`.
  */
 #include <pthread.h>
@@ -35,8 +35,7 @@ struct item {
 
 struct msrc {
 	es_source base;
-	es_msource_opts o;
-	char **urls, **topics, *client_id, *username, *password;
+	size_t queue_max;
 	es_loop *loop;
 	es_mqtt *mqtt;
 	pthread_t thread;
@@ -45,9 +44,9 @@ struct msrc {
 	pthread_cond_t cond; /* an item arrived, or room was made */
 	struct item *head, *tail;
 	size_t n;
-	bool connected, stopping, was_connected;
-	bool draining, quiet; /* quiesce asked; the client is gone */
-	size_t url_i;
+	bool connected, stopping;
+	bool draining, quiet;			     /* quiesce asked; the client is gone */
+	char url[sizeof(((es_mqtt_stats *)0)->url)]; /* the one connected to */
 	uint64_t failovers;
 };
 
@@ -83,7 +82,7 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
 	memcpy(it->d.body, payload, len);
 	it->d.body[len] = '\0';
 	pthread_mutex_lock(&s->lock);
-	while (s->n >= s->o.queue_max && !s->stopping && !s->draining)
+	while (s->n >= s->queue_max && !s->stopping && !s->draining)
 		pthread_cond_wait(&s->cond, &s->lock);
 	if (s->tail)
 		s->tail->next = it;
@@ -98,34 +97,14 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
 static void on_connected(void *ctx, bool session_present)
 {
 	struct msrc *s = ctx;
+	es_mqtt_stats st;
+	es_mqtt_stats_get(s->mqtt, &st);
 	pthread_mutex_lock(&s->lock);
 	s->connected = true;
-	if (s->was_connected && s->o.nurls > 1)
-		s->failovers++;
-	s->was_connected = true;
+	snprintf(s->url, sizeof s->url, "%s", st.url);
+	s->failovers = st.failovers;
 	pthread_mutex_unlock(&s->lock);
-	es_info(TAG, "%s: connected (session %s)", s->urls[s->url_i],
-		session_present ? "resumed" : "new");
-}
-
-static es_err make_client(struct msrc *s);
-
-/* Loop thread, posted: replaces the client with one for the next URL. */
-static void next_url(void *arg)
-{
-	struct msrc *s = arg;
-	pthread_mutex_lock(&s->lock);
-	bool done = s->stopping || s->draining;
-	pthread_mutex_unlock(&s->lock);
-	if (done)
-		return;
-	es_mqtt_free(s->mqtt);
-	s->mqtt = NULL;
-	pthread_mutex_lock(&s->lock);
-	s->url_i = (s->url_i + 1) % s->o.nurls;
-	pthread_mutex_unlock(&s->lock);
-	if (make_client(s))
-		es_error(TAG, "cannot make a client for %s", s->urls[s->url_i]);
+	es_info(TAG, "%s: connected (session %s)", st.url, session_present ? "resumed" : "new");
 }
 
 static void set_quiet(struct msrc *s);
@@ -137,12 +116,8 @@ static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
 	s->connected = false;
 	bool draining = s->draining;
 	pthread_mutex_unlock(&s->lock);
-	if (draining && retry_ms == 0) {
+	if (draining && retry_ms == 0)
 		set_quiet(s);
-	} else if (retry_ms && s->o.nurls > 1) {
-		es_warn(TAG, "%s: %s; trying the next broker", s->urls[s->url_i], cause);
-		es_loop_post(s->loop, next_url, s);
-	}
 }
 
 static void on_published(void *ctx, uint64_t tag, es_err err)
@@ -152,24 +127,18 @@ static void on_published(void *ctx, uint64_t tag, es_err err)
 	(void)err;
 }
 
-static es_err make_client(struct msrc *s)
+/* The client, subscribed to o's topics and started (it connects on the
+ * loop thread once that runs). */
+static es_err make_client(struct msrc *s, const es_msource_opts *o)
 {
-	es_mqtt_opts mo = {
-		.url = s->urls[s->url_i],
-		.client_id = s->client_id,
-		.version = 4,
-		.username = s->username,
-		.password = s->password,
-		.tls_verify = true,
-		.clean = s->o.clean,
-		.backoff_base_ms = s->o.backoff_base_ms,
-		.backoff_max_ms = s->o.backoff_max_ms,
-		.cbs = {on_connected, on_disconnected, on_published, on_message},
-		.ctx = s,
-	};
+	static const char *const all[] = {"edgespool/#"};
+	es_mqtt_opts mo = o->mqtt;
+	mo.cbs = (es_mqtt_cbs){on_connected, on_disconnected, on_published, on_message};
+	mo.ctx = s;
 	es_err err = es_mqtt_new(s->loop, &mo, &s->mqtt);
-	for (size_t i = 0; !err && i < s->o.ntopics; i++)
-		err = es_mqtt_subscribe(s->mqtt, s->topics[i], 1);
+	const char *const *topics = o->ntopics ? o->topics : all;
+	for (size_t i = 0; !err && i < (o->ntopics ? o->ntopics : 1); i++)
+		err = es_mqtt_subscribe(s->mqtt, topics[i], 1);
 	if (!err)
 		err = es_mqtt_start(s->mqtt);
 	return err;
@@ -253,16 +222,9 @@ static void src_where(es_source *base, char *url, size_t cap, uint64_t *failover
 {
 	struct msrc *s = (struct msrc *)base;
 	pthread_mutex_lock(&s->lock);
-	snprintf(url, cap, "%s", s->connected ? s->urls[s->url_i] : "");
+	snprintf(url, cap, "%s", s->connected ? s->url : "");
 	*failovers = s->failovers;
 	pthread_mutex_unlock(&s->lock);
-}
-
-static void free_list(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
 }
 
 /* Loop thread, posted: the client goes, then the loop stops. */
@@ -292,11 +254,6 @@ static void src_free(es_source *base)
 		es_delivery_clear(&it->d);
 		free(it);
 	}
-	free_list(s->urls, s->o.nurls);
-	free_list(s->topics, s->o.ntopics);
-	free(s->client_id);
-	free(s->username);
-	free(s->password);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -308,17 +265,6 @@ static const es_source_ops mqtt_ops = {.name = "mqtt",
 				       .quiesce = src_quiesce,
 				       .where = src_where,
 				       .free = src_free};
-
-static char **dup_list(const char *const *v, size_t n)
-{
-	char **out = calloc(n ? n : 1, sizeof *out);
-	for (size_t i = 0; out && i < n; i++)
-		if (!(out[i] = strdup(v[i]))) {
-			free_list(out, i);
-			return NULL;
-		}
-	return out;
-}
 
 static es_err init_sync(struct msrc *s)
 {
@@ -333,37 +279,21 @@ static es_err init_sync(struct msrc *s)
 	return ES_OK;
 }
 
-static char *maybe_dup(const char *v, bool *fail)
-{
-	char *d = v ? strdup(v) : NULL;
-	if (v && !d)
-		*fail = true;
-	return d;
-}
-
+/* Contract in source.h. */
 es_err es_msource_new(const es_msource_opts *o, es_source **out)
 {
-	static const char *const all[] = {"edgespool/#"};
-	if (!o || !out || o->nurls == 0 || !o->client_id)
+	if (!o || !out || (o->mqtt.nurls == 0 && !o->mqtt.url) || !o->mqtt.client_id)
 		return ES_EINVAL;
 	struct msrc *s = calloc(1, sizeof *s);
 	if (!s || init_sync(s)) {
 		free(s);
 		return ES_ENOMEM;
 	}
-	bool fail = false;
 	s->base.ops = &mqtt_ops;
-	s->o = *o;
-	s->o.ntopics = o->ntopics ? o->ntopics : 1;
-	s->o.queue_max = o->queue_max ? o->queue_max : 1024;
-	s->urls = dup_list(o->urls, o->nurls);
-	s->topics = dup_list(o->ntopics ? o->topics : all, s->o.ntopics);
-	s->client_id = maybe_dup(o->client_id, &fail);
-	s->username = maybe_dup(o->username, &fail);
-	s->password = maybe_dup(o->password, &fail);
-	es_err err = fail || !s->urls || !s->topics ? ES_ENOMEM : es_loop_new(&s->loop);
+	s->queue_max = o->queue_max ? o->queue_max : 1024;
+	es_err err = es_loop_new(&s->loop);
 	if (!err)
-		err = make_client(s);
+		err = make_client(s, o);
 	if (!err && pthread_create(&s->thread, NULL, run, s) != 0)
 		err = ES_ESYS;
 	s->thread_started = !err;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "mqtt.h"
 
 /* One message as received. Strings owned by the delivery. */
 typedef struct es_delivery {
@@ -63,22 +64,23 @@ typedef struct es_amqp_opts {
 } es_amqp_opts;
 
 typedef struct es_msource_opts {
-	const char *const *urls; /* mqtt:// URLs; the next one is tried when one fails */
-	size_t nurls;
+	/* The connection, as for es_mqtt_new (a program makes it from its
+	 * settings with es_link_mqtt_opts): the URL, or several of one service
+	 * (the next is tried when one fails), a stable client id (the
+	 * persistent session's name), clean for none (edgespool tail), ...
+	 * The callbacks are the source's own. */
+	es_mqtt_opts mqtt;
 	const char *const *topics; /* filters; none: "edgespool/#" */
 	size_t ntopics;
-	const char *client_id; /* stable: the persistent session's name */
-	bool clean;	       /* true: no persistent session (edgespool tail) */
-	const char *username, *password;
-	size_t queue_max;			  /* messages held for the puller; 0: 10000 */
-	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250, 30000 */
+	size_t queue_max; /* messages held for the puller; 0: 1024 */
 } es_msource_opts;
 
 /* Checks an amqp:// URL: NULL when valid, else why not. */
 const char *es_amqp_check_url(const char *url);
 
-/* Makes a source; nothing connects before the first next(). ES_EINVAL
- * (logged) for a bad URL; ES_ENOMEM. */
+/* Makes a source. ES_EINVAL (logged) for a bad URL; ES_ENOMEM. The AMQP
+ * source connects in the first next(), the MQTT one on a thread of its own
+ * from the start; the options' strings are copied. */
 es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out);
 es_err es_msource_new(const es_msource_opts *o, es_source **out);
 

@@ -239,8 +239,8 @@ static es_err make_names(agent *a)
 	const agent_settings *s = a->s;
 	es_uuid boot;
 	snprintf(a->source, sizeof a->source, "/%s/%s", s->node_site, s->node_id);
-	if (s->mqtt_client_id)
-		snprintf(a->client_id, sizeof a->client_id, "%s", s->mqtt_client_id);
+	if (s->mqtt.client_id)
+		snprintf(a->client_id, sizeof a->client_id, "%s", s->mqtt.client_id);
 	else
 		snprintf(a->client_id, sizeof a->client_id, "edgespool-%s-%s", s->node_site,
 			 s->node_id);
@@ -260,11 +260,11 @@ static es_err open_journal(agent *a)
 {
 	const agent_settings *s = a->s;
 	es_journal_opts o = {
-		.path = s->journal_path,
-		.sync = s->journal_sync == AGENT_SYNC_FULL ? ES_SYNC_FULL : ES_SYNC_NORMAL,
-		.max_bytes = s->journal_max_bytes,
-		.retain_ms = (uint64_t)s->journal_retain_s * 1000,
-		.on_full = s->journal_on_full == AGENT_FULL_EVICT ? ES_ON_FULL_EVICT
+		.path = s->journal.path,
+		.sync = s->journal.sync == ES_JOURNAL_SYNC_FULL ? ES_SYNC_FULL : ES_SYNC_NORMAL,
+		.max_bytes = s->journal.max_bytes,
+		.retain_ms = (uint64_t)s->journal.retain_s * 1000,
+		.on_full = s->journal.on_full == ES_JOURNAL_EVICT ? ES_ON_FULL_EVICT
 								  : ES_ON_FULL_REFUSE,
 		.source = a->source,
 		.max_event_bytes = (size_t)s->event_max_bytes, /* at most 16 MiB */
@@ -273,7 +273,7 @@ static es_err open_journal(agent *a)
 	};
 	es_err err = es_journal_open(&o, &a->journal);
 	if (err) {
-		es_error(TAG, "cannot open the journal %s: %s", s->journal_path, es_strerror(err));
+		es_error(TAG, "cannot open the journal %s: %s", s->journal.path, es_strerror(err));
 		return err;
 	}
 	es_journal_counters c;
@@ -293,31 +293,17 @@ static es_err make_mqtt(agent *a)
 	es_err err = status_json(a, false, &offline, &len);
 	if (err)
 		return err;
-	es_mqtt_opts o = {
-		.url = s->mqtt_url,
-		.client_id = a->client_id,
-		.version = s->mqtt_version == AGENT_MQTT_V5 ? 5 : 4,
-		.username = s->mqtt_username,
-		.password = a->password,
-		.ca_file = s->mqtt_ca,
-		.cert_file = s->mqtt_cert,
-		.key_file = s->mqtt_key,
-		.tls_verify = s->mqtt_tls_verify,
-		.keepalive_s = (int)s->mqtt_keepalive_s,
-		.inflight = (int)s->mqtt_inflight,
-		.session_expiry_s = (uint32_t)s->mqtt_session_expiry_s,
-		.connect_timeout_s = (int)s->mqtt_connect_timeout_s,
-		.backoff_base_ms = (uint64_t)s->mqtt_backoff_base_ms,
-		.backoff_max_ms = (uint64_t)s->mqtt_backoff_max_ms,
-		.will_topic = a->status_topic,
-		.will_payload = offline,
-		.will_retain = true,
-		.cbs = {.connected = on_connected,
-			.disconnected = on_disconnected,
-			.published = on_published,
-			.message = on_message},
-		.ctx = a,
-	};
+	es_mqtt_opts o;
+	es_link_mqtt_opts(&s->mqtt, a->client_id, a->password, &o);
+	o.url = s->mqtt_url;
+	o.will_topic = a->status_topic;
+	o.will_payload = offline;
+	o.will_retain = true;
+	o.cbs = (es_mqtt_cbs){.connected = on_connected,
+			      .disconnected = on_disconnected,
+			      .published = on_published,
+			      .message = on_message};
+	o.ctx = a;
 	err = es_mqtt_new(a->loop, &o, &a->mqtt);
 	free(offline);
 	if (!err)
@@ -328,12 +314,12 @@ static es_err make_mqtt(agent *a)
 static es_err make_http(agent *a)
 {
 	es_http_opts o = {
-		.listen = a->s->http_listen,
-		.threads = (int)a->s->http_threads,
+		.listen = a->s->http.listen,
+		.threads = (int)a->s->http.threads,
 		.max_body = (size_t)a->s->http_max_body, /* at most 256 MiB */
-		.auth_file = a->s->http_auth_file,
-		.token_file = a->s->http_token_file,
-		.metrics_open = a->s->http_metrics_open,
+		.auth_file = a->s->http.auth_file,
+		.token_file = a->s->http.token_file,
+		.metrics_open = a->s->http.metrics_open,
 		.on_request = agent_metrics_on_request,
 		.hook_ctx = a,
 	};
@@ -382,9 +368,9 @@ es_err agent_new(const agent_settings *s, es_loop *loop, agent **out)
 	pthread_mutex_init(&a->api_lock, NULL);
 	pub_init(a);
 	es_err err = make_names(a);
-	if (!err && s->mqtt_password_file) {
+	if (!err && s->mqtt.password_file) {
 		char why[300];
-		if ((err = es_config_read_secret(s->mqtt_password_file, &a->password, why,
+		if ((err = es_config_read_secret(s->mqtt.password_file, &a->password, why,
 						 sizeof why)))
 			es_error(TAG, "mqtt.password_file %s", why);
 	}
@@ -415,7 +401,7 @@ es_err agent_start(agent *a)
 		return err;
 	a->phase = P_RUNNING;
 	es_info(TAG, "node %s serving HTTP on port %d; journal %s; broker %s", a->source,
-		es_http_port(a->http), a->s->journal_path, a->s->mqtt_url);
+		es_http_port(a->http), a->s->journal.path, a->s->mqtt_url);
 	if ((err = es_mqtt_start(a->mqtt)))
 		return err;
 	if (a->links && (err = links_start(a->links)))

@@ -179,7 +179,7 @@ static void add_journal(agent *a, cJSON *o)
 	pthread_mutex_unlock(&a->api_lock);
 	uint64_t now = es_clock_wall_ms();
 	cJSON *j = cJSON_AddObjectToObject(o, "journal");
-	cJSON_AddStringToObject(j, "path", a->s->journal_path);
+	cJSON_AddStringToObject(j, "path", a->s->journal.path);
 	cJSON_AddStringToObject(j, "id", es_journal_id(a->journal));
 	cJSON_AddBoolToObject(j, "writable", es_journal_writable(a->journal));
 	cJSON_AddNumberToObject(j, "pending", (double)c.pending);
@@ -192,7 +192,7 @@ static void add_journal(agent *a, cJSON *o)
 	cJSON_AddNumberToObject(j, "oldest_seq", (double)st.oldest_seq);
 	cJSON_AddNumberToObject(j, "used_bytes", (double)st.used_bytes);
 	cJSON_AddNumberToObject(j, "file_bytes", (double)st.file_bytes);
-	cJSON_AddNumberToObject(j, "max_bytes", (double)a->s->journal_max_bytes);
+	cJSON_AddNumberToObject(j, "max_bytes", (double)a->s->journal.max_bytes);
 	cJSON_AddNumberToObject(j, "appended", (double)c.appended);
 	cJSON_AddNumberToObject(j, "duplicates", (double)c.duplicates);
 	cJSON_AddNumberToObject(j, "refused_full", (double)c.refused_full);

@@ -152,7 +152,7 @@ es_err agent_metrics_init(agent *a)
 				  .journal = a->journal,
 				  .reader = a->api_reader,
 				  .reader_lock = &a->api_lock,
-				  .journal_cap = a->s->journal_max_bytes,
+				  .journal_cap = a->s->journal.max_bytes,
 				  .defs = defs,
 				  .ndefs = sizeof defs / sizeof defs[0],
 				  .base = am,

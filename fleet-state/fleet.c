@@ -2,6 +2,7 @@
 #include "fleet.h"
 
 #include <cJSON.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,10 @@ static const es_metric_desc metric_descs[M_COUNT] = {
 
 struct fleet {
 	const fleet_settings *s;
+	es_loop *loop;
+	pthread_t consumer_thread; /* runs the consumer from fleet_start */
+	bool started, joined;
+	es_err result; /* the consumer's, once joined */
 	es_consumer *consumer;
 	fleet_projection *projection;
 	es_source *source;
@@ -102,28 +107,24 @@ static es_err source_open(fleet *f)
 			.consumer_tag = s->node_id,
 			.prefetch = (uint16_t)s->source_prefetch,
 			.heartbeat_s = (int)s->source_heartbeat_s,
-			.backoff_base_ms = (uint64_t)s->source_backoff_base_ms,
-			.backoff_max_ms = (uint64_t)s->source_backoff_max_ms,
+			.backoff_base_ms = (uint64_t)s->source.backoff_base_ms,
+			.backoff_max_ms = (uint64_t)s->source.backoff_max_ms,
 		};
 		return es_amqp_source_new(&o, &f->source);
 	}
 	char err[256];
-	if (s->source_password_file &&
-	    es_config_read_secret(s->source_password_file, &f->password, err, sizeof err)) {
+	if (s->source.password_file &&
+	    es_config_read_secret(s->source.password_file, &f->password, err, sizeof err)) {
 		es_error(TAG, "source.password_file: %s", err);
 		return ES_EINVAL;
 	}
 	es_msource_opts o = {
-		.urls = (const char *const *)s->source_mqtt.v,
-		.nurls = s->source_mqtt.n,
 		.topics = (const char *const *)s->source_topic.v,
 		.ntopics = s->source_topic.n,
-		.client_id = s->node_id,
-		.username = s->source_username,
-		.password = f->password,
-		.backoff_base_ms = (uint64_t)s->source_backoff_base_ms,
-		.backoff_max_ms = (uint64_t)s->source_backoff_max_ms,
 	};
+	es_link_mqtt_opts(&s->source, s->node_id, f->password, &o.mqtt);
+	o.mqtt.urls = (const char *const *)s->source_mqtt.v;
+	o.mqtt.nurls = s->source_mqtt.n;
 	return es_msource_new(&o, &f->source);
 }
 
@@ -262,11 +263,11 @@ static es_err metrics_open(fleet *f)
 static es_err http_open(fleet *f)
 {
 	const fleet_settings *s = f->s;
-	es_http_opts ho = {.listen = s->http_listen,
-			   .threads = (int)s->http_threads,
-			   .auth_file = s->http_auth_file,
-			   .token_file = s->http_token_file,
-			   .metrics_open = s->http_metrics_open};
+	es_http_opts ho = {.listen = s->http.listen,
+			   .threads = (int)s->http.threads,
+			   .auth_file = s->http.auth_file,
+			   .token_file = s->http.token_file,
+			   .metrics_open = s->http.metrics_open};
 	es_err err = es_http_new(&ho, &f->http);
 	if (!err)
 		err = es_http_route_flags(f->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, f);
@@ -283,12 +284,13 @@ static es_err http_open(fleet *f)
 	return err;
 }
 
-es_err fleet_new(const fleet_settings *s, fleet **out)
+es_err fleet_new(const fleet_settings *s, es_loop *loop, fleet **out)
 {
 	fleet *f = calloc(1, sizeof *f);
 	if (!f)
 		return ES_ENOMEM;
 	f->s = s;
+	f->loop = loop;
 	es_err err = consumer_open(s, &f->consumer, &f->projection);
 	if (!err && s->repair_node.n)
 		err = es_consumer_on_idle(f->consumer, repair, f);
@@ -306,10 +308,22 @@ es_err fleet_new(const fleet_settings *s, fleet **out)
 	return ES_OK;
 }
 
+/* Waits for the consumer's thread, once; its result goes to f->result. */
+static void join_consumer(fleet *f)
+{
+	if (!f->started || f->joined)
+		return;
+	pthread_join(f->consumer_thread, NULL);
+	f->joined = true;
+}
+
 void fleet_free(fleet *f)
 {
 	if (!f)
 		return;
+	if (f->started)
+		es_consumer_stop(f->consumer);
+	join_consumer(f);
 	es_http_free(f->http);
 	es_source_free(f->source);
 	fleet_projection_free(f->projection);
@@ -319,15 +333,36 @@ void fleet_free(fleet *f)
 	free(f);
 }
 
-es_err fleet_run(fleet *f)
+/* The consumer's thread: consumes until stopped or failed, then stops the
+ * loop (es_loop_stop works from any thread, and before the loop runs). */
+static void *consume(void *arg)
 {
-	es_info(TAG, "consuming over %s into %s", f->source->ops->name, f->s->state_path);
-	return es_consumer_run(f->consumer, f->source);
+	fleet *f = arg;
+	f->result = es_consumer_run(f->consumer, f->source);
+	es_loop_stop(f->loop);
+	return NULL;
 }
 
-void fleet_stop(fleet *f)
+es_err fleet_start(fleet *f)
+{
+	es_info(TAG, "consuming over %s into %s", f->source->ops->name, f->s->state_path);
+	if (pthread_create(&f->consumer_thread, NULL, consume, f) != 0) {
+		es_error(TAG, "cannot start the consumer's thread");
+		return ES_ESYS;
+	}
+	f->started = true;
+	return ES_OK;
+}
+
+void fleet_shutdown(fleet *f)
 {
 	es_consumer_stop(f->consumer);
+}
+
+es_err fleet_outcome(fleet *f)
+{
+	join_consumer(f);
+	return f->result;
 }
 
 es_err fleet_rebuild(const fleet_settings *s, uint64_t *applied)

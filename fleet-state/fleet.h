@@ -1,26 +1,32 @@
 /* fleet.h - the fleet-state service: a consumer (consumer.h) that keeps a
  * projection of every device (projection.h) and serves it over HTTP.
  *
- * The main thread runs the consumer (fleet_run) until fleet_stop (which a
- * signal handler may call: it only sets a flag); civetweb's workers serve
- * /healthz, /metrics, /api/devices and /api/stats, reading the SQLite file
- * through connections of their own and the consumer's atomic counters.
+ * A thread of its own runs the consumer from fleet_start() until
+ * fleet_shutdown() (or a failure), then stops the loop the service was made
+ * on; civetweb's workers serve /healthz, /metrics, /api/devices and
+ * /api/stats, reading the SQLite file through connections of their own and
+ * the consumer's atomic counters.
  */
 #ifndef FLEET_H
 #define FLEET_H
 
 #include "err.h"
+#include "loop.h"
 #include "settings.h"
 
 typedef struct fleet fleet;
 
-es_err fleet_new(const fleet_settings *s, fleet **out);
+/* s and loop must outlive the service. Errors are logged with their cause. */
+es_err fleet_new(const fleet_settings *s, es_loop *loop, fleet **out);
+/* Starts consuming; es_loop_stop(loop) when the consumer has ended. */
+es_err fleet_start(fleet *f);
+/* Stops the consumer (what it took is applied first). Any thread. */
+void fleet_shutdown(fleet *f);
+/* After the loop returned: ES_OK when the consumer was stopped, else why
+ * it failed. */
+es_err fleet_outcome(fleet *f);
+/* Stops the consumer if it runs, and frees. NULL is a no-op. */
 void fleet_free(fleet *f);
-
-/* Connects and applies events until fleet_stop(); ES_OK when stopped. */
-es_err fleet_run(fleet *f);
-/* Async-signal-safe. */
-void fleet_stop(fleet *f);
 
 /* --rebuild: empties the projection and re-applies the event log; no
  * broker, no HTTP. *applied: how many events. */

@@ -12,9 +12,8 @@
 #define F(field) offsetof(fleet_settings, field)
 
 static const char *const sync_modes[] = {"full", "normal", NULL};
-static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
-const es_setting fleet_settings_table[] = {
+static const es_setting source_rows[] = {
 	{"node.id", ES_CFG_STR, F(node_id), "fleet-state", 0, 0, NULL, 0,
 	 "this consumer's name: its AMQP consumer tag and MQTT client id"},
 
@@ -33,14 +32,24 @@ const es_setting fleet_settings_table[] = {
 	 "MQTT broker(s) instead of AMQP: mqtt://host:port; several: tried in turn"},
 	{"source.topic", ES_CFG_LIST, F(source_topic), "edgespool/#", 0, 0, NULL, 0,
 	 "MQTT topic filter(s), subscribed with QoS 1 in a persistent session"},
-	{"source.username", ES_CFG_STR, F(source_username), NULL, 0, 0, NULL, 0, "MQTT user name"},
-	{"source.password_file", ES_CFG_STR, F(source_password_file), NULL, 0, 0, NULL, ES_CFG_PATH,
-	 "file holding the MQTT password (first line)"},
-	{"source.backoff_base_ms", ES_CFG_MS, F(source_backoff_base_ms), "250", 10, 600000, NULL, 0,
-	 "reconnect backoff: first ceiling (doubles per failure, full jitter)"},
-	{"source.backoff_max_ms", ES_CFG_MS, F(source_backoff_max_ms), "30s", 10, 3600000, NULL, 0,
-	 "reconnect backoff: largest ceiling"},
+};
 
+/* The MQTT source offers a user, a password and the backoff (which the AMQP
+ * source uses too); its client id is node.id, the rest are defaults. */
+static const es_setting_edit source_edits[] = {
+	{"client_id", .hide = true},
+	{"version", .hide = true},
+	{"ca", .hide = true},
+	{"cert", .hide = true},
+	{"key", .hide = true},
+	{"tls_verify", .hide = true},
+	{"keepalive_s", .hide = true},
+	{"inflight", .hide = true},
+	{"session_expiry_s", .hide = true},
+	{"connect_timeout_s", .hide = true},
+};
+
+static const es_setting state_rows[] = {
 	{"state.path", ES_CFG_STR, F(state_path), "/var/lib/edgespool/fleet-state.db", 0, 0, NULL,
 	 ES_CFG_PATH, "the SQLite file: projection, dedup, checkpoint and event log"},
 	{"state.sync", ES_CFG_ENUM, F(state_sync), "full", 0, 0, sync_modes, 0,
@@ -55,21 +64,21 @@ const es_setting fleet_settings_table[] = {
 	{"repair.node", ES_CFG_LIST, F(repair_node), NULL, 0, 0, NULL, 0,
 	 "SOURCE=URL: fetch that source's missing sequences from the node's HTTP API "
 	 "(e.g. /site-1/gw-7=http://gw-7:8080)"},
-
-	{"http.listen", ES_CFG_STR, F(http_listen), "127.0.0.1:8083", 0, 0, NULL, 0,
-	 "HTTP address; port 0 picks a free port (logged)"},
-	{"http.auth_file", ES_CFG_STR, F(http_auth_file), NULL, 0, 0, NULL, ES_CFG_PATH,
-	 "users allowed in: user:crypt-hash lines (edgespool passwd FILE USER adds one)"},
-	{"http.token_file", ES_CFG_STR, F(http_token_file), NULL, 0, 0, NULL, ES_CFG_PATH,
-	 "a bearer token (first line) also allowed in, for scripts"},
-	{"http.metrics_open", ES_CFG_BOOL, F(http_metrics_open), "false", 0, 0, NULL, 0,
-	 "serve /metrics without credentials (for a scraper on a trusted network)"},
-	{"http.threads", ES_CFG_INT, F(http_threads), "4", 1, 256, NULL, 0, "HTTP worker threads"},
-
-	{"log.level", ES_CFG_ENUM, F(log_level), "info", 0, 0, log_levels, 0, "log threshold"},
-	{"log.syslog", ES_CFG_BOOL, F(log_syslog), "false", 0, 0, NULL, 0, "also log to syslog"},
 };
-const size_t fleet_settings_count = sizeof fleet_settings_table / sizeof fleet_settings_table[0];
+
+static const es_setting_edit http_edits[] = {
+	{"listen", .def = "127.0.0.1:8083"},
+	{"threads", .def = "4"},
+};
+
+const es_settings_part fleet_settings_parts[] = {
+	ES_OWN_ROWS(source_rows),
+	ES_SHARED_EDITED("source", F(source), es_link_rows, source_edits),
+	ES_OWN_ROWS(state_rows),
+	ES_SHARED_EDITED("http", F(http), es_http_rows, http_edits),
+	ES_SHARED("log", F(log), es_log_rows),
+};
+const size_t fleet_settings_nparts = ES_NELEM(fleet_settings_parts);
 
 static bool fail(char *err, size_t cap, const char *key, const char *value, const char *why)
 {
@@ -118,17 +127,16 @@ bool fleet_settings_check(const fleet_settings *s, bool need_source, char *err, 
 	const char *why;
 	if ((why = es_topic_check_id(s->node_id)))
 		return fail(err, cap, "node.id", s->node_id, why);
-	if ((why = es_http_check_listen(s->http_listen)))
-		return fail(err, cap, "http.listen", s->http_listen, why);
+	if ((why = es_http_check_listen(s->http.listen)))
+		return fail(err, cap, "http.listen", s->http.listen, why);
 	if (need_source && !s->source_amqp.n == !s->source_mqtt.n) {
 		snprintf(err, cap,
 			 "source.amqp and source.mqtt: exactly one of them must be set "
 			 "(the AMQP brokers or the MQTT brokers to consume from)");
 		return false;
 	}
-	if (s->source_backoff_base_ms > s->source_backoff_max_ms)
-		return fail(err, cap, "source.backoff_base_ms", "",
-			    "must not exceed source.backoff_max_ms");
+	if (!es_link_check(&s->source, "source", err, cap))
+		return false;
 	return check_list(&s->source_amqp, "source.amqp", es_amqp_check_url, err, cap) &&
 	       check_list(&s->source_mqtt, "source.mqtt", es_mqtt_check_url, err, cap) &&
 	       check_list(&s->source_topic, "source.topic", check_filter, err, cap) &&

@@ -9,29 +9,33 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "settings_link.h"
+#include "settings_shared.h"
 
 typedef struct fleet_settings {
 	char *node_id;
 	es_strlist source_amqp, source_bind, source_mqtt, source_topic;
 	es_strlist repair_node;
-	char *source_queue, *source_username, *source_password_file;
-	int64_t source_prefetch, source_heartbeat_s, source_backoff_base_ms, source_backoff_max_ms;
+	char *source_queue;
+	int64_t source_prefetch, source_heartbeat_s;
+	/* source.username, .password_file (MQTT) and .backoff_* (both
+	 * transports); the other rows of a link are hidden: their defaults. */
+	es_link_settings source;
 
 	char *state_path;
 	int state_sync;
 	int64_t state_dedup_max, state_dedup_max_age_s;
 	uint64_t event_max_bytes;
 
-	char *http_listen, *http_auth_file, *http_token_file;
-	bool http_metrics_open;
-	int64_t http_threads;
+	es_http_settings http;
 
-	int log_level;
-	bool log_syslog;
+	es_log_settings log;
 } fleet_settings;
 
-extern const es_setting fleet_settings_table[];
-extern const size_t fleet_settings_count;
+/* The table, as parts: fleet-state's own rows and the shared ones (an MQTT
+ * link's, HTTP, logging) in the order --help lists them. */
+extern const es_settings_part fleet_settings_parts[];
+extern const size_t fleet_settings_nparts;
 
 /* Checks what the table cannot: one transport (AMQP or MQTT, unless
  * need_source is false), the URLs, the patterns, the listen address;

@@ -2,7 +2,10 @@
  *
  * The input is an INI file, handed to es_config_load as --config
  * /proc/self/fd/N (a memfd), for a small table with one setting of every
- * type. Loading must never crash, whatever the file holds. When it loads,
+ * type, made of parts as the programs' are (es_config_new_parts): rows of
+ * its own and a shared part under a section, one row of it hidden. Loading
+ * must never crash, whatever the file holds, and never sets the hidden
+ * row. When it loads,
  * what --print-config writes (es_config_print) must load again, as a file,
  * to the same values (unless a value is longer than inih reads in a line,
  * see FILE_LINE_MAX). Any difference abort()s; the sanitizers catch the
@@ -32,6 +35,7 @@ typedef struct settings {
 	int64_t wait;
 	es_strlist hosts;
 	es_strlist empty;
+	int64_t fixed; /* hidden: always its default */
 } settings;
 
 /* The longest line the file reader takes: inih's INI_MAX_LINE (200, as
@@ -57,10 +61,20 @@ static const es_setting table[] = {
 	ROW("store.any-size", ES_CFG_SIZE, any_size, NULL, 0, 0),
 	ROW("store.every", ES_CFG_SECONDS, every, "30s", 1, 7 * 86400),
 	ROW("store.wait", ES_CFG_MS, wait, "250ms", 0, 0),
-	ROW("net.hosts", ES_CFG_LIST, hosts, "a, b", 0, 0),
-	ROW("net.empty", ES_CFG_LIST, empty, NULL, 0, 0),
 };
-#define N_ROWS (sizeof table / sizeof table[0])
+
+/* A shared part, keyed without its section, as common/'s are. */
+static const es_setting net_rows[] = {
+	ROW("hosts", ES_CFG_LIST, hosts, "a, b", 0, 0),
+	ROW("empty", ES_CFG_LIST, empty, NULL, 0, 0),
+	ROW("fixed", ES_CFG_INT, fixed, "7", 0, 0),
+};
+static const es_setting_edit net_edits[] = {{"fixed", .hide = true}};
+
+static const es_settings_part parts[] = {
+	ES_OWN_ROWS(table),
+	ES_SHARED_EDITED("net", 0, net_rows, net_edits),
+};
 
 /* Loads text[0..len) as the config file into *s; NULL if it does not load. */
 static es_config *load(const void *text, size_t len, settings *s)
@@ -75,7 +89,7 @@ static es_config *load(const void *text, size_t len, settings *s)
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	char *argv[] = {"config_fuzz", "--config", path, NULL};
 	memset(s, 0, sizeof *s);
-	if (es_config_new(table, N_ROWS, s, &c) != ES_OK)
+	if (es_config_new_parts(parts, ES_NELEM(parts), s, &c) != ES_OK)
 		abort();
 	if (es_config_load(c, 3, argv, NULL, err, sizeof err) != ES_OK) {
 		if (err[0] == '\0')
@@ -84,6 +98,8 @@ static es_config *load(const void *text, size_t len, settings *s)
 		c = NULL;
 	}
 	close(fd);
+	if (c && s->fixed != 7)
+		abort(); /* a hidden row was set */
 	return c;
 }
 

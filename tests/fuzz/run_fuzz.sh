@@ -39,7 +39,7 @@ event)
   srcs=("$common"/{event,jsoncheck,utf8,clock}.c); incs=(-I"$common" $(pkg-config --cflags libcjson))
   libs=($(pkg-config --libs libcjson)); max_len=16384 ;;
 config)
-  srcs=("$common"/{config,log}.c); incs=(-I"$common")
+  srcs=("$common"/config*.c "$common"/log.c); incs=(-I"$common")
   libs=($(pkg-config --libs inih) -lpthread); max_len=4096 ;;
 topic)
   srcs=("$common"/{topic,utf8}.c); incs=(-I"$common"); libs=(); max_len=2048 ;;

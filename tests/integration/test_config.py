@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """test_config: edge-agent's settings from the file, the environment and flags.
 
-- `edge-agent --help` lists exactly the settings of edge-agent/settings.c
-  (names parsed out of the source), each as a flag and an ES_ variable;
+- `edge-agent --help` lists exactly the agent's settings as its reference in
+  docs/configuration.md names them (parsed out of the document, which
+  docs_agent_reference keeps equal to the table), each as a flag and an ES_
+  variable;
 - a bad value at a known line of a config file makes edge-agent exit 2 with
   "FILE:LINE" and the key on stderr (several kinds of bad value);
 - bad values from the environment and from flags name their source;
@@ -17,8 +19,8 @@ import subprocess
 
 import harness as h
 
-SETTINGS_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "edge-agent",
-                          "settings.c")
+REFERENCE_MD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                            "configuration.md")
 
 
 def run(env, *argv, extra_env=None, timeout=10):
@@ -30,11 +32,16 @@ def run(env, *argv, extra_env=None, timeout=10):
 
 
 def setting_names():
-    """The setting names of the agent's table, parsed from settings.c."""
-    with open(SETTINGS_C) as f:
+    """The setting names of the agent's reference, parsed from configuration.md
+    (the agent's table is made of its own rows and shared ones from common/,
+    so no one source file names them all)."""
+    with open(REFERENCE_MD) as f:
         text = f.read()
-    names = re.findall(r'\{\s*"([a-z0-9_]+\.[a-z0-9_]+)"\s*,\s*ES_CFG_', text)
-    h.check(len(names) >= 20, "parsed only %d setting names from %s" % (len(names), SETTINGS_C))
+    m = re.search(r"<!-- BEGIN edge-agent reference -->(.*?)<!-- END edge-agent reference -->",
+                  text, re.S)
+    h.check(m is not None, "no edge-agent reference in %s" % REFERENCE_MD)
+    names = re.findall(r"^\| `([a-z0-9_]+\.[a-z0-9_]+)` \|", m.group(1), re.M)
+    h.check(len(names) >= 20, "parsed only %d setting names from %s" % (len(names), REFERENCE_MD))
     return names
 
 
@@ -55,7 +62,7 @@ def check_help(env, names):
     missing = [n for n in names if n not in listed]
     h.check(not missing, "--help does not list %s" % missing)
     extra = sorted(listed - set(names))
-    h.check(not extra, "--help lists settings not in settings.c: %s" % extra)
+    h.check(not extra, "--help lists settings not in the reference: %s" % extra)
     return len(names)
 
 
