@@ -4,7 +4,7 @@
  * The modules that own a schema (the journal, the consumer's store,
  * fleet-state's projection) write their SQL through an es_db: they take
  * statements from its cache, bind and read columns with SQLite's own calls
- * (so they include <sqlite3.h> for that), and step them through the
+ * (so they include SQLite's header for that), and step them through the
  * helpers below, which translate and log a failure once, with the owner's
  * tag and the raw SQLite code. Everything else in edgespool sees no SQLite.
  *
@@ -30,7 +30,7 @@
 
 typedef struct es_db es_db;
 /* SQLite's own types, declared (public headers include no third-party
- * header); the modules that bind and read include <sqlite3.h>. */
+ * header); the modules that bind and read include SQLite's header. */
 struct sqlite3;
 struct sqlite3_stmt;
 
