@@ -1,6 +1,6 @@
 /* consumer.c - batches applied once: decode, dedup, handlers, log,
- * checkpoint, COMMIT, then ack. The SQLite adapter of the consumer side
- * (the journal is the node side's).
+ * checkpoint, COMMIT, then ack. Owns the consumer store's schema (seen,
+ * events, deadletters, meta), written through the SQLite adapter (db.h).
  *
  * Threads: the owner thread has everything; `st` is atomics (read by any
  * thread through es_consumer_stats_get), `stop` too.
@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "db.h"
 #include "gap.h"
 #include "log.h"
 
@@ -22,6 +23,7 @@
 #define DEADLETTERS_KEPT 1000
 #define RETRY_MS	 500
 #define POLL_MS		 200
+#define APPLICATION_ID	 0x45534331 /* "ESC1" in the file header: a consumer store */
 
 struct handler {
 	char *pattern;
@@ -37,8 +39,8 @@ struct counters {
 struct es_consumer {
 	es_consumer_opts o;
 	char *path;
-	sqlite3 *db;
-	sqlite3_stmt *seen_ins, *log_ins, *dead_ins, *meta_put;
+	es_db *db;
+	sqlite3_stmt *seen_ins, *log_ins, *dead_ins, *meta_put; /* out of db's cache */
 	es_gap *gap;
 	struct handler *h;
 	size_t nh;
@@ -50,7 +52,10 @@ struct es_consumer {
 	atomic_bool stop;
 };
 
-static const char schema[] =
+/* Migration i brings user_version from i to i + 1. Append only. The first
+ * is the schema of the stores made before versions (IF NOT EXISTS): it
+ * marks and versions them as it is. */
+static const char *const migrations[] = {
 	"CREATE TABLE IF NOT EXISTS seen(id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS seen_at ON seen(at_ms);"
 	"CREATE TABLE IF NOT EXISTS events(n INTEGER PRIMARY KEY, id TEXT NOT NULL,"
@@ -58,7 +63,24 @@ static const char schema[] =
 	" at_ms INTEGER NOT NULL, body TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS deadletters(n INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
 	" origin TEXT NOT NULL, reason TEXT NOT NULL, body BLOB);"
-	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);";
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);",
+};
+
+/* A store from before the mark: any unmarked file was taken as one (the
+ * handlers' tables share it), so it still is. */
+static bool adopt(es_db *db, uint64_t version)
+{
+	(void)db;
+	(void)version;
+	return true;
+}
+
+static const es_db_schema schema = {
+	.application_id = APPLICATION_ID,
+	.migrations = migrations,
+	.count = sizeof migrations / sizeof migrations[0],
+	.adopt = adopt,
+};
 
 void es_delivery_clear(es_delivery *d)
 {
@@ -131,40 +153,15 @@ bool es_consumer_match(const char *pattern, const char *type)
 	return pattern && type && match_words(pattern, type);
 }
 
-/* ---- SQLite ------------------------------------------------------------- */
+/* ---- the store ---------------------------------------------------------- */
 
-static es_err sql_err(sqlite3 *db, int rc, const char *what)
+/* Steps a statement that returns no row; its bindings are cleared (they
+ * point into the caller's stack). */
+static es_err step(es_consumer *c, sqlite3_stmt *st)
 {
-	es_error(TAG, "%s: %s (sqlite %d: %s)", what, sqlite3_errstr(rc), rc,
-		 db ? sqlite3_errmsg(db) : "-");
-	switch (rc & 0xff) {
-	case SQLITE_FULL:
-		return ES_EFULL;
-	case SQLITE_NOMEM:
-		return ES_ENOMEM;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return ES_ECORRUPT;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return ES_EBUSY;
-	default:
-		return ES_EIO;
-	}
-}
-
-static es_err exec(sqlite3 *db, const char *sql)
-{
-	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	return rc == SQLITE_OK ? ES_OK : sql_err(db, rc, sql);
-}
-
-static es_err step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	es_err err = es_db_step_done(c->db, st);
 	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? ES_OK : sql_err(db, rc, what);
+	return err;
 }
 
 static es_err prepare(es_consumer *c)
@@ -181,9 +178,9 @@ static es_err prepare(es_consumer *c)
 		{&c->meta_put, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)"},
 	};
 	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
-		int rc = sqlite3_prepare_v2(c->db, q[i].sql, -1, q[i].st, NULL);
-		if (rc != SQLITE_OK)
-			return sql_err(c->db, rc, q[i].sql);
+		es_err err = es_db_stmt(c->db, q[i].sql, q[i].st);
+		if (err)
+			return err;
 	}
 	return ES_OK;
 }
@@ -192,12 +189,12 @@ static uint64_t meta_u64(es_consumer *c, const char *key)
 {
 	sqlite3_stmt *st;
 	uint64_t v = 0;
-	if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL))
+	if (es_db_stmt(c->db, "SELECT value FROM meta WHERE key = ?1", &st))
 		return 0;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	es_db_release(c->db, st);
 	return v;
 }
 
@@ -205,69 +202,61 @@ static es_err meta_put_u64(es_consumer *c, const char *key, uint64_t v)
 {
 	sqlite3_bind_text(c->meta_put, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(c->meta_put, 2, (sqlite3_int64)v);
-	return step_done(c->db, c->meta_put, "meta");
+	return step(c, c->meta_put);
 }
 
 static uint64_t count_events(es_consumer *c)
 {
-	sqlite3_stmt *st;
 	uint64_t v = 0;
-	if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM events", -1, &st, NULL))
-		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
+	return es_db_query_u64(c->db, "SELECT count(*) FROM events", &v) ? 0 : v;
+}
+
+/* Loads the holes saved by the last commit into c->gap; *unreadable when
+ * they did not parse. */
+static es_err load_gaps(es_consumer *c, bool *unreadable)
+{
+	sqlite3_stmt *st;
+	es_err err = es_db_stmt(c->db, "SELECT value FROM meta WHERE key = 'gaps'", &st);
+	if (err)
+		return err;
+	*unreadable = false;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		int n = sqlite3_column_bytes(st, 0);
+		*unreadable = t && es_gap_load(c->gap, t, (size_t)n, es_clock_mono_ms());
+	}
+	es_db_release(c->db, st);
+	return ES_OK;
 }
 
 /* Restores the counters and the holes from the last commit. */
 static es_err load_checkpoint(es_consumer *c)
 {
+	bool unreadable;
 	atomic_store(&c->st.applied, meta_u64(c, "applied"));
 	atomic_store(&c->st.duplicates, meta_u64(c, "duplicates"));
 	atomic_store(&c->st.invalid, meta_u64(c, "invalid"));
 	atomic_store(&c->st.events, count_events(c));
-	sqlite3_stmt *st;
-	es_err err = ES_OK;
-	if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'gaps'", -1, &st, NULL))
-		return sql_err(c->db, sqlite3_errcode(c->db), "meta");
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-		int n = sqlite3_column_bytes(st, 0);
-		if (t && es_gap_load(c->gap, t, (size_t)n, es_clock_mono_ms()))
-			es_warn(TAG, "%s: the saved sequence holes are unreadable; starting afresh",
-				c->path);
-	}
-	sqlite3_finalize(st);
+	es_err err = load_gaps(c, &unreadable);
+	if (err)
+		return err;
+	if (unreadable)
+		es_warn(TAG, "%s: the saved sequence holes are unreadable; starting afresh",
+			c->path);
 	es_gap_stats g;
 	es_gap_stats_get(c->gap, &g);
 	atomic_store(&c->st.holes_open, g.holes_open);
 	atomic_store(&c->st.missing, g.missing);
 	atomic_store(&c->st.holes_detected, g.holes_detected);
-	return err;
+	return ES_OK;
 }
 
 static es_err open_db(es_consumer *c)
 {
-	int rc = sqlite3_open_v2(c->path, &c->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-				 NULL);
-	if (rc != SQLITE_OK) {
-		es_err err = sql_err(c->db, rc, c->path);
-		sqlite3_close(c->db);
-		c->db = NULL;
-		return err;
-	}
-	sqlite3_busy_timeout(c->db, 5000);
-	es_err err = exec(c->db, "PRAGMA journal_mode = WAL");
-	if (!err)
-		err = exec(c->db, c->o.sync_full ? "PRAGMA synchronous = FULL"
-						 : "PRAGMA synchronous = NORMAL");
-	if (!err)
-		err = exec(c->db, schema);
-	if (!err)
-		err = prepare(c);
-	return err;
+	es_db_opts o = {
+		.path = c->path, .tag = TAG, .sync_full = c->o.sync_full, .schema = &schema};
+	es_err err = es_db_open(&o, &c->db);
+	return err ? err : prepare(c);
 }
 
 es_err es_consumer_new(const es_consumer_opts *o, es_consumer **out)
@@ -303,11 +292,7 @@ void es_consumer_free(es_consumer *c)
 {
 	if (!c)
 		return;
-	sqlite3_finalize(c->seen_ins);
-	sqlite3_finalize(c->log_ins);
-	sqlite3_finalize(c->dead_ins);
-	sqlite3_finalize(c->meta_put);
-	sqlite3_close(c->db);
+	es_db_close(c->db); /* and the statements taken from it */
 	es_gap_free(c->gap);
 	for (size_t i = 0; i < c->nh; i++)
 		free(c->h[i].pattern);
@@ -341,6 +326,11 @@ es_err es_consumer_on_reset(es_consumer *c, es_consumer_reset_fn fn, void *arg)
 }
 
 struct sqlite3 *es_consumer_db(es_consumer *c)
+{
+	return c ? es_db_handle(c->db) : NULL;
+}
+
+es_db *es_consumer_store(es_consumer *c)
 {
 	return c ? c->db : NULL;
 }
@@ -412,7 +402,7 @@ static es_err deadletter(es_consumer *c, const es_delivery *d, const es_verr *v,
 	sqlite3_bind_text(c->dead_ins, 3, reason, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(c->dead_ins, 4, d->body, (int)(d->len < 65536 ? d->len : 65536),
 			  SQLITE_STATIC);
-	return step_done(c->db, c->dead_ins, "deadletter");
+	return step(c, c->dead_ins);
 }
 
 /* Inserts the id into `seen`; *dup when it was there already. */
@@ -420,9 +410,9 @@ static es_err seen(es_consumer *c, const char *id, uint64_t now, bool *dup)
 {
 	sqlite3_bind_text(c->seen_ins, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(c->seen_ins, 2, (sqlite3_int64)now);
-	es_err err = step_done(c->db, c->seen_ins, "seen");
+	es_err err = step(c, c->seen_ins);
 	if (!err)
-		*dup = sqlite3_changes(c->db) == 0;
+		*dup = es_db_changes(c->db) == 0;
 	return err;
 }
 
@@ -434,7 +424,7 @@ static es_err log_event(es_consumer *c, const es_event *ev, const es_delivery *d
 	sqlite3_bind_int64(c->log_ins, 4, (sqlite3_int64)es_event_seq(ev));
 	sqlite3_bind_int64(c->log_ins, 5, (sqlite3_int64)now);
 	sqlite3_bind_text(c->log_ins, 6, d->body, (int)d->len, SQLITE_STATIC);
-	return step_done(c->db, c->log_ins, "event log");
+	return step(c, c->log_ins);
 }
 
 static void track_seq(es_consumer *c, const es_event *ev)
@@ -477,11 +467,11 @@ static es_err prune(es_consumer *c, uint64_t now)
 		 "DELETE FROM seen WHERE rowid <= (SELECT max(rowid) FROM seen) - %llu;"
 		 "DELETE FROM deadletters WHERE n <= (SELECT max(n) FROM deadletters) - %d;",
 		 (unsigned long long)c->o.dedup_max, DEADLETTERS_KEPT);
-	es_err err = exec(c->db, sql);
+	es_err err = es_db_exec(c->db, sql);
 	if (!err && c->o.dedup_max_age_s && now > c->o.dedup_max_age_s * 1000) {
 		snprintf(sql, sizeof sql, "DELETE FROM seen WHERE at_ms < %llu",
 			 (unsigned long long)(now - c->o.dedup_max_age_s * 1000));
-		err = exec(c->db, sql);
+		err = es_db_exec(c->db, sql);
 	}
 	return err;
 }
@@ -501,7 +491,7 @@ static es_err checkpoint(es_consumer *c, const struct tally *t)
 	if (!err) {
 		sqlite3_bind_text(c->meta_put, 1, "gaps", -1, SQLITE_STATIC);
 		sqlite3_bind_text(c->meta_put, 2, text, (int)len, SQLITE_STATIC);
-		err = step_done(c->db, c->meta_put, "meta gaps");
+		err = step(c, c->meta_put);
 	}
 	free(text);
 	return err;
@@ -525,7 +515,8 @@ static void publish(es_consumer *c, const struct tally *t)
  * so a retry counts them once. */
 static void rollback(es_consumer *c)
 {
-	exec(c->db, "ROLLBACK");
+	bool unreadable;
+	es_db_rollback(c->db);
 	atomic_fetch_add(&c->st.commit_errors, 1);
 	es_gap *g;
 	es_gap_opts go = {.from_start = false};
@@ -533,13 +524,7 @@ static void rollback(es_consumer *c)
 		return;
 	es_gap_free(c->gap);
 	c->gap = g;
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = 'gaps'", -1, &st, NULL))
-		return;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		(void)es_gap_load(c->gap, (const char *)sqlite3_column_text(st, 0),
-				  (size_t)sqlite3_column_bytes(st, 0), es_clock_mono_ms());
-	sqlite3_finalize(st);
+	(void)load_gaps(c, &unreadable);
 }
 
 es_err es_consumer_apply(es_consumer *c, const es_delivery *d, size_t n)
@@ -548,7 +533,7 @@ es_err es_consumer_apply(es_consumer *c, const es_delivery *d, size_t n)
 		return ES_EINVAL;
 	struct tally t = {0};
 	uint64_t now = es_clock_wall_ms();
-	es_err err = exec(c->db, "BEGIN IMMEDIATE");
+	es_err err = es_db_begin(c->db);
 	for (size_t i = 0; !err && i < n; i++)
 		err = apply_one(c, &d[i], now, &t);
 	if (!err)
@@ -556,7 +541,7 @@ es_err es_consumer_apply(es_consumer *c, const es_delivery *d, size_t n)
 	if (!err)
 		err = checkpoint(c, &t);
 	if (!err)
-		err = exec(c->db, "COMMIT");
+		err = es_db_commit(c->db);
 	if (err) {
 		rollback(c);
 		return err;
@@ -651,10 +636,10 @@ es_err es_consumer_run(es_consumer *c, es_source *src)
 static es_err replay(es_consumer *c, uint64_t *applied)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(c->db, "SELECT body FROM events ORDER BY n", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sql_err(c->db, rc, "replay");
-	es_err err = ES_OK;
+	int rc = SQLITE_DONE;
+	es_err err = es_db_stmt(c->db, "SELECT body FROM events ORDER BY n", &st);
+	if (err)
+		return err;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *body = (const char *)sqlite3_column_text(st, 0);
 		size_t len = (size_t)sqlite3_column_bytes(st, 0);
@@ -671,8 +656,8 @@ static es_err replay(es_consumer *c, uint64_t *applied)
 			(*applied)++;
 	}
 	if (!err && rc != SQLITE_DONE)
-		err = sql_err(c->db, rc, "replay");
-	sqlite3_finalize(st);
+		err = es_db_err(c->db, rc, "replay");
+	es_db_release(c->db, st);
 	return err;
 }
 
@@ -681,15 +666,15 @@ es_err es_consumer_rebuild(es_consumer *c, uint64_t *applied)
 	if (!c || !applied)
 		return ES_EINVAL;
 	uint64_t n = 0;
-	es_err err = exec(c->db, "BEGIN IMMEDIATE");
+	es_err err = es_db_begin(c->db);
 	if (!err && c->reset)
 		err = c->reset(c->reset_arg);
 	if (!err)
 		err = replay(c, &n);
 	if (!err)
-		err = exec(c->db, "COMMIT");
+		err = es_db_commit(c->db);
 	if (err) {
-		exec(c->db, "ROLLBACK");
+		es_db_rollback(c->db);
 		return err;
 	}
 	*applied = n;

@@ -12,7 +12,8 @@
  *   - drops an id already applied (the `seen` table: persistent, bounded
  *     by count and age, oldest forgotten first), counted as a duplicate;
  *   - calls every handler whose pattern matches the type, inside the
- *     transaction (the handler writes its state through es_consumer_db());
+ *     transaction (the handler writes its state through es_consumer_store(),
+ *     or es_consumer_db());
  *   - appends the event to the consumer's own event log (`events`), which
  *     es_consumer_rebuild() replays;
  *   - writes the checkpoint: counters and each source's sequence holes
@@ -35,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db.h"
 #include "err.h"
 #include "event.h"
 #include "gap.h"
@@ -54,7 +56,7 @@ typedef es_err (*es_consumer_fn)(void *arg, const es_event *ev, const char *json
 typedef es_err (*es_consumer_reset_fn)(void *arg);
 
 typedef struct es_consumer_opts {
-	const char *path;	  /* the SQLite file */
+	const char *path;	  /* the SQLite file (marked "ESC1", versioned) */
 	uint64_t dedup_max;	  /* ids remembered at most; 0: 1,000,000 */
 	uint64_t dedup_max_age_s; /* and at most this long; 0: forever */
 	size_t event_max_bytes;	  /* 0: ES_EVENT_MAX_BYTES_DEFAULT */
@@ -70,8 +72,10 @@ typedef struct es_consumer_stats {
 	uint64_t holes_open, missing, holes_detected; /* sequence holes (gap.h) */
 } es_consumer_stats;
 
-/* Opens (creating) the SQLite file and loads the checkpoint. ES_EIO,
- * ES_ECORRUPT (logged with the path), ES_ENOMEM. */
+/* Opens (creating) the SQLite file through the adapter (db.h: checked,
+ * tuned, migrated) and loads the checkpoint. ES_EIO, ES_ECORRUPT (another
+ * application's file; logged with the path), ES_EVERSION (a newer store),
+ * ES_ENOTFOUND (cannot be created), ES_ENOMEM. */
 es_err es_consumer_new(const es_consumer_opts *o, es_consumer **out);
 void es_consumer_free(es_consumer *c);
 
@@ -84,6 +88,10 @@ bool es_consumer_match(const char *pattern, const char *type);
 es_err es_consumer_on(es_consumer *c, const char *pattern, es_consumer_fn fn, void *arg);
 es_err es_consumer_on_reset(es_consumer *c, es_consumer_reset_fn fn, void *arg);
 
+/* The consumer's store, for handlers: statements from its cache, its
+ * error mapping (db.h). Owner thread. */
+es_db *es_consumer_store(es_consumer *c);
+/* The same connection raw, for handlers written against SQLite itself. */
 struct sqlite3 *es_consumer_db(es_consumer *c);
 
 /* Called by es_consumer_run on its thread between batches (at least every

@@ -1,4 +1,6 @@
-/* projection.c - the device projection's SQL and its JSON. */
+/* projection.c - the device projection's schema, SQL and JSON; written
+ * through the consumer's store and read through a connection of its own,
+ * both SQLite adapter connections (db.h). */
 #include "projection.h"
 
 #include <cJSON.h>
@@ -6,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "log.h"
 
 #define TAG "projection"
@@ -37,8 +40,8 @@ static const char *const sql_count = "INSERT INTO device_counts(source, subject,
 enum { ST_ROW, ST_LAST, ST_READING, ST_ALARM, ST_COUNT, ST_N };
 
 struct fleet_projection {
-	sqlite3 *db;
-	sqlite3_stmt *st[ST_N];
+	es_db *db;		/* the consumer's */
+	sqlite3_stmt *st[ST_N]; /* out of db's cache until freed */
 };
 
 struct binds {
@@ -55,13 +58,9 @@ static es_err run(fleet_projection *p, int which, const struct binds *b)
 	sqlite3_bind_text(st, 4, b->type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, b->time, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, b->data, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	es_err err = es_db_step_done(p->db, st);
 	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_DONE)
-		return ES_OK;
-	es_error(TAG, "%s: %s", sqlite3_sql(st), sqlite3_errmsg(p->db));
-	return (rc & 0xff) == SQLITE_FULL ? ES_EFULL : ES_EIO;
+	return err;
 }
 
 /* The event's data as compact JSON text (malloc'd; "null" when absent). */
@@ -105,25 +104,16 @@ static es_err apply(void *arg, const es_event *ev, const char *json, size_t len)
 static es_err reset(void *arg)
 {
 	fleet_projection *p = arg;
-	int rc = sqlite3_exec(p->db, "DELETE FROM devices; DELETE FROM device_counts;", NULL, NULL,
-			      NULL);
-	return rc == SQLITE_OK ? ES_OK : ES_EIO;
+	return es_db_exec(p->db, "DELETE FROM devices; DELETE FROM device_counts;");
 }
 
 static es_err prepare(fleet_projection *p)
 {
 	const char *const sql[ST_N] = {sql_row, sql_last, sql_reading, sql_alarm, sql_count};
-	if (sqlite3_exec(p->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-		es_error(TAG, "schema: %s", sqlite3_errmsg(p->db));
-		return ES_EIO;
-	}
-	for (int i = 0; i < ST_N; i++)
-		if (sqlite3_prepare_v3(p->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &p->st[i],
-				       NULL) != SQLITE_OK) {
-			es_error(TAG, "%s: %s", sql[i], sqlite3_errmsg(p->db));
-			return ES_EIO;
-		}
-	return ES_OK;
+	es_err err = es_db_exec(p->db, schema);
+	for (int i = 0; i < ST_N && !err; i++)
+		err = es_db_stmt(p->db, sql[i], &p->st[i]);
+	return err;
 }
 
 es_err fleet_projection_new(es_consumer *c, fleet_projection **out)
@@ -133,7 +123,7 @@ es_err fleet_projection_new(es_consumer *c, fleet_projection **out)
 		free(p);
 		return c && out ? ES_ENOMEM : ES_EINVAL;
 	}
-	p->db = es_consumer_db(c);
+	p->db = es_consumer_store(c);
 	es_err err = prepare(p);
 	if (!err)
 		err = es_consumer_on(c, "#", apply, p);
@@ -152,7 +142,7 @@ void fleet_projection_free(fleet_projection *p)
 	if (!p)
 		return;
 	for (int i = 0; i < ST_N; i++)
-		sqlite3_finalize(p->st[i]);
+		es_db_release(p->db, p->st[i]);
 	free(p);
 }
 
@@ -174,14 +164,15 @@ static cJSON *device_json(sqlite3_stmt *st)
 	return d;
 }
 
-static es_err add_counts(sqlite3 *db, cJSON *devices)
+static es_err add_counts(es_db *db, cJSON *devices)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT type, n FROM device_counts WHERE source = ?1 AND"
-			       " subject = ?2 ORDER BY type",
-			       -1, &st, NULL) != SQLITE_OK)
-		return ES_EIO;
+	es_err err = es_db_stmt(db,
+				"SELECT type, n FROM device_counts WHERE source = ?1 AND"
+				" subject = ?2 ORDER BY type",
+				&st);
+	if (err)
+		return err;
 	cJSON *d;
 	cJSON_ArrayForEach(d, devices)
 	{
@@ -195,47 +186,45 @@ static es_err add_counts(sqlite3 *db, cJSON *devices)
 						(double)sqlite3_column_int64(st, 1));
 		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
+	es_db_release(db, st);
 	return ES_OK;
 }
 
-static es_err read_devices(sqlite3 *db, cJSON *devices)
+static es_err read_devices(es_db *db, cJSON *devices)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT source, subject, last_seq, last_seen, last_type,"
-			       " reading_seq, reading, alarm FROM devices ORDER BY source, subject",
-			       -1, &st, NULL) != SQLITE_OK)
-		return ES_EIO;
+	es_err err =
+		es_db_stmt(db,
+			   "SELECT source, subject, last_seq, last_seen, last_type,"
+			   " reading_seq, reading, alarm FROM devices ORDER BY source, subject",
+			   &st);
+	if (err)
+		return err;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		cJSON_AddItemToArray(devices, device_json(st));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? add_counts(db, devices) : ES_EIO;
+	err = rc == SQLITE_DONE ? ES_OK : es_db_err(db, rc, "reading devices");
+	es_db_release(db, st);
+	return err ? err : add_counts(db, devices);
 }
 
 es_err fleet_projection_devices_json(const char *path, char **out)
 {
-	sqlite3 *db = NULL;
-	es_err err = ES_EIO;
-	cJSON *o = cJSON_CreateObject();
-	cJSON *devices = cJSON_AddArrayToObject(o, "devices");
-	if (!devices)
-		goto out;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK)
-		goto out;
-	sqlite3_busy_timeout(db, 5000);
-	/* One read transaction: devices and their counts from one commit. */
-	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	err = read_devices(db, devices);
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	if (!err && !(*out = cJSON_PrintUnformatted(o)))
+	es_db *db = NULL;
+	es_db_opts o = {.path = path, .tag = TAG, .readonly = true};
+	cJSON *o_json = cJSON_CreateObject();
+	cJSON *devices = cJSON_AddArrayToObject(o_json, "devices");
+	es_err err = devices ? es_db_open(&o, &db) : ES_ENOMEM;
+	if (!err)
+		err = es_db_begin_read(db); /* devices and their counts from one commit */
+	if (!err) {
+		err = read_devices(db, devices);
+		es_db_rollback(db);
+	}
+	if (!err && !(*out = cJSON_PrintUnformatted(o_json)))
 		err = ES_ENOMEM;
-out:
-	if (err == ES_EIO)
-		es_error(TAG, "%s: reading devices: %s", path, db ? sqlite3_errmsg(db) : "open");
-	sqlite3_close(db);
-	cJSON_Delete(o);
-	return err;
+	es_db_close(db);
+	cJSON_Delete(o_json);
+	/* The adapter logged what failed; callers are promised ES_EIO. */
+	return err && err != ES_ENOMEM ? ES_EIO : err;
 }

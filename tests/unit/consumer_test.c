@@ -1,7 +1,8 @@
 /* consumer_test.c - the consumer library (common/consumer.c): patterns,
  * the bounded persistent dedup, one transaction per batch (commit and
- * rollback), the checkpoint across a reopen, and the run loop against a
- * fake source: acks only after COMMIT, a lost connection drops the batch. */
+ * rollback), the checkpoint across a reopen, the run loop against a fake
+ * source (acks only after COMMIT, a lost connection drops the batch), and
+ * the store's mark and version. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -448,6 +449,83 @@ static void rebuild_replays_the_log(void **state)
 	es_consumer_free(c);
 }
 
+/* Runs sql on a file with SQLite's own connection. */
+static void raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static int64_t raw_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A store written before stores were marked and versioned (no mark, user
+ * version 0, tables made with IF NOT EXISTS) opens with its checkpoint and
+ * dedup memory, and is marked "ESC1", version 1. */
+static void unmarked_store_is_adopted(void **state)
+{
+	(void)state;
+	char path[128];
+	db_path("old.db", path, sizeof path);
+	raw_exec(path, "CREATE TABLE seen(id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);"
+		       "CREATE INDEX seen_at ON seen(at_ms);"
+		       "CREATE TABLE events(n INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+		       " type TEXT NOT NULL, source TEXT NOT NULL, seq INTEGER NOT NULL,"
+		       " at_ms INTEGER NOT NULL, body TEXT NOT NULL);"
+		       "CREATE TABLE deadletters(n INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
+		       " origin TEXT NOT NULL, reason TEXT NOT NULL, body BLOB);"
+		       "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+		       "CREATE TABLE applied(id TEXT PRIMARY KEY, n);"
+		       "INSERT INTO meta VALUES('applied', 3);"
+		       "INSERT INTO seen VALUES('id-1', 1);");
+	es_consumer_opts o = {.path = path, .keep_log = true};
+	es_consumer *c;
+	assert_int_equal(es_consumer_new(&o, &c), ES_OK);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 3);
+	struct counter k = {.c = c};
+	assert_int_equal(es_consumer_on(c, "#", count_handler, &k), ES_OK);
+	apply_ids(c, 1, 2, ES_OK); /* id-1 is remembered */
+	assert_int_equal(k.calls, 1);
+	es_consumer_free(c);
+	assert_int_equal(raw_int(path, "PRAGMA application_id"), 0x45534331);
+	assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
+}
+
+/* Another application's file, or a store from a newer version, is refused
+ * and left as it was. */
+static void foreign_or_newer_store_is_refused(void **state)
+{
+	(void)state;
+	char path[128];
+	es_consumer *c = NULL;
+	db_path("theirs.db", path, sizeof path);
+	raw_exec(path, "CREATE TABLE theirs(x); PRAGMA application_id = 7;");
+	es_consumer_opts o = {.path = path};
+	assert_int_equal(es_consumer_new(&o, &c), ES_ECORRUPT);
+	assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_schema"), 1);
+	db_path("newer.db", path, sizeof path);
+	raw_exec(path, "PRAGMA application_id = 1163084593; PRAGMA user_version = 9;");
+	o.path = path;
+	assert_int_equal(es_consumer_new(&o, &c), ES_EVERSION);
+	assert_int_equal(raw_int(path, "PRAGMA user_version"), 9);
+	assert_null(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -461,6 +539,8 @@ int main(void)
 		cmocka_unit_test(run_acks_after_commit),
 		cmocka_unit_test(stop_drains_what_was_taken),
 		cmocka_unit_test(rebuild_replays_the_log),
+		cmocka_unit_test(unmarked_store_is_adopted),
+		cmocka_unit_test(foreign_or_newer_store_is_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1285,6 +1285,29 @@ static void foreign_sqlite_is_not_a_journal(void **state)
 	assert_int_equal(err, ES_ECORRUPT);
 }
 
+/* A journal from before the mark (tables and a version, no application
+ * id) is still ours: it opens with its events and is marked; a reader by
+ * path, which changes nothing, wants the mark first. */
+static void unmarked_old_journal_is_marked(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	es_append_result res[3];
+	assert_int_equal(append_n(j, 1, 3, 10, res), ES_OK);
+	close_journal(j);
+	raw_exec(f->path, "PRAGMA application_id = 0");
+	es_journal_reader *r = NULL;
+	assert_int_equal(es_journal_reader_open_path(f->path, &r), ES_ECORRUPT);
+	assert_null(r);
+	j = open_default(f);
+	es_journal_counters c = counters_of(j);
+	assert_int_equal(c.latest_seq, 3);
+	close_journal(j);
+	assert_int_equal(raw_int(f->path, "PRAGMA application_id"), 0x45535031);
+	assert_int_equal(es_journal_reader_open_path(f->path, &r), ES_OK);
+	es_journal_reader_free(r);
+}
+
 /* A path that cannot be opened is an error, and nothing is created. */
 static void unopenable_path(void **state)
 {
@@ -2136,6 +2159,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(newer_schema_file_is_not_modified, setup, teardown),
 		cmocka_unit_test_setup_teardown(random_bytes_are_not_a_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(foreign_sqlite_is_not_a_journal, setup, teardown),
+		cmocka_unit_test_setup_teardown(unmarked_old_journal_is_marked, setup, teardown),
 		cmocka_unit_test_setup_teardown(unopenable_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader_on_missing_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(verify_finds_a_hole, setup, teardown),

@@ -1,0 +1,211 @@
+/* journal_int.h - what the journal's files share, private to them.
+ *
+ * The journal module is split by job (each file names its job at its top):
+ *   journal.c         open, schema and migrations, statements, close, counters
+ *   journal_append.c  producers: events made ready in the caller's thread,
+ *                     queued for the writer, waited for
+ *   journal_write.c   the writer thread: one transaction per batch (group
+ *                     commit), then every producer answered
+ *   journal_insert.c  one request inside that transaction, the cap checked
+ *   journal_retain.c  room under the cap (eviction) and age retention
+ *   journal_ack.c     the ack watermark and the acks above it
+ *   journal_kv.c      state values stored beside the events
+ *   journal_dead.c    dead letters: kept, pruned, read
+ *   journal_read.c    readers: rows in sequence order, by origin, stats
+ *   journal_query.c   the REST API's filtered pages
+ *   journal_verify.c  the file's checks
+ * Functions shared between them are prefixed es_jnl_.
+ *
+ * Threads: the writer thread owns `db`, every statement in `st`, next_seq,
+ * acked_db, ooo and scratch. Producers and the publisher talk to it through
+ * the queue. Lock `lock` guards: head, tail, acks/nacks/capacks, ops,
+ * closing, every request's `done` and `err`, appenders, ack_gen_queued,
+ * ack_gen_done and last_error. `id_lock` guards ids (producers make their
+ * own ids). Counters are atomics so readers need no lock.
+ */
+#ifndef ES_JOURNAL_INT_H
+#define ES_JOURNAL_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "journal.h"
+#include "uuid.h"
+
+#define TAG		  "journal"
+#define DEFAULT_BATCH	  4096
+#define PRUNE_CHUNK	  1000	     /* rows removed at most per retention step */
+#define EVICT_CHUNK	  16	     /* rows removed at most per step to make room */
+#define APPLICATION_ID	  0x45535031 /* "ESP1" in the file header: a journal */
+#define MAINTAIN_EVERY_MS 1000
+#define DEADLETTERS_KEPT  100000
+/* Acks above the watermark kept at most (an ack beyond is a re-publish). */
+#define OOO_MAX (1u << 20)
+
+/* One event as the writer inserts it, made ready in its producer's thread.
+ * A node's own event is stamped and encoded there without its sequence
+ * (`open`: the writer appends ,"sequence":"N"}); a forwarded one is stored
+ * verbatim with its origin. */
+struct prepared {
+	const char *id, *type, *subject; /* borrowed from the event or item */
+	const char *origin;		 /* NULL for this node's own events */
+	uint64_t origin_seq;
+	const char *body;
+	size_t len;
+	char *owned; /* body, when it was made here */
+	bool open;
+	bool fresh; /* its id was made here just now: no duplicate possible */
+};
+
+/* A write that rides along with the next transaction, like an ack. */
+struct op {
+	enum { OP_DEADLETTER, OP_PUT } kind;
+	char *topic, *reason; /* OP_DEADLETTER */
+	char *key;	      /* OP_PUT */
+	void *blob;
+	size_t len;
+	uint64_t ms;
+	struct op *next;
+};
+
+/* One append call, on its producer's stack while it waits. */
+struct request {
+	struct prepared *prep;
+	size_t n;
+	const es_journal_kv *kv; /* written with the events, atomically */
+	size_t nkv;
+	es_append_result *res;
+	es_err err;
+	bool done;
+	struct request *next;
+};
+
+/* What one transaction of the writer does. */
+struct batch {
+	struct request *reqs; /* a chain taken from the queue */
+	uint64_t *acks;
+	size_t nacks;
+	uint64_t ack_gen;
+	struct op *ops; /* dead letters and puts */
+	uint64_t acked; /* sequences newly acknowledged */
+	size_t advance; /* how far the watermark moves */
+};
+
+/* The writer's statements, prepared once at open (journal.c has the SQL):
+ * it runs them thousands of times a second. */
+enum stmt_id {
+	S_INSERT,
+	S_FIND_ID,
+	S_SET_LAST,
+	S_PAGES,
+	S_FREEPAGES,
+	S_OLDEST,
+	S_FIRST_KEEP,
+	S_DELETE_BELOW,
+	S_DEADLETTER,
+	S_PUT,
+	S_PRUNE_DEAD,
+	S_COUNT_
+};
+
+struct es_journal {
+	es_journal_opts o;
+	char *path, *source;
+	es_db *db;
+	struct sqlite3_stmt *st[S_COUNT_];
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	pthread_mutex_t id_lock;
+	struct request *head, *tail;
+	uint64_t *acks;
+	size_t nacks, capacks;
+	bool closing;
+	unsigned appenders; /* threads inside es_journal_append */
+	struct op *ops;	    /* queued dead letters and puts */
+	uint64_t ack_gen_queued, ack_gen_done;
+	char last_error[160];
+
+	/* writer thread only */
+	uint64_t next_seq;
+	uint64_t acked_db; /* the ack watermark as of the last commit */
+	char *scratch;	   /* where bodies are finished */
+	size_t capscratch;
+	uint64_t *ooo; /* acked sequences above the watermark, sorted */
+	size_t nooo, capooo;
+	uint64_t page_size;
+	uint64_t last_maintain_ms;
+	es_uuid7_gen *ids;
+
+	char journal_id[ES_UUID_STR];
+	_Atomic uint64_t appended, duplicates, refused_full, evicted, expired, acked, commits,
+		errors, pending, latest_seq, acked_seq;
+	atomic_bool failing;
+};
+
+struct es_journal_reader {
+	es_db *db;
+	es_journal *j; /* NULL when opened by path */
+	char *path;
+};
+
+/* A row count as SQLite's int64 (size_t is 32 bits on some targets). */
+static inline int64_t es_jnl_limit(size_t limit)
+{
+#if SIZE_MAX > INT64_MAX
+	if (limit > INT64_MAX)
+		return INT64_MAX;
+#endif
+	return (int64_t)limit;
+}
+
+/* An unsigned bound as SQLite's int64, clamped. */
+static inline int64_t es_jnl_bound(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+/* journal.c: the schema (readers by path check a file against it), and a
+ * meta value as text into buf. ES_ENOTFOUND if absent. */
+extern const es_db_schema es_jnl_schema;
+es_err es_jnl_meta_text(es_db *db, const char *key, char *buf, size_t cap);
+
+/* journal_append.c: the queue of side writes. */
+es_err es_jnl_op_new(struct op **out, const void *blob, size_t len);
+es_err es_jnl_op_enqueue(es_journal *j, struct op *o); /* takes o */
+void es_jnl_ops_free(struct op *o);
+
+/* journal_write.c */
+void *es_jnl_writer_main(void *arg);
+
+/* journal_insert.c: one request in the open transaction, under its own
+ * savepoint; its error is the request's. */
+es_err es_jnl_append_request(es_journal *j, struct request *r, uint64_t now);
+
+/* journal_retain.c */
+es_err es_jnl_used_bytes(es_journal *j, uint64_t *out);
+es_err es_jnl_make_room(es_journal *j, uint64_t need);
+void es_jnl_maintain(es_journal *j, uint64_t now);
+
+/* journal_ack.c (writer thread; requeue with the lock held) */
+void es_jnl_apply_acks(es_journal *j, struct batch *b);
+void es_jnl_acks_committed(es_journal *j, const struct batch *b);
+void es_jnl_requeue_acks(es_journal *j, struct batch *b);
+
+/* journal_kv.c and journal_dead.c: the writer's inserts */
+es_err es_jnl_put_kv(es_journal *j, const char *key, const void *value, size_t len);
+es_err es_jnl_insert_dead(es_journal *j, const struct op *o);
+es_err es_jnl_prune_dead(es_journal *j);
+
+/* journal_read.c */
+es_err es_jnl_watermark(es_journal_reader *r, uint64_t *out);
+void es_jnl_fill_row(struct sqlite3_stmt *st, uint64_t acked, es_journal_row *row);
+/* The columns es_jnl_fill_row reads, for a SELECT on events. */
+#define ES_JNL_ROW_COLUMNS "seq, id, type, subject, journaled_ms, body, origin, origin_seq"
+
+#endif

@@ -1,0 +1,102 @@
+/* journal_retain.c - what may leave the journal, and when: acked events
+ * journaled longer ago than retain_ms (a chunk a second, in a transaction
+ * of its own), and, under the evict policy, the oldest acked events when a
+ * request needs room under the cap. Only a prefix is ever removed, so the
+ * held sequences stay one contiguous range.
+ *
+ * Writer thread only.
+ */
+#include "journal_int.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+
+#include "clock.h"
+#include "log.h"
+
+/* The journal's used size: pages in use, not the file's size. */
+es_err es_jnl_used_bytes(es_journal *j, uint64_t *out)
+{
+	uint64_t pages = 0, free_pages = 0;
+	bool found;
+	es_err err = es_db_step_u64(j->db, j->st[S_PAGES], &pages, &found);
+	if (!err)
+		err = es_db_step_u64(j->db, j->st[S_FREEPAGES], &free_pages, &found);
+	if (!err)
+		*out = (pages - free_pages) * j->page_size;
+	return err;
+}
+
+/* Deletes the oldest acked rows that may go: those journaled at or before
+ * cut_ms (UINT64_MAX: any acked row), at most chunk of them, stopping at the
+ * first row that must stay so the kept range stays contiguous. *deleted gets
+ * the count. */
+static es_err prune_step(es_journal *j, uint64_t cut_ms, uint64_t chunk, uint64_t *deleted)
+{
+	uint64_t oldest, keep;
+	bool found;
+	*deleted = 0;
+	es_err err = es_db_step_u64(j->db, j->st[S_OLDEST], &oldest, &found);
+	if (err || !found)
+		return err;
+	sqlite3_stmt *st = j->st[S_FIRST_KEEP];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)oldest);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(oldest + chunk - 1));
+	sqlite3_bind_int64(st, 3, es_jnl_bound(cut_ms));
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)j->acked_db);
+	if ((err = es_db_step_u64(j->db, st, &keep, &found)))
+		return err;
+	if (!found)
+		keep = oldest + chunk;
+	if (keep <= oldest)
+		return ES_OK;
+	sqlite3_bind_int64(j->st[S_DELETE_BELOW], 1, (sqlite3_int64)keep);
+	if ((err = es_db_step_done(j->db, j->st[S_DELETE_BELOW])))
+		return err;
+	*deleted = es_db_changes(j->db);
+	return ES_OK;
+}
+
+/* Makes room for `need` more bytes under the cap, evicting acked rows when
+ * the policy allows. ES_EFULL when there is no room. */
+es_err es_jnl_make_room(es_journal *j, uint64_t need)
+{
+	if (!j->o.max_bytes)
+		return ES_OK;
+	for (;;) {
+		uint64_t used, deleted;
+		es_err err = es_jnl_used_bytes(j, &used);
+		if (err)
+			return err;
+		if (used + need <= j->o.max_bytes)
+			return ES_OK;
+		if (j->o.on_full != ES_ON_FULL_EVICT)
+			return ES_EFULL;
+		if ((err = prune_step(j, UINT64_MAX, EVICT_CHUNK, &deleted)))
+			return err;
+		if (deleted == 0)
+			return ES_EFULL;
+		atomic_fetch_add(&j->evicted, deleted);
+	}
+}
+
+/* Age-based retention, a chunk at a time, and the dead letters' bound, in
+ * a transaction of its own (not synced: see choose_sync). */
+void es_jnl_maintain(es_journal *j, uint64_t now)
+{
+	uint64_t cut = now > j->o.retain_ms ? now - j->o.retain_ms : 0, deleted = 0;
+	j->last_maintain_ms = es_clock_mono_ms();
+	es_db_set_sync(j->db, false);
+	if (es_db_begin(j->db))
+		return;
+	es_err err = prune_step(j, cut, PRUNE_CHUNK, &deleted);
+	if (!err)
+		err = es_jnl_prune_dead(j);
+	if (err || es_db_commit(j->db)) {
+		es_db_rollback(j->db);
+		return;
+	}
+	atomic_fetch_add(&j->expired, deleted);
+	if (deleted)
+		es_debug(TAG, "retention removed %" PRIu64 " acked events", deleted);
+}
