@@ -11,24 +11,27 @@
  *   metrics.c    GET /metrics                           HTTP threads
  *   links.c      the device links                       its own thread
  * Only this file reads agent_settings: each part gets its own options. It
- * gives the loop parts an ops table over the MQTT client, routes the
- * client's callbacks and the journal's commit notification to them, says
- * who uses the window first (control messages, then live events, then
- * re-sends: pump), and runs the shutdown (running, draining, saying
- * offline, disconnecting).
+ * gives the loop parts the ops table over the MQTT client (pub_ops.h),
+ * routes the client's callbacks and the journal's commit notification to
+ * them, says who uses the window first (pump: control messages, live
+ * events, re-sends), and runs the shutdown (running, draining, saying
+ * offline, disconnecting). No part calls back into this file but through
+ * a callback it was given.
  *
- * The publish path of an event, each step in one file, each file once:
- *   1. ingest.c     decodes the POST, es_journal_append, waits for the commit
- *   2. journal.c    the writer thread commits, calls committed(latest)
- *   3. agent.c      on_committed: es_async to the loop; on_commit_async
- *                   hands the sequence to the publisher and pumps
- *   4. publisher.c  reads the pending rows, publishes each (tag = sequence)
- *   5. mqtt.c       paho sends it; the PUBACK is queued to the loop
- * and back, the same files in reverse, each once:
- *   5. mqtt.c       published(tag, err) on the loop
- *   3. agent.c      on_published: an event's tag goes to the publisher
- *   4. publisher.c  agent_publisher_acked: es_journal_ack
- *   2. journal.c    the next commit moves the ack watermark: acked.
+ * The publish path of an event, each module once on the way out and once
+ * on the way back:
+ *   commit  1. ingest.c     decodes the POST, es_journal_append; answers
+ *                           202 once committed (an HTTP thread)
+ *           2. journal.c    the writer thread commits: committed(latest)
+ *           3. agent.c      on_committed wakes the loop (es_async);
+ *                           on_commit_async tells the publisher, pumps
+ *           4. publisher.c  reads the pending rows in order, publishes each
+ *                           within the window, its sequence as the tag
+ *           5. mqtt.c       paho sends it with QoS 1
+ *   PUBACK  5. mqtt.c       the PUBACK, queued to the loop: published(tag)
+ *           3. agent.c      on_published: an event's tag to the publisher
+ *           4. publisher.c  agent_publisher_acked: es_journal_ack
+ *   acked   2. journal.c    the next commit moves the ack watermark
  */
 #include "agent.h"
 
@@ -87,35 +90,6 @@ struct agent {
 	es_timer_id status_timer, drain_timer;
 	enum phase phase;
 };
-
-/* ---- the parts' ops table over the MQTT client ---------------------------- */
-
-static es_err mqtt_publish(void *ctx, const char *topic, const void *payload, size_t len,
-			   bool retain, uint64_t tag)
-{
-	agent *a = ctx;
-	return es_mqtt_publish(a->mqtt, topic, payload, len, 1, retain, tag);
-}
-
-static bool mqtt_connected(void *ctx)
-{
-	return es_mqtt_is_connected(((agent *)ctx)->mqtt);
-}
-
-static size_t mqtt_inflight(void *ctx)
-{
-	return es_mqtt_inflight(((agent *)ctx)->mqtt);
-}
-
-static size_t mqtt_window(void *ctx)
-{
-	return es_mqtt_window(((agent *)ctx)->mqtt);
-}
-
-static const agent_pub_ops mqtt_ops = {.publish = mqtt_publish,
-				       .connected = mqtt_connected,
-				       .inflight = mqtt_inflight,
-				       .window = mqtt_window};
 
 /* ---- the loop parts together (loop thread) -------------------------------- */
 
@@ -403,13 +377,13 @@ static es_err make_loop_parts(agent *a)
 				.boot_id = a->boot_id,
 				.journal = a->journal,
 				.reader = a->reader,
-				.ops = &mqtt_ops,
-				.ops_ctx = a};
+				.ops = &agent_mqtt_ops,
+				.ops_ctx = &a->mqtt};
 	agent_publisher_opts po = {.names = a->names,
 				   .journal = a->journal,
 				   .reader = a->reader,
-				   .ops = &mqtt_ops,
-				   .ops_ctx = a,
+				   .ops = &agent_mqtt_ops,
+				   .ops_ctx = &a->mqtt,
 				   .metrics = agent_metrics_node(a->metrics)};
 	agent_resend_opts ro = {.loop = a->loop,
 				.names = a->names,
@@ -418,8 +392,8 @@ static es_err make_loop_parts(agent *a)
 				.rate = (uint64_t)s->resend_rate,
 				.max_span = (uint64_t)s->resend_max_span,
 				.queue = (size_t)s->resend_queue,
-				.ops = &mqtt_ops,
-				.ops_ctx = a,
+				.ops = &agent_mqtt_ops,
+				.ops_ctx = &a->mqtt,
 				.reply = resend_reply,
 				.wake = resend_wake,
 				.ctx = a};

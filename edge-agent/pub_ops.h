@@ -1,7 +1,8 @@
 /* pub_ops.h - what the agent's publishing parts (status.h, publisher.h,
  * resend.h) need of the MQTT client, as an ops table.
  *
- * agent.c gives them one over its es_mqtt; the unit tests give them a fake.
+ * agent.c gives them agent_mqtt_ops (pub_ops.c) over its es_mqtt; the unit
+ * tests give them a fake.
  * Every op runs on the loop thread. A publish is QoS 1 and its completion
  * comes back, on the loop, to agent.c with the tag it was given; the tag
  * says whose it was (AGENT_TAG_*), so agent.c can route it.
@@ -31,6 +32,11 @@ typedef struct agent_pub_ops {
 	size_t (*inflight)(void *ctx); /* publishes awaiting their PUBACK */
 	size_t (*window)(void *ctx);   /* how many may await at most */
 } agent_pub_ops;
+
+/* The ops over an es_mqtt (common/mqtt.h). Their ctx is the address of the
+ * es_mqtt pointer (es_mqtt **), so the parts can be made before the client,
+ * which needs the status part's will; no op runs before it is set. */
+extern const agent_pub_ops agent_mqtt_ops;
 
 /* The names in a node's topics: <root>/<site>/<node>/<kind>/... */
 typedef struct agent_names {
