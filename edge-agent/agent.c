@@ -501,15 +501,13 @@ static void free_api(agent *a)
 es_err agent_new(const agent_settings *s, es_loop *loop, agent **out)
 {
 	agent *a = calloc(1, sizeof *a);
+	es_err err;
 	if (!a)
 		return ES_ENOMEM;
 	a->s = s;
 	a->loop = loop;
 	pthread_mutex_init(&a->http_lock, NULL);
-	es_err err;
-	if ((err = make_names(a)))
-		goto fail_names;
-	if ((err = open_journal(a)))
+	if ((err = make_names(a)) || (err = open_journal(a)))
 		goto fail_journal;
 	if ((err = make_links(a)))
 		goto fail_links;
@@ -535,7 +533,6 @@ fail_links:
 	links_free(a->links);
 fail_journal:
 	close_journal(a);
-fail_names:
 	free(a->password);
 	pthread_mutex_destroy(&a->http_lock);
 	free(a);
