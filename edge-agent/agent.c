@@ -1,124 +1,148 @@
-/* agent.c - wires the journal, the MQTT client and the HTTP server together
- * on one loop, and runs the agent's life: start, status, shutdown. */
-#include "agent_internal.h"
+/* agent.c - composes the edge agent's parts on one loop and runs its life:
+ * start, the status timer, shutdown (agent.h).
+ *
+ * The parts, each behind its own header that says what it needs:
+ *   ingest.c     POST /api/events into the journal      HTTP threads
+ *   publisher.c  pending events out, PUBACKs to acks    loop
+ *   resend.c     consumers' re-send requests            loop (asks: HTTP)
+ *   status.c     the status message, control outbox     loop
+ *   view.c       the loop's state for other threads     any (a lock)
+ *   api.c        /healthz, /api/status, /api/replay     HTTP threads
+ *   metrics.c    GET /metrics                           HTTP threads
+ *   links.c      the device links                       its own thread
+ * Only this file reads agent_settings: each part gets its own options. It
+ * gives the loop parts the ops table over the MQTT client (pub_ops.h),
+ * routes the client's callbacks and the journal's commit notification to
+ * them, says who uses the window first (pump: control messages, live
+ * events, re-sends), and runs the shutdown (running, draining, saying
+ * offline, disconnecting). No part calls back into this file but through
+ * a callback it was given.
+ *
+ * The publish path of an event, each module once on the way out and once
+ * on the way back:
+ *   commit  1. ingest.c     decodes the POST, es_journal_append; answers
+ *                           202 once committed (an HTTP thread)
+ *           2. journal.c    the writer thread commits: committed(latest)
+ *           3. agent.c      on_committed wakes the loop (es_async);
+ *                           on_commit_async tells the publisher, pumps
+ *           4. publisher.c  reads the pending rows in order, publishes each
+ *                           within the window, its sequence as the tag
+ *           5. mqtt.c       paho sends it with QoS 1
+ *   PUBACK  5. mqtt.c       the PUBACK, queued to the loop: published(tag)
+ *           3. agent.c      on_published: an event's tag to the publisher
+ *           4. publisher.c  agent_publisher_acked: es_journal_ack
+ *   acked   2. journal.c    the next commit moves the ack watermark
+ */
+#include "agent.h"
 
-#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "config.h"
-#include "control.h"
 #include "dashboard.h"
+#include "ingest.h"
+#include "japi.h"
+#include "links.h"
 #include "log.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "publisher.h"
+#include "resend.h"
+#include "status.h"
+#include "topic.h"
+#include "uuid.h"
+#include "view.h"
 
-#define TAG	   "agent"
-#define OUTBOX_MAX 256
+#define TAG "agent"
 
-es_err agent_topic(const agent *a, const char *kind, const char *rest, char *buf, size_t cap)
+enum phase { P_NEW, P_RUNNING, P_DRAINING, P_SAYING_OFFLINE, P_DISCONNECTING, P_DONE };
+
+struct agent {
+	const agent_settings *s;
+	es_loop *loop;
+	agent_names names;
+	char source[2 * ES_TOPIC_ID_MAX + 3];
+	char status_topic[ES_TOPIC_MAX], cmd_topic[ES_TOPIC_MAX], reply_topic[ES_TOPIC_MAX];
+	char client_id[160];
+	char boot_id[ES_UUID_STR];
+	char *password;
+
+	es_async *commit_async;
+	es_journal *journal;
+	es_journal_reader *reader;	/* the loop thread's */
+	es_journal_reader *http_reader; /* the HTTP threads', under http_lock */
+	pthread_mutex_t http_lock;
+	links *links; /* NULL when no device link is configured */
+	agent_view *view;
+	es_http *http;
+	agent_ingest *ingest;
+	agent_metrics *metrics;
+	agent_status *status;
+	agent_publisher *pub;
+	agent_resend *resend;
+	es_mqtt *mqtt;
+	agent_api *api;
+	es_japi *japi;
+
+	es_timer_id status_timer, drain_timer;
+	enum phase phase;
+};
+
+/* ---- the loop parts together (loop thread) -------------------------------- */
+
+/* Who goes first in the window: control messages, then live events (which
+ * keep three quarters of it while a re-send is served), then re-sends. */
+static void pump(agent *a)
 {
-	return es_topic_build(buf, cap, a->s->mqtt_topic_root, a->s->node_site, a->s->node_id, kind,
-			      rest);
+	size_t reserve = agent_resend_active(a->resend) ? es_mqtt_window(a->mqtt) / 4 : 0;
+	agent_status_pump(a->status);
+	agent_publisher_pump(a->pub, reserve);
+	agent_resend_pump(a->resend);
 }
 
-/* ---- the control outbox: status and replies go before any event -------- */
-
-static void free_msg(struct control_msg *m)
+/* Copies what the HTTP threads show of the loop's state into the view. */
+static void refresh_view(agent *a)
 {
-	free(m->topic);
-	free(m->payload);
-	free(m);
+	es_mqtt_stats ms;
+	agent_publisher_stats ps;
+	agent_resend_stats rs;
+	es_mqtt_stats_get(a->mqtt, &ms);
+	agent_publisher_stats_get(a->pub, &ps);
+	agent_resend_stats_get(a->resend, &rs);
+	agent_view_data v = {.connected = ms.connected,
+			     .stopping = a->phase != P_NEW && a->phase != P_RUNNING,
+			     .connects = ms.connects,
+			     .failures = ms.failures,
+			     .inflight = es_mqtt_inflight(a->mqtt),
+			     .connected_since_ms = ms.connected_since_ms,
+			     .published = ps.published,
+			     .acked = ps.acked,
+			     .refused = ps.refused,
+			     .resent = rs.events};
+	snprintf(v.last_error, sizeof v.last_error, "%s", ms.last_error);
+	agent_view_set(a->view, &v);
 }
 
-void agent_control_send(agent *a, const char *topic, const char *payload, size_t len, bool retain)
+/* The journal committed (or the status timer asks again, which also retries
+ * a read that failed): the publisher reads on. */
+static void on_commit_async(void *arg)
 {
-	if (a->outbox_n == OUTBOX_MAX) {
-		es_warn(TAG, "control outbox full; dropping a message for %s", topic);
-		return;
-	}
-	struct control_msg *m = calloc(1, sizeof *m);
-	if (!m || !(m->topic = strdup(topic)) || !(m->payload = malloc(len + 1))) {
-		if (m)
-			free_msg(m);
-		es_error(TAG, "out of memory queuing a message for %s", topic);
-		return;
-	}
-	memcpy(m->payload, payload, len);
-	m->len = len;
-	m->retain = retain;
-	if (a->outbox_tail)
-		a->outbox_tail->next = m;
-	else
-		a->outbox_head = m;
-	a->outbox_tail = m;
-	a->outbox_n++;
-	control_pump(a); /* not pub_pump: this is called from inside the pumps */
+	agent *a = arg;
+	es_journal_counters c;
+	es_journal_counters_get(a->journal, &c);
+	agent_publisher_committed(a->pub, c.latest_seq);
+	pump(a);
 }
 
-void control_pump(agent *a)
+/* On the journal's writer thread. */
+static void on_committed(void *ctx, uint64_t latest)
 {
-	while (a->outbox_head && es_mqtt_is_connected(a->mqtt)) {
-		struct control_msg *m = a->outbox_head;
-		es_err err = es_mqtt_publish(a->mqtt, m->topic, m->payload, m->len, 1, m->retain,
-					     TAG_CONTROL);
-		if (err == ES_EBUSY || err == ES_ENOTCONN)
-			return;
-		a->outbox_head = m->next;
-		if (!a->outbox_head)
-			a->outbox_tail = NULL;
-		a->outbox_n--;
-		free_msg(m);
-	}
-}
-
-static void outbox_clear(agent *a)
-{
-	while (a->outbox_head) {
-		struct control_msg *m = a->outbox_head;
-		a->outbox_head = m->next;
-		free_msg(m);
-	}
-	a->outbox_tail = NULL;
-	a->outbox_n = 0;
-}
-
-/* ---- status ---------------------------------------------------------------- */
-
-static es_err status_json(agent *a, bool online, char **json, size_t *len)
-{
-	es_status_msg m = {
-		.online = online, .clock_synced = es_clock_synced(), .time_ms = es_clock_wall_ms()};
-	es_journal_stats st;
-	snprintf(m.boot_id, sizeof m.boot_id, "%s", a->boot_id);
-	snprintf(m.journal_id, sizeof m.journal_id, "%s", es_journal_id(a->journal));
-	m.latest_seq = atomic_load(&a->committed_seq);
-	if (online && es_journal_stats_get(a->reader, &st) == ES_OK) {
-		m.acked_seq = st.acked_seq;
-		m.oldest_seq = st.oldest_seq;
-		m.pending = st.pending;
-	}
-	return es_status_encode(&m, json, len);
-}
-
-void agent_publish_status(agent *a, bool online)
-{
-	char *json;
-	size_t len;
-	if (status_json(a, online, &json, &len)) {
-		es_error(TAG, "cannot encode the status message");
-		return;
-	}
-	/* A newer status makes a queued one pointless: replace it. */
-	for (struct control_msg *m = a->outbox_head; m; m = m->next) {
-		if (m->retain && strcmp(m->topic, a->status_topic) == 0) {
-			free(m->payload);
-			m->payload = json;
-			m->len = len;
-			return;
-		}
-	}
-	agent_control_send(a, a->status_topic, json, len, true);
-	free(json);
+	agent *a = ctx;
+	(void)latest; /* the loop reads the newest from the journal's counters */
+	es_async_send(a->commit_async);
 }
 
 static void status_tick(void *arg)
@@ -128,45 +152,43 @@ static void status_tick(void *arg)
 	if (a->phase != P_RUNNING)
 		return;
 	if (es_mqtt_is_connected(a->mqtt))
-		agent_publish_status(a, true);
-	agent_snapshot_update(a);
-	pub_committed(a, atomic_load(&a->committed_seq)); /* also retries a failed read */
+		agent_status_publish(a->status);
+	refresh_view(a);
+	on_commit_async(a);
 	es_loop_timer(a->loop, (uint64_t)a->s->status_interval_s * 1000, status_tick, a,
 		      &a->status_timer);
 }
 
-void agent_snapshot_update(agent *a)
+static void resend_reply(void *ctx, const char *json, size_t len)
 {
-	es_mqtt_stats ms;
-	es_mqtt_stats_get(a->mqtt, &ms);
-	pthread_mutex_lock(&a->snap_lock);
-	a->snap.connected = ms.connected;
-	a->snap.connects = ms.connects;
-	a->snap.failures = ms.failures;
-	a->snap.inflight = es_mqtt_inflight(a->mqtt);
-	a->snap.published = a->pub.published;
-	a->snap.acked = a->pub.acked;
-	a->snap.resent = a->rs.events;
-	a->snap.connected_since_ms = ms.connected_since_ms;
-	snprintf(a->snap.last_error, sizeof a->snap.last_error, "%s", ms.last_error);
-	pthread_mutex_unlock(&a->snap_lock);
+	agent *a = ctx;
+	agent_status_send(a->status, a->reply_topic, json, len, false);
 }
 
-/* ---- MQTT callbacks (loop thread) -------------------------------------------- */
+static void resend_wake(void *ctx)
+{
+	pump(ctx);
+}
+
+/* ---- MQTT callbacks (loop thread) ----------------------------------------- */
+
+static void finish_drain(agent *a);
+static void disconnect(agent *a);
 
 static void on_connected(void *ctx, bool session_present)
 {
 	agent *a = ctx;
-	agent_publish_status(a, true);
-	agent_snapshot_update(a);
-	pub_pump(a);
+	(void)session_present;
+	agent_status_publish(a->status);
+	refresh_view(a);
+	pump(a);
 }
 
 static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
 {
 	agent *a = ctx;
-	pub_reset(a);
-	agent_snapshot_update(a);
+	agent_publisher_reset(a->pub);
+	refresh_view(a);
 	if (a->phase == P_DISCONNECTING) {
 		a->phase = P_DONE;
 		if (a->drain_timer)
@@ -179,65 +201,53 @@ static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
 	}
 }
 
-static void finish_drain(agent *a);
-static void disconnect(agent *a);
-
 static void on_published(void *ctx, uint64_t tag, es_err err)
 {
 	agent *a = ctx;
-	bool event = tag != TAG_CONTROL && !(tag & TAG_RESEND);
+	bool event = tag != AGENT_TAG_CONTROL && !(tag & AGENT_TAG_RESEND);
 	if (err == ES_ENOTCONN) {
-		pub_reset(a); /* lost on the way: publish again from the oldest pending */
-	} else if (err == ES_EPROTO && event) {
-		/* The broker will never take it (MQTT 5 refusal, e.g. not
-		 * authorized): count it and move on, or it would block the
-		 * watermark and be re-sent after every reconnect. */
-		atomic_fetch_add(&a->refused_by_broker, 1);
-		es_error(TAG,
-			 "event %llu refused by the broker; it stays in the journal, "
-			 "not delivered",
-			 (unsigned long long)tag);
-		pub_acked(a, tag);
-	} else if (!err && event) {
-		pub_acked(a, tag);
+		agent_publisher_reset(a->pub); /* lost on the way: again from the oldest pending */
+	} else if (event && (err == ES_OK || err == ES_EPROTO)) {
+		agent_publisher_acked(a->pub, tag, err);
+		if (err)
+			refresh_view(a); /* a refusal shows at once */
 	}
 	if (a->phase == P_DRAINING && es_mqtt_inflight(a->mqtt) == 0)
 		finish_drain(a);
 	else if (a->phase == P_SAYING_OFFLINE && es_mqtt_inflight(a->mqtt) == 0)
 		disconnect(a);
 	else
-		pub_pump(a);
+		pump(a);
 }
 
 static void on_message(void *ctx, const char *topic, const void *payload, size_t len)
 {
 	agent *a = ctx;
 	if (strcmp(topic, a->cmd_topic) == 0)
-		resend_request(a, payload, len);
+		agent_resend_request(a->resend, payload, len);
 	else
 		es_warn(TAG, "unexpected message on %s ignored", topic);
 }
 
-/* The journal's writer committed events: wake the publisher. */
-static void on_commit_async(void *arg)
-{
-	agent *a = arg;
-	pub_committed(a, atomic_load(&a->committed_seq));
-}
-
-static void on_committed(void *ctx, uint64_t latest)
+/* Counts an HTTP request (any thread); the metrics exist before it starts. */
+static void on_request(void *ctx, const char *method, const char *route, int status, double seconds)
 {
 	agent *a = ctx;
-	atomic_store(&a->committed_seq, latest);
-	es_async_send(a->commit_async);
+	es_node_metrics_on_request(agent_metrics_node(a->metrics), method, route, status, seconds);
 }
 
-/* ---- setup ---------------------------------------------------------------- */
+/* ---- making the parts, from the settings ----------------------------------- */
+
+static es_err topic(const agent *a, const char *kind, const char *rest, char *buf, size_t cap)
+{
+	return es_topic_build(buf, cap, a->names.root, a->names.site, a->names.node, kind, rest);
+}
 
 static es_err make_names(agent *a)
 {
 	const agent_settings *s = a->s;
 	es_uuid boot;
+	a->names = (agent_names){s->mqtt_topic_root, s->node_site, s->node_id};
 	snprintf(a->source, sizeof a->source, "/%s/%s", s->node_site, s->node_id);
 	if (s->mqtt.client_id)
 		snprintf(a->client_id, sizeof a->client_id, "%s", s->mqtt.client_id);
@@ -248,11 +258,17 @@ static es_err make_names(agent *a)
 	if (err)
 		return err;
 	es_uuid_format(&boot, a->boot_id);
-	if ((err = agent_topic(a, "status", NULL, a->status_topic, sizeof a->status_topic)) ||
-	    (err = agent_topic(a, "cmd", "resend", a->cmd_topic, sizeof a->cmd_topic)) ||
-	    (err = agent_topic(a, "reply", "resend", a->reply_topic, sizeof a->reply_topic)))
+	if ((err = topic(a, "status", NULL, a->status_topic, sizeof a->status_topic)) ||
+	    (err = topic(a, "cmd", "resend", a->cmd_topic, sizeof a->cmd_topic)) ||
+	    (err = topic(a, "reply", "resend", a->reply_topic, sizeof a->reply_topic))) {
 		es_error(TAG, "topics for %s/%s/%s are not valid", s->mqtt_topic_root, s->node_site,
 			 s->node_id);
+		return err;
+	}
+	char why[300];
+	if (s->mqtt.password_file &&
+	    (err = es_config_read_secret(s->mqtt.password_file, &a->password, why, sizeof why)))
+		es_error(TAG, "mqtt.password_file %s", why);
 	return err;
 }
 
@@ -271,26 +287,137 @@ static es_err open_journal(agent *a)
 		.committed = on_committed,
 		.ctx = a,
 	};
-	es_err err = es_journal_open(&o, &a->journal);
-	if (err) {
+	es_err err = es_async_new(a->loop, on_commit_async, a, &a->commit_async);
+	if (err)
+		return err;
+	if ((err = es_journal_open(&o, &a->journal))) {
 		es_error(TAG, "cannot open the journal %s: %s", s->journal.path, es_strerror(err));
 		return err;
 	}
-	es_journal_counters c;
-	es_journal_counters_get(a->journal, &c);
-	atomic_store(&a->committed_seq, c.latest_seq);
 	if ((err = es_journal_reader_new(a->journal, &a->reader)) ||
-	    (err = es_journal_reader_new(a->journal, &a->api_reader)))
+	    (err = es_journal_reader_new(a->journal, &a->http_reader)))
 		es_error(TAG, "cannot read the journal: %s", es_strerror(err));
 	return err;
+}
+
+static void close_journal(agent *a)
+{
+	es_journal_reader_free(a->reader);
+	es_journal_reader_free(a->http_reader);
+	if (a->journal)
+		es_journal_sync_acks(a->journal);
+	es_journal_close(a->journal);
+	es_async_free(a->commit_async); /* after the writer, which sends it */
+}
+
+static es_err make_links(agent *a)
+{
+	const agent_settings *s = a->s;
+	if (!s->link_serial.n && !s->link_listen.n)
+		return ES_OK;
+	links_opts o = {
+		.serial = &s->link_serial,
+		.listen = &s->link_listen,
+		.max_devices = (size_t)s->link_max_devices,
+		.max_clients = (size_t)s->link_max_clients,
+		.time_sync_ms = (uint64_t)s->link_time_sync_s * 1000,
+		.reopen_ms = (uint64_t)s->link_reopen_ms,
+		.journal = a->journal,
+	};
+	return links_new(&o, &a->links);
+}
+
+/* The HTTP server, and the parts on its threads that need nothing of the
+ * loop's: ingest and metrics (with the view they read). */
+static es_err make_http(agent *a)
+{
+	const agent_settings *s = a->s;
+	es_http_opts ho = {
+		.listen = s->http.listen,
+		.threads = (int)s->http.threads,
+		.max_body = (size_t)s->http_max_body, /* at most 256 MiB */
+		.auth_file = s->http.auth_file,
+		.token_file = s->http.token_file,
+		.metrics_open = s->http.metrics_open,
+		.on_request = on_request,
+		.hook_ctx = a,
+	};
+	agent_ingest_opts io = {.journal = a->journal,
+				.event_max_bytes = (size_t)s->event_max_bytes,
+				.max_batch = (size_t)s->http_max_batch};
+	agent_metrics_opts mo = {.journal = a->journal,
+				 .reader = a->http_reader,
+				 .reader_lock = &a->http_lock,
+				 .journal_cap = s->journal.max_bytes,
+				 .links = a->links};
+	es_err err = agent_view_new(&a->view);
+	if (err || (err = es_http_new(&ho, &a->http)))
+		return err;
+	io.http = mo.http = a->http;
+	if ((err = agent_ingest_new(&io, &a->ingest)))
+		return err;
+	mo.ingest = a->ingest;
+	mo.view = a->view;
+	return agent_metrics_new(&mo, &a->metrics);
+}
+
+static void free_http(agent *a)
+{
+	es_http_free(a->http); /* first: its workers use the parts */
+	a->http = NULL;
+	agent_ingest_free(a->ingest);
+	agent_metrics_free(a->metrics); /* after the publisher, too */
+	agent_view_free(a->view);
+}
+
+static es_err make_loop_parts(agent *a)
+{
+	const agent_settings *s = a->s;
+	agent_status_opts so = {.topic = a->status_topic,
+				.boot_id = a->boot_id,
+				.journal = a->journal,
+				.reader = a->reader,
+				.ops = &agent_mqtt_ops,
+				.ops_ctx = &a->mqtt};
+	agent_publisher_opts po = {.names = a->names,
+				   .journal = a->journal,
+				   .reader = a->reader,
+				   .ops = &agent_mqtt_ops,
+				   .ops_ctx = &a->mqtt,
+				   .metrics = agent_metrics_node(a->metrics)};
+	agent_resend_opts ro = {.loop = a->loop,
+				.names = a->names,
+				.journal = a->journal,
+				.reader = a->reader,
+				.rate = (uint64_t)s->resend_rate,
+				.max_span = (uint64_t)s->resend_max_span,
+				.queue = (size_t)s->resend_queue,
+				.ops = &agent_mqtt_ops,
+				.ops_ctx = &a->mqtt,
+				.reply = resend_reply,
+				.wake = resend_wake,
+				.ctx = a};
+	es_err err = agent_status_new(&so, &a->status);
+	if (!err)
+		err = agent_publisher_new(&po, &a->pub);
+	if (!err)
+		err = agent_resend_new(&ro, &a->resend);
+	return err;
+}
+
+static void free_loop_parts(agent *a)
+{
+	agent_resend_free(a->resend);
+	agent_publisher_free(a->pub);
+	agent_status_free(a->status);
 }
 
 static es_err make_mqtt(agent *a)
 {
 	const agent_settings *s = a->s;
-	char *offline = NULL;
+	char *offline;
 	size_t len;
-	es_err err = status_json(a, false, &offline, &len);
+	es_err err = agent_status_encode(a->status, false, &offline, &len);
 	if (err)
 		return err;
 	es_mqtt_opts o;
@@ -311,87 +438,91 @@ static es_err make_mqtt(agent *a)
 	return err;
 }
 
-static es_err make_http(agent *a)
+/* The routes that report on every part: the agent's API, the journal's REST
+ * API and live stream, the dashboard. */
+static es_err make_api(agent *a)
 {
-	es_http_opts o = {
-		.listen = a->s->http.listen,
-		.threads = (int)a->s->http.threads,
-		.max_body = (size_t)a->s->http_max_body, /* at most 256 MiB */
-		.auth_file = a->s->http.auth_file,
-		.token_file = a->s->http.token_file,
-		.metrics_open = a->s->http.metrics_open,
-		.on_request = agent_metrics_on_request,
-		.hook_ctx = a,
-	};
-	es_err err = es_http_new(&o, &a->http);
-	if (!err)
-		err = api_register(a);
-	if (!err)
-		err = agent_metrics_init(a);
+	const agent_settings *s = a->s;
+	agent_api_opts o = {.http = a->http,
+			    .journal = a->journal,
+			    .reader = a->http_reader,
+			    .reader_lock = &a->http_lock,
+			    .view = a->view,
+			    .ingest = a->ingest,
+			    .resend = a->resend,
+			    .links = a->links,
+			    .node = s->node_id,
+			    .site = s->node_site,
+			    .source = a->source,
+			    .boot_id = a->boot_id,
+			    .broker_url = s->mqtt_url,
+			    .client_id = a->client_id,
+			    .journal_path = s->journal.path,
+			    .journal_max_bytes = s->journal.max_bytes};
+	int live_max = (int)s->http.threads / 2;
+	es_err err = agent_api_new(&o, &a->api);
 	if (!err)
 		err = es_japi_new(&(es_japi_opts){.http = a->http,
 						  .journal = a->journal,
-						  .status_json = agent_status_json,
-						  .ctx = a,
-						  .live_max = o.threads / 2 ? o.threads / 2 : 1},
+						  .status_json = agent_api_status_json,
+						  .ctx = a->api,
+						  .live_max = live_max ? live_max : 1},
 				  &a->japi);
 	if (!err)
 		err = es_http_assets(a->http, es_dashboard_assets, es_dashboard_assets_count);
 	return err;
 }
 
-static es_err make_links(agent *a)
+static void free_api(agent *a)
 {
-	const agent_settings *s = a->s;
-	if (!s->link_serial.n && !s->link_listen.n)
-		return ES_OK;
-	links_opts o = {
-		.serial = &s->link_serial,
-		.listen = &s->link_listen,
-		.max_devices = (size_t)s->link_max_devices,
-		.max_clients = (size_t)s->link_max_clients,
-		.time_sync_ms = (uint64_t)s->link_time_sync_s * 1000,
-		.reopen_ms = (uint64_t)s->link_reopen_ms,
-		.journal = a->journal,
-	};
-	return links_new(&o, &a->links);
+	es_japi_stop(a->japi); /* its live streams end, so the HTTP server can stop */
+	es_http_free(a->http);
+	a->http = NULL;
+	es_japi_free(a->japi);
+	agent_api_free(a->api);
 }
+
+/* ---- life ----------------------------------------------------------------------- */
 
 es_err agent_new(const agent_settings *s, es_loop *loop, agent **out)
 {
 	agent *a = calloc(1, sizeof *a);
+	es_err err;
 	if (!a)
 		return ES_ENOMEM;
 	a->s = s;
 	a->loop = loop;
-	pthread_mutex_init(&a->snap_lock, NULL);
-	pthread_mutex_init(&a->api_lock, NULL);
-	pub_init(a);
-	es_err err = make_names(a);
-	if (!err && s->mqtt.password_file) {
-		char why[300];
-		if ((err = es_config_read_secret(s->mqtt.password_file, &a->password, why,
-						 sizeof why)))
-			es_error(TAG, "mqtt.password_file %s", why);
-	}
-	if (!err)
-		err = es_async_new(loop, on_commit_async, a, &a->commit_async);
-	if (!err)
-		err = resend_init(a);
-	if (!err)
-		err = open_journal(a);
-	if (!err)
-		err = make_mqtt(a);
-	if (!err)
-		err = make_http(a);
-	if (!err)
-		err = make_links(a);
-	if (err) {
-		agent_free(a);
-		return err;
-	}
+	pthread_mutex_init(&a->http_lock, NULL);
+	if ((err = make_names(a)) || (err = open_journal(a)))
+		goto fail_journal;
+	if ((err = make_links(a)))
+		goto fail_links;
+	if ((err = make_http(a)))
+		goto fail_http;
+	if ((err = make_loop_parts(a)))
+		goto fail_loop_parts;
+	if ((err = make_mqtt(a)))
+		goto fail_mqtt;
+	if ((err = make_api(a)))
+		goto fail_api;
 	*out = a;
 	return ES_OK;
+fail_api:
+	free_api(a);
+fail_mqtt:
+	es_mqtt_free(a->mqtt);
+fail_loop_parts:
+	free_loop_parts(a);
+fail_http:
+	free_http(a);
+fail_links:
+	links_free(a->links);
+fail_journal:
+	close_journal(a);
+	free(a->password);
+	pthread_mutex_destroy(&a->http_lock);
+	free(a);
+	return err;
 }
 
 es_err agent_start(agent *a)
@@ -460,21 +591,13 @@ static void offline_timeout(void *arg)
  * PUBACK (a second at most), then disconnect. */
 static void finish_drain(agent *a)
 {
-	char *json;
-	size_t len;
 	if (a->phase != P_DRAINING)
 		return;
 	if (a->drain_timer)
 		es_loop_timer_cancel(a->loop, a->drain_timer);
 	a->drain_timer = 0;
 	a->phase = P_SAYING_OFFLINE;
-	if (!es_mqtt_is_connected(a->mqtt) || status_json(a, false, &json, &len)) {
-		disconnect(a);
-		return;
-	}
-	es_err err = es_mqtt_publish(a->mqtt, a->status_topic, json, len, 1, true, TAG_CONTROL);
-	free(json);
-	if (err)
+	if (agent_status_publish_offline(a->status))
 		disconnect(a);
 	else
 		es_loop_timer(a->loop, 1000, offline_timeout, a, &a->drain_timer);
@@ -497,9 +620,12 @@ void agent_shutdown(agent *a)
 		return;
 	es_info(TAG, "shutting down: no new events; waiting for %zu PUBACKs",
 		es_mqtt_inflight(a->mqtt));
-	atomic_store(&a->closing, true);
-	links_stop(a->links); /* its last records are journaled and acked */
+	agent_ingest_close(a->ingest);
+	agent_resend_stop(a->resend);
+	agent_publisher_stop(a->pub);
 	a->phase = P_DRAINING;
+	refresh_view(a);      /* the HTTP threads say "stopping" */
+	links_stop(a->links); /* its last records are journaled and acked */
 	if (a->status_timer)
 		es_loop_timer_cancel(a->loop, a->status_timer);
 	a->status_timer = 0;
@@ -515,27 +641,17 @@ void agent_free(agent *a)
 {
 	if (!a)
 		return;
-	es_japi_stop(a->japi); /* its live streams end, so the HTTP server can stop */
-	es_http_free(a->http); /* first: its workers use the journal */
-	es_japi_free(a->japi);
-	links_free(a->links); /* so does the links thread */
+	free_api(a);	      /* stops the HTTP server first: its workers use the parts */
+	links_free(a->links); /* and the links thread, which uses the journal */
 	if (a->drain_timer)
 		es_loop_timer_cancel(a->loop, a->drain_timer);
 	if (a->status_timer)
 		es_loop_timer_cancel(a->loop, a->status_timer);
 	es_mqtt_free(a->mqtt);
-	resend_free(a);
-	pub_free(a);
-	outbox_clear(a);
-	es_journal_reader_free(a->reader);
-	es_journal_reader_free(a->api_reader);
-	if (a->journal)
-		es_journal_sync_acks(a->journal);
-	es_journal_close(a->journal);
-	es_async_free(a->commit_async);
-	agent_metrics_free(a); /* after the http workers and the loop's users */
-	pthread_mutex_destroy(&a->snap_lock);
-	pthread_mutex_destroy(&a->api_lock);
+	free_loop_parts(a);
+	free_http(a);
+	close_journal(a);
 	free(a->password);
+	pthread_mutex_destroy(&a->http_lock);
 	free(a);
 }

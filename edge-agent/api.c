@@ -1,147 +1,37 @@
-/* api.c - the agent's HTTP API: ingest (POST /api/events), /healthz and
- * /api/status. Runs on civetweb's worker threads. */
+/* api.c - GET /healthz, GET /api/status, GET /api/devices and POST
+ * /api/replay (api.h). On the HTTP worker threads: reads the journal (its
+ * reader under the lock given), the view's copy of the loop's state, and
+ * hands replays to the re-send service. */
+#include "api.h"
+
 #include <cJSON.h>
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "agent_internal.h"
-#include "event.h"
-#include "log.h"
+#include "clock.h"
+#include "japi.h"
 
-#define TAG "api"
+struct agent_api {
+	agent_api_opts o;
+};
 
-/* ---- POST /api/events ------------------------------------------------------ */
+/* ---- GET /healthz ------------------------------------------------------------ */
 
-static bool json_content_type(const char *ct)
+static bool stopping(agent_api *api)
 {
-	static const char *const ok[] = {"application/json", "application/cloudevents+json",
-					 "application/cloudevents-batch+json"};
-	if (!ct)
-		return false;
-	size_t len = strcspn(ct, "; \t");
-	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-		if (len == strlen(ok[i]) && strncasecmp(ct, ok[i], len) == 0)
-			return true;
-	return false;
+	agent_view_data v;
+	agent_view_get(api->o.view, &v);
+	return v.stopping;
 }
-
-static int reject(agent *a, es_http_req *req, enum reject_reason why, int status,
-		  const char *message, const char *field)
-{
-	atomic_fetch_add(&a->rejected[why], 1);
-	return es_http_reply_error(req, status, message, field);
-}
-
-/* 202 {"accepted": n, "events": [{"id", "sequence", "duplicate"}]} */
-static int accepted(es_http_req *req, const es_append_result *res, size_t n)
-{
-	cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "events");
-	bool ok = o && list && cJSON_AddNumberToObject(o, "accepted", (double)n);
-	for (size_t i = 0; ok && i < n; i++) {
-		cJSON *e = cJSON_CreateObject();
-		ok = e && cJSON_AddItemToArray(list, e) &&
-		     cJSON_AddStringToObject(e, "id", res[i].id) &&
-		     cJSON_AddNumberToObject(e, "sequence", (double)res[i].seq) &&
-		     cJSON_AddBoolToObject(e, "duplicate", res[i].duplicate);
-	}
-	char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
-	cJSON_Delete(o);
-	if (!text) /* committed, but the answer could not be built */
-		return es_http_reply(req, 202, "application/json", "{}", 2);
-	int status = es_http_reply(req, 202, "application/json", text, strlen(text));
-	cJSON_free(text);
-	return status;
-}
-
-static int journal_error(agent *a, es_http_req *req, es_err err)
-{
-	switch (err) {
-	case ES_EFULL:
-		return reject(a, req, R_FULL, 507,
-			      "journal full: the event was not accepted (journal.max_bytes reached "
-			      "or disk full); retry later",
-			      NULL);
-	case ES_ETOOBIG:
-		return reject(a, req, R_TOO_BIG, 413, "event larger than event.max_bytes", NULL);
-	case ES_ECLOSED:
-		return es_http_reply_error(req, 503, "shutting down", NULL);
-	default:
-		es_error(TAG, "journal append failed: %s", es_strerror(err));
-		return es_http_reply_error(req, 500, es_strerror(err), NULL);
-	}
-}
-
-static int decode_error(agent *a, es_http_req *req, es_err err, const es_verr *v)
-{
-	if (err == ES_ETOOBIG)
-		return reject(a, req, R_TOO_BIG, 413, v->reason, v->field[0] ? v->field : NULL);
-	if (err == ES_ENOMEM)
-		return es_http_reply_error(req, 503, "out of memory", NULL);
-	/* Errors without a field are about the body as a whole (syntax, UTF-8). */
-	bool malformed = v->field[0] == '\0';
-	return reject(a, req, malformed ? R_MALFORMED : R_INVALID, 400, v->reason,
-		      v->field[0] ? v->field : NULL);
-}
-
-/* Decodes, journals, answers: 202 only after the commit. */
-static int ingest(agent *a, es_http_req *req, const char *body, size_t len)
-{
-	es_event **evs;
-	size_t n;
-	es_verr v = {{0}, {0}};
-	es_err err = es_event_decode_input(body, len, (size_t)a->s->event_max_bytes,
-					   (size_t)a->s->http_max_batch, &evs, &n, &v);
-	if (err)
-		return decode_error(a, req, err, &v);
-	es_append_result *res = calloc(n, sizeof *res);
-	int status;
-	if (!res)
-		status = es_http_reply_error(req, 503, "out of memory", NULL);
-	else if ((err = es_journal_append(a->journal, evs, n, res)))
-		status = journal_error(a, req, err);
-	else {
-		atomic_fetch_add(&a->ingested, n);
-		status = accepted(req, res, n);
-	}
-	free(res);
-	es_event_free_array(evs, n);
-	return status;
-}
-
-static int post_events(es_http_req *req, void *ctx)
-{
-	agent *a = ctx;
-	if (atomic_load(&a->closing))
-		return es_http_reply_error(req, 503, "shutting down", NULL);
-	if (!json_content_type(es_http_header(req, "Content-Type")))
-		return reject(a, req, R_CONTENT_TYPE, 415,
-			      "Content-Type must be application/json or "
-			      "application/cloudevents+json",
-			      NULL);
-	char *body;
-	size_t len;
-	es_err err = es_http_read_body(req, &body, &len);
-	if (err == ES_ETOOBIG)
-		return reject(a, req, R_TOO_BIG, 413, "request body larger than http.max_body",
-			      NULL);
-	if (err)
-		return es_http_reply_error(req, 400, "could not read the request body", NULL);
-	int status = ingest(a, req, body, len);
-	free(body);
-	return status;
-}
-
-/* ---- GET /healthz and GET /api/status ------------------------------------- */
 
 static int healthz(es_http_req *req, void *ctx)
 {
-	agent *a = ctx;
+	agent_api *api = ctx;
 	es_journal_counters c;
-	es_journal_counters_get(a->journal, &c);
-	bool closing = atomic_load(&a->closing);
-	bool writable = es_journal_writable(a->journal);
+	es_journal_counters_get(api->o.journal, &c);
+	bool closing = stopping(api);
+	bool writable = es_journal_writable(api->o.journal);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "status", closing ? "stopping" : writable ? "ok" : "failing");
 	cJSON_AddBoolToObject(o, "journal_writable", writable);
@@ -149,39 +39,49 @@ static int healthz(es_http_req *req, void *ctx)
 	return es_japi_reply_json(req, !closing && writable ? 200 : 503, o);
 }
 
-static void add_broker(agent *a, cJSON *o)
+/* ---- GET /api/status ------------------------------------------------------------ */
+
+static void add_broker(agent_api *api, const agent_view_data *s, cJSON *o)
 {
-	struct snapshot s;
-	pthread_mutex_lock(&a->snap_lock);
-	s = a->snap;
-	pthread_mutex_unlock(&a->snap_lock);
 	cJSON *b = cJSON_AddObjectToObject(o, "broker");
-	cJSON_AddStringToObject(b, "url", a->s->mqtt_url);
-	cJSON_AddStringToObject(b, "client_id", a->client_id);
-	cJSON_AddStringToObject(b, "state", s.connected ? "connected" : "disconnected");
-	cJSON_AddNumberToObject(b, "connects", (double)s.connects);
-	cJSON_AddNumberToObject(b, "failures", (double)s.failures);
-	cJSON_AddNumberToObject(b, "inflight", (double)s.inflight);
-	cJSON_AddNumberToObject(b, "published", (double)s.published);
-	cJSON_AddNumberToObject(b, "acked", (double)s.acked);
-	cJSON_AddNumberToObject(b, "resent", (double)s.resent);
-	cJSON_AddNumberToObject(b, "refused", (double)atomic_load(&a->refused_by_broker));
-	cJSON_AddStringToObject(b, "last_error", s.last_error);
+	cJSON_AddStringToObject(b, "url", api->o.broker_url);
+	cJSON_AddStringToObject(b, "client_id", api->o.client_id);
+	cJSON_AddStringToObject(b, "state", s->connected ? "connected" : "disconnected");
+	cJSON_AddNumberToObject(b, "connects", (double)s->connects);
+	cJSON_AddNumberToObject(b, "failures", (double)s->failures);
+	cJSON_AddNumberToObject(b, "inflight", (double)s->inflight);
+	cJSON_AddNumberToObject(b, "published", (double)s->published);
+	cJSON_AddNumberToObject(b, "acked", (double)s->acked);
+	cJSON_AddNumberToObject(b, "resent", (double)s->resent);
+	cJSON_AddNumberToObject(b, "refused", (double)s->refused);
+	cJSON_AddStringToObject(b, "last_error", s->last_error);
 }
 
-static void add_journal(agent *a, cJSON *o)
+static void add_counters(cJSON *j, const es_journal_counters *c)
 {
+	cJSON_AddNumberToObject(j, "appended", (double)c->appended);
+	cJSON_AddNumberToObject(j, "duplicates", (double)c->duplicates);
+	cJSON_AddNumberToObject(j, "refused_full", (double)c->refused_full);
+	cJSON_AddNumberToObject(j, "evicted", (double)c->evicted);
+	cJSON_AddNumberToObject(j, "expired", (double)c->expired);
+	cJSON_AddNumberToObject(j, "commits", (double)c->commits);
+	cJSON_AddNumberToObject(j, "errors", (double)c->errors);
+}
+
+static void add_journal(agent_api *api, cJSON *o)
+{
+	es_journal *jl = api->o.journal;
 	es_journal_stats st = {0};
 	es_journal_counters c;
-	es_journal_counters_get(a->journal, &c);
-	pthread_mutex_lock(&a->api_lock);
-	es_err err = es_journal_stats_get(a->api_reader, &st);
-	pthread_mutex_unlock(&a->api_lock);
+	es_journal_counters_get(jl, &c);
+	pthread_mutex_lock(api->o.reader_lock);
+	es_err err = es_journal_stats_get(api->o.reader, &st);
+	pthread_mutex_unlock(api->o.reader_lock);
 	uint64_t now = es_clock_wall_ms();
 	cJSON *j = cJSON_AddObjectToObject(o, "journal");
-	cJSON_AddStringToObject(j, "path", a->s->journal.path);
-	cJSON_AddStringToObject(j, "id", es_journal_id(a->journal));
-	cJSON_AddBoolToObject(j, "writable", es_journal_writable(a->journal));
+	cJSON_AddStringToObject(j, "path", api->o.journal_path);
+	cJSON_AddStringToObject(j, "id", es_journal_id(jl));
+	cJSON_AddBoolToObject(j, "writable", es_journal_writable(jl));
 	cJSON_AddNumberToObject(j, "pending", (double)c.pending);
 	cJSON_AddNumberToObject(j, "oldest_pending_age_s",
 				!err && st.oldest_pending_ms && now > st.oldest_pending_ms
@@ -192,48 +92,50 @@ static void add_journal(agent *a, cJSON *o)
 	cJSON_AddNumberToObject(j, "oldest_seq", (double)st.oldest_seq);
 	cJSON_AddNumberToObject(j, "used_bytes", (double)st.used_bytes);
 	cJSON_AddNumberToObject(j, "file_bytes", (double)st.file_bytes);
-	cJSON_AddNumberToObject(j, "max_bytes", (double)a->s->journal.max_bytes);
-	cJSON_AddNumberToObject(j, "appended", (double)c.appended);
-	cJSON_AddNumberToObject(j, "duplicates", (double)c.duplicates);
-	cJSON_AddNumberToObject(j, "refused_full", (double)c.refused_full);
-	cJSON_AddNumberToObject(j, "evicted", (double)c.evicted);
-	cJSON_AddNumberToObject(j, "expired", (double)c.expired);
-	cJSON_AddNumberToObject(j, "commits", (double)c.commits);
-	cJSON_AddNumberToObject(j, "errors", (double)c.errors);
+	cJSON_AddNumberToObject(j, "max_bytes", (double)api->o.journal_max_bytes);
+	add_counters(j, &c);
 	char last[160];
-	es_journal_last_error(a->journal, last, sizeof last);
+	es_journal_last_error(jl, last, sizeof last);
 	cJSON_AddStringToObject(j, "last_error", last);
 }
 
-static void add_ingest(agent *a, cJSON *o)
+static void add_ingest(agent_api *api, cJSON *o)
 {
-	static const char *const names[R_COUNT_] = {"malformed", "invalid", "too_big",
-						    "content_type", "journal_full"};
+	agent_ingest_stats s;
+	agent_ingest_stats_get(api->o.ingest, &s);
 	cJSON *i = cJSON_AddObjectToObject(o, "ingest");
-	cJSON_AddNumberToObject(i, "accepted", (double)atomic_load(&a->ingested));
+	cJSON_AddNumberToObject(i, "accepted", (double)s.accepted);
 	cJSON *r = cJSON_AddObjectToObject(i, "rejected");
-	for (int k = 0; k < R_COUNT_; k++)
-		cJSON_AddNumberToObject(r, names[k], (double)atomic_load(&a->rejected[k]));
+	for (int k = 0; k < AGENT_INGEST_REASONS; k++)
+		cJSON_AddNumberToObject(r, agent_ingest_reason_name((enum agent_ingest_reason)k),
+					(double)s.rejected[k]);
 }
 
-char *agent_status_json(void *ctx)
+static void add_devices(agent_api *api, cJSON *o)
 {
-	agent *a = ctx;
+	char *text = api->o.links ? links_status_json(api->o.links) : NULL;
+	cJSON *d = text ? cJSON_Parse(text) : NULL;
+	free(text);
+	if (d)
+		cJSON_AddItemToObject(o, "devices", d);
+}
+
+char *agent_api_status_json(void *ctx)
+{
+	agent_api *api = ctx;
+	agent_view_data v;
+	agent_view_get(api->o.view, &v);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "kind", "agent");
-	cJSON_AddStringToObject(o, "node", a->s->node_id);
-	cJSON_AddStringToObject(o, "site", a->s->node_site);
-	cJSON_AddStringToObject(o, "source", a->source);
-	cJSON_AddStringToObject(o, "boot_id", a->boot_id);
-	cJSON_AddStringToObject(o, "state", atomic_load(&a->closing) ? "stopping" : "running");
-	add_broker(a, o);
-	add_journal(a, o);
-	add_ingest(a, o);
-	char *ltext = a->links ? links_status_json(a->links) : NULL;
-	cJSON *lo = ltext ? cJSON_Parse(ltext) : NULL;
-	free(ltext);
-	if (lo)
-		cJSON_AddItemToObject(o, "devices", lo);
+	cJSON_AddStringToObject(o, "node", api->o.node);
+	cJSON_AddStringToObject(o, "site", api->o.site);
+	cJSON_AddStringToObject(o, "source", api->o.source);
+	cJSON_AddStringToObject(o, "boot_id", api->o.boot_id);
+	cJSON_AddStringToObject(o, "state", v.stopping ? "stopping" : "running");
+	add_broker(api, &v, o);
+	add_journal(api, o);
+	add_ingest(api, o);
+	add_devices(api, o);
 	es_japi_add_recent_errors(o);
 	char *text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -242,7 +144,7 @@ char *agent_status_json(void *ctx)
 
 static int status(es_http_req *req, void *ctx)
 {
-	char *text = agent_status_json(ctx);
+	char *text = agent_api_status_json(ctx);
 	if (!text)
 		return es_http_reply_error(req, 503, "out of memory", NULL);
 	int rc = es_http_reply(req, 200, "application/json", text, strlen(text));
@@ -254,8 +156,8 @@ static int status(es_http_req *req, void *ctx)
 
 static int devices(es_http_req *req, void *ctx)
 {
-	agent *a = ctx;
-	char *text = a->links ? links_devices_json(a->links) : strdup("{\"devices\":[]}");
+	agent_api *api = ctx;
+	char *text = api->o.links ? links_devices_json(api->o.links) : strdup("{\"devices\":[]}");
 	if (!text)
 		return es_http_reply_error(req, 503, "out of memory", NULL);
 	int rc = es_http_reply(req, 200, "application/json", text, strlen(text));
@@ -265,16 +167,11 @@ static int devices(es_http_req *req, void *ctx)
 
 /* ---- POST /api/replay ------------------------------------------------------ */
 
-static int replay(es_http_req *req, void *ctx)
+/* {"from": N, "to": M}, 1 <= N <= M, whole numbers; false if not. */
+static bool parse_range(const char *body, size_t len, uint64_t *from, uint64_t *to,
+			const char **field)
 {
-	agent *a = ctx;
-	char *body;
-	size_t len;
-	uint64_t from = 0, to = 0;
-	if (es_http_read_body(req, &body, &len))
-		return es_http_reply_error(req, 400, "could not read the request body", NULL);
 	cJSON *o = cJSON_ParseWithLength(body, len);
-	free(body);
 	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "from");
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "to");
 	bool ok = cJSON_IsNumber(f) && cJSON_IsNumber(t) && f->valuedouble >= 1 &&
@@ -282,26 +179,81 @@ static int replay(es_http_req *req, void *ctx)
 		  f->valuedouble == (double)(uint64_t)f->valuedouble &&
 		  t->valuedouble == (double)(uint64_t)t->valuedouble;
 	if (ok)
-		from = (uint64_t)f->valuedouble, to = (uint64_t)t->valuedouble;
+		*from = (uint64_t)f->valuedouble, *to = (uint64_t)t->valuedouble;
+	*field = !cJSON_IsNumber(f) ? "from" : "to";
 	cJSON_Delete(o);
+	return ok;
+}
+
+static int replay_answer(es_http_req *req, uint64_t from, uint64_t to, const agent_resend_answer *a)
+{
+	char body[200];
+	if (a->status != ES_RESEND_OK)
+		return es_http_reply_error(req,
+					   a->status == ES_RESEND_GONE	 ? 404
+					   : a->status == ES_RESEND_BUSY ? 503
+									 : 400,
+					   a->why, NULL);
+	int n = snprintf(body, sizeof body,
+			 "{\"replaying\":{\"from\":%llu,\"to\":%llu,\"events\":%llu,"
+			 "\"request_id\":\"%s\"}}",
+			 (unsigned long long)from, (unsigned long long)to,
+			 (unsigned long long)a->events, a->request_id);
+	return es_http_reply(req, 202, "application/json", body, (size_t)n);
+}
+
+static int replay(es_http_req *req, void *ctx)
+{
+	agent_api *api = ctx;
+	char *body;
+	size_t len;
+	uint64_t from = 0, to = 0;
+	const char *field;
+	agent_resend_answer a;
+	if (es_http_read_body(req, &body, &len))
+		return es_http_reply_error(req, 400, "could not read the request body", NULL);
+	bool ok = parse_range(body, len, &from, &to, &field);
+	free(body);
 	if (!ok)
 		return es_http_reply_error(req, 400,
 					   "the body must be {\"from\": N, \"to\": M} with "
 					   "1 <= N <= M, whole numbers",
-					   !cJSON_IsNumber(f) ? "from" : "to");
-	return resend_http(a, req, from, to);
+					   field);
+	es_err err = agent_resend_ask(api->o.resend, from, to, &a);
+	if (err == ES_ENOMEM)
+		return es_http_reply_error(req, 503, "out of memory", NULL);
+	if (err)
+		return es_http_reply_error(req, 503, "the agent is busy or shutting down", NULL);
+	return replay_answer(req, from, to, &a);
 }
 
-es_err api_register(agent *a)
+/* ---- setup ------------------------------------------------------------------ */
+
+es_err agent_api_new(const agent_api_opts *o, agent_api **out)
 {
-	es_err err = es_http_route(a->http, "POST", "/api/events", post_events, a);
+	if (!o || !o->http || !o->journal || !o->reader || !o->reader_lock || !o->view ||
+	    !o->ingest || !o->resend || !out)
+		return ES_EINVAL;
+	agent_api *api = calloc(1, sizeof *api);
+	if (!api)
+		return ES_ENOMEM;
+	api->o = *o;
+	es_err err = es_http_route_flags(o->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, api);
 	if (!err)
-		err = es_http_route_flags(a->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, a);
+		err = es_http_route(o->http, "GET", "/api/status", status, api);
 	if (!err)
-		err = es_http_route(a->http, "GET", "/api/status", status, a);
+		err = es_http_route(o->http, "GET", "/api/devices", devices, api);
 	if (!err)
-		err = es_http_route(a->http, "GET", "/api/devices", devices, a);
-	if (!err)
-		err = es_http_route(a->http, "POST", "/api/replay", replay, a);
-	return err;
+		err = es_http_route(o->http, "POST", "/api/replay", replay, api);
+	if (err) {
+		free(api);
+		return err;
+	}
+	*out = api;
+	return ES_OK;
+}
+
+void agent_api_free(agent_api *api)
+{
+	free(api);
 }

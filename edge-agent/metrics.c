@@ -1,16 +1,17 @@
-/* metrics.c - the agent's metrics and GET /metrics (docs/metrics.md).
+/* metrics.c - the agent's metrics and GET /metrics (metrics.h).
  *
  * The families every node has, the publish latency (commit to PUBACK), the
  * HTTP requests and GET /metrics are node_metrics.c's; this file gives it
- * the agent's words and families. Most numbers already exist (the ingest
- * counters, the broker snapshot, the links' totals): a collector copies
- * them into the registry when /metrics is rendered.
+ * the agent's words and families. Most numbers already exist (ingest's
+ * counters, the loop's view, the links' totals): a collector copies them
+ * into the registry when /metrics is rendered, on an HTTP worker thread.
  */
+#include "metrics.h"
+
+#include <stddef.h>
 #include <stdlib.h>
 
-#include "agent_internal.h"
 #include "log.h"
-#include "node_metrics.h"
 
 #define TAG "metrics"
 #ifndef ES_VERSION
@@ -39,12 +40,18 @@ static const es_node_metrics_words words = {
 };
 
 /* The agent's own families (the shared ones are node_metrics.c's). */
-struct agent_metrics {
+struct families {
 	es_metric_family *ingested, *refused, *deadlettered, *duplicates, *resent;
 	es_metric_family *frames, *records, *faults, *devices, *link_bytes;
 };
 
-#define F(field) offsetof(struct agent_metrics, field)
+struct agent_metrics {
+	agent_metrics_opts o;
+	es_node_metrics *node;
+	struct families f;
+};
+
+#define F(field) offsetof(struct families, field)
 #define C	 ES_METRIC_COUNTER
 #define G	 ES_METRIC_GAUGE
 static const es_node_metric_def defs[] = {
@@ -83,116 +90,109 @@ static void set1(es_metric_family *f, const char *label, double v)
 	es_node_metrics_set(f, label, v);
 }
 
-static void collect_ingest(agent *a, struct agent_metrics *am)
+static void collect_ingest(agent_metrics *m, const agent_view_data *v)
 {
-	static const char *const names[R_COUNT_] = {"malformed", "invalid", "too_big",
-						    "content_type", "journal_full"};
+	struct families *f = &m->f;
 	es_journal_counters c;
-	es_journal_counters_get(a->journal, &c);
-	set1(am->duplicates, "http", (double)c.duplicates);
-	set1(am->ingested, "http", (double)atomic_load(&a->ingested));
-	for (int k = 0; k < R_COUNT_; k++)
-		set1(am->refused, names[k], (double)atomic_load(&a->rejected[k]));
-	set1(am->refused, "broker", (double)atomic_load(&a->refused_by_broker));
+	agent_ingest_stats s;
+	es_journal_counters_get(m->o.journal, &c);
+	agent_ingest_stats_get(m->o.ingest, &s);
+	set1(f->duplicates, "http", (double)c.duplicates);
+	set1(f->ingested, "http", (double)s.accepted);
+	for (int k = 0; k < AGENT_INGEST_REASONS; k++)
+		set1(f->refused, agent_ingest_reason_name((enum agent_ingest_reason)k),
+		     (double)s.rejected[k]);
+	set1(f->refused, "broker", (double)v->refused);
 }
 
-static void collect_broker(agent *a, struct agent_metrics *am)
+static void collect_broker(agent_metrics *m, const agent_view_data *v)
 {
-	struct snapshot s;
-	pthread_mutex_lock(&a->snap_lock);
-	s = a->snap;
-	pthread_mutex_unlock(&a->snap_lock);
-	es_node_metrics_link(a->metrics, "broker", s.connected, s.connects, s.failures);
-	set(am->resent, (double)s.resent);
+	es_node_metrics_link(m->node, "broker", v->connected, v->connects, v->failures);
+	set(m->f.resent, (double)v->resent);
 }
 
-static void collect_links(agent *a, struct agent_metrics *am)
+static void collect_faults(struct families *f, const links_totals *t)
 {
+	for (size_t k = 0; k < t->nfaults && k < 8; k++)
+		if (t->fault_names[k])
+			set1(f->faults, t->fault_names[k], (double)t->faults[k]);
+	set1(f->faults, "duplicate", (double)t->duplicates);
+	set1(f->faults, "early", (double)t->early);
+	set1(f->faults, "unknown_device", (double)t->unknown_device);
+	set1(f->faults, "bad_payload", (double)t->bad_payload);
+	set1(f->faults, "wrong_direction", (double)t->wrong_direction);
+}
+
+static void collect_links(agent_metrics *m)
+{
+	struct families *f = &m->f;
 	links_totals t;
-	if (!a->links)
+	if (!m->o.links)
 		return;
-	links_totals_get(a->links, &t);
+	links_totals_get(m->o.links, &t);
 	uint64_t events = t.records > t.bad_payload ? t.records - t.bad_payload : 0;
-	set1(am->ingested, "link", (double)events);
-	set1(am->duplicates, "link", (double)t.duplicates);
-	set1(am->deadlettered, "bad_payload", (double)t.bad_payload);
-	set1(am->refused, "link_journal_full", (double)t.journal_refused);
-	set(am->frames, (double)t.frames);
-	set(am->records, (double)t.records);
-	set(am->link_bytes, (double)t.bytes_in);
-	set(am->devices, (double)t.devices);
-	for (size_t k = 0; k < t.nfaults && k < 8; k++)
-		if (t.fault_names[k])
-			set1(am->faults, t.fault_names[k], (double)t.faults[k]);
-	set1(am->faults, "duplicate", (double)t.duplicates);
-	set1(am->faults, "early", (double)t.early);
-	set1(am->faults, "unknown_device", (double)t.unknown_device);
-	set1(am->faults, "bad_payload", (double)t.bad_payload);
-	set1(am->faults, "wrong_direction", (double)t.wrong_direction);
+	set1(f->ingested, "link", (double)events);
+	set1(f->duplicates, "link", (double)t.duplicates);
+	set1(f->deadlettered, "bad_payload", (double)t.bad_payload);
+	set1(f->refused, "link_journal_full", (double)t.journal_refused);
+	set(f->frames, (double)t.frames);
+	set(f->records, (double)t.records);
+	set(f->link_bytes, (double)t.bytes_in);
+	set(f->devices, (double)t.devices);
+	collect_faults(f, &t);
 }
 
 static void collect(void *ctx)
 {
-	agent *a = ctx;
-	struct agent_metrics *am = a->metrics_state;
-	collect_ingest(a, am);
-	collect_broker(a, am);
-	collect_links(a, am);
+	agent_metrics *m = ctx;
+	agent_view_data v;
+	agent_view_get(m->o.view, &v);
+	collect_ingest(m, &v);
+	collect_broker(m, &v);
+	collect_links(m);
 }
 
 /* ---- setup ------------------------------------------------------------------ */
 
-es_err agent_metrics_init(agent *a)
+es_err agent_metrics_new(const agent_metrics_opts *o, agent_metrics **out)
 {
-	struct agent_metrics *am = calloc(1, sizeof *am);
-	if (!am)
+	if (!o || !o->http || !o->journal || !o->reader || !o->reader_lock || !o->ingest ||
+	    !o->view || !out)
+		return ES_EINVAL;
+	agent_metrics *m = calloc(1, sizeof *m);
+	if (!m)
 		return ES_ENOMEM;
-	a->metrics_state = am;
-	es_node_metrics_opts o = {.words = &words,
-				  .journal = a->journal,
-				  .reader = a->api_reader,
-				  .reader_lock = &a->api_lock,
-				  .journal_cap = a->s->journal.max_bytes,
-				  .defs = defs,
-				  .ndefs = sizeof defs / sizeof defs[0],
-				  .base = am,
-				  .collect = collect,
-				  .ctx = a,
-				  .http = a->http};
-	es_err err = es_node_metrics_new(&o, &a->metrics);
-	if (err)
+	m->o = *o;
+	es_node_metrics_opts no = {.words = &words,
+				   .journal = o->journal,
+				   .reader = o->reader,
+				   .reader_lock = o->reader_lock,
+				   .journal_cap = o->journal_cap,
+				   .defs = defs,
+				   .ndefs = sizeof defs / sizeof defs[0],
+				   .base = &m->f,
+				   .collect = collect,
+				   .ctx = m,
+				   .http = o->http};
+	es_err err = es_node_metrics_new(&no, &m->node);
+	if (err) {
 		es_error(TAG, "cannot set up the metrics: %s", es_strerror(err));
-	return err; /* what was made is freed by agent_metrics_free */
+		free(m);
+		return err;
+	}
+	*out = m;
+	return ES_OK;
 }
 
-void agent_metrics_free(agent *a)
+void agent_metrics_free(agent_metrics *m)
 {
-	es_node_metrics_free(a->metrics);
-	a->metrics = NULL;
-	free(a->metrics_state);
-	a->metrics_state = NULL;
+	if (!m)
+		return;
+	es_node_metrics_free(m->node);
+	free(m);
 }
 
-/* ---- events (loop thread) and requests (any thread) ------------------------- */
-
-void agent_metrics_published(agent *a, uint64_t seq, uint64_t journaled_ms)
+es_node_metrics *agent_metrics_node(agent_metrics *m)
 {
-	es_node_metrics_sent(a->metrics, seq, journaled_ms);
-}
-
-void agent_metrics_acked(agent *a, uint64_t seq)
-{
-	es_node_metrics_acked(a->metrics, seq);
-}
-
-void agent_metrics_reset(agent *a)
-{
-	es_node_metrics_reset(a->metrics);
-}
-
-void agent_metrics_on_request(void *ctx, const char *method, const char *route, int status,
-			      double seconds)
-{
-	agent *a = ctx;
-	es_node_metrics_on_request(a->metrics, method, route, status, seconds);
+	return m ? m->node : NULL;
 }

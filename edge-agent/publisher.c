@@ -1,29 +1,52 @@
 /* publisher.c - publishes pending events in journal order within the
- * inflight window, and marks them acked on PUBACK.
- *
- * Rows are read from the journal in batches into a FIFO (bounded in rows and
- * bytes, so a backlog of a million events stays on disk) and published from
- * it while the window has room. When the connection drops, everything in
- * flight is forgotten and the next connection starts again from the oldest
- * pending event: at-least-once, in order.
- */
+ * inflight window, and marks them acked on PUBACK (publisher.h). Loop
+ * thread only. */
+#include "publisher.h"
+
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent_internal.h"
 #include "log.h"
+#include "topic.h"
 
 #define TAG	   "publish"
 #define READ_ROWS  512
 #define READ_BYTES (1024 * 1024)
 
-void pub_init(agent *a)
+struct pub_row {
+	uint64_t seq;
+	char *type;
+	char *body;
+	size_t len;
+	uint64_t journaled_ms; /* for the publish latency */
+};
+
+struct agent_publisher {
+	agent_publisher_opts o;
+	struct pub_row *rows; /* a FIFO of rows read, not yet published */
+	size_t head, n, cap, bytes;
+	uint64_t cursor; /* highest sequence read into the FIFO */
+	uint64_t latest; /* newest committed sequence known */
+	bool more;	 /* rows may wait in the journal beyond cursor */
+	bool stopped;
+	agent_publisher_stats stats;
+};
+
+es_err agent_publisher_new(const agent_publisher_opts *o, agent_publisher **out)
 {
-	memset(&a->pub, 0, sizeof a->pub);
-	a->pub.more = true;
+	if (!o || !o->journal || !o->reader || !o->ops || !out)
+		return ES_EINVAL;
+	agent_publisher *p = calloc(1, sizeof *p);
+	if (!p)
+		return ES_ENOMEM;
+	p->o = *o;
+	p->more = true;
+	*out = p;
+	return ES_OK;
 }
 
-static void drop_rows(struct pub *p)
+static void drop_rows(agent_publisher *p)
 {
 	for (size_t i = 0; i < p->n; i++) {
 		struct pub_row *r = &p->rows[(p->head + i) % p->cap];
@@ -33,42 +56,64 @@ static void drop_rows(struct pub *p)
 	p->head = p->n = p->bytes = 0;
 }
 
-void pub_free(agent *a)
+void agent_publisher_free(agent_publisher *p)
 {
-	drop_rows(&a->pub);
-	free(a->pub.rows);
-	a->pub.rows = NULL;
+	if (!p)
+		return;
+	drop_rows(p);
+	free(p->rows);
+	free(p);
 }
 
-void pub_reset(agent *a)
+void agent_publisher_reset(agent_publisher *p)
 {
-	drop_rows(&a->pub);
-	a->pub.cursor = 0;
-	a->pub.more = true;
-	agent_metrics_reset(a);
+	drop_rows(p);
+	p->cursor = 0;
+	p->more = true;
+	es_node_metrics_reset(p->o.metrics);
 }
 
-void pub_committed(agent *a, uint64_t latest)
+void agent_publisher_committed(agent_publisher *p, uint64_t latest)
 {
-	if (latest > a->pub.latest) {
-		a->pub.latest = latest;
-		a->pub.more = true;
+	if (latest > p->latest) {
+		p->latest = latest;
+		p->more = true;
 	}
-	pub_pump(a);
 }
 
-void pub_acked(agent *a, uint64_t seq)
+void agent_publisher_acked(agent_publisher *p, uint64_t seq, es_err err)
 {
-	a->pub.acked++;
-	agent_metrics_acked(a, seq);
-	if (es_journal_ack(a->journal, seq))
+	if (err == ES_EPROTO) {
+		/* Never taken (e.g. not authorized): counted and passed, or it
+		 * would block the watermark and go again after every reconnect. */
+		p->stats.refused++;
+		es_error(TAG,
+			 "event %llu refused by the broker; it stays in the journal, "
+			 "not delivered",
+			 (unsigned long long)seq);
+	}
+	p->stats.acked++;
+	es_node_metrics_acked(p->o.metrics, seq);
+	if (es_journal_ack(p->o.journal, seq))
 		es_warn(TAG, "cannot queue the ack of %llu; it will be re-published",
 			(unsigned long long)seq);
 }
 
+void agent_publisher_stop(agent_publisher *p)
+{
+	p->stopped = true;
+}
+
+void agent_publisher_stats_get(const agent_publisher *p, agent_publisher_stats *out)
+{
+	*out = p->stats;
+}
+
+/* ---- reading ahead --------------------------------------------------------- */
+
 static int take_row(void *ctx, const es_journal_row *row)
 {
-	struct pub *p = ctx;
+	agent_publisher *p = ctx;
 	if (p->n == p->cap || p->bytes >= READ_BYTES)
 		return 1;
 	struct pub_row *r = &p->rows[(p->head + p->n) % p->cap];
@@ -90,9 +135,8 @@ static int take_row(void *ctx, const es_journal_row *row)
 }
 
 /* Refills the FIFO from the journal when it ran dry. */
-static void refill(agent *a)
+static void refill(agent_publisher *p)
 {
-	struct pub *p = &a->pub;
 	if (p->n || !p->more)
 		return;
 	if (!p->rows) {
@@ -103,13 +147,13 @@ static void refill(agent *a)
 	}
 	p->head = 0;
 	uint64_t before = p->cursor;
-	if (es_journal_read(a->reader, p->cursor + 1, UINT64_MAX, READ_ROWS, true, take_row, p))
+	if (es_journal_read(p->o.reader, p->cursor + 1, UINT64_MAX, READ_ROWS, true, take_row, p))
 		return; /* logged by the journal; the next commit or timer retries */
 	if (p->cursor == before)
 		p->more = false; /* caught up: wait for the next commit */
 }
 
-static void pop_row(struct pub *p)
+static void pop_row(agent_publisher *p)
 {
 	struct pub_row *r = &p->rows[p->head];
 	p->bytes -= r->len;
@@ -119,43 +163,39 @@ static void pop_row(struct pub *p)
 	p->n--;
 }
 
+/* ---- publishing ------------------------------------------------------------ */
+
 /* Publishes one row; false when the window or connection says stop. */
-static bool publish_row(agent *a, const struct pub_row *r)
+static bool publish_row(agent_publisher *p, const struct pub_row *r)
 {
 	char topic[ES_TOPIC_MAX];
-	if (agent_topic(a, "ev", r->type, topic, sizeof topic)) {
+	const agent_names *nm = &p->o.names;
+	if (es_topic_build(topic, sizeof topic, nm->root, nm->site, nm->node, "ev", r->type)) {
 		es_error(TAG, "event %llu has a type that cannot be a topic: %s",
 			 (unsigned long long)r->seq, r->type);
 		return true; /* cannot happen: types are checked on the way in */
 	}
-	es_err err = es_mqtt_publish(a->mqtt, topic, r->body, r->len, 1, false, r->seq);
+	es_err err = p->o.ops->publish(p->o.ops_ctx, topic, r->body, r->len, false, r->seq);
 	if (err == ES_EBUSY || err == ES_ENOTCONN)
 		return false;
 	if (err)
 		es_error(TAG, "event %llu not published: %s", (unsigned long long)r->seq,
 			 es_strerror(err));
-	a->pub.published++;
-	agent_metrics_published(a, r->seq, r->journaled_ms);
+	p->stats.published++;
+	es_node_metrics_sent(p->o.metrics, r->seq, r->journaled_ms);
 	return true;
 }
 
-size_t pub_reserve(const agent *a)
+void agent_publisher_pump(agent_publisher *p, size_t reserve)
 {
-	return resend_active(a) ? es_mqtt_window(a->mqtt) / 4 : 0;
-}
-
-void pub_pump(agent *a)
-{
-	struct pub *p = &a->pub;
-	size_t reserve = pub_reserve(a);
-	control_pump(a);
-	while (es_mqtt_is_connected(a->mqtt) && a->phase == P_RUNNING) {
-		if (es_mqtt_inflight(a->mqtt) + reserve >= es_mqtt_window(a->mqtt))
+	const agent_pub_ops *ops = p->o.ops;
+	void *ctx = p->o.ops_ctx;
+	while (!p->stopped && ops->connected(ctx)) {
+		if (ops->inflight(ctx) + reserve >= ops->window(ctx))
 			break;
-		refill(a);
-		if (!p->n || !publish_row(a, &p->rows[p->head]))
+		refill(p);
+		if (!p->n || !publish_row(p, &p->rows[p->head]))
 			break;
 		pop_row(p);
 	}
-	resend_pump(a);
 }
