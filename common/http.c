@@ -735,6 +735,15 @@ static int on_http_error(struct mg_connection *conn, int status, const char *msg
 	return 0;
 }
 
+/* Every request, from the first one the listening socket accepts: as
+ * begin_request it is in place when mg_start starts listening (a handler
+ * set with mg_set_request_handler after mg_start left a window in which
+ * civetweb answered 404 itself, seen by tests polling /healthz at start). */
+static int on_begin_request(struct mg_connection *conn)
+{
+	return dispatch(conn, mg_get_user_data(mg_get_context(conn)));
+}
+
 static int on_log(const struct mg_connection *conn, const char *message)
 {
 	es_warn(TAG, "%s", message);
@@ -788,14 +797,15 @@ es_err es_http_start(es_http *h)
 		"1",
 		NULL,
 	};
-	struct mg_callbacks cb = {.http_error = on_http_error, .log_message = on_log};
+	struct mg_callbacks cb = {.begin_request = on_begin_request,
+				  .http_error = on_http_error,
+				  .log_message = on_log};
 	mg_init_library(0);
 	h->ctx = mg_start(&cb, h, options);
 	if (!h->ctx) {
 		es_error(TAG, "cannot listen on %s", h->listen);
 		return ES_ESYS;
 	}
-	mg_set_request_handler(h->ctx, "/", dispatch, h);
 	struct mg_server_port ports[4];
 	int n = mg_get_server_ports(h->ctx, 4, ports);
 	h->port = n > 0 ? ports[0].port : 0;
