@@ -23,7 +23,7 @@ struct emit {
 	const char *type, *subject, *data;
 	long batch;
 	bool from_stdin;
-	httpc *http;
+	es_httpc *http;
 };
 
 /* Prints the sequences and ids of a 202 answer; false if it is not one. */
@@ -48,18 +48,18 @@ static bool print_accepted(const char *resp)
 
 static int post(struct emit *em, const char *body, size_t len)
 {
-	long status = 0;
-	char *resp = NULL, err[600];
-	if (httpc_post_json(em->http, em->url, body, len, &status, &resp, err, sizeof err)) {
-		fprintf(stderr, "edgespool emit: %s\n", err);
+	es_httpc_resp resp;
+	if (es_httpc_post(em->http, em->url, "application/json", body, len, &resp)) {
+		fprintf(stderr, "edgespool emit: %s\n", es_httpc_error(em->http));
 		return 1;
 	}
 	int rc = 0;
-	if (status != 202 || !print_accepted(resp)) {
-		fprintf(stderr, "edgespool emit: the agent answered %ld: %s\n", status, resp);
+	if (resp.status != 202 || !print_accepted(resp.body)) {
+		fprintf(stderr, "edgespool emit: the agent answered %ld: %s\n", resp.status,
+			resp.body);
 		rc = 1;
 	}
-	free(resp);
+	es_httpc_resp_free(&resp);
 	return rc;
 }
 
@@ -219,11 +219,11 @@ int cmd_emit(int argc, char **argv)
 	int rc = parse_args(&em, argc, argv);
 	if (rc >= 0)
 		return rc;
-	if (httpc_new(&em.http)) {
+	if (es_httpc_new(NULL, &em.http)) {
 		fputs("edgespool emit: out of memory\n", stderr);
 		return 1;
 	}
 	rc = em.from_stdin ? emit_stdin(&em) : emit_one(&em);
-	httpc_free(em.http);
+	es_httpc_free(em.http);
 	return rc;
 }

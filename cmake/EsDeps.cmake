@@ -33,7 +33,7 @@ set_target_properties(es::civetweb PROPERTIES
 pkg_check_modules(LIBCRYPT REQUIRED IMPORTED_TARGET libcrypt)
 add_library(es::crypt ALIAS PkgConfig::LIBCRYPT)
 
-# libcurl: the HTTP client of the command-line tool and the benchmarks.
+# libcurl: the HTTP client (common/httpc.c: the CLI, fleet-state) and the benchmarks.
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 add_library(es::curl ALIAS PkgConfig::CURL)
 

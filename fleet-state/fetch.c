@@ -1,6 +1,5 @@
 /* fetch.c - fleet-state --rebuild-from URL: a node's journal through its
- * HTTP API, applied through the consumer (the only file of fleet-state that
- * includes libcurl).
+ * HTTP API (es_httpc), applied through the consumer.
  *
  * GET <url>/api/events?after=N&limit=500 lists the node's journal oldest
  * first (ids and sequences); GET <url>/api/events/<id> gives each event.
@@ -16,69 +15,42 @@
 #include "fetch.h"
 
 #include <cJSON.h>
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "httpc.h"
 #include "log.h"
 
 #define TAG   "fetch"
 #define PAGE  500
 #define BATCH 256
 
-struct buf {
-	char *data;
-	size_t len;
-	bool oom;
-};
-
-static size_t collect(char *ptr, size_t size, size_t n, void *ctx)
-{
-	struct buf *b = ctx;
-	size_t add = size * n;
-	char *grown = realloc(b->data, b->len + add + 1);
-	if (!grown) {
-		b->oom = true;
-		return 0;
-	}
-	memcpy(grown + b->len, ptr, add);
-	b->data = grown;
-	b->len += add;
-	b->data[b->len] = '\0';
-	return add;
-}
-
 /* GET url; the body parsed as JSON into *out. ES_EIO (logged: no answer,
  * not 200, not JSON), ES_ENOMEM. */
-static es_err get_json(CURL *curl, const char *url, cJSON **out)
+static es_err get_json(es_httpc *http, const char *url, cJSON **out)
 {
-	struct buf b = {0};
-	long status = 0;
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-	CURLcode rc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	es_err err = ES_OK;
-	if (b.oom) {
-		err = ES_ENOMEM;
-	} else if (rc != CURLE_OK || status != 200) {
-		es_error(TAG, "GET %s: %s", url,
-			 rc != CURLE_OK ? curl_easy_strerror(rc)
-			 : b.data	? b.data
-					: "no body");
+	es_httpc_resp resp;
+	es_err err = es_httpc_get(http, url, &resp);
+	if (err == ES_ENOMEM)
+		return err;
+	if (err) {
+		es_error(TAG, "GET %s", es_httpc_error(http));
+		return ES_EIO;
+	}
+	if (resp.status != 200) {
+		es_error(TAG, "GET %s: %s", url, resp.len ? resp.body : "no body");
 		err = ES_EIO;
-	} else if (!(*out = cJSON_ParseWithLength(b.data, b.len))) {
+	} else if (!(*out = cJSON_ParseWithLength(resp.body, resp.len))) {
 		es_error(TAG, "GET %s: the answer is not JSON", url);
 		err = ES_EIO;
 	}
-	free(b.data);
+	es_httpc_resp_free(&resp);
 	return err;
 }
 
 struct run {
-	CURL *curl;
+	es_httpc *http;
 	const char *base;
 	es_consumer *c;
 	uint64_t to; /* the last sequence wanted */
@@ -101,12 +73,12 @@ static es_err take(struct run *r, const char *id)
 {
 	char url[1024];
 	cJSON *o = NULL;
-	char *esc = curl_easy_escape(r->curl, id, 0);
+	char *esc = es_httpc_escape(r->http, id);
 	if (!esc)
 		return ES_ENOMEM;
 	snprintf(url, sizeof url, "%s/api/events/%s", r->base, esc);
-	curl_free(esc);
-	es_err err = get_json(r->curl, url, &o);
+	free(esc);
+	es_err err = get_json(r->http, url, &o);
 	cJSON *ev = err ? NULL : cJSON_GetObjectItemCaseSensitive(o, "event");
 	es_delivery *d = &r->batch[r->n];
 	if (!err && !(d->body = ev ? cJSON_PrintUnformatted(ev) : NULL))
@@ -134,7 +106,7 @@ static es_err page(struct run *r, uint64_t *after, bool *more)
 	int limit = want < PAGE ? (int)want : PAGE;
 	snprintf(url, sizeof url, "%s/api/events?after=%llu&limit=%d", r->base,
 		 (unsigned long long)*after, limit);
-	es_err err = get_json(r->curl, url, &o);
+	es_err err = get_json(r->http, url, &o);
 	cJSON *rows = err ? NULL : cJSON_GetObjectItemCaseSensitive(o, "events");
 	int n = 0;
 	bool past = false;
@@ -175,24 +147,18 @@ es_err fleet_fetch_range(es_consumer *c, const char *base_url, uint64_t from, ui
 	while (len && base[len - 1] == '/')
 		base[--len] = '\0';
 	r.base = base;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	r.curl = curl_easy_init();
-	es_err err = r.curl ? ES_OK : ES_ENOMEM;
+	/* The repair runs on the consumer's thread: an unreachable node must
+	 * not hold it long. */
+	es_httpc_opts ho = {.timeout_ms = 30000, .connect_timeout_ms = 5000};
+	es_err err = es_httpc_new(&ho, &r.http);
 	uint64_t after = from - 1;
 	bool more = true;
-	if (r.curl) {
-		curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, 30L);
-		/* The repair runs on the consumer's thread: an unreachable node
-		 * must not hold it long. */
-		curl_easy_setopt(r.curl, CURLOPT_CONNECTTIMEOUT, 5L);
-	}
 	while (!err && more)
 		err = page(&r, &after, &more);
 	es_err ferr = flush(&r);
 	if (!err)
 		err = ferr;
-	if (r.curl)
-		curl_easy_cleanup(r.curl);
+	es_httpc_free(r.http);
 	free(base);
 	*read = r.read;
 	return err;

@@ -1,5 +1,5 @@
-/* metrics_test.c - the metrics registry, its exposition, and the latency
- * tracker. */
+/* metrics_test.c - the metrics registry and its exposition (the latency
+ * tracker's test is latency_test.c). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,6 @@
 
 #include <cmocka.h>
 
-#include "latency.h"
 #include "metrics.h"
 
 /* The registry's own counter, first in every rendering. */
@@ -274,42 +273,6 @@ static void collectors(void **state)
 	es_metrics_free(NULL);
 }
 
-static void latency(void **state)
-{
-	static const double b[] = {0.1, 1};
-	es_metrics *m = make(0);
-	es_metric_desc d = {.type = ES_METRIC_HISTOGRAM, .name = "l", .buckets = b, .nbuckets = 2};
-	es_metric_family *f;
-	assert_int_equal(es_metrics_add(m, &d, &f), ES_OK);
-	es_metric *h = es_metric_child(f, NULL);
-	es_latency *l = NULL;
-	assert_int_equal(es_latency_new(h, 4, &l), ES_OK);
-	es_latency_start(l, 1, 1000);
-	es_latency_start(l, 2, 1000);
-	es_latency_start(l, 3, 1500);
-	es_latency_done(l, 1, 1050); /* 0.05 s */
-	es_latency_done(l, 9, 1050); /* unknown: ignored */
-	es_latency_done(l, 3, 2000); /* 0.5 s; 2 never completes: forgotten */
-	assert_int_equal(es_latency_size(l), 0);
-	assert_int_equal(es_metric_count(h), 2);
-	es_latency_done(l, 2, 3000);
-	assert_int_equal(es_metric_count(h), 2);
-	for (uint64_t t = 10; t < 20; t++) /* at most 4 remembered */
-		es_latency_start(l, t, 0);
-	assert_int_equal(es_latency_size(l), 4);
-	es_latency_done(l, 12, 0); /* forgets 10 and 11 with it */
-	es_latency_done(l, 11, 5); /* so this one is unknown */
-	assert_int_equal(es_metric_count(h), 3);
-	es_latency_clear(l);
-	assert_int_equal(es_latency_size(l), 0);
-	es_latency_start(l, 20, 10);
-	es_latency_done(l, 20, 5); /* a clock that went back counts as 0 */
-	assert_int_equal(es_metric_count(h), 4);
-	es_latency_free(l);
-	es_latency_free(NULL);
-	es_metrics_free(m);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,7 +285,6 @@ int main(void)
 		cmocka_unit_test(child_cap),
 		cmocka_unit_test(concurrent),
 		cmocka_unit_test(collectors),
-		cmocka_unit_test(latency),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
