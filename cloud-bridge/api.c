@@ -1,104 +1,128 @@
-/* api.c - the bridge's HTTP API: /healthz and /api/status. */
+/* api.c - the bridge's HTTP API (api.h).
+ *
+ * Lock: `lock` guards `reader` (the HTTP workers share it).
+ */
+#include "api.h"
+
 #include <cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "bridge_internal.h"
+#include "clock.h"
+#include "dashboard.h"
+#include "japi.h"
+
+struct bridge_api {
+	bridge_api_deps d;
+	char *node_id, *site, *filter, *journal_path;
+	uint64_t journal_max_bytes;
+	size_t cloud_nodes;
+	es_japi *japi;
+	pthread_mutex_t lock;
+	es_journal_reader *reader;
+};
 
 static int healthz(es_http_req *req, void *ctx)
 {
-	bridge *b = ctx;
-	bool closing = atomic_load(&b->closing);
-	bool writable = es_journal_writable(b->journal);
+	bridge_api *a = ctx;
+	bridge_view v;
+	a->d.view(a->d.ctx, &v);
+	bool writable = es_journal_writable(a->d.journal);
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "status", closing ? "stopping" : writable ? "ok" : "failing");
+	cJSON_AddStringToObject(o, "status", v.closing ? "stopping" : writable ? "ok" : "failing");
 	cJSON_AddBoolToObject(o, "journal_writable", writable);
-	return es_japi_reply_json(req, !closing && writable ? 200 : 503, o);
+	return es_japi_reply_json(req, !v.closing && writable ? 200 : 503, o);
 }
 
-static void add_links(bridge *b, const struct view *v, cJSON *o)
+static void add_cloud(const bridge_api *a, const bridge_view *v, cJSON *o)
+{
+	cJSON *c = cJSON_AddObjectToObject(o, "cloud");
+	cJSON_AddStringToObject(c, "url", v->cloud.url);
+	cJSON_AddNumberToObject(c, "node", (double)v->cloud.node);
+	cJSON_AddNumberToObject(c, "nodes", (double)a->cloud_nodes);
+	cJSON_AddStringToObject(c, "state", v->cloud.up ? "connected" : "disconnected");
+	cJSON_AddNumberToObject(c, "failures", (double)v->cloud.failures);
+	cJSON_AddNumberToObject(c, "failovers", (double)v->cloud.failovers);
+	cJSON_AddNumberToObject(c, "inflight", (double)v->cloud.inflight);
+	cJSON_AddNumberToObject(c, "forwarded", (double)v->forward.forwarded);
+	cJSON_AddNumberToObject(c, "acked", (double)v->forward.acked);
+	cJSON_AddNumberToObject(c, "refused", (double)v->forward.refused);
+	cJSON_AddStringToObject(c, "last_error", v->cloud.error);
+}
+
+static void add_links(const bridge_api *a, const bridge_view *v, cJSON *o)
 {
 	cJSON *edges = cJSON_AddArrayToObject(o, "edge");
-	for (size_t i = 0; i < v->nlinks; i++) {
+	for (size_t i = 0; i < v->nedges; i++) {
 		cJSON *e = cJSON_CreateObject();
 		cJSON_AddItemToArray(edges, e);
-		cJSON_AddStringToObject(e, "url", b->links[i].url);
-		cJSON_AddStringToObject(e, "state", v->edge_up[i] ? "connected" : "disconnected");
-		cJSON_AddNumberToObject(e, "failures", (double)v->edge_failures[i]);
+		cJSON_AddStringToObject(e, "url", v->edge[i].url);
+		cJSON_AddStringToObject(e, "state", v->edge[i].up ? "connected" : "disconnected");
+		cJSON_AddNumberToObject(e, "failures", (double)v->edge[i].failures);
 	}
-	cJSON *c = cJSON_AddObjectToObject(o, "cloud");
-	cJSON_AddStringToObject(c, "url", v->cloud_url);
-	cJSON_AddNumberToObject(c, "node", (double)v->cloud_node);
-	cJSON_AddNumberToObject(c, "nodes", (double)b->s->cloud.url.n);
-	cJSON_AddStringToObject(c, "state", v->cloud_up ? "connected" : "disconnected");
-	cJSON_AddNumberToObject(c, "failures", (double)v->cloud_failures);
-	cJSON_AddNumberToObject(c, "failovers", (double)v->cloud_failovers);
-	cJSON_AddNumberToObject(c, "inflight", (double)v->cloud_inflight);
-	cJSON_AddNumberToObject(c, "forwarded", (double)v->forwarded);
-	cJSON_AddNumberToObject(c, "acked", (double)v->acked);
-	cJSON_AddNumberToObject(c, "refused", (double)v->refused);
-	cJSON_AddStringToObject(c, "last_error", v->cloud_error);
+	add_cloud(a, v, o);
 }
 
-static void add_inbox(bridge *b, const struct view *v, cJSON *o)
+static void add_inbox(bridge_api *a, const bridge_view *v, cJSON *o)
 {
 	es_journal_stats st = {0};
 	es_journal_counters c;
-	es_journal_counters_get(b->journal, &c);
-	pthread_mutex_lock(&b->api_lock);
-	es_err err = es_journal_stats_get(b->api_reader, &st);
-	pthread_mutex_unlock(&b->api_lock);
+	es_journal_counters_get(a->d.journal, &c);
+	pthread_mutex_lock(&a->lock);
+	es_err err = es_journal_stats_get(a->reader, &st);
+	pthread_mutex_unlock(&a->lock);
 	uint64_t now = es_clock_wall_ms();
 	cJSON *j = cJSON_AddObjectToObject(o, "inbox");
-	cJSON_AddStringToObject(j, "path", b->s->journal.path);
-	cJSON_AddNumberToObject(j, "received", (double)v->received);
+	cJSON_AddStringToObject(j, "path", a->journal_path);
+	cJSON_AddNumberToObject(j, "received", (double)v->intake.received);
 	cJSON_AddNumberToObject(j, "journaled", (double)c.appended);
 	cJSON_AddNumberToObject(j, "backlog", (double)c.pending);
 	cJSON_AddNumberToObject(j, "oldest_unforwarded_age_s",
 				!err && st.oldest_pending_ms && now > st.oldest_pending_ms
 					? (double)(now - st.oldest_pending_ms) / 1000.0
 					: 0.0);
-	cJSON_AddNumberToObject(j, "duplicates_dropped", (double)v->duplicates);
-	cJSON_AddNumberToObject(j, "invalid", (double)v->invalid);
+	cJSON_AddNumberToObject(j, "duplicates_dropped", (double)v->intake.duplicates);
+	cJSON_AddNumberToObject(j, "invalid", (double)v->intake.invalid);
 	cJSON_AddNumberToObject(j, "deadletters", (double)st.deadletters);
-	cJSON_AddNumberToObject(j, "overload_dropped", (double)v->overload);
+	cJSON_AddNumberToObject(j, "overload_dropped", (double)v->intake.overload);
 	cJSON_AddNumberToObject(j, "refused_full", (double)c.refused_full);
-	cJSON_AddNumberToObject(j, "errors", (double)v->inbox_errors);
+	cJSON_AddNumberToObject(j, "errors", (double)v->intake.errors);
 	cJSON_AddNumberToObject(j, "used_bytes", (double)st.used_bytes);
-	cJSON_AddNumberToObject(j, "max_bytes", (double)b->s->journal.max_bytes);
+	cJSON_AddNumberToObject(j, "max_bytes", (double)a->journal_max_bytes);
 }
 
-static void add_gaps(const struct view *v, cJSON *o)
+static void add_gaps(const bridge_view *v, cJSON *o)
 {
+	const es_gap_stats *gap = &v->repair.gap;
 	cJSON *g = cJSON_AddObjectToObject(o, "gaps");
-	cJSON_AddNumberToObject(g, "nodes", (double)v->gap.nodes);
-	cJSON_AddNumberToObject(g, "holes_open", (double)v->gap.holes_open);
-	cJSON_AddNumberToObject(g, "missing", (double)v->gap.missing);
-	cJSON_AddNumberToObject(g, "holes_detected", (double)v->gap.holes_detected);
-	cJSON_AddNumberToObject(g, "filled", (double)v->gap.filled);
-	cJSON_AddNumberToObject(g, "lost", (double)v->gap.lost);
-	cJSON_AddNumberToObject(g, "requests", (double)v->gap.requests);
-	cJSON_AddNumberToObject(g, "gone_replies", (double)v->lost_replies);
+	cJSON_AddNumberToObject(g, "nodes", (double)gap->nodes);
+	cJSON_AddNumberToObject(g, "holes_open", (double)gap->holes_open);
+	cJSON_AddNumberToObject(g, "missing", (double)gap->missing);
+	cJSON_AddNumberToObject(g, "holes_detected", (double)gap->holes_detected);
+	cJSON_AddNumberToObject(g, "filled", (double)gap->filled);
+	cJSON_AddNumberToObject(g, "lost", (double)gap->lost);
+	cJSON_AddNumberToObject(g, "requests", (double)gap->requests);
+	cJSON_AddNumberToObject(g, "gone_replies", (double)v->repair.gone_replies);
 	cJSON *r = cJSON_AddObjectToObject(o, "order");
-	cJSON_AddNumberToObject(r, "held", (double)v->held);
-	cJSON_AddNumberToObject(r, "out_of_order", (double)v->out_of_order);
+	cJSON_AddNumberToObject(r, "held", (double)v->forward.held);
+	cJSON_AddNumberToObject(r, "out_of_order", (double)v->forward.out_of_order);
 }
 
-char *bridge_status_json(void *ctx)
+char *bridge_api_status_json(void *api)
 {
-	bridge *b = ctx;
-	struct view v;
-	pthread_mutex_lock(&b->view_lock);
-	v = b->view;
-	pthread_mutex_unlock(&b->view_lock);
+	bridge_api *a = api;
+	bridge_view v;
+	a->d.view(a->d.ctx, &v);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "kind", "bridge");
-	cJSON_AddStringToObject(o, "node", b->s->node_id);
-	cJSON_AddStringToObject(o, "site", b->s->node_site);
-	cJSON_AddStringToObject(o, "state", atomic_load(&b->closing) ? "stopping" : "running");
-	cJSON_AddStringToObject(o, "filter", b->filter);
-	add_links(b, &v, o);
-	add_inbox(b, &v, o);
+	cJSON_AddStringToObject(o, "node", a->node_id);
+	cJSON_AddStringToObject(o, "site", a->site);
+	cJSON_AddStringToObject(o, "state", v.closing ? "stopping" : "running");
+	cJSON_AddStringToObject(o, "filter", a->filter);
+	add_links(a, &v, o);
+	add_inbox(a, &v, o);
 	add_gaps(&v, o);
 	es_japi_add_recent_errors(o);
 	char *text = cJSON_PrintUnformatted(o);
@@ -108,7 +132,7 @@ char *bridge_status_json(void *ctx)
 
 static int status(es_http_req *req, void *ctx)
 {
-	char *text = bridge_status_json(ctx);
+	char *text = bridge_api_status_json(ctx);
 	if (!text)
 		return es_http_reply_error(req, 503, "out of memory", NULL);
 	es_http_reply(req, 200, "application/json", text, strlen(text));
@@ -116,10 +140,70 @@ static int status(es_http_req *req, void *ctx)
 	return 200;
 }
 
-es_err bridge_api_register(bridge *b)
+/* ---- life ------------------------------------------------------------------ */
+
+static bool copy(char **dst, const char *src)
 {
-	es_err err = es_http_route_flags(b->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, b);
+	return (*dst = strdup(src ? src : "")) != NULL;
+}
+
+static es_err route(bridge_api *a, int live_max)
+{
+	es_http *h = a->d.http;
+	es_err err = es_http_route_flags(h, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, a);
 	if (!err)
-		err = es_http_route(b->http, "GET", "/api/status", status, b);
+		err = es_http_route(h, "GET", "/api/status", status, a);
+	if (!err)
+		err = es_japi_new(&(es_japi_opts){.http = h,
+						  .journal = a->d.journal,
+						  .status_json = bridge_api_status_json,
+						  .ctx = a,
+						  .live_max = live_max},
+				  &a->japi);
+	if (!err)
+		err = es_http_assets(h, es_dashboard_assets, es_dashboard_assets_count);
 	return err;
+}
+
+es_err bridge_api_new(const bridge_api_opts *o, const bridge_api_deps *d, bridge_api **out)
+{
+	if (!o || !d || !d->http || !d->journal || !d->view || !out)
+		return ES_EINVAL;
+	bridge_api *a = calloc(1, sizeof *a);
+	if (!a)
+		return ES_ENOMEM;
+	a->d = *d;
+	a->journal_max_bytes = o->journal_max_bytes;
+	a->cloud_nodes = o->cloud_nodes;
+	pthread_mutex_init(&a->lock, NULL);
+	es_err err = ES_ENOMEM;
+	if (!copy(&a->node_id, o->node_id) || !copy(&a->site, o->site) ||
+	    !copy(&a->filter, o->filter) || !copy(&a->journal_path, o->journal_path) ||
+	    (err = es_journal_reader_new(d->journal, &a->reader)) ||
+	    (err = route(a, o->live_max))) {
+		bridge_api_free(a);
+		return err;
+	}
+	*out = a;
+	return ES_OK;
+}
+
+void bridge_api_stop(bridge_api *a)
+{
+	if (a)
+		es_japi_stop(a->japi);
+}
+
+void bridge_api_free(bridge_api *a)
+{
+	if (!a)
+		return;
+	es_japi_free(a->japi);
+	es_journal_reader_free(a->reader);
+	free(a->node_id);
+	free(a->site);
+	free(a->filter);
+	free(a->journal_path);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
 }

@@ -1,54 +1,212 @@
-/* bridge.c - wires the edge links, the inbox, the cloud link and the HTTP
- * server on one loop, and runs the bridge's life. */
-#include "bridge_internal.h"
+/* bridge.c - the cloud bridge: makes its parts from the settings (the only
+ * file that reads them), wires each part's needs to the others, and runs
+ * the bridge's life on one loop. No part knows another: each says in its
+ * header what it needs, and the callbacks here give it.
+ *
+ * One event's way through the bridge, each step in the file that takes it:
+ *  1. edge.c     an edge broker delivers it on a link (paho's thread; the
+ *                loop runs the callback); the link notes it heard the node.
+ *  2. intake.c   checks it (a CloudEvent with an id and a sequence on
+ *                <root>/<site>/<node>/ev/<type>; else a dead letter) and
+ *                queues it for the inbox thread, which journals it verbatim
+ *                (unique by id, group commit) and hands the result back to
+ *                the loop.
+ *  3. repair.c   the gap tracker takes in the committed (node, sequence);
+ *                in a share group it goes into the report to the partners.
+ *  4. forward.c  reads the row from the inbox into its node's list and, its
+ *                turn come, publishes it QoS 1 on the cloud link (es_mqtt,
+ *                through the ops below); on the cloud broker's PUBACK it
+ *                marks the row acked in the inbox: forwarded.
+ * metrics.c watches step 4 (the time from commit to PUBACK). Off the path:
+ * repair.c asks for holes through edge.c; api.c and metrics.c show a view
+ * composed here from each part's own stats.
+ */
+#include "bridge.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "config.h"
-#include "dashboard.h"
+#include "edge.h"
+#include "forward.h"
+#include "intake.h"
+#include "journal.h"
 #include "log.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "repair.h"
+#include "topic.h"
+#include "view.h"
 
 #define TAG	"bridge"
 #define TICK_MS 100
 
-/* ---- MQTT callbacks ---------------------------------------------------------- */
+enum bphase { B_NEW, B_RUNNING, B_DRAINING, B_STOPPING, B_DONE };
+
+/* Lock: `cloud_lock` guards `cloud_view`; the loop thread owns the rest. */
+struct bridge {
+	const bridge_settings *s;
+	es_loop *loop;
+	es_journal *journal; /* the inbox */
+	bridge_repair *repair;
+	bridge_forward *forward;
+	bridge_intake *intake;
+	bridge_edge *edge;
+	es_mqtt *cloud;
+	es_http *http;
+	bridge_api *api;
+	bridge_metrics *metrics;
+
+	char client_edge[160], client_cloud[160];
+	char filter[ES_TOPIC_MAX], peer_topic[ES_TOPIC_MAX];
+	char *edge_password, *cloud_password;
+
+	es_timer_id tick, drain_timer;
+	enum bphase phase;
+	bool edges_done; /* the edge links and the inbox thread have stopped */
+	_Atomic bool closing;
+	pthread_mutex_t cloud_lock;
+	bridge_cloud_view cloud_view; /* as of the last tick */
+};
+
+static void finish_stop(void *ctx);
+static void drain_step(bridge *b);
+
+/* ---- what the parts need from each other --------------------------------- */
 
 static void edge_message(void *ctx, const char *topic, const void *payload, size_t len)
 {
-	struct edge_link *l = ctx;
-	intake_message(l->b, l->index, topic, payload, len);
+	bridge *b = ctx;
+	bridge_intake_message(b->intake, topic, payload, len);
 }
 
-static void finish_stop(bridge *b);
-
-static void edge_down(void *ctx, const char *cause, uint64_t retry_ms)
+static void on_status(void *ctx, const char *node, const void *payload, size_t len)
 {
-	struct edge_link *l = ctx;
-	if (!retry_ms && !l->stopped) {
-		l->stopped = true;
-		if (++l->b->links_stopped == l->b->nlinks)
-			finish_stop(l->b);
-	}
+	bridge *b = ctx;
+	bridge_repair_status(b->repair, node, payload, len);
 }
 
-static void edge_published(void *ctx, uint64_t tag, es_err err)
+static void on_reply(void *ctx, const char *node, const void *payload, size_t len)
 {
-	/* re-send requests and peer reports: a lost one is simply sent again */
+	bridge *b = ctx;
+	bridge_repair_reply(b->repair, node, payload, len);
 }
+
+static void on_peer(void *ctx, const void *payload, size_t len)
+{
+	bridge *b = ctx;
+	bridge_repair_peer(b->repair, payload, len);
+}
+
+static void on_stored(void *ctx, const bridge_stored *s)
+{
+	bridge *b = ctx;
+	if (s->duplicate)
+		bridge_repair_duplicate(b->repair, s->node, s->node_seq);
+	else
+		bridge_repair_stored(b->repair, s->node, s->node_seq, s->seq);
+}
+
+static void on_batch(void *ctx)
+{
+	bridge *b = ctx;
+	bridge_forward_committed(b->forward);
+}
+
+static es_err send_request(void *ctx, const char *node, const char *topic, const void *payload,
+			   size_t len)
+{
+	bridge *b = ctx;
+	return bridge_edge_send(b->edge, node, topic, payload, len);
+}
+
+static void send_report(void *ctx, const char *topic, const void *payload, size_t len)
+{
+	bridge *b = ctx;
+	bridge_edge_send_all(b->edge, topic, payload, len);
+}
+
+static uint64_t contiguous(void *ctx, const char *node)
+{
+	bridge *b = ctx;
+	return bridge_repair_contiguous(b->repair, node);
+}
+
+static void on_sent(void *ctx, uint64_t seq, uint64_t journaled_ms)
+{
+	bridge *b = ctx;
+	bridge_metrics_sent(b->metrics, seq, journaled_ms);
+}
+
+static void on_acked(void *ctx, uint64_t seq)
+{
+	bridge *b = ctx;
+	bridge_metrics_acked(b->metrics, seq);
+}
+
+static void on_lost(void *ctx)
+{
+	bridge *b = ctx;
+	bridge_metrics_lost(b->metrics);
+}
+
+static void on_request(void *ctx, const char *method, const char *route, int status, double seconds)
+{
+	bridge *b = ctx;
+	bridge_metrics_on_request(b->metrics, method, route, status, seconds);
+}
+
+/* ---- the cloud link: forward.c's ops, its callbacks, its view -------------- */
+
+static es_err cloud_publish(void *ctx, const char *topic, const void *payload, size_t len,
+			    uint64_t tag)
+{
+	bridge *b = ctx;
+	return es_mqtt_publish(b->cloud, topic, payload, len, 1, false, tag);
+}
+
+static size_t cloud_inflight(void *ctx)
+{
+	bridge *b = ctx;
+	return es_mqtt_inflight(b->cloud);
+}
+
+static size_t cloud_window(void *ctx)
+{
+	bridge *b = ctx;
+	return es_mqtt_window(b->cloud);
+}
+
+static bool cloud_connected(void *ctx)
+{
+	bridge *b = ctx;
+	return es_mqtt_is_connected(b->cloud);
+}
+
+static const bridge_cloud_ops cloud_ops = {
+	.publish = cloud_publish,
+	.inflight = cloud_inflight,
+	.window = cloud_window,
+	.connected = cloud_connected,
+};
 
 static void cloud_up(void *ctx, bool session_present)
 {
 	bridge *b = ctx;
-	forward_reset(b);
-	forward_pump(b);
+	(void)session_present;
+	bridge_forward_reset(b->forward);
+	bridge_forward_pump(b->forward);
 }
 
 static void cloud_down(void *ctx, const char *cause, uint64_t retry_ms)
 {
 	bridge *b = ctx;
-	forward_reset(b);
+	(void)cause;
+	bridge_forward_reset(b->forward);
 	if (!retry_ms && b->phase == B_STOPPING) {
 		b->phase = B_DONE;
 		if (b->drain_timer)
@@ -58,17 +216,49 @@ static void cloud_down(void *ctx, const char *cause, uint64_t retry_ms)
 	}
 }
 
-static void drain_step(bridge *b);
-
 static void cloud_published(void *ctx, uint64_t tag, es_err err)
 {
 	bridge *b = ctx;
-	forward_published(b, tag, err);
+	bridge_forward_published(b->forward, tag, err);
 	if (b->phase == B_DRAINING)
 		drain_step(b);
 }
 
-/* ---- the links ----------------------------------------------------------------- */
+static void show_cloud(bridge *b)
+{
+	es_mqtt_stats cs;
+	es_mqtt_stats_get(b->cloud, &cs);
+	bridge_cloud_view c = {.up = cs.connected,
+			       .connects = cs.connects,
+			       .failures = cs.failures,
+			       .failovers = cs.failovers,
+			       .inflight = es_mqtt_inflight(b->cloud),
+			       .node = cs.node};
+	snprintf(c.url, sizeof c.url, "%s", cs.url);
+	snprintf(c.error, sizeof c.error, "%s", cs.last_error);
+	pthread_mutex_lock(&b->cloud_lock);
+	b->cloud_view = c;
+	pthread_mutex_unlock(&b->cloud_lock);
+}
+
+/* What api.c and metrics.c show: each part's stats, under its own lock. */
+static void view(void *ctx, bridge_view *v)
+{
+	bridge *b = ctx;
+	size_t n = bridge_edge_count(b->edge);
+	v->closing = atomic_load(&b->closing);
+	v->nedges = n < BRIDGE_VIEW_EDGES ? n : BRIDGE_VIEW_EDGES;
+	for (size_t i = 0; i < v->nedges; i++)
+		bridge_edge_stats_get(b->edge, i, &v->edge[i]);
+	pthread_mutex_lock(&b->cloud_lock);
+	v->cloud = b->cloud_view;
+	pthread_mutex_unlock(&b->cloud_lock);
+	bridge_intake_stats_get(b->intake, &v->intake);
+	bridge_forward_stats_get(b->forward, &v->forward);
+	bridge_repair_stats_get(b->repair, &v->repair);
+}
+
+/* ---- making the parts from the settings ------------------------------------ */
 
 static es_err read_secret(const char *path, char **out)
 {
@@ -81,66 +271,14 @@ static es_err read_secret(const char *path, char **out)
 	return err;
 }
 
-static es_err subscribe_edge(bridge *b, es_mqtt *m)
+/* A side's settings as es_mqtt options, on its first URL. */
+static es_mqtt_opts link_opts(const bridge_link_settings *l, const char *id, const char *password)
 {
-	char topic[ES_TOPIC_MAX];
-	es_err err = es_mqtt_subscribe(m, b->filter, 1);
-	if (!err) {
-		snprintf(topic, sizeof topic, "%s/+/+/status", b->s->edge_root);
-		err = es_mqtt_subscribe(m, topic, 1);
-	}
-	if (!err) {
-		snprintf(topic, sizeof topic, "%s/+/+/reply/resend", b->s->edge_root);
-		err = es_mqtt_subscribe(m, topic, 1);
-	}
-	if (!err && b->peer_topic[0])
-		err = es_mqtt_subscribe(m, b->peer_topic, 0);
-	return err;
-}
-
-static es_err make_edges(bridge *b)
-{
-	const bridge_link_settings *e = &b->s->edge;
-	b->nlinks = e->url.n;
-	b->links = calloc(b->nlinks, sizeof *b->links);
-	if (!b->links)
-		return ES_ENOMEM;
-	es_err err = read_secret(e->link.password_file, &b->edge_password);
-	for (size_t i = 0; !err && i < b->nlinks; i++) {
-		struct edge_link *l = &b->links[i];
-		*l = (struct edge_link){.b = b, .index = i, .url = e->url.v[i]};
-		es_mqtt_opts o;
-		es_link_mqtt_opts(&e->link, b->client_edge, b->edge_password, &o);
-		o.url = l->url;
-		o.cbs = (es_mqtt_cbs){.disconnected = edge_down,
-				      .published = edge_published,
-				      .message = edge_message};
-		o.ctx = l;
-		if (!(err = es_mqtt_new(b->loop, &o, &l->mqtt)))
-			err = subscribe_edge(b, l->mqtt);
-	}
-	return err;
-}
-
-static es_err make_cloud(bridge *b)
-{
-	const bridge_link_settings *c = &b->s->cloud;
-	es_err err = read_secret(c->link.password_file, &b->cloud_password);
-	if (err)
-		return err;
-	/* Several URLs are one cluster's nodes: one link that fails over. */
 	es_mqtt_opts o;
-	es_link_mqtt_opts(&c->link, b->client_cloud, b->cloud_password, &o);
-	o.url = c->url.v[0];
-	o.urls = (const char *const *)c->url.v;
-	o.nurls = c->url.n;
-	o.cbs = (es_mqtt_cbs){
-		.connected = cloud_up, .disconnected = cloud_down, .published = cloud_published};
-	o.ctx = b;
-	return es_mqtt_new(b->loop, &o, &b->cloud);
+	es_link_mqtt_opts(&l->link, id, password, &o);
+	o.url = l->url.v[0];
+	return o;
 }
-
-/* ---- setup ------------------------------------------------------------------------ */
 
 static void make_names(bridge *b)
 {
@@ -166,6 +304,11 @@ static void make_names(bridge *b)
 			 s->edge_share_group);
 }
 
+static const char *peer_topic(const bridge *b)
+{
+	return b->peer_topic[0] ? b->peer_topic : NULL;
+}
+
 static es_err open_inbox(bridge *b)
 {
 	const bridge_settings *s = b->s;
@@ -181,49 +324,139 @@ static es_err open_inbox(bridge *b)
 		.max_event_bytes = (size_t)s->event_max_bytes, /* at most 16 MiB */
 	};
 	es_err err = es_journal_open(&o, &b->journal);
-	if (err) {
+	if (err)
 		es_error(TAG, "cannot open the inbox %s: %s", s->journal.path, es_strerror(err));
-		return err;
-	}
-	if (!(err = es_journal_reader_new(b->journal, &b->reader)))
-		err = es_journal_reader_new(b->journal, &b->api_reader);
 	return err;
 }
 
-static es_err make_parts(bridge *b)
+static void close_inbox(bridge *b)
 {
-	char why[160];
-	es_gap_opts g = {.grace_ms = (uint64_t)b->s->gap.grace_ms,
-			 .retry_ms = (uint64_t)b->s->gap.retry_ms,
-			 .max_span = (uint64_t)b->s->gap.max_span};
-	es_err err = bridge_remap_new(b->s->cloud_topic, &b->remap, why, sizeof why);
-	if (err) {
-		es_error(TAG, "cloud.topic %s", why);
+	if (b->journal)
+		es_journal_sync_acks(b->journal);
+	es_journal_close(b->journal);
+}
+
+static es_err make_repair(bridge *b)
+{
+	const bridge_settings *s = b->s;
+	bridge_repair_opts o = {.gap = {.grace_ms = (uint64_t)s->gap.grace_ms,
+					.retry_ms = (uint64_t)s->gap.retry_ms,
+					.max_span = (uint64_t)s->gap.max_span},
+				.root = s->edge_root,
+				.client_id = b->client_edge,
+				.peer_topic = peer_topic(b)};
+	bridge_repair_deps d = {
+		.journal = b->journal, .ctx = b, .request = send_request, .report = send_report};
+	return bridge_repair_new(&o, &d, &b->repair);
+}
+
+static es_err make_forward(bridge *b)
+{
+	bridge_forward_opts o = {.cloud_topic = b->s->cloud_topic,
+				 .root = b->s->edge_root,
+				 .hole_wait_ms = (uint64_t)b->s->order_hole_wait_ms};
+	bridge_forward_deps d = {.loop = b->loop,
+				 .journal = b->journal,
+				 .cloud = &cloud_ops,
+				 .cloud_ctx = b,
+				 .ctx = b,
+				 .contiguous = contiguous,
+				 .sent = on_sent,
+				 .acked = on_acked,
+				 .lost = on_lost};
+	return bridge_forward_new(&o, &d, &b->forward);
+}
+
+static es_err make_intake(bridge *b)
+{
+	bridge_intake_opts o = {.root = b->s->edge_root,
+				.peer_topic = peer_topic(b),
+				.event_max_bytes = (size_t)b->s->event_max_bytes};
+	bridge_intake_deps d = {.loop = b->loop,
+				.journal = b->journal,
+				.ctx = b,
+				.status = on_status,
+				.reply = on_reply,
+				.peer = on_peer,
+				.stored = on_stored,
+				.batch_done = on_batch};
+	return bridge_intake_new(&o, &d, &b->intake);
+}
+
+static es_err make_edge(bridge *b)
+{
+	const bridge_link_settings *e = &b->s->edge;
+	char status[ES_TOPIC_MAX], reply[ES_TOPIC_MAX];
+	snprintf(status, sizeof status, "%s/+/+/status", b->s->edge_root);
+	snprintf(reply, sizeof reply, "%s/+/+/reply/resend", b->s->edge_root);
+	bridge_edge_sub subs[] = {{b->filter, 1}, {status, 1}, {reply, 1}, {b->peer_topic, 0}};
+	es_err err = read_secret(e->link.password_file, &b->edge_password);
+	if (err)
 		return err;
-	}
-	if ((err = es_gap_new(&g, &b->gap)) || (err = forward_init(b)) || (err = open_inbox(b)) ||
-	    (err = repair_restore(b)) || (err = make_edges(b)) || (err = make_cloud(b)))
+	bridge_edge_opts o = {.mqtt = link_opts(e, b->client_edge, b->edge_password),
+			      .urls = (const char *const *)e->url.v,
+			      .nurls = e->url.n,
+			      .root = b->s->edge_root,
+			      .subs = subs,
+			      .nsubs = peer_topic(b) ? 4 : 3};
+	bridge_edge_deps d = {
+		.loop = b->loop, .ctx = b, .message = edge_message, .stopped = finish_stop};
+	return bridge_edge_new(&o, &d, &b->edge);
+}
+
+static es_err make_cloud(bridge *b)
+{
+	const bridge_link_settings *c = &b->s->cloud;
+	es_err err = read_secret(c->link.password_file, &b->cloud_password);
+	if (err)
 		return err;
-	es_http_opts h = {.listen = b->s->http.listen,
-			  .threads = (int)b->s->http.threads,
-			  .auth_file = b->s->http.auth_file,
-			  .token_file = b->s->http.token_file,
-			  .metrics_open = b->s->http.metrics_open,
-			  .on_request = bridge_metrics_on_request,
+	/* Several URLs are one cluster's nodes: one link that fails over. */
+	es_mqtt_opts o = link_opts(c, b->client_cloud, b->cloud_password);
+	o.urls = (const char *const *)c->url.v;
+	o.nurls = c->url.n;
+	o.cbs = (es_mqtt_cbs){
+		.connected = cloud_up, .disconnected = cloud_down, .published = cloud_published};
+	o.ctx = b;
+	return es_mqtt_new(b->loop, &o, &b->cloud);
+}
+
+/* The HTTP server with the API (api.c) and the metrics (metrics.c). */
+static es_err make_http(bridge *b)
+{
+	const bridge_settings *s = b->s;
+	es_http_opts h = {.listen = s->http.listen,
+			  .threads = (int)s->http.threads,
+			  .auth_file = s->http.auth_file,
+			  .token_file = s->http.token_file,
+			  .metrics_open = s->http.metrics_open,
+			  .on_request = on_request,
 			  .hook_ctx = b};
-	if (!(err = es_http_new(&h, &b->http)))
-		err = bridge_api_register(b);
-	if (!err)
-		err = bridge_metrics_init(b);
-	if (!err)
-		err = es_japi_new(&(es_japi_opts){.http = b->http,
-						  .journal = b->journal,
-						  .status_json = bridge_status_json,
-						  .ctx = b,
-						  .live_max = h.threads / 2 ? h.threads / 2 : 1},
-				  &b->japi);
-	if (!err)
-		err = es_http_assets(b->http, es_dashboard_assets, es_dashboard_assets_count);
+	bridge_api_opts a = {.node_id = s->node_id,
+			     .site = s->node_site,
+			     .filter = b->filter,
+			     .journal_path = s->journal.path,
+			     .journal_max_bytes = s->journal.max_bytes,
+			     .cloud_nodes = s->cloud.url.n,
+			     .live_max = h.threads / 2 ? h.threads / 2 : 1};
+	bridge_metrics_opts m = {.cloud_urls = (const char *const *)s->cloud.url.v,
+				 .ncloud_urls = s->cloud.url.n,
+				 .journal_max_bytes = s->journal.max_bytes};
+	es_err err = es_http_new(&h, &b->http);
+	if (err)
+		return err;
+	if ((err = bridge_api_new(&a, &(bridge_api_deps){b->http, b->journal, view, b}, &b->api)))
+		goto fail_api;
+	if ((err = bridge_metrics_new(&m, &(bridge_metrics_deps){b->http, b->journal, view, b},
+				      &b->metrics)))
+		goto fail_metrics;
+	return ES_OK;
+fail_metrics:
+	bridge_api_stop(b->api);
+fail_api:
+	es_http_free(b->http);
+	bridge_api_free(b->api);
+	b->http = NULL;
+	b->api = NULL;
 	return err;
 }
 
@@ -234,64 +467,55 @@ es_err bridge_new(const bridge_settings *s, es_loop *loop, bridge **out)
 		return ES_ENOMEM;
 	b->s = s;
 	b->loop = loop;
-	pthread_mutex_init(&b->view_lock, NULL);
-	pthread_mutex_init(&b->api_lock, NULL);
+	pthread_mutex_init(&b->cloud_lock, NULL);
 	make_names(b);
-	es_err err = make_parts(b);
-	if (err) {
-		bridge_free(b);
-		return err;
-	}
+	es_err err;
+	if ((err = open_inbox(b)))
+		goto fail_inbox;
+	if ((err = make_repair(b)))
+		goto fail_repair;
+	if ((err = make_forward(b)))
+		goto fail_forward;
+	if ((err = make_intake(b)))
+		goto fail_intake;
+	if ((err = make_edge(b)))
+		goto fail_edge;
+	if ((err = make_cloud(b)))
+		goto fail_cloud;
+	if ((err = make_http(b)))
+		goto fail_http;
 	*out = b;
 	return ES_OK;
+fail_http:
+	es_mqtt_free(b->cloud);
+fail_cloud:
+	bridge_edge_free(b->edge);
+fail_edge:
+	bridge_intake_free(b->intake);
+fail_intake:
+	bridge_forward_free(b->forward);
+fail_forward:
+	bridge_repair_free(b->repair);
+fail_repair:
+	close_inbox(b);
+fail_inbox:
+	free(b->edge_password);
+	free(b->cloud_password);
+	pthread_mutex_destroy(&b->cloud_lock);
+	free(b);
+	return err;
 }
 
-/* ---- running ------------------------------------------------------------------------ */
-
-void bridge_view_update(bridge *b)
-{
-	es_mqtt_stats cs;
-	es_mqtt_stats_get(b->cloud, &cs);
-	pthread_mutex_lock(&b->view_lock);
-	struct view *v = &b->view;
-	v->nlinks = b->nlinks < 16 ? b->nlinks : 16;
-	for (size_t i = 0; i < v->nlinks; i++) {
-		es_mqtt_stats es;
-		es_mqtt_stats_get(b->links[i].mqtt, &es);
-		v->edge_up[i] = es.connected;
-		v->edge_failures[i] = es.failures;
-		v->edge_connects[i] = es.connects;
-	}
-	v->cloud_up = cs.connected;
-	v->cloud_failures = cs.failures;
-	v->cloud_connects = cs.connects;
-	v->cloud_inflight = es_mqtt_inflight(b->cloud);
-	v->cloud_failovers = cs.failovers;
-	v->cloud_node = cs.node;
-	snprintf(v->cloud_url, sizeof v->cloud_url, "%s", cs.url);
-	snprintf(v->cloud_error, sizeof v->cloud_error, "%s", cs.last_error);
-	es_gap_stats_get(b->gap, &v->gap);
-	v->forwarded = b->fw.forwarded;
-	v->acked = b->fw.acked;
-	v->out_of_order = b->fw.out_of_order;
-	v->held = b->fw.rows;
-	v->refused = b->fw.refused;
-	v->received = b->received;
-	v->invalid = b->invalid;
-	v->duplicates = b->duplicates;
-	v->overload = b->overload;
-	v->inbox_errors = b->inbox_errors;
-	v->lost_replies = b->lost_replies;
-	pthread_mutex_unlock(&b->view_lock);
-}
+/* ---- running ------------------------------------------------------------------ */
 
 static void tick(void *arg)
 {
 	bridge *b = arg;
 	b->tick = 0;
-	repair_tick(b);
-	forward_pump(b);
-	bridge_view_update(b);
+	bridge_repair_tick(b->repair, b->phase == B_RUNNING);
+	bridge_forward_pump(b->forward);
+	bridge_edge_show(b->edge);
+	show_cloud(b);
 	if (b->phase == B_RUNNING || b->phase == B_DRAINING)
 		es_loop_timer(b->loop, TICK_MS, tick, b, &b->tick);
 }
@@ -300,16 +524,17 @@ es_err bridge_start(bridge *b)
 {
 	es_err err = es_http_start(b->http);
 	if (!err)
-		err = intake_start(b);
-	for (size_t i = 0; !err && i < b->nlinks; i++)
-		err = es_mqtt_start(b->links[i].mqtt);
+		err = bridge_intake_start(b->intake);
+	if (!err)
+		err = bridge_edge_start(b->edge);
 	if (!err)
 		err = es_mqtt_start(b->cloud);
 	if (err)
 		return err;
 	b->phase = B_RUNNING;
+	bridge_forward_start(b->forward);
 	es_info(TAG, "bridging %zu edge broker(s) (%s) to %s%s; HTTP on port %d; inbox %s",
-		b->nlinks, b->filter, b->s->cloud.url.v[0],
+		bridge_edge_count(b->edge), b->filter, b->s->cloud.url.v[0],
 		b->s->cloud.url.n > 1 ? " (and the cluster's other nodes)" : "",
 		es_http_port(b->http), b->s->journal.path);
 	tick(b);
@@ -321,16 +546,18 @@ int bridge_http_port(const bridge *b)
 	return es_http_port(b->http);
 }
 
-/* ---- stopping ------------------------------------------------------------------------ */
+/* ---- stopping ------------------------------------------------------------------ */
 
 /* Stop order: the edge links (no more intake), the inbox thread (what was
  * queued is journaled), the cloud window (PUBACKs awaited up to
  * shutdown.drain_ms), the gap state saved, the cloud link. */
-static void finish_stop(bridge *b)
+static void finish_stop(void *ctx)
 {
+	bridge *b = ctx;
 	if (b->phase != B_DRAINING && b->phase != B_STOPPING)
 		return;
-	intake_stop(b);
+	bridge_intake_stop(b->intake);
+	b->edges_done = true;
 	drain_step(b);
 }
 
@@ -353,7 +580,8 @@ static void stop_cloud(bridge *b)
 	if (b->phase == B_STOPPING)
 		return;
 	b->phase = B_STOPPING;
-	repair_save(b);
+	bridge_forward_stop(b->forward);
+	bridge_repair_save(b->repair);
 	es_mqtt_disconnect(b->cloud, 0);
 	if (b->phase == B_STOPPING)
 		es_loop_timer(b->loop, 2000, force_stop, b, &b->drain_timer);
@@ -372,7 +600,7 @@ static void drain_timeout(void *arg)
 
 static void drain_step(bridge *b)
 {
-	if (b->phase != B_DRAINING || b->links_stopped < b->nlinks || b->in.started)
+	if (b->phase != B_DRAINING || !b->edges_done)
 		return;
 	if (es_mqtt_inflight(b->cloud) == 0 || !es_mqtt_is_connected(b->cloud))
 		stop_cloud(b);
@@ -388,40 +616,32 @@ void bridge_shutdown(bridge *b)
 	es_info(TAG, "shutting down: closing the edge links, then draining");
 	atomic_store(&b->closing, true);
 	b->phase = B_DRAINING;
-	for (size_t i = 0; i < b->nlinks; i++)
-		es_mqtt_disconnect(b->links[i].mqtt, 0);
+	bridge_edge_stop(b->edge);
 }
 
+/* The parts go in the reverse of their making; the HTTP workers first (they
+ * read every part), the inbox thread next (its last results go to repair
+ * and forward). */
 void bridge_free(bridge *b)
 {
 	if (!b)
 		return;
-	es_japi_stop(b->japi);
+	bridge_api_stop(b->api);
 	es_http_free(b->http);
-	es_japi_free(b->japi);
-	intake_stop(b);
+	bridge_api_free(b->api);
+	bridge_intake_free(b->intake);
 	if (b->tick)
 		es_loop_timer_cancel(b->loop, b->tick);
 	if (b->drain_timer)
 		es_loop_timer_cancel(b->loop, b->drain_timer);
-	for (size_t i = 0; b->links && i < b->nlinks; i++)
-		es_mqtt_free(b->links[i].mqtt);
-	free(b->links);
+	bridge_edge_free(b->edge);
 	es_mqtt_free(b->cloud);
-	es_async_free(b->in.async);
-	forward_free(b);
-	es_gap_free(b->gap);
-	bridge_remap_free(b->remap);
-	es_journal_reader_free(b->reader);
-	es_journal_reader_free(b->api_reader);
-	if (b->journal)
-		es_journal_sync_acks(b->journal);
-	es_journal_close(b->journal);
-	free(b->peer_report);
+	bridge_forward_free(b->forward);
+	bridge_repair_free(b->repair);
+	bridge_metrics_free(b->metrics);
+	close_inbox(b);
 	free(b->edge_password);
 	free(b->cloud_password);
-	bridge_metrics_free(b); /* after the http workers and the loop's users */
-	pthread_mutex_destroy(&b->view_lock);
-	pthread_mutex_destroy(&b->api_lock);
+	pthread_mutex_destroy(&b->cloud_lock);
 	free(b);
 }

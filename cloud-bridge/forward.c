@@ -1,6 +1,4 @@
-/* forward.c - the cloud side: rows from the inbox go to the cloud broker
- * per source node in sequence order, within the inflight window, and are
- * marked forwarded on PUBACK.
+/* forward.c - the cloud side (forward.h).
  *
  * Rows are read from the inbox in its own order (arrival) into per-node
  * lists sorted by the node's sequence. A node's first row goes when it is
@@ -15,80 +13,79 @@
  * read for their node by origin sequence, out of inbox order, and skipped
  * when the inbox-order read comes to them (node.taken_upto).
  */
+#include "forward.h"
+
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge_internal.h"
+#include "clock.h"
 #include "log.h"
+#include "nodes.h"
+#include "remap.h"
+#include "topic.h"
 
 #define TAG	       "forward"
 #define READ_ROWS      512
 #define HELD_MAX_ROWS  4096
 #define HELD_MAX_BYTES (4u * 1024u * 1024u)
 
-/* ---- the node table ------------------------------------------------------ */
+/* A row read from the inbox, waiting for its turn to go to the cloud. */
+struct held {
+	uint64_t seq, origin_seq;
+	char *type, *body;
+	size_t len;
+	uint64_t since_ms;
+	uint64_t journaled_ms; /* for the forward latency */
+};
 
-static size_t hash(const char *s)
+/* What the forwarder knows of one source node (a record of `nodes`). */
+struct node {
+	uint64_t forwarded_max; /* highest origin sequence forwarded */
+	uint64_t taken_upto;	/* rows up to this origin sequence were read out of
+				   inbox order (to fill a hole): skip them in order */
+	struct held *held;	/* held[first..first+nheld), sorted by origin_seq */
+	size_t first, nheld, capheld;
+	bool active; /* on the active list */
+	struct node *next_active;
+};
+
+/* Lock: `stats_lock` guards `shown`; the loop thread owns everything else. */
+struct bridge_forward {
+	bridge_forward_deps d;
+	char *root;
+	uint64_t hole_wait_ms;
+	bridge_remap *remap;
+	es_journal_reader *reader;
+	bridge_nodes *nodes;
+	bool running;
+	uint64_t cursor;      /* highest inbox sequence read */
+	bool more;	      /* rows may wait beyond cursor */
+	size_t rows, bytes;   /* held in memory */
+	struct node *active;  /* nodes with held rows */
+	uint64_t next_due_ms; /* a held row's wait ends */
+	es_async *pump;	      /* one pump per batch of completions */
+	struct node **heap;   /* drain_nodes' scratch */
+	size_t capheap;
+	bridge_forward_stats counts;
+	pthread_mutex_t stats_lock;
+	bridge_forward_stats shown;
+};
+
+static void show(bridge_forward *f)
 {
-	size_t h = 5381;
-	while (*s)
-		h = h * 33 + (unsigned char)*s++;
-	return h;
+	f->counts.held = f->rows;
+	pthread_mutex_lock(&f->stats_lock);
+	f->shown = f->counts;
+	pthread_mutex_unlock(&f->stats_lock);
 }
 
-static bool grow_table(struct forward *f)
+static const char *name_of(const struct node *x)
 {
-	size_t n = f->nbuckets ? f->nbuckets * 2 : 64;
-	struct node **t = calloc(n, sizeof *t);
-	if (!t)
-		return false;
-	for (size_t i = 0; i < f->nbuckets; i++) {
-		for (struct node *x = f->table[i], *next; x; x = next) {
-			next = x->next_hash;
-			size_t h = hash(x->name) % n;
-			x->next_hash = t[h];
-			t[h] = x;
-		}
-	}
-	free(f->table);
-	f->table = t;
-	f->nbuckets = n;
-	return true;
+	return bridge_nodes_name(x);
 }
 
-struct node *forward_node(bridge *b, const char *name)
-{
-	struct forward *f = &b->fw;
-	if (f->nbuckets) {
-		for (struct node *x = f->table[hash(name) % f->nbuckets]; x; x = x->next_hash)
-			if (strcmp(x->name, name) == 0)
-				return x;
-	}
-	if ((f->nnodes + 1 > f->nbuckets && !grow_table(f)))
-		return NULL;
-	struct node *x = calloc(1, sizeof *x);
-	if (!x)
-		return NULL;
-	snprintf(x->name, sizeof x->name, "%s", name);
-	size_t h = hash(name) % f->nbuckets;
-	x->next_hash = f->table[h];
-	f->table[h] = x;
-	f->nnodes++;
-	return x;
-}
-
-static void pump_async(void *arg);
-
-es_err forward_init(bridge *b)
-{
-	memset(&b->fw, 0, sizeof b->fw);
-	b->fw.more = true;
-	if (!grow_table(&b->fw))
-		return ES_ENOMEM;
-	return es_async_new(b->loop, pump_async, b, &b->fw.pump);
-}
-
-static void drop_held(struct forward *f, struct node *x)
+static void drop_held(bridge_forward *f, struct node *x)
 {
 	for (size_t i = x->first; i < x->first + x->nheld; i++) {
 		f->bytes -= x->held[i].len;
@@ -99,47 +96,97 @@ static void drop_held(struct forward *f, struct node *x)
 	x->nheld = x->first = 0;
 }
 
-void forward_free(bridge *b)
+/* ---- life ------------------------------------------------------------------ */
+
+static void pump_async(void *arg);
+
+es_err bridge_forward_new(const bridge_forward_opts *o, const bridge_forward_deps *d,
+			  bridge_forward **out)
 {
-	struct forward *f = &b->fw;
-	for (size_t i = 0; i < f->nbuckets; i++) {
-		for (struct node *x = f->table[i], *next; x; x = next) {
-			next = x->next_hash;
-			drop_held(f, x);
-			free(x->held);
-			free(x);
-		}
+	char why[160];
+	if (!o || !o->cloud_topic || !o->root || !d || !d->loop || !d->journal || !d->cloud ||
+	    !d->contiguous || !d->sent || !d->acked || !d->lost || !out)
+		return ES_EINVAL;
+	bridge_forward *f = calloc(1, sizeof *f);
+	if (!f)
+		return ES_ENOMEM;
+	f->d = *d;
+	f->hole_wait_ms = o->hole_wait_ms;
+	f->more = true;
+	pthread_mutex_init(&f->stats_lock, NULL);
+	es_err err = bridge_remap_new(o->cloud_topic, &f->remap, why, sizeof why);
+	if (err)
+		es_error(TAG, "cloud.topic %s", why);
+	else if (!(f->root = strdup(o->root)))
+		err = ES_ENOMEM;
+	if (err || (err = bridge_nodes_new(sizeof(struct node), &f->nodes)) ||
+	    (err = es_journal_reader_new(d->journal, &f->reader)) ||
+	    (err = es_async_new(d->loop, pump_async, f, &f->pump))) {
+		bridge_forward_free(f);
+		return err;
 	}
-	free(f->table);
-	free(f->heap);
-	es_async_free(f->pump);
-	memset(f, 0, sizeof *f);
+	*out = f;
+	return ES_OK;
 }
 
-/* The connection dropped: what was in flight is lost; read again from the
- * oldest unforwarded row. */
-void forward_reset(bridge *b)
+static void drop_node(void *ctx, void *record)
 {
-	struct forward *f = &b->fw;
+	struct node *x = record;
+	drop_held(ctx, x);
+	free(x->held);
+}
+
+void bridge_forward_free(bridge_forward *f)
+{
+	if (!f)
+		return;
+	bridge_nodes_free(f->nodes, drop_node, f);
+	free(f->heap);
+	es_async_free(f->pump);
+	es_journal_reader_free(f->reader);
+	bridge_remap_free(f->remap);
+	free(f->root);
+	pthread_mutex_destroy(&f->stats_lock);
+	free(f);
+}
+
+void bridge_forward_start(bridge_forward *f)
+{
+	f->running = true;
+}
+
+void bridge_forward_stop(bridge_forward *f)
+{
+	f->running = false;
+}
+
+static void clear_marks(void *ctx, void *record)
+{
+	struct node *x = record;
+	(void)ctx;
+	x->forwarded_max = x->taken_upto = 0;
+}
+
+void bridge_forward_reset(bridge_forward *f)
+{
 	for (struct node *x = f->active; x; x = x->next_active) {
 		drop_held(f, x);
 		x->active = false;
 	}
 	/* What goes again now is a re-send, not an event out of order; all of
 	 * it is read again in inbox order. */
-	for (size_t i = 0; i < f->nbuckets; i++)
-		for (struct node *x = f->table[i]; x; x = x->next_hash)
-			x->forwarded_max = x->taken_upto = 0;
+	bridge_nodes_each(f->nodes, clear_marks, NULL);
 	f->active = NULL;
 	f->rows = f->bytes = 0;
 	f->cursor = 0;
 	f->more = true;
-	bridge_metrics_reset(b);
+	f->d.lost(f->d.ctx);
+	show(f);
 }
 
 /* ---- reading the inbox --------------------------------------------------- */
 
-static void activate(struct forward *f, struct node *x)
+static void activate(bridge_forward *f, struct node *x)
 {
 	if (x->active)
 		return;
@@ -174,9 +221,8 @@ static bool hold(struct node *x, const struct held *h)
 }
 
 /* Holds one row read from the inbox; x its node (NULL: none; out of memory). */
-static bool take(bridge *b, struct node *x, const es_journal_row *row)
+static bool take(bridge_forward *f, struct node *x, const es_journal_row *row)
 {
-	struct forward *f = &b->fw;
 	struct held h = {.seq = row->seq,
 			 .origin_seq = row->origin_seq,
 			 .len = row->body_len,
@@ -201,23 +247,22 @@ static bool take(bridge *b, struct node *x, const es_journal_row *row)
 /* A row in inbox order. */
 static int take_row(void *ctx, const es_journal_row *row)
 {
-	bridge *b = ctx;
-	struct forward *f = &b->fw;
+	bridge_forward *f = ctx;
 	if (f->rows >= HELD_MAX_ROWS || f->bytes >= HELD_MAX_BYTES)
 		return 1;
-	struct node *x = row->origin ? forward_node(b, row->origin) : NULL;
+	struct node *x = row->origin ? bridge_nodes_get(f->nodes, row->origin) : NULL;
 	if (x && row->origin_seq <= x->taken_upto) {
 		f->cursor = row->seq; /* read already, to fill a hole */
 		return 0;
 	}
-	if (!take(b, x, row))
+	if (!take(f, x, row))
 		return 1;
 	f->cursor = row->seq;
 	return 0;
 }
 
 struct fill_ctx {
-	bridge *b;
+	bridge_forward *f;
 	struct node *x;
 	size_t n;
 };
@@ -226,9 +271,9 @@ struct fill_ctx {
 static int take_fill(void *ctx, const es_journal_row *row)
 {
 	struct fill_ctx *c = ctx;
-	if (row->seq <= c->b->fw.cursor)
+	if (row->seq <= c->f->cursor)
 		return 0; /* read in inbox order already: held, or sent */
-	if (!take(c->b, c->x, row))
+	if (!take(c->f, c->x, row))
 		return 1;
 	c->x->taken_upto = row->origin_seq;
 	c->n++;
@@ -239,28 +284,27 @@ static int take_fill(void *ctx, const es_journal_row *row)
  * below it is missing: reads what is pending below it for x (the rows that
  * filled the hole). True when nothing is (it went before a restart, say):
  * then the first row is the next one after all. */
-static bool fill_below(bridge *b, struct node *x)
+static bool fill_below(bridge_forward *f, struct node *x)
 {
 	uint64_t first = x->held[x->first].origin_seq;
-	struct fill_ctx c = {b, x, 0};
-	if (es_journal_read_origin(b->reader, x->name, x->forwarded_max + 1, first - 1, READ_ROWS,
-				   take_fill, &c))
+	struct fill_ctx c = {f, x, 0};
+	if (es_journal_read_origin(f->reader, name_of(x), x->forwarded_max + 1, first - 1,
+				   READ_ROWS, take_fill, &c))
 		return false;
 	if (c.n == 0)
 		x->forwarded_max = first - 1; /* all below went earlier */
 	return true;
 }
 
-static void refill(bridge *b)
+static void refill(bridge_forward *f)
 {
-	struct forward *f = &b->fw;
 	/* Only when a whole chunk fits: a query per freed row costs more than
 	 * the row. */
 	if (!f->more || f->rows + READ_ROWS > HELD_MAX_ROWS ||
 	    f->bytes + HELD_MAX_BYTES / 8 > HELD_MAX_BYTES)
 		return;
 	uint64_t before = f->cursor;
-	if (es_journal_read(b->reader, f->cursor + 1, UINT64_MAX, READ_ROWS, true, take_row, b))
+	if (es_journal_read(f->reader, f->cursor + 1, UINT64_MAX, READ_ROWS, true, take_row, f))
 		return;
 	if (f->cursor == before)
 		f->more = false; /* caught up: the next commit says when to look again */
@@ -268,40 +312,42 @@ static void refill(bridge *b)
 
 /* ---- publishing ------------------------------------------------------------ */
 
-static bool cloud_topic(bridge *b, const struct node *x, const char *type, char *buf, size_t cap)
+static bool cloud_topic(bridge_forward *f, const struct node *x, const char *type, char *buf,
+			size_t cap)
 {
-	const char *slash = strchr(x->name, '/');
-	es_topic_parts p = {.site = x->name,
-			    .site_len = (size_t)(slash - x->name),
+	const char *name = name_of(x);
+	const char *slash = strchr(name, '/');
+	es_topic_parts p = {.site = name,
+			    .site_len = (size_t)(slash - name),
 			    .node = slash + 1,
 			    .node_len = strlen(slash + 1),
 			    .kind = "ev",
 			    .kind_len = 2,
 			    .rest = type,
 			    .rest_len = strlen(type)};
-	return slash && bridge_remap_apply(b->remap, b->s->edge_root, &p, buf, cap) == ES_OK;
+	return slash && bridge_remap_apply(f->remap, f->root, &p, buf, cap) == ES_OK;
 }
 
 /* Whether x's first row may go now: it is the next one, nothing below it is
  * missing and what filled the hole is in memory, or it has waited long
  * enough for the hole. */
-static bool ready(bridge *b, struct node *x, uint64_t now)
+static bool ready(bridge_forward *f, struct node *x, uint64_t now)
 {
 	const struct held *h = &x->held[x->first];
 	if (h->origin_seq <= x->forwarded_max + 1)
 		return true;
-	if (h->origin_seq <= es_gap_contiguous(b->gap, x->name) + 1 && fill_below(b, x))
+	if (h->origin_seq <= f->d.contiguous(f->d.ctx, name_of(x)) + 1 && fill_below(f, x))
 		return true; /* the first row now is the next one due */
 	h = &x->held[x->first];
-	uint64_t due = h->since_ms + (uint64_t)b->s->order_hole_wait_ms;
+	uint64_t due = h->since_ms + f->hole_wait_ms;
 	if (now >= due)
 		return true;
-	if (!b->fw.next_due_ms || due < b->fw.next_due_ms)
-		b->fw.next_due_ms = due;
+	if (!f->next_due_ms || due < f->next_due_ms)
+		f->next_due_ms = due;
 	return false;
 }
 
-static void pop(struct forward *f, struct node *x)
+static void pop(bridge_forward *f, struct node *x)
 {
 	f->bytes -= x->held[x->first].len;
 	free(x->held[x->first].type);
@@ -311,28 +357,28 @@ static void pop(struct forward *f, struct node *x)
 }
 
 /* Publishes x's first row; false when the window or connection says stop. */
-static bool send_first(bridge *b, struct node *x)
+static bool send_first(bridge_forward *f, struct node *x)
 {
 	struct held *h = &x->held[x->first];
 	char topic[ES_TOPIC_MAX];
-	if (!cloud_topic(b, x, h->type, topic, sizeof topic)) {
-		es_journal_dead_letter(b->journal, x->name, "cannot map to a cloud topic", h->body,
-				       h->len);
-		es_journal_ack(b->journal, h->seq); /* never forwardable: out of the way */
-		b->fw.refused++;
-		pop(&b->fw, x);
+	if (!cloud_topic(f, x, h->type, topic, sizeof topic)) {
+		es_journal_dead_letter(f->d.journal, name_of(x), "cannot map to a cloud topic",
+				       h->body, h->len);
+		es_journal_ack(f->d.journal, h->seq); /* never forwardable: out of the way */
+		f->counts.refused++;
+		pop(f, x);
 		return true;
 	}
-	es_err err = es_mqtt_publish(b->cloud, topic, h->body, h->len, 1, false, h->seq);
+	es_err err = f->d.cloud->publish(f->d.cloud_ctx, topic, h->body, h->len, h->seq);
 	if (err == ES_EBUSY || err == ES_ENOTCONN)
 		return false;
 	if (h->origin_seq < x->forwarded_max)
-		b->fw.out_of_order++;
+		f->counts.out_of_order++;
 	else
 		x->forwarded_max = h->origin_seq;
-	b->fw.forwarded++;
-	bridge_metrics_forwarded(b, h->seq, h->journaled_ms);
-	pop(&b->fw, x);
+	f->counts.forwarded++;
+	f->d.sent(f->d.ctx, h->seq, h->journaled_ms);
+	pop(f, x);
 	return true;
 }
 
@@ -360,11 +406,24 @@ static void sift_down(struct node **h, size_t n, size_t i)
 	}
 }
 
+static bool heap_push(bridge_forward *f, size_t *n, struct node *x)
+{
+	if (*n == f->capheap) {
+		size_t cap = f->capheap ? f->capheap * 2 : 64;
+		struct node **grown = realloc(f->heap, cap * sizeof *grown);
+		if (!grown)
+			return false;
+		f->heap = grown;
+		f->capheap = cap;
+	}
+	f->heap[(*n)++] = x;
+	return true;
+}
+
 /* The ready nodes, as a min-heap on their first row's inbox sequence;
  * drops emptied nodes from the active list. false when out of memory. */
-static bool build_heap(bridge *b, uint64_t now, size_t *n)
+static bool build_heap(bridge_forward *f, uint64_t now, size_t *n)
 {
-	struct forward *f = &b->fw;
 	*n = 0;
 	for (struct node **pp = &f->active; *pp;) {
 		struct node *x = *pp;
@@ -373,17 +432,8 @@ static bool build_heap(bridge *b, uint64_t now, size_t *n)
 			*pp = x->next_active;
 			continue;
 		}
-		if (ready(b, x, now)) {
-			if (*n == f->capheap) {
-				size_t cap = f->capheap ? f->capheap * 2 : 64;
-				struct node **grown = realloc(f->heap, cap * sizeof *grown);
-				if (!grown)
-					return false;
-				f->heap = grown;
-				f->capheap = cap;
-			}
-			f->heap[(*n)++] = x;
-		}
+		if (ready(f, x, now) && !heap_push(f, n, x))
+			return false;
 		pp = &x->next_active;
 	}
 	for (size_t i = *n / 2; i-- > 0;)
@@ -396,60 +446,78 @@ static bool build_heap(bridge *b, uint64_t now, size_t *n)
  * they arrived, no node waits behind another's backlog, and acks come in
  * inbox order, so the inbox's ack watermark keeps up (a crash then re-sends
  * little). */
-static void drain_nodes(bridge *b, uint64_t now)
+static void drain_nodes(bridge_forward *f, uint64_t now)
 {
-	struct forward *f = &b->fw;
 	size_t n;
-	if (!build_heap(b, now, &n))
+	if (!build_heap(f, now, &n))
 		return;
-	while (n && es_mqtt_is_connected(b->cloud)) {
+	while (n && f->d.cloud->connected(f->d.cloud_ctx)) {
 		struct node *x = f->heap[0];
-		if (!send_first(b, x))
+		if (!send_first(f, x))
 			return;
-		if (!x->nheld || !ready(b, x, now))
+		if (!x->nheld || !ready(f, x, now))
 			f->heap[0] = f->heap[--n];
 		sift_down(f->heap, n, 0);
 	}
 }
 
-void forward_pump(bridge *b)
+static void pump(bridge_forward *f)
 {
-	if (b->phase != B_RUNNING && b->phase != B_DRAINING)
-		return;
+	const bridge_cloud_ops *c = f->d.cloud;
 	uint64_t now = es_clock_mono_ms();
-	b->fw.next_due_ms = 0;
-	for (int round = 0; round < 4 && es_mqtt_is_connected(b->cloud); round++) {
-		size_t before = b->fw.rows;
-		refill(b);
-		drain_nodes(b, now);
-		if (b->fw.rows == before && !b->fw.more)
+	f->next_due_ms = 0;
+	for (int round = 0; round < 4 && c->connected(f->d.cloud_ctx); round++) {
+		size_t before = f->rows;
+		refill(f);
+		drain_nodes(f, now);
+		if (f->rows == before && !f->more)
 			break;
-		if (es_mqtt_inflight(b->cloud) >= es_mqtt_window(b->cloud))
+		if (c->inflight(f->d.cloud_ctx) >= c->window(f->d.cloud_ctx))
 			break;
 	}
 }
 
-void forward_published(bridge *b, uint64_t tag, es_err err)
+void bridge_forward_pump(bridge_forward *f)
+{
+	if (f->running)
+		pump(f);
+	show(f);
+}
+
+void bridge_forward_committed(bridge_forward *f)
+{
+	f->more = true;
+	bridge_forward_pump(f);
+}
+
+void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err)
 {
 	if (err == ES_ENOTCONN) {
-		forward_reset(b); /* lost with the connection: sent again */
+		bridge_forward_reset(f); /* lost with the connection: sent again */
 		return;
 	}
 	if (err == ES_EPROTO) {
 		/* The cloud broker will never take it: keep it aside, move on. */
-		b->fw.refused++;
+		f->counts.refused++;
 		es_error(TAG, "the cloud broker refused inbox event %llu; kept as a dead letter",
 			 (unsigned long long)tag);
-		es_journal_dead_letter(b->journal, "cloud", "refused by the cloud broker", "", 0);
+		es_journal_dead_letter(f->d.journal, "cloud", "refused by the cloud broker", "", 0);
 	} else {
-		b->fw.acked++;
-		bridge_metrics_acked(b, tag);
+		f->counts.acked++;
+		f->d.acked(f->d.ctx, tag);
 	}
-	es_journal_ack(b->journal, tag);
-	es_async_send(b->fw.pump); /* after the whole batch of PUBACKs */
+	es_journal_ack(f->d.journal, tag);
+	es_async_send(f->pump); /* after the whole batch of PUBACKs */
 }
 
 static void pump_async(void *arg)
 {
-	forward_pump(arg);
+	bridge_forward_pump(arg);
+}
+
+void bridge_forward_stats_get(bridge_forward *f, bridge_forward_stats *out)
+{
+	pthread_mutex_lock(&f->stats_lock);
+	*out = f->shown;
+	pthread_mutex_unlock(&f->stats_lock);
 }

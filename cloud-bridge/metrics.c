@@ -1,15 +1,19 @@
-/* metrics.c - the bridge's metrics and GET /metrics (docs/metrics.md).
+/* metrics.c - the bridge's metrics and GET /metrics (metrics.h).
  *
- * The families every node has, the forward latency (inbox commit to cloud
- * PUBACK), the HTTP requests and GET /metrics are node_metrics.c's; this
- * file gives it the bridge's words and families. A collector copies what
- * the bridge already counts (the view, refreshed every tick, and the
- * inbox's counters) into the registry when /metrics is rendered.
+ * The families every node has, the forward latency, the HTTP requests and
+ * GET /metrics are node_metrics.c's; this file gives it the bridge's words
+ * and families, and a collector that copies the view into them when
+ * /metrics is rendered.
+ *
+ * Lock: `lock` guards `reader` (node_metrics reads through it).
  */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "bridge_internal.h"
 #include "log.h"
 #include "node_metrics.h"
 
@@ -39,13 +43,13 @@ static const es_node_metrics_words words = {
 };
 
 /* The bridge's own families (the shared ones are node_metrics.c's). */
-struct bridge_metrics {
+struct families {
 	es_metric_family *received, *duplicates, *deadlettered, *refused, *out_of_order, *held;
 	es_metric_family *holes_detected, *holes_open, *missing, *filled, *lost, *requests;
 	es_metric_family *gone, *nodes, *failovers, *cloud_node;
 };
 
-#define F(field) offsetof(struct bridge_metrics, field)
+#define F(field) offsetof(struct families, field)
 #define C	 ES_METRIC_COUNTER
 #define G	 ES_METRIC_GAUGE
 static const es_node_metric_def defs[] = {
@@ -84,6 +88,16 @@ static const es_node_metric_def defs[] = {
 #undef C
 #undef G
 
+struct bridge_metrics {
+	bridge_metrics_deps d;
+	const char *const *cloud_urls;
+	size_t ncloud_urls;
+	es_node_metrics *nm;
+	struct families f;
+	pthread_mutex_t lock;
+	es_journal_reader *reader;
+};
+
 /* ---- the collector -------------------------------------------------------- */
 
 static void set(es_metric_family *f, double v)
@@ -96,111 +110,128 @@ static void set1(es_metric_family *f, const char *label, double v)
 	es_node_metrics_set(f, label, v);
 }
 
-static void collect_inbox(bridge *b, struct bridge_metrics *bm)
+static void collect_inbox(bridge_metrics *m, const bridge_view *v)
 {
+	struct families *f = &m->f;
 	es_journal_counters c;
-	es_journal_counters_get(b->journal, &c);
-	set1(bm->refused, "journal_full", (double)c.refused_full);
+	es_journal_counters_get(m->d.journal, &c);
+	set1(f->refused, "journal_full", (double)c.refused_full);
+	set(f->received, (double)v->intake.received);
+	set(f->duplicates, (double)v->intake.duplicates);
+	set1(f->deadlettered, "invalid", (double)v->intake.invalid);
+	set1(f->deadlettered, "unforwardable", (double)v->forward.refused);
+	set1(f->refused, "overload", (double)v->intake.overload);
+	set(f->out_of_order, (double)v->forward.out_of_order);
+	set(f->held, (double)v->forward.held);
 }
 
-static void collect_gaps(const struct view *v, struct bridge_metrics *bm)
+static void collect_gaps(struct families *f, const bridge_view *v)
 {
-	set(bm->holes_detected, (double)v->gap.holes_detected);
-	set(bm->holes_open, (double)v->gap.holes_open);
-	set(bm->missing, (double)v->gap.missing);
-	set(bm->filled, (double)v->gap.filled);
-	set(bm->lost, (double)v->gap.lost);
-	set(bm->requests, (double)v->gap.requests);
-	set(bm->nodes, (double)v->gap.nodes);
-	set(bm->gone, (double)v->lost_replies);
+	const es_gap_stats *g = &v->repair.gap;
+	set(f->holes_detected, (double)g->holes_detected);
+	set(f->holes_open, (double)g->holes_open);
+	set(f->missing, (double)g->missing);
+	set(f->filled, (double)g->filled);
+	set(f->lost, (double)g->lost);
+	set(f->requests, (double)g->requests);
+	set(f->nodes, (double)g->nodes);
+	set(f->gone, (double)v->repair.gone_replies);
 }
 
-static void collect_view(bridge *b, struct bridge_metrics *bm)
+static void collect_links(bridge_metrics *m, const bridge_view *v)
 {
-	struct view v;
 	char link[300];
-	pthread_mutex_lock(&b->view_lock);
-	v = b->view;
-	pthread_mutex_unlock(&b->view_lock);
-	set(bm->received, (double)v.received);
-	set(bm->duplicates, (double)v.duplicates);
-	set1(bm->deadlettered, "invalid", (double)v.invalid);
-	set1(bm->deadlettered, "unforwardable", (double)v.refused);
-	set1(bm->refused, "overload", (double)v.overload);
-	set(bm->out_of_order, (double)v.out_of_order);
-	set(bm->held, (double)v.held);
-	collect_gaps(&v, bm);
-	for (size_t i = 0; i < v.nlinks; i++) {
-		snprintf(link, sizeof link, "edge:%s", b->links[i].url);
-		es_node_metrics_link(b->metrics, link, v.edge_up[i], v.edge_connects[i],
-				     v.edge_failures[i]);
+	for (size_t i = 0; i < v->nedges; i++) {
+		snprintf(link, sizeof link, "edge:%s", v->edge[i].url);
+		es_node_metrics_link(m->nm, link, v->edge[i].up, v->edge[i].connects,
+				     v->edge[i].failures);
 	}
-	es_node_metrics_link(b->metrics, "cloud", v.cloud_up, v.cloud_connects, v.cloud_failures);
-	set(bm->failovers, (double)v.cloud_failovers);
-	for (size_t i = 0; i < b->s->cloud.url.n; i++)
-		set1(bm->cloud_node, b->s->cloud.url.v[i], i == v.cloud_node ? 1 : 0);
+	es_node_metrics_link(m->nm, "cloud", v->cloud.up, v->cloud.connects, v->cloud.failures);
+	set(m->f.failovers, (double)v->cloud.failovers);
+	for (size_t i = 0; i < m->ncloud_urls; i++)
+		set1(m->f.cloud_node, m->cloud_urls[i], i == v->cloud.node ? 1 : 0);
 }
 
 static void collect(void *ctx)
 {
-	bridge *b = ctx;
-	collect_inbox(b, b->metrics_state);
-	collect_view(b, b->metrics_state);
+	bridge_metrics *m = ctx;
+	bridge_view v;
+	m->d.view(m->d.ctx, &v);
+	collect_inbox(m, &v);
+	collect_gaps(&m->f, &v);
+	collect_links(m, &v);
 }
 
-/* ---- setup ------------------------------------------------------------------ */
+/* ---- life ------------------------------------------------------------------ */
 
-es_err bridge_metrics_init(bridge *b)
+es_err bridge_metrics_new(const bridge_metrics_opts *o, const bridge_metrics_deps *d,
+			  bridge_metrics **out)
 {
-	struct bridge_metrics *bm = calloc(1, sizeof *bm);
-	if (!bm)
+	if (!o || !d || !d->http || !d->journal || !d->view || !out)
+		return ES_EINVAL;
+	bridge_metrics *m = calloc(1, sizeof *m);
+	if (!m)
 		return ES_ENOMEM;
-	b->metrics_state = bm;
-	es_node_metrics_opts o = {.words = &words,
-				  .journal = b->journal,
-				  .reader = b->api_reader,
-				  .reader_lock = &b->api_lock,
-				  .journal_cap = b->s->journal.max_bytes,
+	m->d = *d;
+	m->cloud_urls = o->cloud_urls;
+	m->ncloud_urls = o->ncloud_urls;
+	pthread_mutex_init(&m->lock, NULL);
+	es_node_metrics_opts n = {.words = &words,
+				  .journal = d->journal,
+				  .reader_lock = &m->lock,
+				  .journal_cap = o->journal_max_bytes,
 				  .defs = defs,
 				  .ndefs = sizeof defs / sizeof defs[0],
-				  .base = bm,
+				  .base = &m->f,
 				  .collect = collect,
-				  .ctx = b,
-				  .http = b->http};
-	es_err err = es_node_metrics_new(&o, &b->metrics);
-	if (err)
+				  .ctx = m,
+				  .http = d->http};
+	es_err err = es_journal_reader_new(d->journal, &m->reader);
+	n.reader = m->reader;
+	if (!err)
+		err = es_node_metrics_new(&n, &m->nm);
+	if (err) {
 		es_error(TAG, "cannot set up the metrics: %s", es_strerror(err));
-	return err; /* what was made is freed by bridge_metrics_free */
+		bridge_metrics_free(m);
+		return err;
+	}
+	*out = m;
+	return ES_OK;
 }
 
-void bridge_metrics_free(bridge *b)
+void bridge_metrics_free(bridge_metrics *m)
 {
-	es_node_metrics_free(b->metrics);
-	b->metrics = NULL;
-	free(b->metrics_state);
-	b->metrics_state = NULL;
+	if (!m)
+		return;
+	es_node_metrics_free(m->nm);
+	es_journal_reader_free(m->reader);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
 }
 
 /* ---- forwards (loop thread) and requests (any thread) ----------------------- */
 
-void bridge_metrics_forwarded(bridge *b, uint64_t seq, uint64_t journaled_ms)
+void bridge_metrics_sent(bridge_metrics *m, uint64_t seq, uint64_t journaled_ms)
 {
-	es_node_metrics_sent(b->metrics, seq, journaled_ms);
+	if (m)
+		es_node_metrics_sent(m->nm, seq, journaled_ms);
 }
 
-void bridge_metrics_acked(bridge *b, uint64_t seq)
+void bridge_metrics_acked(bridge_metrics *m, uint64_t seq)
 {
-	es_node_metrics_acked(b->metrics, seq);
+	if (m)
+		es_node_metrics_acked(m->nm, seq);
 }
 
-void bridge_metrics_reset(bridge *b)
+void bridge_metrics_lost(bridge_metrics *m)
 {
-	es_node_metrics_reset(b->metrics);
+	if (m)
+		es_node_metrics_reset(m->nm);
 }
 
-void bridge_metrics_on_request(void *ctx, const char *method, const char *route, int status,
+void bridge_metrics_on_request(bridge_metrics *m, const char *method, const char *route, int status,
 			       double seconds)
 {
-	bridge *b = ctx;
-	es_node_metrics_on_request(b->metrics, method, route, status, seconds);
+	if (m)
+		es_node_metrics_on_request(m->nm, method, route, status, seconds);
 }

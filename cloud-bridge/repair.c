@@ -1,89 +1,96 @@
-/* repair.c - what makes the bridge complete end to end.
+/* repair.c - the gap tracker, its requests, its saved state and the share
+ * group's reports (repair.h).
  *
- * The gap tracker is fed with every event the inbox committed (never with
- * one merely received: paho acknowledged that before we stored it) and with
- * the agents' status messages; holes are asked for on the edge link the node
- * was seen on; "gone" answers are counted as lost, loudly.
- *
- * The tracker's state is saved in the inbox (es_journal_put) every second
- * with the inbox sequence it covers; after a restart it is loaded and every
- * row after that sequence is fed again, so a crash loses no knowledge.
- *
- * Bridges sharing a subscription each see only part of every node's
- * sequence. They tell each other, on <root>/_bridge/<group>/seen, what they
- * stored, so each tracks the group's holes and not its partners' events.
+ * Lock: `stats_lock` guards `shown`; everything else is the loop thread's.
  */
-#include <cJSON.h>
+#include "repair.h"
+
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge_internal.h"
+#include "clock.h"
 #include "control.h"
 #include "log.h"
+#include "nodes.h"
+#include "topic.h"
 
 #define TAG		"repair"
 #define GAP_KEY		"x.gap"
 #define SAVE_EVERY_MS	1000
 #define PEER_REPORT_MAX (256u * 1024u)
 
+struct bridge_repair {
+	bridge_repair_deps d;
+	char *root, *client_id, *peer_topic;
+	es_gap *gap;
+	uint64_t covers; /* the inbox sequence the tracker has taken in */
+	bool dirty;
+	uint64_t last_save_ms;
+	char *report; /* share group: what we stored since the last report */
+	size_t report_len, report_cap;
+	uint64_t gone_replies;
+	pthread_mutex_t stats_lock;
+	bridge_repair_stats shown;
+};
+
 /* ---- feeding the tracker -------------------------------------------------- */
 
-static void seen(bridge *b, const char *node, uint64_t seq)
+static void seen(bridge_repair *r, const char *node, uint64_t seq)
 {
 	es_gap_verdict v;
-	if (es_gap_seen(b->gap, node, seq, es_clock_mono_ms(), &v))
+	if (es_gap_seen(r->gap, node, seq, es_clock_mono_ms(), &v))
 		es_warn(TAG, "cannot track %s %" PRIu64, node, seq);
-	b->gap_dirty = true;
+	r->dirty = true;
 }
 
 /* Adds "node seq\n" to the report for the share group. */
-static void report(bridge *b, const char *node, uint64_t seq)
+static void report(bridge_repair *r, const char *node, uint64_t seq)
 {
-	char line[NODE_KEY_MAX + 24];
+	char line[BRIDGE_NODE_MAX + 24];
 	int n = snprintf(line, sizeof line, "%s %" PRIu64 "\n", node, seq);
-	if (n <= 0 || b->peer_len + (size_t)n > PEER_REPORT_MAX)
+	if (n <= 0 || r->report_len + (size_t)n > PEER_REPORT_MAX)
 		return; /* a partner will ask for it: a duplicate, not a loss */
-	if (b->peer_len + (size_t)n + 1 > b->peer_cap) {
-		size_t cap = (b->peer_len + (size_t)n + 1) * 2;
-		char *grown = realloc(b->peer_report, cap);
+	if (r->report_len + (size_t)n + 1 > r->report_cap) {
+		size_t cap = (r->report_len + (size_t)n + 1) * 2;
+		char *grown = realloc(r->report, cap);
 		if (!grown)
 			return;
-		b->peer_report = grown;
-		b->peer_cap = cap;
+		r->report = grown;
+		r->report_cap = cap;
 	}
-	memcpy(b->peer_report + b->peer_len, line, (size_t)n + 1);
-	b->peer_len += (size_t)n;
+	memcpy(r->report + r->report_len, line, (size_t)n + 1);
+	r->report_len += (size_t)n;
 }
 
-void repair_committed(bridge *b, const struct item *it)
+void bridge_repair_stored(bridge_repair *r, const char *node, uint64_t node_seq, uint64_t seq)
 {
-	seen(b, it->origin, it->origin_seq);
-	if (it->res.seq > b->gap_covers)
-		b->gap_covers = it->res.seq;
-	if (b->s->edge_share_group)
-		report(b, it->origin, it->origin_seq);
+	seen(r, node, node_seq);
+	if (seq > r->covers)
+		r->covers = seq;
+	if (r->peer_topic)
+		report(r, node, node_seq);
 }
 
-/* An event the inbox holds already came again: in a share group, most
- * likely a re-send a partner asked for that the broker gave to us. Saying
- * again that we hold it closes the partner's hole now; otherwise it stays
- * open until a later copy happens to reach the partner. */
-void repair_duplicate(bridge *b, const struct item *it)
+/* Saying again that we hold it closes the partner's hole now; otherwise it
+ * stays open until a later copy happens to reach the partner. */
+void bridge_repair_duplicate(bridge_repair *r, const char *node, uint64_t node_seq)
 {
-	if (b->s->edge_share_group && it->origin[0])
-		report(b, it->origin, it->origin_seq);
+	if (r->peer_topic && node[0])
+		report(r, node, node_seq);
 }
 
 /* One report line, "site/node seq" (len bytes, no newline): true and the
  * parts when it is well formed. The line comes from the network: anything
  * else is ignored. */
-static bool parse_line(const char *p, size_t len, char node[NODE_KEY_MAX], uint64_t *seq)
+static bool parse_line(const char *p, size_t len, char node[BRIDGE_NODE_MAX], uint64_t *seq)
 {
 	const char *space = memchr(p, ' ', len);
 	size_t name = space ? (size_t)(space - p) : 0;
-	if (!space || name == 0 || name >= NODE_KEY_MAX || name + 1 == len || len - name - 1 > 19)
+	if (!space || name == 0 || name >= BRIDGE_NODE_MAX || name + 1 == len ||
+	    len - name - 1 > 19)
 		return false;
 	memcpy(node, p, name);
 	node[name] = '\0';
@@ -103,25 +110,25 @@ static bool parse_line(const char *p, size_t len, char node[NODE_KEY_MAX], uint6
 }
 
 /* A partner's report: "from <client id>", then lines "site/node seq". */
-void repair_peer(bridge *b, const char *payload, size_t len)
+void bridge_repair_peer(bridge_repair *r, const void *payload, size_t len)
 {
-	const char *p = payload, *end = payload + len;
-	size_t own = strlen(b->client_edge);
-	if (len > 5 + own && memcmp(p, "from ", 5) == 0 &&
-	    memcmp(p + 5, b->client_edge, own) == 0 && p[5 + own] == '\n')
+	const char *p = payload, *end = p + len;
+	size_t own = strlen(r->client_id);
+	if (len > 5 + own && memcmp(p, "from ", 5) == 0 && memcmp(p + 5, r->client_id, own) == 0 &&
+	    p[5 + own] == '\n')
 		return; /* our own */
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *eol = nl ? nl : end;
-		char node[NODE_KEY_MAX];
+		char node[BRIDGE_NODE_MAX];
 		uint64_t seq;
 		if (parse_line(p, (size_t)(eol - p), node, &seq))
-			seen(b, node, seq);
+			seen(r, node, seq);
 		p = eol + 1;
 	}
 }
 
-void repair_status(bridge *b, const char *node, const char *payload, size_t len)
+void bridge_repair_status(bridge_repair *r, const char *node, const void *payload, size_t len)
 {
 	es_status_msg m;
 	char why[160];
@@ -129,141 +136,220 @@ void repair_status(bridge *b, const char *node, const char *payload, size_t len)
 		es_warn(TAG, "invalid status from %s: %s", node, why);
 		return;
 	}
-	if (m.online && es_gap_status(b->gap, node, m.journal_id, m.acked_seq, m.oldest_seq,
+	if (m.online && es_gap_status(r->gap, node, m.journal_id, m.acked_seq, m.oldest_seq,
 				      es_clock_mono_ms()) == ES_OK)
-		b->gap_dirty = true;
+		r->dirty = true;
 }
 
-void repair_reply(bridge *b, const char *node, const char *payload, size_t len)
+void bridge_repair_reply(bridge_repair *r, const char *node, const void *payload, size_t len)
 {
-	es_resend_reply r;
+	es_resend_reply rep;
 	char why[160];
-	if (es_resend_reply_decode(payload, len, &r, why, sizeof why)) {
+	if (es_resend_reply_decode(payload, len, &rep, why, sizeof why)) {
 		es_warn(TAG, "invalid re-send reply from %s: %s", node, why);
 		return;
 	}
-	if (!r.gone_from || !r.gone_to)
+	if (!rep.gone_from || !rep.gone_to)
 		return;
-	b->lost_replies++;
+	r->gone_replies++;
 	es_error(TAG, "%s no longer holds %" PRIu64 "..%" PRIu64 ": those events are LOST", node,
-		 r.gone_from, r.gone_to);
-	es_gap_gone(b->gap, node, r.gone_from, r.gone_to);
-	b->gap_dirty = true;
+		 rep.gone_from, rep.gone_to);
+	es_gap_gone(r->gap, node, rep.gone_from, rep.gone_to);
+	r->dirty = true;
+}
+
+uint64_t bridge_repair_contiguous(const bridge_repair *r, const char *node)
+{
+	return es_gap_contiguous(r->gap, node);
 }
 
 /* ---- every tick ------------------------------------------------------------ */
 
-static void send_request(bridge *b, const es_gap_request *r)
+static void send_request(bridge_repair *r, const es_gap_request *g)
 {
 	char topic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1];
-	const char *slash = strchr(r->node, '/');
-	struct node *x = forward_node(b, r->node);
-	if (!slash || !x || (size_t)(slash - r->node) > ES_TOPIC_ID_MAX)
+	const char *slash = strchr(g->node, '/');
+	if (!slash || (size_t)(slash - g->node) > ES_TOPIC_ID_MAX)
 		return;
-	snprintf(site, sizeof site, "%.*s", (int)(slash - r->node), r->node);
-	if (es_topic_build(topic, sizeof topic, b->s->edge_root, site, slash + 1, "cmd", "resend"))
+	snprintf(site, sizeof site, "%.*s", (int)(slash - g->node), g->node);
+	if (es_topic_build(topic, sizeof topic, r->root, site, slash + 1, "cmd", "resend"))
 		return;
-	es_resend_req req = {.from = r->from, .to = r->to};
-	snprintf(req.request_id, sizeof req.request_id, "%.40s-%" PRIu64, b->client_edge,
+	es_resend_req req = {.from = g->from, .to = g->to};
+	snprintf(req.request_id, sizeof req.request_id, "%.40s-%" PRIu64, r->client_id,
 		 es_clock_wall_ms());
 	char *json;
 	size_t len;
 	if (es_resend_req_encode(&req, &json, &len))
 		return;
-	if (es_mqtt_publish(b->links[x->link].mqtt, topic, json, len, 1, false, 0) == ES_OK)
-		es_info(TAG, "asked %s to re-send %" PRIu64 "..%" PRIu64, r->node, r->from, r->to);
+	if (r->d.request(r->d.ctx, g->node, topic, json, len) == ES_OK)
+		es_info(TAG, "asked %s to re-send %" PRIu64 "..%" PRIu64, g->node, g->from, g->to);
 	free(json);
 }
 
-static void ask(bridge *b)
+static void ask(bridge_repair *r)
 {
 	es_gap_request reqs[32];
-	size_t n = es_gap_due(b->gap, es_clock_mono_ms(), reqs, 32);
+	size_t n = es_gap_due(r->gap, es_clock_mono_ms(), reqs, 32);
 	for (size_t i = 0; i < n; i++)
-		send_request(b, &reqs[i]);
+		send_request(r, &reqs[i]);
 }
 
-static void send_report(bridge *b)
+static void send_report(bridge_repair *r)
 {
-	if (!b->peer_len)
+	if (!r->report_len)
 		return;
-	size_t head = strlen(b->client_edge) + 6;
-	char *msg = malloc(head + b->peer_len + 1);
+	size_t head = strlen(r->client_id) + 6;
+	char *msg = malloc(head + r->report_len + 1);
 	if (!msg)
 		return;
-	snprintf(msg, head + 1, "from %s\n", b->client_edge);
-	memcpy(msg + head, b->peer_report, b->peer_len);
-	for (size_t i = 0; i < b->nlinks; i++)
-		es_mqtt_publish(b->links[i].mqtt, b->peer_topic, msg, head + b->peer_len, 0, false,
-				0);
+	snprintf(msg, head + 1, "from %s\n", r->client_id);
+	memcpy(msg + head, r->report, r->report_len);
+	r->d.report(r->d.ctx, r->peer_topic, msg, head + r->report_len);
 	free(msg);
-	b->peer_len = 0;
+	r->report_len = 0;
 }
 
 /* Saves the tracker with the inbox sequence it covers: "<covers>\n<state>". */
-void repair_save(bridge *b)
+void bridge_repair_save(bridge_repair *r)
 {
 	char *state, *blob;
 	size_t len;
-	if (!b->gap_dirty || es_gap_save(b->gap, &state, &len))
+	if (!r->dirty || es_gap_save(r->gap, &state, &len))
 		return;
 	size_t cap = len + 32;
 	if ((blob = malloc(cap))) {
-		int head = snprintf(blob, cap, "%" PRIu64 "\n", b->gap_covers);
+		int head = snprintf(blob, cap, "%" PRIu64 "\n", r->covers);
 		memcpy(blob + head, state, len);
-		if (es_journal_put(b->journal, GAP_KEY, blob, (size_t)head + len) == ES_OK)
-			b->gap_dirty = false;
+		if (es_journal_put(r->d.journal, GAP_KEY, blob, (size_t)head + len) == ES_OK)
+			r->dirty = false;
 		free(blob);
 	}
 	free(state);
-	b->last_save_ms = es_clock_mono_ms();
+	r->last_save_ms = es_clock_mono_ms();
 }
 
-void repair_tick(bridge *b)
+static void show(bridge_repair *r)
 {
-	if (b->phase == B_RUNNING)
-		ask(b);
-	if (b->s->edge_share_group)
-		send_report(b);
-	if (es_clock_mono_ms() - b->last_save_ms >= SAVE_EVERY_MS)
-		repair_save(b);
+	es_gap_stats g;
+	es_gap_stats_get(r->gap, &g);
+	pthread_mutex_lock(&r->stats_lock);
+	r->shown.gap = g;
+	r->shown.gone_replies = r->gone_replies;
+	pthread_mutex_unlock(&r->stats_lock);
+}
+
+void bridge_repair_tick(bridge_repair *r, bool ask_now)
+{
+	if (ask_now)
+		ask(r);
+	if (r->peer_topic)
+		send_report(r);
+	if (es_clock_mono_ms() - r->last_save_ms >= SAVE_EVERY_MS)
+		bridge_repair_save(r);
+	show(r);
+}
+
+void bridge_repair_stats_get(bridge_repair *r, bridge_repair_stats *out)
+{
+	pthread_mutex_lock(&r->stats_lock);
+	*out = r->shown;
+	pthread_mutex_unlock(&r->stats_lock);
 }
 
 /* ---- after a restart --------------------------------------------------------- */
 
 static int replay_row(void *ctx, const es_journal_row *row)
 {
-	bridge *b = ctx;
+	bridge_repair *r = ctx;
 	if (row->origin)
-		seen(b, row->origin, row->origin_seq);
-	b->gap_covers = row->seq;
+		seen(r, row->origin, row->origin_seq);
+	r->covers = row->seq;
 	return 0;
 }
 
+/* The saved "<covers>\n<state>": loads the state, and writes the inbox
+ * sequence to replay from (0 when the state is unreadable: all rows). */
+static void load(bridge_repair *r, const char *blob, size_t len, uint64_t *from)
+{
+	const char *nl = memchr(blob, '\n', len);
+	*from = strtoull(blob, NULL, 10);
+	if (!nl || es_gap_load(r->gap, nl + 1, len - (size_t)(nl + 1 - blob), es_clock_mono_ms())) {
+		es_error(TAG, "the saved gap state is unreadable; rebuilding it from the inbox");
+		*from = 0;
+	}
+}
+
 /* Loads the saved tracker and feeds it every inbox row committed after the
- * save. A state that cannot be read is reported and rebuilt from the rows. */
-es_err repair_restore(bridge *b)
+ * save. */
+static es_err restore(bridge_repair *r, es_journal_reader *reader)
 {
 	void *blob;
 	size_t len;
 	uint64_t from = 0;
-	es_err err = es_journal_get(b->reader, GAP_KEY, &blob, &len);
+	es_err err = es_journal_get(reader, GAP_KEY, &blob, &len);
 	if (err == ES_OK) {
-		char *nl = memchr(blob, '\n', len);
-		from = strtoull(blob, NULL, 10);
-		if (!nl || es_gap_load(b->gap, nl + 1, len - (size_t)(nl + 1 - (char *)blob),
-				       es_clock_mono_ms())) {
-			es_error(TAG,
-				 "the saved gap state is unreadable; rebuilding it from the inbox");
-			from = 0;
-		}
+		load(r, blob, len, &from);
 		free(blob);
 	} else if (err != ES_ENOTFOUND) {
 		return err;
 	}
-	b->gap_covers = from;
-	err = es_journal_read(b->reader, from + 1, UINT64_MAX, SIZE_MAX, false, replay_row, b);
+	r->covers = from;
+	err = es_journal_read(reader, from + 1, UINT64_MAX, SIZE_MAX, false, replay_row, r);
 	if (!err)
-		es_info(TAG, "gap state restored (inbox up to %" PRIu64 ")", b->gap_covers);
+		es_info(TAG, "gap state restored (inbox up to %" PRIu64 ")", r->covers);
 	return err;
+}
+
+/* ---- life --------------------------------------------------------------------- */
+
+static bool copy(char **dst, const char *src)
+{
+	return !src || (*dst = strdup(src)) != NULL;
+}
+
+static es_err make(bridge_repair *r, const bridge_repair_opts *o)
+{
+	es_journal_reader *reader;
+	es_err err = ES_ENOMEM;
+	if (!copy(&r->root, o->root) || !copy(&r->client_id, o->client_id) ||
+	    !copy(&r->peer_topic, o->peer_topic) || (err = es_gap_new(&o->gap, &r->gap)) ||
+	    (err = es_journal_reader_new(r->d.journal, &reader)))
+		return err;
+	err = restore(r, reader);
+	es_journal_reader_free(reader);
+	return err;
+}
+
+es_err bridge_repair_new(const bridge_repair_opts *o, const bridge_repair_deps *d,
+			 bridge_repair **out)
+{
+	if (!o || !o->root || !o->client_id || !d || !d->journal || !d->request || !d->report ||
+	    !out)
+		return ES_EINVAL;
+	bridge_repair *r = calloc(1, sizeof *r);
+	if (!r)
+		return ES_ENOMEM;
+	r->d = *d;
+	pthread_mutex_init(&r->stats_lock, NULL);
+	es_err err = make(r, o);
+	if (err) {
+		bridge_repair_free(r);
+		return err;
+	}
+	show(r);
+	*out = r;
+	return ES_OK;
+}
+
+void bridge_repair_free(bridge_repair *r)
+{
+	if (!r)
+		return;
+	es_gap_free(r->gap);
+	free(r->root);
+	free(r->client_id);
+	free(r->peer_topic);
+	free(r->report);
+	pthread_mutex_destroy(&r->stats_lock);
+	free(r);
 }

@@ -1,0 +1,85 @@
+/* forward.h - the cloud side: rows from the inbox go to the cloud broker
+ * per source node in sequence order, within the cloud link's inflight
+ * window, on the topic cloud.topic maps them to (remap.h), and are marked
+ * forwarded (acked in the inbox) on PUBACK.
+ *
+ * A node's next row goes when nothing below it is missing, or after it
+ * waited hole_wait_ms for the hole (then it counts as out of order). What
+ * is held in memory is bounded; the rest of a backlog stays on disk.
+ *
+ * Thread: the loop's, except bridge_forward_stats_get (any thread).
+ * Needs (at creation): the loop, the inbox journal, the cloud link (an ops
+ * table), the gap tracker's contiguous mark for a node, and three
+ * callbacks for the forward latency (a row sent, acked, the connection
+ * lost).
+ */
+#ifndef BRIDGE_FORWARD_H
+#define BRIDGE_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "journal.h"
+#include "loop.h"
+#include "view.h"
+
+typedef struct bridge_forward bridge_forward;
+
+/* The cloud link as the forwarder uses it (es_mqtt's contract). */
+typedef struct bridge_cloud_ops {
+	/* A QoS 1 publish, completed by bridge_forward_published(tag).
+	 * ES_EBUSY (the window is full), ES_ENOTCONN, or another error. */
+	es_err (*publish)(void *ctx, const char *topic, const void *payload, size_t len,
+			  uint64_t tag);
+	size_t (*inflight)(void *ctx); /* publishes awaiting their PUBACK */
+	size_t (*window)(void *ctx);   /* how many may await at most */
+	bool (*connected)(void *ctx);
+} bridge_cloud_ops;
+
+typedef struct bridge_forward_opts {
+	const char *cloud_topic; /* the remap template (remap.h) */
+	const char *root;	 /* the edge root, for its {root} */
+	uint64_t hole_wait_ms;	 /* order.hole_wait_ms */
+} bridge_forward_opts;
+
+typedef struct bridge_forward_deps {
+	es_loop *loop;
+	es_journal *journal; /* the inbox: read, acked, dead letters */
+	const bridge_cloud_ops *cloud;
+	void *cloud_ctx;
+	void *ctx;
+	/* The highest sequence of node below which nothing is missing. */
+	uint64_t (*contiguous)(void *ctx, const char *node);
+	/* A row published (its inbox seq, when it was journaled, wall ms), its
+	 * PUBACK, the connection lost (what was in flight goes again). */
+	void (*sent)(void *ctx, uint64_t seq, uint64_t journaled_ms);
+	void (*acked)(void *ctx, uint64_t seq);
+	void (*lost)(void *ctx);
+} bridge_forward_deps;
+
+/* Checks the template (an error is logged as "cloud.topic ...") and opens a
+ * reader on the inbox. ES_EINVAL, ES_ENOMEM, the journal's errors. */
+es_err bridge_forward_new(const bridge_forward_opts *o, const bridge_forward_deps *d,
+			  bridge_forward **out);
+void bridge_forward_free(bridge_forward *f); /* NULL ok */
+
+/* Publishing is allowed from start until stop (the bridge is stopping: what
+ * is in flight is awaited, nothing more goes). */
+void bridge_forward_start(bridge_forward *f);
+void bridge_forward_stop(bridge_forward *f);
+
+/* Reads what waits and publishes what may go while the window has room. */
+void bridge_forward_pump(bridge_forward *f);
+/* New rows were committed: read the inbox again, then pump. */
+void bridge_forward_committed(bridge_forward *f);
+/* The cloud connection was made or lost: what was in flight is lost; read
+ * again from the oldest unforwarded row. */
+void bridge_forward_reset(bridge_forward *f);
+/* A publish completed (es_mqtt's published contract). */
+void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err);
+
+void bridge_forward_stats_get(bridge_forward *f, bridge_forward_stats *out);
+
+#endif

@@ -1,0 +1,72 @@
+/* view.h - what the HTTP threads show of the bridge (/api/status,
+ * /metrics), as plain data: the counters each part keeps (it copies them
+ * under its own lock for bridge_<part>_stats_get), and the view bridge.c
+ * composes of them when asked. The links' states are as of the last tick
+ * (es_mqtt's stats are the loop's). Each part includes this header for its
+ * own stats type; api.c and metrics.c read the view and nothing else.
+ */
+#ifndef BRIDGE_VIEW_H
+#define BRIDGE_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gap.h"
+
+#define BRIDGE_VIEW_EDGES 16 /* edge links shown at most */
+
+/* edge.c: one edge link */
+typedef struct bridge_edge_stats {
+	const char *url; /* the edge's copy, valid while it lives */
+	bool up;
+	uint64_t connects, failures;
+} bridge_edge_stats;
+
+/* intake.c */
+typedef struct bridge_intake_stats {
+	uint64_t received;   /* messages from the edge brokers, of any kind */
+	uint64_t invalid;    /* kept as dead letters */
+	uint64_t duplicates; /* events the inbox held already */
+	uint64_t overload;   /* let go: the inbox thread's queue was full */
+	uint64_t errors;     /* batches the inbox refused */
+} bridge_intake_stats;
+
+/* forward.c */
+typedef struct bridge_forward_stats {
+	uint64_t forwarded;    /* publishes, re-sends after a reconnect included */
+	uint64_t acked;	       /* PUBACKs */
+	uint64_t out_of_order; /* rows sent after a later one of their node */
+	uint64_t refused;      /* kept as dead letters: refused, or no cloud topic */
+	uint64_t held;	       /* rows in memory waiting for their turn */
+} bridge_forward_stats;
+
+/* repair.c */
+typedef struct bridge_repair_stats {
+	es_gap_stats gap;
+	uint64_t gone_replies; /* re-send replies that said "gone" */
+} bridge_repair_stats;
+
+/* the cloud link (bridge.c) */
+typedef struct bridge_cloud_view {
+	bool up;
+	uint64_t connects, failures, failovers, inflight;
+	size_t node;	 /* the index in cloud.url of the node in use */
+	char url[256];	 /* that node, in use or being tried */
+	char error[160]; /* the last connection error */
+} bridge_cloud_view;
+
+typedef struct bridge_view {
+	bool closing; /* the bridge is shutting down */
+	size_t nedges;
+	bridge_edge_stats edge[BRIDGE_VIEW_EDGES];
+	bridge_cloud_view cloud;
+	bridge_intake_stats intake;
+	bridge_forward_stats forward;
+	bridge_repair_stats repair;
+} bridge_view;
+
+/* Fills out with the bridge's state now. Any thread. */
+typedef void (*bridge_view_fn)(void *ctx, bridge_view *out);
+
+#endif

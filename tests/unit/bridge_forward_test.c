@@ -1,0 +1,458 @@
+/* bridge_forward_test.c - the bridge's forwarder (cloud-bridge/forward.c)
+ * in-process: rows in a real SQLite inbox (a temporary folder), a fake
+ * cloud link that records what was published and takes a window, and a
+ * gap tracker's contiguous mark set by the test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "forward.h"
+#include "journal.h"
+#include "loop.h"
+
+#define MAX_SENT 64
+
+typedef struct sent {
+	char topic[256];
+	char body[64];
+	uint64_t tag;
+} sent;
+
+/* The fake cloud link, the gap tracker's mark and the metrics' calls. */
+typedef struct fixture {
+	char dir[64];
+	es_journal *journal;
+	es_loop *loop;
+	bridge_forward *f;
+	uint64_t next_id;
+	/* the cloud */
+	bool connected;
+	size_t window, inflight;
+	es_err refuse; /* publish answers this when set */
+	sent sent[MAX_SENT];
+	size_t nsent;
+	/* the tracker */
+	uint64_t contiguous;
+	/* metrics */
+	size_t nmetric_sent, nmetric_acked, nlost;
+} fixture;
+
+static es_err fake_publish(void *ctx, const char *topic, const void *payload, size_t len,
+			   uint64_t tag)
+{
+	fixture *x = ctx;
+	if (!x->connected)
+		return ES_ENOTCONN;
+	if (x->inflight >= x->window)
+		return ES_EBUSY;
+	if (x->refuse)
+		return x->refuse;
+	assert_true(x->nsent < MAX_SENT);
+	sent *s = &x->sent[x->nsent++];
+	snprintf(s->topic, sizeof s->topic, "%s", topic);
+	snprintf(s->body, sizeof s->body, "%.*s", (int)len, (const char *)payload);
+	s->tag = tag;
+	x->inflight++;
+	return ES_OK;
+}
+
+static size_t fake_inflight(void *ctx)
+{
+	return ((fixture *)ctx)->inflight;
+}
+
+static size_t fake_window(void *ctx)
+{
+	return ((fixture *)ctx)->window;
+}
+
+static bool fake_connected(void *ctx)
+{
+	return ((fixture *)ctx)->connected;
+}
+
+static const bridge_cloud_ops fake_cloud = {fake_publish, fake_inflight, fake_window,
+					    fake_connected};
+
+static uint64_t fake_contiguous(void *ctx, const char *node)
+{
+	(void)node;
+	return ((fixture *)ctx)->contiguous;
+}
+
+static void fake_sent(void *ctx, uint64_t seq, uint64_t journaled_ms)
+{
+	(void)seq;
+	(void)journaled_ms;
+	((fixture *)ctx)->nmetric_sent++;
+}
+
+static void fake_acked(void *ctx, uint64_t seq)
+{
+	(void)seq;
+	((fixture *)ctx)->nmetric_acked++;
+}
+
+static void fake_lost(void *ctx)
+{
+	((fixture *)ctx)->nlost++;
+}
+
+/* ---- fixture ---------------------------------------------------------------- */
+
+static es_err make_forward(fixture *x, const char *tmpl, uint64_t hole_wait_ms)
+{
+	bridge_forward_opts o = {
+		.cloud_topic = tmpl, .root = "edgespool", .hole_wait_ms = hole_wait_ms};
+	bridge_forward_deps d = {.loop = x->loop,
+				 .journal = x->journal,
+				 .cloud = &fake_cloud,
+				 .cloud_ctx = x,
+				 .ctx = x,
+				 .contiguous = fake_contiguous,
+				 .sent = fake_sent,
+				 .acked = fake_acked,
+				 .lost = fake_lost};
+	es_err err = bridge_forward_new(&o, &d, &x->f);
+	if (!err)
+		bridge_forward_start(x->f);
+	return err;
+}
+
+static int setup(void **state)
+{
+	fixture *x = calloc(1, sizeof *x);
+	if (!x)
+		return -1;
+	snprintf(x->dir, sizeof x->dir, "/tmp/es-forward-test-XXXXXX");
+	char path[128];
+	if (!mkdtemp(x->dir))
+		return -1;
+	snprintf(path, sizeof path, "%s/inbox.db", x->dir);
+	es_journal_opts o = {.path = path, .sync = ES_SYNC_NORMAL, .source = "/site-0/bridge"};
+	if (es_journal_open(&o, &x->journal) || es_loop_new(&x->loop))
+		return -1;
+	x->connected = true;
+	x->window = 100;
+	x->next_id = 1;
+	*state = x;
+	return make_forward(x, "{root}/{site}/{node}/ev/{type}", 60000) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *x = *state;
+	bridge_forward_free(x->f);
+	es_journal_close(x->journal);
+	es_loop_free(x->loop);
+	DIR *d = opendir(x->dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char p[400];
+		snprintf(p, sizeof p, "%s/%s", x->dir, e->d_name);
+		if (e->d_name[0] != '.')
+			unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(x->dir);
+	free(x);
+	return 0;
+}
+
+/* Journals node's event node_seq of type as the intake would; its body
+ * names it ("site-1/gw-1#3"). Returns its inbox sequence. */
+static uint64_t store(fixture *x, const char *node, uint64_t node_seq, const char *type)
+{
+	char id[40], body[64];
+	snprintf(id, sizeof id, "0190a0b0-0000-7000-8000-%012" PRIu64, x->next_id++);
+	snprintf(body, sizeof body, "%s#%" PRIu64, node, node_seq);
+	es_journal_item it = {.id = id,
+			      .type = type,
+			      .origin = node,
+			      .origin_seq = node_seq,
+			      .body = body,
+			      .len = strlen(body)};
+	es_append_result res;
+	assert_int_equal(es_journal_append_items(x->journal, &it, 1, &res), ES_OK);
+	assert_false(res.duplicate);
+	return res.seq;
+}
+
+/* The cloud acknowledges every publish so far, in order. */
+static void ack_all(fixture *x, size_t from)
+{
+	for (size_t i = from; i < x->nsent; i++) {
+		x->inflight--;
+		bridge_forward_published(x->f, x->sent[i].tag, ES_OK);
+	}
+}
+
+static uint64_t pending(fixture *x)
+{
+	es_journal_counters c;
+	assert_int_equal(es_journal_sync_acks(x->journal), ES_OK);
+	es_journal_counters_get(x->journal, &c);
+	return c.pending;
+}
+
+static void assert_sent(const fixture *x, size_t i, const char *body)
+{
+	assert_true(i < x->nsent);
+	assert_string_equal(x->sent[i].body, body);
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+/* Rows of two nodes go in inbox order on their mapped topics; PUBACKs mark
+ * them acked in the inbox and tell the metrics. */
+static void forwards_in_inbox_order_and_acks(void **state)
+{
+	fixture *x = *state;
+	uint64_t s1 = store(x, "site-1/gw-1", 1, "sensor.reading");
+	store(x, "site-1/gw-2", 1, "alarm.raised");
+	store(x, "site-1/gw-1", 2, "sensor.reading");
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 3);
+	assert_sent(x, 0, "site-1/gw-1#1");
+	assert_string_equal(x->sent[0].topic, "edgespool/site-1/gw-1/ev/sensor.reading");
+	assert_int_equal(x->sent[0].tag, s1);
+	assert_sent(x, 1, "site-1/gw-2#1");
+	assert_string_equal(x->sent[1].topic, "edgespool/site-1/gw-2/ev/alarm.raised");
+	assert_sent(x, 2, "site-1/gw-1#2");
+	assert_int_equal(pending(x), 3);
+	ack_all(x, 0);
+	assert_int_equal(pending(x), 0);
+	bridge_forward_pump(x->f);
+	bridge_forward_stats st;
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.forwarded, 3);
+	assert_int_equal(st.acked, 3);
+	assert_int_equal(st.held, 0);
+	assert_int_equal(st.out_of_order, 0);
+	assert_int_equal(x->nmetric_sent, 3);
+	assert_int_equal(x->nmetric_acked, 3);
+}
+
+/* The template decides the cloud topic. */
+static void maps_topics_with_the_template(void **state)
+{
+	fixture *x = *state;
+	bridge_forward_free(x->f);
+	assert_int_equal(make_forward(x, "fleet/{site}/{node}/{type}", 60000), ES_OK);
+	store(x, "site-9/gw-3", 1, "door.opened");
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 1);
+	assert_string_equal(x->sent[0].topic, "fleet/site-9/gw-3/door.opened");
+}
+
+static void refuses_a_bad_template(void **state)
+{
+	fixture *x = *state;
+	bridge_forward *f = NULL;
+	bridge_forward_opts o = {.cloud_topic = "fleet/{nope}", .root = "edgespool"};
+	bridge_forward_deps d = {.loop = x->loop,
+				 .journal = x->journal,
+				 .cloud = &fake_cloud,
+				 .cloud_ctx = x,
+				 .ctx = x,
+				 .contiguous = fake_contiguous,
+				 .sent = fake_sent,
+				 .acked = fake_acked,
+				 .lost = fake_lost};
+	assert_int_equal(bridge_forward_new(&o, &d, &f), ES_EINVAL);
+	assert_null(f);
+	d.contiguous = NULL;
+	o.cloud_topic = "{root}/{type}";
+	assert_int_equal(bridge_forward_new(&o, &d, &f), ES_EINVAL);
+}
+
+/* A node's row above a hole waits; the late row that fills it goes first
+ * once the tracker says nothing below is missing, and nothing counts as
+ * out of order. */
+static void holds_a_row_above_a_hole_until_it_fills(void **state)
+{
+	fixture *x = *state;
+	store(x, "site-1/gw-1", 1, "t");
+	store(x, "site-1/gw-1", 3, "t");
+	x->contiguous = 1;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 1);
+	assert_sent(x, 0, "site-1/gw-1#1");
+	bridge_forward_stats st;
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.held, 1);
+
+	store(x, "site-1/gw-1", 2, "t"); /* the re-sent one, later in the inbox */
+	x->contiguous = 3;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 3);
+	assert_sent(x, 1, "site-1/gw-1#2");
+	assert_sent(x, 2, "site-1/gw-1#3");
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.out_of_order, 0);
+	assert_int_equal(st.held, 0);
+}
+
+/* After a reconnect nothing counts as forwarded: a node's first row is
+ * above the next one due, but the tracker says nothing below it is missing
+ * and the inbox has nothing pending below it, so it goes at once. */
+static void trusts_the_tracker_after_a_reconnect(void **state)
+{
+	fixture *x = *state;
+	store(x, "site-1/gw-1", 1, "t");
+	store(x, "site-1/gw-1", 2, "t");
+	bridge_forward_committed(x->f);
+	ack_all(x, 0);
+	assert_int_equal(pending(x), 0);
+	bridge_forward_reset(x->f); /* the connection came back */
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 2);
+	store(x, "site-1/gw-1", 3, "t");
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 2); /* 1 and 2 might still be on their way */
+	x->contiguous = 3;
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 3);
+	assert_sent(x, 2, "site-1/gw-1#3");
+}
+
+/* With no wait for holes, the row above one goes at once; the late row is
+ * then out of order. */
+static void sends_out_of_order_after_the_hole_wait(void **state)
+{
+	fixture *x = *state;
+	bridge_forward_free(x->f);
+	assert_int_equal(make_forward(x, "{root}/{site}/{node}/ev/{type}", 0), ES_OK);
+	store(x, "site-1/gw-1", 1, "t");
+	store(x, "site-1/gw-1", 3, "t");
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 2);
+	assert_sent(x, 1, "site-1/gw-1#3");
+	store(x, "site-1/gw-1", 2, "t");
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 3);
+	assert_sent(x, 2, "site-1/gw-1#2");
+	bridge_forward_stats st;
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.out_of_order, 1);
+}
+
+/* A full window stops the pump; each batch of PUBACKs lets more go. */
+static void keeps_within_the_window(void **state)
+{
+	fixture *x = *state;
+	x->window = 2;
+	for (uint64_t i = 1; i <= 5; i++)
+		store(x, "site-1/gw-1", i, "t");
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 2);
+	ack_all(x, 0);
+	bridge_forward_pump(x->f); /* what the pump's async would run */
+	assert_int_equal(x->nsent, 4);
+	ack_all(x, 2);
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 5);
+	assert_sent(x, 4, "site-1/gw-1#5");
+}
+
+/* A publish lost with its connection: everything unacknowledged goes
+ * again, read anew from the inbox; the metrics forget what was in flight. */
+static void sends_again_after_a_lost_connection(void **state)
+{
+	fixture *x = *state;
+	store(x, "site-1/gw-1", 1, "t");
+	store(x, "site-1/gw-1", 2, "t");
+	x->contiguous = 2; /* the tracker has both */
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 2);
+	x->inflight--;
+	bridge_forward_published(x->f, x->sent[0].tag, ES_OK);
+	assert_int_equal(es_journal_sync_acks(x->journal), ES_OK);
+	x->inflight = 0;
+	bridge_forward_published(x->f, x->sent[1].tag, ES_ENOTCONN);
+	assert_int_equal(x->nlost, 1);
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 3);
+	assert_sent(x, 2, "site-1/gw-1#2");
+}
+
+/* Nothing goes while the link is down or after stop. */
+static void sends_nothing_when_down_or_stopped(void **state)
+{
+	fixture *x = *state;
+	store(x, "site-1/gw-1", 1, "t");
+	x->connected = false;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 0);
+	x->connected = true;
+	bridge_forward_stop(x->f);
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 0);
+	bridge_forward_start(x->f);
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 1);
+}
+
+static size_t deadletters(fixture *x)
+{
+	es_journal_reader *r;
+	es_journal_stats st;
+	assert_int_equal(es_journal_sync_acks(x->journal), ES_OK);
+	assert_int_equal(es_journal_reader_new(x->journal, &r), ES_OK);
+	assert_int_equal(es_journal_stats_get(r, &st), ES_OK);
+	es_journal_reader_free(r);
+	return (size_t)st.deadletters;
+}
+
+/* An MQTT 5 refusal is final: counted, kept as a dead letter, out of the
+ * inbox's backlog; so is a row that maps to no valid topic. */
+static void keeps_refused_and_unmappable_rows_aside(void **state)
+{
+	fixture *x = *state;
+	store(x, "site-1/gw-1", 1, "t");
+	store(x, "site-1/gw-1", 2, "bad+type"); /* '+' is no topic name's */
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 1);
+	x->inflight--;
+	bridge_forward_published(x->f, x->sent[0].tag, ES_EPROTO);
+	assert_int_equal(pending(x), 0);
+	assert_int_equal(deadletters(x), 2);
+	bridge_forward_pump(x->f);
+	bridge_forward_stats st;
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.refused, 2);
+	assert_int_equal(st.acked, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(forwards_in_inbox_order_and_acks, setup, teardown),
+		cmocka_unit_test_setup_teardown(maps_topics_with_the_template, setup, teardown),
+		cmocka_unit_test_setup_teardown(refuses_a_bad_template, setup, teardown),
+		cmocka_unit_test_setup_teardown(holds_a_row_above_a_hole_until_it_fills, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(trusts_the_tracker_after_a_reconnect, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(sends_out_of_order_after_the_hole_wait, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(keeps_within_the_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(sends_again_after_a_lost_connection, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(sends_nothing_when_down_or_stopped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(keeps_refused_and_unmappable_rows_aside, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,306 @@
+/* bridge_repair_test.c - the bridge's gap tracking (cloud-bridge/repair.c)
+ * in-process: a real SQLite inbox in a temporary folder (the tracker is
+ * saved in it and restored from it), and fakes for the edge links that
+ * record the re-send requests and share-group reports. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "control.h"
+#include "journal.h"
+#include "repair.h"
+
+#define NODE	 "site-1/gw-1"
+#define PEERS	 "edgespool/_bridge/g1/seen"
+#define WAIT_MS	 5000
+#define MAX_MSGS 16
+
+typedef struct msg {
+	char node[64], topic[128], payload[512];
+} msg;
+
+typedef struct fixture {
+	char dir[64];
+	es_journal *journal;
+	bridge_repair *r;
+	uint64_t next_id;
+	msg requests[MAX_MSGS], reports[MAX_MSGS];
+	size_t nrequests, nreports;
+} fixture;
+
+static void keep(msg *m, const char *node, const char *topic, const void *payload, size_t len)
+{
+	snprintf(m->node, sizeof m->node, "%s", node ? node : "");
+	snprintf(m->topic, sizeof m->topic, "%s", topic);
+	snprintf(m->payload, sizeof m->payload, "%.*s", (int)len, (const char *)payload);
+}
+
+static es_err fake_request(void *ctx, const char *node, const char *topic, const void *payload,
+			   size_t len)
+{
+	fixture *x = ctx;
+	assert_true(x->nrequests < MAX_MSGS);
+	keep(&x->requests[x->nrequests++], node, topic, payload, len);
+	return ES_OK;
+}
+
+static void fake_report(void *ctx, const char *topic, const void *payload, size_t len)
+{
+	fixture *x = ctx;
+	assert_true(x->nreports < MAX_MSGS);
+	keep(&x->reports[x->nreports++], NULL, topic, payload, len);
+}
+
+/* ---- fixture ---------------------------------------------------------------- */
+
+static es_err make_repair(fixture *x, const char *peer_topic)
+{
+	bridge_repair_opts o = {.gap = {.grace_ms = 1, .retry_ms = 60000},
+				.root = "edgespool",
+				.client_id = "br-1",
+				.peer_topic = peer_topic};
+	bridge_repair_deps d = {
+		.journal = x->journal, .ctx = x, .request = fake_request, .report = fake_report};
+	return bridge_repair_new(&o, &d, &x->r);
+}
+
+static int setup(void **state)
+{
+	fixture *x = calloc(1, sizeof *x);
+	char path[128];
+	if (!x)
+		return -1;
+	snprintf(x->dir, sizeof x->dir, "/tmp/es-repair-test-XXXXXX");
+	if (!mkdtemp(x->dir))
+		return -1;
+	snprintf(path, sizeof path, "%s/inbox.db", x->dir);
+	es_journal_opts o = {.path = path, .sync = ES_SYNC_NORMAL, .source = "/site-0/bridge"};
+	if (es_journal_open(&o, &x->journal))
+		return -1;
+	x->next_id = 1;
+	*state = x;
+	return make_repair(x, NULL) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *x = *state;
+	bridge_repair_free(x->r);
+	es_journal_close(x->journal);
+	DIR *d = opendir(x->dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char p[400];
+		snprintf(p, sizeof p, "%s/%s", x->dir, e->d_name);
+		if (e->d_name[0] != '.')
+			unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(x->dir);
+	free(x);
+	return 0;
+}
+
+/* Journals NODE's event node_seq as the intake would, and, when tell, says
+ * so to the tracker as bridge.c does after the commit. */
+static void store(fixture *x, uint64_t node_seq, bool tell)
+{
+	char id[40], body[32];
+	snprintf(id, sizeof id, "0190a0b0-0000-7000-8000-%012" PRIu64, x->next_id++);
+	snprintf(body, sizeof body, "{\"n\":%" PRIu64 "}", node_seq);
+	es_journal_item it = {.id = id,
+			      .type = "t",
+			      .origin = NODE,
+			      .origin_seq = node_seq,
+			      .body = body,
+			      .len = strlen(body)};
+	es_append_result res;
+	assert_int_equal(es_journal_append_items(x->journal, &it, 1, &res), ES_OK);
+	if (tell)
+		bridge_repair_stored(x->r, NODE, node_seq, res.seq);
+}
+
+static bridge_repair_stats stats(fixture *x)
+{
+	bridge_repair_stats st;
+	bridge_repair_tick(x->r, false); /* the stats are the tick's */
+	bridge_repair_stats_get(x->r, &st);
+	return st;
+}
+
+/* Ticks (asking) until a request is out or WAIT_MS passed. */
+static void tick_until_asked(fixture *x)
+{
+	uint64_t deadline = es_clock_mono_ms() + WAIT_MS;
+	struct timespec pause = {0, 2 * 1000 * 1000};
+	while (x->nrequests == 0 && es_clock_mono_ms() < deadline) {
+		bridge_repair_tick(x->r, true);
+		nanosleep(&pause, NULL);
+	}
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+/* A hole among what the inbox committed is asked for, after the grace
+ * period, on the node's cmd/resend topic; not while the bridge stops. */
+static void asks_for_a_hole_on_the_nodes_topic(void **state)
+{
+	fixture *x = *state;
+	store(x, 1, true);
+	store(x, 2, true);
+	store(x, 4, true);
+	assert_int_equal(bridge_repair_contiguous(x->r, NODE), 2);
+	bridge_repair_stats st = stats(x);
+	assert_int_equal(st.gap.holes_open, 1);
+	assert_int_equal(st.gap.missing, 1);
+	assert_int_equal(x->nrequests, 0); /* ask was false */
+
+	tick_until_asked(x);
+	assert_int_equal(x->nrequests, 1);
+	assert_string_equal(x->requests[0].node, NODE);
+	assert_string_equal(x->requests[0].topic, "edgespool/site-1/gw-1/cmd/resend");
+	es_resend_req req;
+	char why[160];
+	const char *p = x->requests[0].payload;
+	assert_int_equal(es_resend_req_decode(p, strlen(p), &req, why, sizeof why), ES_OK);
+	assert_int_equal(req.from, 3);
+	assert_int_equal(req.to, 3);
+	assert_memory_equal(req.request_id, "br-1-", 5);
+	assert_int_equal(stats(x).gap.requests, 1);
+}
+
+/* The tracker saved in the inbox comes back in a new repair, with what the
+ * inbox committed after the save (a crash between the two) replayed. */
+static void restores_from_the_inbox(void **state)
+{
+	fixture *x = *state;
+	store(x, 1, true);
+	store(x, 2, true);
+	store(x, 4, true);
+	bridge_repair_save(x->r);
+	store(x, 6, false); /* committed, then the bridge died before a save */
+	bridge_repair_free(x->r);
+	x->r = NULL;
+	assert_int_equal(es_journal_sync_acks(x->journal), ES_OK); /* the put is committed */
+	assert_int_equal(make_repair(x, NULL), ES_OK);
+	bridge_repair_stats st = stats(x);
+	assert_int_equal(st.gap.holes_open, 2); /* 3 and 5 */
+	assert_int_equal(st.gap.missing, 2);
+	assert_int_equal(bridge_repair_contiguous(x->r, NODE), 2);
+}
+
+/* A saved state that cannot be read is rebuilt from every inbox row. */
+static void rebuilds_an_unreadable_state(void **state)
+{
+	fixture *x = *state;
+	store(x, 1, true);
+	store(x, 3, true);
+	assert_int_equal(es_journal_put(x->journal, "x.gap", "7\nnot a state", 13), ES_OK);
+	assert_int_equal(es_journal_sync_acks(x->journal), ES_OK);
+	bridge_repair_free(x->r);
+	x->r = NULL;
+	assert_int_equal(make_repair(x, NULL), ES_OK);
+	assert_int_equal(stats(x).gap.holes_open, 1);
+	assert_int_equal(bridge_repair_contiguous(x->r, NODE), 1);
+}
+
+/* In a share group each tick reports what was stored since the last one
+ * (duplicates too: a partner may wait for them), under our client id. */
+static void reports_what_it_stored_to_the_group(void **state)
+{
+	fixture *x = *state;
+	bridge_repair_free(x->r);
+	x->r = NULL;
+	assert_int_equal(make_repair(x, PEERS), ES_OK);
+	store(x, 1, true);
+	store(x, 2, true);
+	bridge_repair_duplicate(x->r, NODE, 2);
+	bridge_repair_tick(x->r, false);
+	assert_int_equal(x->nreports, 1);
+	assert_string_equal(x->reports[0].topic, PEERS);
+	assert_string_equal(x->reports[0].payload,
+			    "from br-1\nsite-1/gw-1 1\nsite-1/gw-1 2\nsite-1/gw-1 2\n");
+	bridge_repair_tick(x->r, false);
+	assert_int_equal(x->nreports, 1); /* nothing new: nothing sent */
+}
+
+/* A partner's report fills our holes; our own report and bad lines are
+ * ignored. */
+static void takes_in_the_partners_reports(void **state)
+{
+	fixture *x = *state;
+	bridge_repair_free(x->r);
+	x->r = NULL;
+	assert_int_equal(make_repair(x, PEERS), ES_OK);
+	store(x, 1, true);
+	store(x, 3, true);
+	assert_int_equal(stats(x).gap.holes_open, 1);
+	const char *own = "from br-1\nsite-1/gw-1 9\n";
+	bridge_repair_peer(x->r, own, strlen(own));
+	const char *bad = "from br-2\nsite-1/gw-1\nsite-1/gw-1 x\nnoslash 2\nsite-1/gw-1 0\n";
+	bridge_repair_peer(x->r, bad, strlen(bad));
+	assert_int_equal(bridge_repair_contiguous(x->r, NODE), 1);
+	const char *theirs = "from br-2\nsite-1/gw-1 2";
+	bridge_repair_peer(x->r, theirs, strlen(theirs));
+	assert_int_equal(bridge_repair_contiguous(x->r, NODE), 3);
+	bridge_repair_stats st = stats(x);
+	assert_int_equal(st.gap.holes_open, 0);
+	assert_int_equal(st.gap.filled, 1);
+}
+
+/* A node's status says what it acknowledged: what we miss of it is a hole;
+ * a "gone" reply makes the hole lost, counted. */
+static void status_opens_holes_and_gone_closes_them(void **state)
+{
+	fixture *x = *state;
+	char *json;
+	size_t len;
+	store(x, 1, true);
+	es_status_msg m = {.online = true, .latest_seq = 5, .acked_seq = 5, .oldest_seq = 1};
+	snprintf(m.journal_id, sizeof m.journal_id, "0190a0b0-0000-7000-8000-000000000001");
+	snprintf(m.boot_id, sizeof m.boot_id, "0190a0b0-0000-7000-8000-000000000002");
+	assert_int_equal(es_status_encode(&m, &json, &len), ES_OK);
+	bridge_repair_status(x->r, NODE, json, len);
+	free(json);
+	bridge_repair_stats st = stats(x);
+	assert_int_equal(st.gap.missing, 4);
+
+	es_resend_reply rep = {
+		.from = 2, .to = 5, .status = ES_RESEND_GONE, .gone_from = 2, .gone_to = 5};
+	assert_int_equal(es_resend_reply_encode(&rep, &json, &len), ES_OK);
+	bridge_repair_reply(x->r, NODE, json, len);
+	free(json);
+	bridge_repair_reply(x->r, NODE, "{", 1); /* logged, ignored */
+	st = stats(x);
+	assert_int_equal(st.gone_replies, 1);
+	assert_int_equal(st.gap.lost, 4);
+	assert_int_equal(st.gap.missing, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(asks_for_a_hole_on_the_nodes_topic, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(restores_from_the_inbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(rebuilds_an_unreadable_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(reports_what_it_stored_to_the_group, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(takes_in_the_partners_reports, setup, teardown),
+		cmocka_unit_test_setup_teardown(status_opens_holes_and_gone_closes_them, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
