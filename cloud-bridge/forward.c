@@ -464,12 +464,12 @@ static void drain_nodes(bridge_forward *f, uint64_t now)
 static void pump(bridge_forward *f)
 {
 	const bridge_cloud_ops *c = f->d.cloud;
-	uint64_t now = es_clock_mono_ms();
 	f->next_due_ms = 0;
 	for (int round = 0; round < 4 && c->connected(f->d.cloud_ctx); round++) {
 		size_t before = f->rows;
 		refill(f);
-		drain_nodes(f, now);
+		/* after refill: a row taken now must not look younger than now */
+		drain_nodes(f, es_clock_mono_ms());
 		if (f->rows == before && !f->more)
 			break;
 		if (c->inflight(f->d.cloud_ctx) >= c->window(f->d.cloud_ctx))
