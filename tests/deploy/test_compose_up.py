@@ -152,6 +152,10 @@ class Site:
     def inspect(self, service, fmt):
         return self.podman("inspect", "-f", fmt, self.container(service)).stdout.strip()
 
+    def logs(self, service):
+        p = self.podman("logs", self.container(service))
+        return p.stdout + p.stderr
+
     def api(self, path):
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.ports["AGENT"], path),
                                      headers={"Authorization": "Bearer " + self.token})
@@ -171,16 +175,22 @@ def running(site, svc):
 
 
 def build_and_up(site, cli):
-    """The images built; the cloud broker up first and the subscriber on it
-    (an MQTT re-send request does not cross the bridge, docs/consumers.md,
-    so a subscriber sees only what is forwarded once it is there); then the
-    rest of the site."""
+    """The images built; the cloud broker up first and the subscriber on it,
+    then the bridge, then the rest of the site. A subscriber (and a new
+    bridge) tracks each node from the first event it sees, and an MQTT
+    re-send request does not cross the bridge (docs/consumers.md): started
+    in another order, the first events would reach only the journals."""
     start = time.monotonic()
     site.compose("build")
     built = time.monotonic() - start
     site.compose("up", "-d", "cloud-broker")
     running(site, "cloud-broker")
     sub = start_subscriber(site, cli)
+    # What depends_on orders (the bridge before the agent), made certain:
+    # podman-compose starts containers in order but waits for nothing.
+    site.compose("up", "-d", "bridge")
+    wait_for("the bridge subscribed on the edge broker", 60, lambda: "connected to tcp://"
+             "edge-broker" in site.logs("bridge"))
     site.compose("up", "-d")
     for svc in ("edge-broker", "cloud-broker", "agent", "fleet", "bridge"):
         running(site, svc)
