@@ -89,6 +89,11 @@ class Podman:
             self("volume", "rm", "-f", *left["volumes"], ok=(0, 1))
         for net in left["networks"]:
             self("network", "rm", "-f", net, ok=(0, 1))
+        # The images podman-compose built (named after the project).
+        images = self.lines("images", "--format", "{{.Repository}}",
+                            "--filter", "reference=localhost/%s_*" % PROJECT)
+        if images:
+            self("rmi", "-f", *images, ok=(0, 1, 2))
 
 
 def base_image(podman, tree):

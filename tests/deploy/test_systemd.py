@@ -135,7 +135,15 @@ def start_subscriber(m):
     m.cmd(["systemd-run", "--unit=es-test-sub", "-p", "RemainAfterExit=yes",
            "/usr/bin/edgespool", "sub", "--mqtt.url", "mqtt://127.0.0.1:%d" % CLOUD_PORT,
            "--mqtt.client_id", "es-test-sub", "--sub.out", SUB_OUT,
-           "--sub.from_start"])
+           "--sub.stats", SUB_OUT + ".stats", "--sub.from_start"])
+
+    def connected():
+        try:
+            return json.load(open(m.path(SUB_OUT + ".stats"))).get("connected")
+        except (OSError, ValueError):
+            return False
+    # Before anything is forwarded: it sees only what arrives once it is there.
+    wait_for("the subscriber connected to the cloud broker", 30, connected)
 
 
 def start_fleet(m):
