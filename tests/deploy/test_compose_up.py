@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 
-from deploylib import ENV, Locked, RUNS, check_sequences, log, ndjson, need_root_and, rootfs
+from deploylib import Locked, RUNS, check_sequences, log, ndjson, need_root_and, rootfs
 from pkglib import Fail, build_debs, check, main, run, wait_for
 
 PROJECT = "edgespool-test"
