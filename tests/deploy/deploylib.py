@@ -101,36 +101,52 @@ class Locked:
 
 
 def rootfs(include):
-    """A debootstrapped SUITE (minbase plus `include`), cached in CACHE under
-    a key of its recipe. Made fresh when absent or stale: in a temporary
-    folder, renamed into place only when complete, so a half-made one (a
-    killed run) is never used, and removed by the next run."""
-    recipe = {"suite": SUITE, "variant": "minbase", "include": sorted(include)}
+    """A debootstrapped SUITE (minbase plus the packages `include`), cached
+    in CACHE under a key of its recipe. Made fresh when absent or stale: in
+    a temporary folder, renamed into place only when complete, so a
+    half-made one (a killed run) is never used, and removed by the next run.
+    A tree with packages is the minbase tree (itself cached) plus an apt-get
+    install in a chroot: one debootstrap for both trees."""
+    with Locked(os.path.join(CACHE, "lock")):
+        return _rootfs(sorted(include))
+
+
+def _rootfs(include):
+    recipe = {"suite": SUITE, "variant": "minbase", "include": include}
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     final = os.path.join(CACHE, "rootfs-" + key)
     stamp = os.path.join(final, ".edgespool-test")
-    with Locked(os.path.join(CACHE, "lock")):
-        for stale in glob.glob(final + ".tmp.*"):
-            remove_tree(stale)
-        if os.path.isfile(stamp) and time.time() - os.stat(stamp).st_mtime < MAX_AGE_S:
-            log("rootfs: cached %s (%s)" % (final, ", ".join(include) or "minbase"))
-            return final
-        tmp = "%s.tmp.%d" % (final, os.getpid())
-        try:
-            start = time.monotonic()
-            cmd = ["debootstrap", "--variant=minbase", SUITE, tmp, mirror()]
-            if include:
-                cmd.insert(2, "--include=" + ",".join(include))
-            run(cmd, env=ENV)
-            # What debootstrap downloaded is not part of an installed system.
-            run(["chroot", tmp, "apt-get", "clean"], env=ENV)
-            with open(os.path.join(tmp, ".edgespool-test"), "w") as f:
-                json.dump(recipe, f)
-            remove_tree(final)
-            os.rename(tmp, final)
-            log("rootfs: made %s in %.0f s" % (final, time.monotonic() - start))
-        finally:
-            remove_tree(tmp)
+    for stale in glob.glob(final + ".tmp.*"):
+        remove_tree(stale)
+    if os.path.isfile(stamp) and time.time() - os.stat(stamp).st_mtime < MAX_AGE_S:
+        log("rootfs: cached %s (%s)" % (final, ", ".join(include) or "minbase"))
+        return final
+    base = _rootfs([]) if include else None
+    tmp = "%s.tmp.%d" % (final, os.getpid())
+    try:
+        start = time.monotonic()
+        if base:
+            copy_tree(base, tmp)
+            os.unlink(os.path.join(tmp, ".edgespool-test"))
+            # Its own mount namespace: the chroot's /proc goes with it.
+            run(["unshare", "--mount", "--fork", "sh", "-c",
+                 'mount -t proc proc "$0/proc" && chroot "$0" sh -c "apt-get update -qq && '
+                 'apt-get install -y -qq --no-install-recommends $1"', tmp, " ".join(include)],
+                env=ENV, timeout=900)
+            run(["chroot", tmp, "sh", "-c", "rm -rf /var/lib/apt/lists/*"], env=ENV)
+        else:
+            run(["debootstrap", "--variant=minbase", SUITE, tmp, mirror()], env=ENV,
+                timeout=1200)
+        # What apt downloaded is not part of an installed system.
+        run(["chroot", tmp, "apt-get", "clean"], env=ENV)
+        with open(os.path.join(tmp, ".edgespool-test"), "w") as f:
+            json.dump(recipe, f)
+        remove_tree(final)
+        os.rename(tmp, final)
+        log("rootfs: made %s (%s) in %.0f s" % (final, ", ".join(include) or "minbase",
+                                                time.monotonic() - start))
+    finally:
+        remove_tree(tmp)
     return final
 
 
