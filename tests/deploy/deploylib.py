@@ -233,7 +233,8 @@ class Machine:
     def _booted(self):
         p = self.sh("systemctl is-system-running", ok=(0, 1))
         state = p.stdout.strip()
-        if state in ("starting", "initializing", ""):
+        # offline: systemd has not yet made /run/systemd/system (early boot).
+        if state in ("offline", "initializing", "starting", ""):
             return None
         check(state in ("running", "degraded"), "system %s:\n%s" % (state, self.sh(
             "systemctl --failed --no-pager", ok=(0, 1)).stdout))
