@@ -18,6 +18,12 @@ packages=(
   chromium nodejs
   lintian dpkg-dev systemd adduser # tests/package: lintian, dpkg-shlibdeps, systemd-analyze verify, the packages' postinst
   python3-yaml # tests/package: parses deploy/docker-compose.yml
+  # tests/deploy: a debootstrapped bookworm booted under systemd-nspawn (the
+  # packages under systemd as PID 1), and the compose file under podman
+  # (runc: crun refuses hybrid cgroups; netavark and aardvark-dns: the
+  # compose network and its service names; iptables: netavark's firewall).
+  debootstrap systemd-container
+  podman runc podman-compose netavark aardvark-dns iptables
 )
 
 missing=()
