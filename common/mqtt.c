@@ -39,6 +39,7 @@ struct entry {
 	char *text;    /* cause, or topic of K_MESSAGE */
 	void *payload;
 	size_t len;
+	es_mqtt_props *props; /* K_MESSAGE under MQTT 5: its properties (one block), or NULL */
 };
 
 struct conn {
@@ -256,6 +257,7 @@ static void post(es_mqtt *m, const struct entry *e)
 			pthread_mutex_unlock(&m->lock);
 			free(e->text);
 			free(e->payload);
+			free(e->props);
 			return;
 		}
 		m->inbox = grown;
@@ -282,6 +284,89 @@ static void on_lost(void *context, char *cause)
 				   .text = strdup(cause ? cause : "connection lost")});
 }
 
+/* ---- MQTT 5 properties ---------------------------------------------------- */
+
+#define USER_PROPS_MAX 32 /* user properties kept of a received message */
+
+static bool wanted(const MQTTProperty *p)
+{
+	return p->identifier == MQTTPROPERTY_CODE_CONTENT_TYPE ||
+	       p->identifier == MQTTPROPERTY_CODE_USER_PROPERTY;
+}
+
+static size_t slen(const MQTTLenString *s)
+{
+	return s->len > 0 && s->data ? (size_t)s->len : 0;
+}
+
+static char *put_str(char **at, const MQTTLenString *s)
+{
+	char *out = *at;
+	size_t n = slen(s);
+	if (n)
+		memcpy(out, s->data, n);
+	out[n] = '\0';
+	*at += n + 1;
+	return out;
+}
+
+/* The content type and user properties of a received message, copied into
+ * one block (freed with free()); NULL when it has none (or out of memory:
+ * the message then arrives without them). paho's thread. */
+static es_mqtt_props *copy_props(const MQTTProperties *in)
+{
+	size_t n = 0, bytes = sizeof(es_mqtt_props);
+	for (int i = 0; i < in->count; i++) {
+		const MQTTProperty *p = &in->array[i];
+		bool user = p->identifier == MQTTPROPERTY_CODE_USER_PROPERTY;
+		if (!wanted(p) || (user && n == USER_PROPS_MAX))
+			continue;
+		bytes += slen(&p->value.data) + 1;
+		if (user)
+			bytes += sizeof(es_mqtt_prop) + slen(&p->value.value) + 1;
+		n += user;
+	}
+	if (bytes == sizeof(es_mqtt_props))
+		return NULL;
+	es_mqtt_props *out = calloc(1, bytes);
+	if (!out)
+		return NULL;
+	es_mqtt_prop *user = (es_mqtt_prop *)(out + 1);
+	char *at = (char *)(user + n);
+	out->user = user;
+	for (int i = 0; i < in->count; i++) {
+		const MQTTProperty *p = &in->array[i];
+		if (p->identifier == MQTTPROPERTY_CODE_CONTENT_TYPE && !out->content_type)
+			out->content_type = put_str(&at, &p->value.data);
+		else if (p->identifier == MQTTPROPERTY_CODE_USER_PROPERTY && out->nuser < n)
+			user[out->nuser++] = (es_mqtt_prop){put_str(&at, &p->value.data),
+							    put_str(&at, &p->value.value)};
+	}
+	return out;
+}
+
+static bool add_str(MQTTProperties *out, enum MQTTPropertyCodes id, const char *a, const char *b)
+{
+	MQTTProperty p = {.identifier = id};
+	p.value.data = (MQTTLenString){(int)strlen(a), (char *)a};
+	if (b)
+		p.value.value = (MQTTLenString){(int)strlen(b), (char *)b};
+	return MQTTProperties_add(out, &p) == 0;
+}
+
+/* paho's form of props (copied by paho: free it after sending). */
+static bool make_props(const es_mqtt_props *props, MQTTProperties *out)
+{
+	if (props->content_type &&
+	    !add_str(out, MQTTPROPERTY_CODE_CONTENT_TYPE, props->content_type, NULL))
+		return false;
+	for (size_t i = 0; i < props->nuser; i++)
+		if (!add_str(out, MQTTPROPERTY_CODE_USER_PROPERTY, props->user[i].name,
+			     props->user[i].value))
+			return false;
+	return true;
+}
+
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct conn *c = context;
@@ -289,6 +374,8 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	struct entry e = {.kind = K_MESSAGE, .gen = c->gen, .len = (size_t)msg->payloadlen};
 	e.text = malloc(tlen + 1);
 	e.payload = malloc(e.len + 1);
+	if (msg->properties.count > 0)
+		e.props = copy_props(&msg->properties);
 	if (e.text && e.payload) {
 		memcpy(e.text, topic, tlen);
 		e.text[tlen] = '\0';
@@ -298,6 +385,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	} else {
 		free(e.text);
 		free(e.payload);
+		free(e.props);
 	}
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
@@ -633,10 +721,20 @@ static es_err check_publish(const es_mqtt *m, const char *topic, size_t len, int
 es_err es_mqtt_publish(es_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
 		       bool retain, uint64_t tag)
 {
+	return es_mqtt_publish_props(m, topic, payload, len, qos, retain, tag, NULL);
+}
+
+es_err es_mqtt_publish_props(es_mqtt *m, const char *topic, const void *payload, size_t len,
+			     int qos, bool retain, uint64_t tag, const es_mqtt_props *props)
+{
 	es_err err = check_publish(m, topic, len, qos);
 	if (err)
 		return err;
 	MQTTAsync_message msg = MQTTAsync_message_initializer;
+	if (props && m->o.version == 5 && !make_props(props, &msg.properties)) {
+		MQTTProperties_free(&msg.properties);
+		return ES_ENOMEM;
+	}
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	msg.payload = (void *)payload;
 	msg.payloadlen = (int)len;
@@ -657,6 +755,7 @@ es_err es_mqtt_publish(es_mqtt *m, const char *topic, const void *payload, size_
 		}
 	}
 	int rc = MQTTAsync_sendMessage(m->client, topic, &msg, &ro);
+	MQTTProperties_free(&msg.properties); /* paho sends its own copy */
 	if (rc != MQTTASYNC_SUCCESS) {
 		if (s)
 			release_slot(m, s);
@@ -734,6 +833,19 @@ static void handle_completion(es_mqtt *m, const struct entry *e)
 		m->o.cbs.published(m->o.ctx, e->tag, err);
 }
 
+static void handle_message(es_mqtt *m, const struct entry *e)
+{
+	m->stats.received++;
+	if (m->o.cbs.message_props) {
+		es_mqtt_msg msg = {.topic = e->text, .payload = e->payload, .len = e->len};
+		if (e->props)
+			msg.props = *e->props;
+		m->o.cbs.message_props(m->o.ctx, &msg);
+	} else if (m->o.cbs.message) {
+		m->o.cbs.message(m->o.ctx, e->text, e->payload, e->len);
+	}
+}
+
 static void handle(es_mqtt *m, const struct entry *e)
 {
 	bool current = e->gen == m->gen;
@@ -754,9 +866,7 @@ static void handle(es_mqtt *m, const struct entry *e)
 			handle_stopped(m); /* lost while disconnecting: done all the same */
 		break;
 	case K_MESSAGE:
-		m->stats.received++;
-		if (m->o.cbs.message)
-			m->o.cbs.message(m->o.ctx, e->text, e->payload, e->len);
+		handle_message(m, e);
 		break;
 	case K_STOPPED:
 		if (current && m->state == S_STOPPING)
@@ -780,6 +890,7 @@ static void drain_inbox(void *arg)
 		handle(m, &batch[i]);
 		free(batch[i].text);
 		free(batch[i].payload);
+		free(batch[i].props);
 	}
 	m->spare = batch;
 	m->capspare = cap;
@@ -894,6 +1005,7 @@ void es_mqtt_free(es_mqtt *m)
 	for (size_t i = 0; i < m->ninbox; i++) {
 		free(m->inbox[i].text);
 		free(m->inbox[i].payload);
+		free(m->inbox[i].props);
 	}
 	free(m->inbox);
 	free(m->spare);

@@ -36,6 +36,28 @@
 
 typedef struct es_mqtt es_mqtt;
 
+/* An MQTT 5 user property: a name and a value (UTF-8). */
+typedef struct es_mqtt_prop {
+	const char *name, *value;
+} es_mqtt_prop;
+
+/* The MQTT 5 properties edgespool sends and reads: the content type and
+ * user properties. Under MQTT 3.1.1 there are none: publishing ignores
+ * them, and received messages have none. */
+typedef struct es_mqtt_props {
+	const char *content_type; /* NULL: none */
+	const es_mqtt_prop *user;
+	size_t nuser;
+} es_mqtt_props;
+
+/* A received message, for message_props(). Pointers valid during the call. */
+typedef struct es_mqtt_msg {
+	const char *topic;
+	const void *payload;
+	size_t len;
+	es_mqtt_props props; /* empty under MQTT 3.1.1 or when the sender set none */
+} es_mqtt_msg;
+
 typedef struct es_mqtt_cbs {
 	/* Connected (again); subscriptions were (re)made. */
 	void (*connected)(void *ctx, bool session_present);
@@ -47,6 +69,9 @@ typedef struct es_mqtt_cbs {
 	void (*published)(void *ctx, uint64_t tag, es_err err);
 	/* A message arrived on a subscription. Pointers valid during the call. */
 	void (*message)(void *ctx, const char *topic, const void *payload, size_t len);
+	/* Optional: when set, called instead of message(), with the message's
+	 * MQTT 5 properties too. */
+	void (*message_props)(void *ctx, const es_mqtt_msg *msg);
 } es_mqtt_cbs;
 
 typedef struct es_mqtt_opts {
@@ -106,6 +131,11 @@ es_err es_mqtt_subscribe(es_mqtt *m, const char *filter, int qos);
  * ES_ETOOBIG. Loop thread. */
 es_err es_mqtt_publish(es_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
 		       bool retain, uint64_t tag);
+
+/* As es_mqtt_publish, with MQTT 5 properties (props may be NULL; ignored
+ * under MQTT 3.1.1). The properties are copied before it returns. */
+es_err es_mqtt_publish_props(es_mqtt *m, const char *topic, const void *payload, size_t len,
+			     int qos, bool retain, uint64_t tag, const es_mqtt_props *props);
 
 /* QoS 1 publishes awaiting acknowledgement, and the window size. */
 size_t es_mqtt_inflight(const es_mqtt *m);
