@@ -46,3 +46,10 @@ endif()
 # (common/amqp.c). 0.11 installs <amqp.h>; later versions <rabbitmq-c/amqp.h>.
 pkg_check_modules(RABBITMQ REQUIRED IMPORTED_TARGET librabbitmq)
 add_library(es::rabbitmq ALIAS PkgConfig::RABBITMQ)
+
+# zlib and libzstd: the uplink's batch compression (common/batch.c, the one
+# file that includes them). pkg-config, so cross builds find the sysroot's.
+pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
+add_library(es::zlib ALIAS PkgConfig::ZLIB)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+add_library(es::zstd ALIAS PkgConfig::ZSTD)
