@@ -21,7 +21,7 @@ arch="${1:-}"
 # The target's libraries: what cmake/EsDeps.cmake finds, and the C library.
 libs=(libc6-dev libpaho-mqtt-dev libssl-dev libsqlite3-dev libcjson-dev
   libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev libcrypt-dev
-  librabbitmq-dev)
+  librabbitmq-dev zlib1g-dev libzstd-dev)
 
 die() {
   echo "sysroot: $*" >&2

@@ -28,11 +28,14 @@ libcrypt1 (>= 1:4.1.0), libinih1 (>= 40), libpaho-mqtt1.3 (>= 1.3.0), \
 libsqlite3-0 (>= 3.20.0), libssl3 (>= 3.0.0)")
 set(ES_DEB_DEPENDS_agent "${ES_DEB_LIBS_DAEMON}, adduser")
 set(ES_DEB_DEPENDS_bridge "${ES_DEB_LIBS_DAEMON}, adduser")
+# zlib1g, libzstd1: batches (common/batch.c), read by the consumers (fleet-state,
+# edgespool tail); the agent and the bridge need them once they send batches.
+set(ES_DEB_LIBS_BATCH "libzstd1 (>= 1.5.2), zlib1g (>= 1:1.2.0)")
 set(ES_DEB_DEPENDS_fleet "${ES_DEB_LIBS_DAEMON}, libcurl4 (>= 7.16.2), \
-librabbitmq4 (>= 0.9.0), adduser")
+librabbitmq4 (>= 0.9.0), ${ES_DEB_LIBS_BATCH}, adduser")
 set(ES_DEB_DEPENDS_tools "libc6 (>= 2.34), libcjson1 (>= 1.7.13), libcrypt1 (>= 1:4.1.0), \
 libcurl4 (>= 7.16.2), libinih1 (>= 40), libpaho-mqtt1.3 (>= 1.3.0), \
-librabbitmq4 (>= 0.9.0), libsqlite3-0 (>= 3.20.0), libssl3 (>= 3.0.0)")
+librabbitmq4 (>= 0.9.0), libsqlite3-0 (>= 3.20.0), libssl3 (>= 3.0.0), ${ES_DEB_LIBS_BATCH}")
 
 # The daemon packages: they share the edgespool user and /var/lib/edgespool,
 # which a purge removes only when none of the others is left (postrm.in).

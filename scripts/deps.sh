@@ -8,6 +8,7 @@ packages=(
   libpaho-mqtt-dev libssl-dev libsqlite3-dev sqlite3 libcjson-dev
   libcivetweb-dev libinih-dev libcurl4-openssl-dev libcmocka-dev libcrypt-dev
   librabbitmq-dev # common/amqp.c: the consumers' AMQP 0-9-1 transport
+  zlib1g-dev libzstd-dev zstd # common/batch.c: the uplink's batch compression; zstd: scripts/batch-dict.sh
   mosquitto mosquitto-clients python3 curl procps openssl nginx-light
   clang libclang-rt-14-dev
   valgrind # it_flow_valgrind: the agent under memcheck

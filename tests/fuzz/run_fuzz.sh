@@ -46,7 +46,7 @@ topic)
 params)
   # es_japi_parse_u64 lives in japi.c, which needs the rest of es_common.
   srcs=($(ls "$common"/*.c)); incs=(-I"$common" $(pkg-config --cflags libcjson))
-  libs=($(pkg-config --libs libcjson inih sqlite3 libcrypt openssl librabbitmq) -lpaho-mqtt3as
+  libs=($(pkg-config --libs libcjson inih sqlite3 libcrypt openssl librabbitmq zlib libzstd) -lpaho-mqtt3as
         -lcivetweb -lpthread)
   max_len=256 ;;
 *)
