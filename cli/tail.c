@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "cli.h"
 #include "consumer.h"
 #include "event.h"
@@ -158,24 +159,67 @@ static void print_row(const es_event *ev)
 	       es_event_id(ev));
 }
 
-/* Prints d if it is an event matching the pattern; true if it did. */
-static bool show(const struct tail_args *a, const es_delivery *d)
+/* Prints ev (text json) if it matches the pattern; true if it did. */
+static bool show_event(const struct tail_args *a, es_event *ev, const char *json)
 {
-	es_event *ev;
-	es_verr v;
-	if (es_event_decode(d->body, d->len, ES_EVENT_MAX_BYTES_DEFAULT * 16, &ev, &v)) {
-		fprintf(stderr, "edgespool tail: not a CloudEvent on %s: %s%s%s\n", d->where,
-			v.field, v.field[0] ? ": " : "", v.reason);
-		return false;
-	}
 	bool match = es_consumer_match(a->pattern, es_event_type(ev));
 	if (match && a->table)
 		print_row(ev);
 	else if (match)
-		printf("%s\n", d->body);
+		printf("%s\n", json);
 	es_event_free(ev);
-	fflush(stdout);
 	return match;
+}
+
+static void not_an_event(const es_delivery *d, const es_verr *v)
+{
+	fprintf(stderr, "edgespool tail: not a CloudEvent on %s: %s%s%s\n", d->where, v->field,
+		v->field[0] ? ": " : "", v->reason);
+}
+
+/* Each event of a batch; a bad one is said on stderr and skipped. */
+static unsigned long long show_batch(const struct tail_args *a, const es_delivery *d,
+				     const es_batch *b)
+{
+	unsigned long long shown = 0;
+	for (size_t i = 0; i < es_batch_count(b) && (!a->count || shown < a->count); i++) {
+		es_event *ev;
+		es_verr v;
+		if (es_batch_event_decode(b, i, &ev, &v))
+			not_an_event(d, &v);
+		else
+			shown += show_event(a, ev, es_batch_json(b, i, NULL));
+	}
+	return shown;
+}
+
+/* Prints the events of d (one, or a batch's) matching the pattern; how
+ * many it printed. */
+static unsigned long long show(const struct tail_args *a, const es_delivery *d,
+			       unsigned long long room)
+{
+	es_batch_meta meta = {d->content_type, d->encoding, d->dict};
+	es_batch_limits lim = {.event_max_bytes = ES_EVENT_MAX_BYTES_DEFAULT * 16};
+	es_batch *b = NULL;
+	char why[256];
+	es_event *ev;
+	es_verr v;
+	unsigned long long shown = 0;
+	struct tail_args left = *a;
+	left.count = room;
+	if (es_batch_read(d->where, d->sep ? d->sep : '/', &meta, d->body, d->len, &lim, &b, why,
+			  sizeof why))
+		fprintf(stderr, "edgespool tail: a batch on %s that cannot be read: %s\n", d->where,
+			why);
+	else if (b)
+		shown = show_batch(&left, d, b);
+	else if (es_event_decode(d->body, d->len, lim.event_max_bytes, &ev, &v))
+		not_an_event(d, &v);
+	else
+		shown = show_event(a, ev, d->body);
+	es_batch_free(b);
+	fflush(stdout);
+	return shown;
 }
 
 static int run(const struct tail_args *a, es_source *src)
@@ -189,8 +233,7 @@ static int run(const struct tail_args *a, es_source *src)
 		es_err err = es_source_next(src, WAIT_MS, &d);
 		if (err)
 			continue;
-		if (show(a, &d))
-			shown++;
+		shown += show(a, &d, a->count ? a->count - shown : 0);
 		if (d.tag)
 			(void)es_source_ack(src, d.tag);
 		es_delivery_clear(&d);

@@ -299,13 +299,28 @@ static es_err other_frame(struct amqp_src *s)
 	}
 }
 
+/* The message's content type, when it has one (a batch's, batch.h);
+ * *ok false when out of memory. */
+static char *content_type(const amqp_basic_properties_t *p, bool *ok)
+{
+	if (!(p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) || !p->content_type.bytes)
+		return NULL;
+	char *s = strndup(p->content_type.bytes, p->content_type.len);
+	*ok = s != NULL;
+	return s;
+}
+
+/* The routing key's levels are joined by '.' (RabbitMQ's MQTT plugin maps
+ * '/' to '.'); a batch says itself by it, and by its content type. */
 static es_err take(amqp_envelope_t *env, es_delivery *out)
 {
-	es_delivery d = {.tag = env->delivery_tag, .len = env->message.body.len};
+	bool ok = true;
+	es_delivery d = {.tag = env->delivery_tag, .len = env->message.body.len, .sep = '.'};
 	d.where =
 		strndup(env->routing_key.bytes ? env->routing_key.bytes : "", env->routing_key.len);
 	d.body = malloc(d.len + 1);
-	if (!d.where || !d.body) {
+	d.content_type = content_type(&env->message.properties, &ok);
+	if (!d.where || !d.body || !ok) {
 		es_delivery_clear(&d);
 		return ES_ENOMEM;
 	}

@@ -657,6 +657,22 @@ es_err es_batch_event_decode(const es_batch *b, size_t i, es_event **out, es_ver
 	return err;
 }
 
+es_err es_batch_read(const char *where, char sep, const es_batch_meta *meta, const void *body,
+		     size_t len, const es_batch_limits *lim, es_batch **out, char *why, size_t cap)
+{
+	bool is_batch = false;
+	es_batch_coding coding;
+	if (!out)
+		return ES_EINVAL;
+	es_err err = es_batch_classify(where, sep, meta, &is_batch, &coding, why, cap);
+	if (err || !is_batch) {
+		if (!err)
+			*out = NULL;
+		return err;
+	}
+	return es_batch_decode(body, len, &coding, lim, out, why, cap);
+}
+
 void es_batch_free(es_batch *b)
 {
 	if (!b)

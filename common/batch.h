@@ -142,6 +142,12 @@ es_err es_batch_event_decode(const es_batch *b, size_t i, es_event **out, es_ver
 
 void es_batch_free(es_batch *b);
 
+/* What a reader does with each message: es_batch_classify, then, for a
+ * batch, es_batch_decode. *out NULL (and ES_OK): not a batch, read the
+ * body as one event. Errors as those two, with the reason in why. */
+es_err es_batch_read(const char *where, char sep, const es_batch_meta *meta, const void *body,
+		     size_t len, const es_batch_limits *lim, es_batch **out, char *why, size_t cap);
+
 /* ---- writing ------------------------------------------------------------- */
 
 typedef struct es_batch_enc_opts {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "clock.h"
 #include "db.h"
 #include "gap.h"
@@ -86,6 +87,9 @@ void es_delivery_clear(es_delivery *d)
 {
 	free(d->where);
 	free(d->body);
+	free(d->content_type);
+	free(d->encoding);
+	free(d->dict);
 	memset(d, 0, sizeof *d);
 }
 
@@ -391,18 +395,25 @@ static es_err dispatch(es_consumer *c, const es_event *ev, const char *json, siz
 	return ES_OK;
 }
 
-static es_err deadletter(es_consumer *c, const es_delivery *d, const es_verr *v, uint64_t now)
+/* Keeps body (an event, or a whole batch that cannot be read) with why. */
+static es_err deadletter(es_consumer *c, const char *where, const char *reason, const char *body,
+			 size_t len, uint64_t now)
+{
+	es_warn(TAG, "invalid message from %s: %s (kept in deadletters)", where ? where : "?",
+		reason);
+	sqlite3_bind_int64(c->dead_ins, 1, (sqlite3_int64)now);
+	sqlite3_bind_text(c->dead_ins, 2, where ? where : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(c->dead_ins, 3, reason, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(c->dead_ins, 4, body, (int)(len < 65536 ? len : 65536), SQLITE_STATIC);
+	return step(c, c->dead_ins);
+}
+
+static es_err deadletter_event(es_consumer *c, const char *where, const es_verr *v,
+			       const char *json, size_t len, uint64_t now)
 {
 	char reason[256];
 	snprintf(reason, sizeof reason, "%s%s%s", v->field, v->field[0] ? ": " : "", v->reason);
-	es_warn(TAG, "invalid event from %s: %s (kept in deadletters)", d->where ? d->where : "?",
-		reason);
-	sqlite3_bind_int64(c->dead_ins, 1, (sqlite3_int64)now);
-	sqlite3_bind_text(c->dead_ins, 2, d->where ? d->where : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(c->dead_ins, 3, reason, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_blob(c->dead_ins, 4, d->body, (int)(d->len < 65536 ? d->len : 65536),
-			  SQLITE_STATIC);
-	return step(c, c->dead_ins);
+	return deadletter(c, where, reason, json, len, now);
 }
 
 /* Inserts the id into `seen`; *dup when it was there already. */
@@ -416,14 +427,15 @@ static es_err seen(es_consumer *c, const char *id, uint64_t now, bool *dup)
 	return err;
 }
 
-static es_err log_event(es_consumer *c, const es_event *ev, const es_delivery *d, uint64_t now)
+static es_err log_event(es_consumer *c, const es_event *ev, const char *json, size_t len,
+			uint64_t now)
 {
 	sqlite3_bind_text(c->log_ins, 1, es_event_id(ev), -1, SQLITE_STATIC);
 	sqlite3_bind_text(c->log_ins, 2, es_event_type(ev), -1, SQLITE_STATIC);
 	sqlite3_bind_text(c->log_ins, 3, es_event_source(ev), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(c->log_ins, 4, (sqlite3_int64)es_event_seq(ev));
 	sqlite3_bind_int64(c->log_ins, 5, (sqlite3_int64)now);
-	sqlite3_bind_text(c->log_ins, 6, d->body, (int)d->len, SQLITE_STATIC);
+	sqlite3_bind_text(c->log_ins, 6, json, (int)len, SQLITE_STATIC);
 	return step(c, c->log_ins);
 }
 
@@ -435,22 +447,17 @@ static void track_seq(es_consumer *c, const es_event *ev)
 				  &v);
 }
 
-static es_err apply_one(es_consumer *c, const es_delivery *d, uint64_t now, struct tally *t)
+/* A valid event (its text json): dedup, handlers, log. Frees ev. */
+static es_err apply_event(es_consumer *c, es_event *ev, const char *json, size_t len, uint64_t now,
+			  struct tally *t)
 {
-	es_event *ev = NULL;
-	es_verr v;
-	memset(&v, 0, sizeof v);
 	bool dup = false;
-	if (es_event_decode(d->body, d->len, c->o.event_max_bytes, &ev, &v)) {
-		t->invalid++;
-		return deadletter(c, d, &v, now);
-	}
 	es_err err = seen(c, es_event_id(ev), now, &dup);
 	if (!err && dup)
 		t->duplicates++;
 	if (!err && !dup)
-		err = dispatch(c, ev, d->body, d->len);
-	if (!err && !dup && c->o.keep_log && !(err = log_event(c, ev, d, now)))
+		err = dispatch(c, ev, json, len);
+	if (!err && !dup && c->o.keep_log && !(err = log_event(c, ev, json, len, now)))
 		t->logged++;
 	if (!err && !dup) {
 		t->applied++;
@@ -458,6 +465,59 @@ static es_err apply_one(es_consumer *c, const es_delivery *d, uint64_t now, stru
 	}
 	es_event_free(ev);
 	return err;
+}
+
+/* Each event of a batch on its own: a bad one is dead-lettered alone (its
+ * index in the reason), the others applied. */
+static es_err apply_batch(es_consumer *c, const es_delivery *d, const es_batch *b, uint64_t now,
+			  struct tally *t)
+{
+	es_err err = ES_OK;
+	for (size_t i = 0; !err && i < es_batch_count(b); i++) {
+		size_t len;
+		const char *json = es_batch_json(b, i, &len);
+		es_event *ev = NULL;
+		es_verr v;
+		memset(&v, 0, sizeof v);
+		if (es_batch_event_decode(b, i, &ev, &v)) {
+			t->invalid++;
+			err = deadletter_event(c, d->where, &v, json, len, now);
+		} else {
+			err = apply_event(c, ev, json, len, now, t);
+		}
+	}
+	return err;
+}
+
+/* A delivery: one event, or a batch of them (batch.h). A batch that cannot
+ * be read at all is one dead letter, with the reason. */
+static es_err apply_one(es_consumer *c, const es_delivery *d, uint64_t now, struct tally *t)
+{
+	es_batch_meta meta = {d->content_type, d->encoding, d->dict};
+	es_batch_limits lim = {.event_max_bytes = c->o.event_max_bytes};
+	es_batch *b = NULL;
+	char why[256] = "";
+	es_err err = es_batch_read(d->where ? d->where : "", d->sep ? d->sep : '/', &meta, d->body,
+				   d->len, &lim, &b, why, sizeof why);
+	if (err == ES_ENOMEM)
+		return err;
+	if (err) {
+		t->invalid++;
+		return deadletter(c, d->where, why, d->body, d->len, now);
+	}
+	if (b) {
+		err = apply_batch(c, d, b, now, t);
+		es_batch_free(b);
+		return err;
+	}
+	es_event *ev = NULL;
+	es_verr v;
+	memset(&v, 0, sizeof v);
+	if (es_event_decode(d->body, d->len, c->o.event_max_bytes, &ev, &v)) {
+		t->invalid++;
+		return deadletter_event(c, d->where, &v, d->body, d->len, now);
+	}
+	return apply_event(c, ev, d->body, d->len, now, t);
 }
 
 static es_err prune(es_consumer *c, uint64_t now)

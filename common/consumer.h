@@ -6,9 +6,14 @@
  * es_source: AMQP 0-9-1 or MQTT, source.h). es_consumer_run() then takes
  * batches from the source and, for each batch, in ONE transaction of the
  * consumer's SQLite file:
- *   - decodes each delivery as a CloudEvent; one that is not (bad JSON, not
- *     a CloudEvent) is counted as invalid, logged with where it came from
- *     and kept in the `deadletters` table (the newest 1000), never applied;
+ *   - decodes each delivery as a CloudEvent, or as a batch of them (the
+ *     uplink's, batch.h: known by its topic and properties, each of its
+ *     events then taken as if it had come alone); one that is not (bad
+ *     JSON, not a CloudEvent; a batch that cannot be read at all: one
+ *     dead letter; one bad event inside a good batch: that event alone)
+ *     is counted as invalid, logged with where it came from and the
+ *     reason, and kept in the `deadletters` table (the newest 1000),
+ *     never applied;
  *   - drops an id already applied (the `seen` table: persistent, bounded
  *     by count and age, oldest forgotten first), counted as a duplicate;
  *   - calls every handler whose pattern matches the type, inside the

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
@@ -61,26 +62,52 @@ static void deadline_in(struct timespec *ts, uint64_t ms)
 	}
 }
 
+/* A copy of s, or NULL for NULL; *ok false when out of memory. */
+static char *dup_or_null(const char *s, bool *ok)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		*ok = false;
+	return d;
+}
+
+/* The message as a delivery, with what its properties say of its format
+ * (batch.h). NULL when out of memory. */
+static struct item *make_item(const es_mqtt_msg *m)
+{
+	es_batch_meta meta;
+	bool ok = true;
+	struct item *it = calloc(1, sizeof *it);
+	if (!it)
+		return NULL;
+	es_batch_meta_from_props(&m->props, &meta);
+	it->d = (es_delivery){.where = strdup(m->topic),
+			      .body = malloc(m->len + 1),
+			      .len = m->len,
+			      .sep = '/',
+			      .content_type = dup_or_null(meta.content_type, &ok),
+			      .encoding = dup_or_null(meta.encoding, &ok),
+			      .dict = dup_or_null(meta.dict, &ok)};
+	if (!ok || !it->d.where || !it->d.body) {
+		es_delivery_clear(&it->d);
+		free(it);
+		return NULL;
+	}
+	memcpy(it->d.body, m->payload, m->len);
+	it->d.body[m->len] = '\0';
+	return it;
+}
+
 /* Loop thread: queue a copy; waits while the queue is full (paho holds
  * further messages meanwhile: back-pressure, nothing dropped). */
-static void on_message(void *ctx, const char *topic, const void *payload, size_t len)
+static void on_message(void *ctx, const es_mqtt_msg *m)
 {
 	struct msrc *s = ctx;
-	struct item *it = calloc(1, sizeof *it);
-	if (it) {
-		it->d.where = strdup(topic);
-		it->d.body = malloc(len + 1);
-		it->d.len = len;
-	}
-	if (!it || !it->d.where || !it->d.body) {
-		es_error(TAG, "out of memory: a message on %s dropped", topic);
-		if (it)
-			es_delivery_clear(&it->d);
-		free(it);
+	struct item *it = make_item(m);
+	if (!it) {
+		es_error(TAG, "out of memory: a message on %s dropped", m->topic);
 		return;
 	}
-	memcpy(it->d.body, payload, len);
-	it->d.body[len] = '\0';
 	pthread_mutex_lock(&s->lock);
 	while (s->n >= s->queue_max && !s->stopping && !s->draining)
 		pthread_cond_wait(&s->cond, &s->lock);
@@ -133,7 +160,10 @@ static es_err make_client(struct msrc *s, const es_msource_opts *o)
 {
 	static const char *const all[] = {"edgespool/#"};
 	es_mqtt_opts mo = o->mqtt;
-	mo.cbs = (es_mqtt_cbs){on_connected, on_disconnected, on_published, on_message};
+	mo.cbs = (es_mqtt_cbs){.connected = on_connected,
+			       .disconnected = on_disconnected,
+			       .published = on_published,
+			       .message_props = on_message};
 	mo.ctx = s;
 	es_err err = es_mqtt_new(s->loop, &mo, &s->mqtt);
 	const char *const *topics = o->ntopics ? o->topics : all;

@@ -23,9 +23,15 @@
 /* One message as received. Strings owned by the delivery. */
 typedef struct es_delivery {
 	char *where; /* MQTT topic or AMQP routing key, for logs */
-	char *body;  /* NUL-terminated */
+	char *body;  /* NUL-terminated (a compressed batch may hold NULs: use len) */
 	size_t len;
 	uint64_t tag; /* AMQP delivery tag; 0 for MQTT */
+	char sep;     /* where's level separator: '/' (MQTT) or '.' (AMQP); 0: '/' */
+	/* What the message says of its format (batch.h), NULL when it says
+	 * nothing: MQTT 5 content type and the user properties
+	 * "content-encoding" and "dictionary"; AMQP: the content-type property
+	 * only (the routing key says the rest). */
+	char *content_type, *encoding, *dict;
 } es_delivery;
 
 void es_delivery_clear(es_delivery *d);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "batch.h"
 #include "consumer.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -209,6 +210,81 @@ static void duplicates_and_invalid_in_one_batch(void **state)
 	assert_int_equal(scalar(c, "SELECT count(*) FROM deadletters"
 				   " WHERE origin = 'edgespool/site-1/gw-1/ev/x'"),
 			 1);
+	for (int i = 0; i < 4; i++)
+		es_delivery_clear(&d[i]);
+	es_consumer_free(c);
+}
+
+/* An uplink batch (batch.h) is taken event by event: its good events are
+ * applied (a duplicate of an event that came alone dropped), its bad event
+ * dead-lettered alone with its index; a batch that cannot be read at all,
+ * and one whose properties contradict its topic, are one dead letter each
+ * with the reason. */
+static es_delivery batch_delivery(const char *coding, const char *topic_coding, char **events,
+				  size_t n)
+{
+	es_batch_enc_opts o = {0};
+	const char *why;
+	assert_int_equal(es_batch_coding_parse(coding, &o.coding, &why), ES_OK);
+	es_batch_enc *e;
+	assert_int_equal(es_batch_enc_new(&o, &e), ES_OK);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(es_batch_enc_add(e, events[i], strlen(events[i])), ES_OK);
+		free(events[i]);
+	}
+	const void *p;
+	size_t len;
+	assert_int_equal(es_batch_enc_finish(e, &p, &len), ES_OK);
+	char topic[128];
+	snprintf(topic, sizeof topic, "edgespool/site-1/gw-1/batch/ce=%s", topic_coding);
+	es_delivery d = {.where = strdup(topic), .body = malloc(len + 1), .len = len};
+	memcpy(d.body, p, len);
+	d.body[len] = '\0';
+	d.content_type = strdup(ES_BATCH_CONTENT_TYPE);
+	es_batch_enc_free(e);
+	return d;
+}
+
+static void uplink_batches_event_by_event(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	es_consumer *c = open_consumer("uplink.db", 0, &k);
+	char *good[] = {event("u1", "sensor.reading", "dev-1", 1),
+			strdup("{\"specversion\":\"1.0\",\"id\":\"u2\",\"source\":\"/s\"}"),
+			event("u0", "sensor.reading", "dev-1", 3),
+			event("u3", "alarm.raised", "dev-2", 4)};
+	char *other[] = {event("u9", "sensor.reading", "dev-1", 9)};
+	es_delivery d[4] = {
+		delivery(event("u0", "sensor.reading", "dev-1", 3), 0),
+		batch_delivery("zstd,d1", "zstd,d1", good, 4),
+		delivery(strdup("not zstd at all"), 0),
+		batch_delivery("deflate", "zstd", other, 1), /* properties and topic disagree */
+	};
+	d[3].encoding = strdup("deflate");
+	free(d[2].where);
+	d[2].where = strdup("edgespool/site-1/gw-1/batch/ce=zstd");
+	assert_int_equal(es_consumer_apply(c, d, 4), ES_OK);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 3); /* u0, u1, u3 */
+	assert_int_equal(st.duplicates, 1);
+	assert_int_equal(st.invalid, 3);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM applied WHERE id IN ('u0','u1','u3')"), 3);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM applied WHERE id IN ('u2','u9')"), 0);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM deadletters WHERE reason LIKE '[1].type%'"
+				   " AND origin LIKE '%/batch/ce=zstd,d1'"),
+			 1);
+	assert_int_equal(
+		scalar(c, "SELECT count(*) FROM deadletters WHERE reason LIKE 'bad zstd%'"), 1);
+	assert_int_equal(
+		scalar(c,
+		       "SELECT count(*) FROM deadletters"
+		       " WHERE reason LIKE 'the properties say ''deflate'', the topic ''zstd''%'"),
+		1);
+	/* The log keeps each event's own text, not the batch's. */
+	assert_int_equal(
+		scalar(c, "SELECT count(*) FROM events WHERE body LIKE '{%\"id\":\"u3\"%}'"), 1);
 	for (int i = 0; i < 4; i++)
 		es_delivery_clear(&d[i]);
 	es_consumer_free(c);
@@ -532,6 +608,7 @@ int main(void)
 		cmocka_unit_test(patterns_match_words),
 		cmocka_unit_test(bad_patterns_are_refused),
 		cmocka_unit_test(amqp_urls_are_checked),
+		cmocka_unit_test(uplink_batches_event_by_event),
 		cmocka_unit_test(duplicates_and_invalid_in_one_batch),
 		cmocka_unit_test(failed_batch_rolls_back),
 		cmocka_unit_test(dedup_is_bounded_and_persistent),
