@@ -82,6 +82,7 @@ struct es_mqtt {
 	size_t nurls;
 	es_rotation rot; /* which of them */
 	MQTTAsync client;
+	MQTTAsync keeper; /* never connected: keeps paho's threads up (keep_threads) */
 	struct conn *conn;
 	uint32_t gen;
 	enum state state;
@@ -469,11 +470,20 @@ static void schedule_retry(es_mqtt *m, const char *cause)
 		m->o.cbs.disconnected(m->o.ctx, cause, delay);
 }
 
+/* paho refuses a publish (MQTTASYNC_MAX_BUFFERED_MESSAGES, -12) while
+ * maxBufferedMessages publishes of the client wait to be written, QoS 1 and
+ * QoS 0 alike; its default, 100, is our default window. So when the broker
+ * read slowly (a loaded machine) a full window of QoS 1 publishes left no
+ * room for a QoS 0 one (the bridge's share-group reports were refused, and
+ * lost). The window bounds QoS 1; QoS 0 messages get room of their own. */
+#define QOS0_ROOM 1024
+
 static int create_client(es_mqtt *m)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
 	co.MQTTVersion = m->o.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	co.sendWhileDisconnected = 0;
+	co.maxBufferedMessages = (int)m->window + QOS0_ROOM;
 	int rc = MQTTAsync_createWithOptions(&m->client, cur_uri(m), m->o.client_id,
 					     MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS)
@@ -922,10 +932,28 @@ es_err es_mqtt_new(es_loop *loop, const es_mqtt_opts *opts, es_mqtt **out)
 	return ES_OK;
 }
 
+/* paho runs one sending and one receiving thread for all its clients, and
+ * stops them when the last client is destroyed, polling in 100 ms sleeps:
+ * with a fresh client for each connection attempt, every attempt that
+ * failed then blocked the loop thread 100 to 400 ms in MQTTAsync_destroy
+ * (and a SIGTERM waited behind it). A client that never connects, made
+ * once, keeps the threads up while this es_mqtt lives. Without it (it could
+ * not be made), things only go slower. */
+static void keep_threads(es_mqtt *m)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+	co.MQTTVersion = m->o.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	if (MQTTAsync_createWithOptions(&m->keeper, cur_uri(m), m->o.client_id,
+					MQTTCLIENT_PERSISTENCE_NONE, NULL,
+					&co) != MQTTASYNC_SUCCESS)
+		m->keeper = NULL;
+}
+
 es_err es_mqtt_start(es_mqtt *m)
 {
 	if (!m || m->state != S_IDLE)
 		return ES_EINVAL;
+	keep_threads(m);
 	connect_now(m);
 	return ES_OK;
 }
@@ -961,6 +989,8 @@ void es_mqtt_free(es_mqtt *m)
 		es_loop_timer_cancel(m->loop, m->retry_timer);
 	if (m->client)
 		MQTTAsync_destroy(&m->client);
+	if (m->keeper)
+		MQTTAsync_destroy(&m->keeper);
 	free(m->conn);
 	es_async_free(m->async);
 	for (size_t i = 0; i < m->ninbox; i++) {

@@ -810,6 +810,31 @@ static void inflight_at_stop_not_reported(void **state)
 	mq_free(q);
 }
 
+/* A full window of QoS 1 publishes that the broker does not read leaves
+ * room for QoS 0 ones, and every publish within the window is taken: paho's
+ * own limit on publishes waiting to be written (100 by default, QoS 0 and 1
+ * alike) refused them with -12 once its socket buffers were full. */
+static void qos0_has_room_beside_a_full_window(void **state)
+{
+	enum { WINDOW = 150, BIG = 256 * 1024 };
+	int version = *(int *)*state;
+	mq *q = connected_client(version, WINDOW);
+	char *big = malloc(BIG);
+	assert_non_null(big);
+	memset(big, 'x', BIG);
+	assert_int_equal(kill(B.pid, SIGSTOP), 0); /* reads nothing: 37 MiB wait */
+	for (unsigned i = 1; i <= WINDOW; i++)
+		assert_int_equal(es_mqtt_publish(q->m, "es/big", big, BIG, 1, false, i), ES_OK);
+	assert_int_equal(es_mqtt_publish(q->m, "es/big", big, BIG, 1, false, 0), ES_EBUSY);
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(es_mqtt_publish(q->m, "es/big", big, BIG, 0, false, 0), ES_OK);
+	assert_int_equal(kill(B.pid, SIGCONT), 0);
+	WAIT(q, acks_n, WINDOW);
+	assert_int_equal(q->failures, 0);
+	free(big);
+	mq_free(q);
+}
+
 /* A clean stop: disconnected(ctx, "stopped", 0), no reconnection after. */
 static void disconnect_stops(void **state)
 {
@@ -1015,6 +1040,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_prestate_setup_teardown(inflight_at_stop_not_reported, NULL,
 							 cleanup, &v5),
 		cmocka_unit_test_teardown(fails_over_across_urls, cleanup),
+		cmocka_unit_test_prestate_setup_teardown(qos0_has_room_beside_a_full_window, NULL,
+							 cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(qos0_has_room_beside_a_full_window, NULL,
+							 cleanup, &v5),
 		cmocka_unit_test_prestate_setup_teardown(subscribed_after_every_suback, NULL,
 							 cleanup, &v4),
 		cmocka_unit_test_prestate_setup_teardown(subscribed_after_every_suback, NULL,
