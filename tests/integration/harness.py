@@ -368,8 +368,12 @@ class Agent:
 
     def start(self, timeout=15, env=None):
         """Starts the agent (with env as its environment, if given) and waits
-        until GET /readyz answers 200: started, journal open and committing."""
+        until GET /readyz answers 200: started, journal open and committing.
+        Under $ES_TEST_WRAP (valgrind, qemu: 10 to 50 times slower) the
+        time-out is four times longer."""
         self.proc = self.env.spawn(self.name, self.argv(), env=env)
+        if os.environ.get("ES_TEST_WRAP"):
+            timeout *= 4
 
         def up():
             self.proc.check_alive()
