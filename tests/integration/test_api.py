@@ -177,7 +177,9 @@ def check_readiness(env, agent, edge, cloud):
             "the agent's GET /readyz: %d %s" % (status, body))
     away = h.Broker(env, name="edge-later")
     bridge = env.bridge(away.port, cloud.port, name="br-wait", node="br-wait")
-    bridge.start(connected=False)
+    bridge.start(connected=False)  # alive: /healthz 200, which comes before it runs
+    h.wait_for(lambda: readyz(bridge.http_port)[1]["checks"]["running"], 10,
+               "br-wait to run (its /readyz check running true)")
     status, body = readyz(bridge.http_port)
     h.check(status == 503 and body == {"ready": False, "checks": {
         "running": True, "inbox": True, "edge": False}},
