@@ -5,7 +5,9 @@
  * A paho client is created for each connection attempt; each gets a `conn`
  * (its generation) as callback context, freed only after MQTTAsync_destroy,
  * which guarantees no later callback. Publish callbacks get a `slot`: the
- * slots array is made once, so slot addresses are stable.
+ * slots array is made once, so slot addresses are stable. Subscribe
+ * callbacks get their `sub`, each allocated once for the same reason; a
+ * SUBACK counts for the connection (generation) it was sent on.
  *
  * Lock `lock` guards: inbox, ninbox, capinbox.
  */
