@@ -101,6 +101,25 @@ int es_japi_reply_json(es_http_req *req, int status, void *json)
 	return rc;
 }
 
+int es_japi_reply_ready(es_http_req *req, const es_ready_check *checks, size_t n)
+{
+	bool ready = true;
+	cJSON *o = cJSON_CreateObject();
+	cJSON *c = cJSON_CreateObject();
+	if (!o || !c) {
+		cJSON_Delete(o);
+		cJSON_Delete(c);
+		return es_japi_reply_json(req, 503, NULL);
+	}
+	for (size_t i = 0; i < n; i++) {
+		ready = ready && checks[i].ok;
+		cJSON_AddBoolToObject(c, checks[i].name, checks[i].ok);
+	}
+	cJSON_AddBoolToObject(o, "ready", ready);
+	cJSON_AddItemToObject(o, "checks", c);
+	return es_japi_reply_json(req, ready ? 200 : 503, o);
+}
+
 int es_japi_reply_metrics(es_http_req *req, es_metrics *m)
 {
 	char *text;

@@ -48,6 +48,17 @@ void es_japi_add_recent_errors(void *json_object);
  * The value is given as void * so this header needs no cJSON. */
 int es_japi_reply_json(es_http_req *req, int status, void *json);
 
+/* GET /readyz: one named condition a program needs in place to do its job
+ * (its journal writable, its subscriptions acknowledged, ...). */
+typedef struct es_ready_check {
+	const char *name;
+	bool ok;
+} es_ready_check;
+
+/* Replies {"ready":R,"checks":{"<name>":true|false,...}}: 200 when every
+ * check is ok, else 503. Returns the status sent. */
+int es_japi_reply_ready(es_http_req *req, const es_ready_check *checks, size_t n);
+
 /* Replies with the registry rendered in the Prometheus text format (200), or
  * 503 when it cannot be rendered. Returns the status sent. */
 int es_japi_reply_metrics(es_http_req *req, es_metrics *m);
