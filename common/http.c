@@ -43,10 +43,11 @@
 #include "clock.h"
 #include "log.h"
 
-#define TAG		"http"
-#define MAX_ROUTES	32
-#define MAX_PATH	2048 /* longer paths are 414 */
-#define MAX_FIELDS	63   /* more header fields are 431 (civetweb keeps 64) */
+#define TAG	   "http"
+#define MAX_ROUTES 32
+#define MAX_PATH   2048 /* longer paths are 414 */
+/* more header fields are 431: civetweb drops any past MG_MAX_HEADERS */
+#define MAX_FIELDS	(MG_MAX_HEADERS - 1)
 #define ETAG_SIZE	24
 #define KEEP_ALIVE_MS	5000 /* at most: an idle connection holds a worker */
 #define KICK_EVERY_MS	50   /* a body read past its deadline is woken this often */
@@ -796,7 +797,10 @@ static int serve_asset(es_http_req *req, size_t i)
 static int refuse_params(es_http_req *req, const struct route *rt)
 {
 	const char *q = req->ri->query_string;
-	if ((rt->flags & ES_ROUTE_QUERY) || !q || !*q)
+	if (!q || (rt->flags & ES_ROUTE_QUERY))
+		return 0;
+	q += strspn(q, "&"); /* empty pairs name nothing */
+	if (!*q)
 		return 0;
 	char name[72], msg[200];
 	size_t n = strcspn(q, "=&");
@@ -878,7 +882,7 @@ static int check_framing(es_http_req *req)
 	int ncl = 0, nte = 0;
 	const char *cl = NULL, *te = NULL;
 	if (ri->num_headers > MAX_FIELDS)
-		return reply_error_full(req, 431, "more than 63 header fields", NULL, NULL, true);
+		return reply_error_full(req, 431, "too many header fields", NULL, NULL, true);
 	for (int i = 0; i < ri->num_headers; i++) {
 		const char *name = ri->http_headers[i].name;
 		if (strcasecmp(name, "Content-Length") == 0 && ++ncl)

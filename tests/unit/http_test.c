@@ -447,6 +447,11 @@ static void params_refused_where_unread(void **state)
 	expect_body(&r, "{\"error\":\"x is not a parameter of /items/\",\"field\":\"x\"}");
 	roundtrip("GET /hello? HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
 	assert_int_equal(r.status, 200);
+	roundtrip("GET /hello?&& HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	roundtrip("GET /hello?&y=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 400);
+	expect_body(&r, "{\"error\":\"y is not a parameter of /hello\",\"field\":\"y\"}");
 	/* assets are not routes: a query changes nothing there */
 	roundtrip("GET /app.js?v=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
 	assert_int_equal(r.status, 200);
