@@ -23,7 +23,9 @@ typedef struct es_japi_opts {
 	 * called from HTTP threads. /api/live sends it every 2 s. */
 	char *(*status_json)(void *ctx);
 	void *ctx;
-	int live_max; /* concurrent /api/live streams; more get 503 */
+	/* Concurrent /api/live streams (each holds an HTTP worker), at most
+	 * ES_JAPI_LIVE_CAP; another gets one "busy" event and its end. */
+	int live_max;
 } es_japi_opts;
 
 #define ES_JAPI_STEP_S	 10
@@ -31,6 +33,7 @@ typedef struct es_japi_opts {
 #define ES_JAPI_LIMIT	 500
 #define ES_JAPI_LIVE_S	 2
 #define ES_JAPI_LIVE_MAX 600 /* seconds a stream lasts; the browser reconnects */
+#define ES_JAPI_LIVE_CAP 32  /* streams at most, whatever live_max says */
 
 /* Registers the routes (before es_http_start) and starts the sampler. */
 es_err es_japi_new(const es_japi_opts *o, es_japi **out);
