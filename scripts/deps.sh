@@ -15,6 +15,7 @@ packages=(
   prometheus # for promtool: the metrics test checks /metrics with it
   iproute2 nftables # tests/fault: the uplink partition (ip netns, nft rules in it)
   faketime # tests/fault: clock jumps (libfaketime under the agent)
+  stress-ng # scripts/test.sh --load: the suite again with one core kept busy
   rabbitmq-server # tests/cluster: a RabbitMQ cluster with its MQTT plugin
   chromium nodejs
   lintian dpkg-dev systemd adduser # tests/package: lintian, dpkg-shlibdeps, systemd-analyze verify, the packages' postinst
