@@ -206,6 +206,7 @@ typedef struct mq {
 	int received;
 	int got[MAX_TAGS]; /* by the number in "m-<n>" payloads */
 	char last_topic[128];
+	char props[256]; /* message_props(): "<content type>|name=value|..." */
 } mq;
 
 static void on_connected(void *ctx, bool session_present)
@@ -263,6 +264,18 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
 	snprintf(text, sizeof text, "%.*s", (int)(len < 63 ? len : 63), (const char *)payload);
 	if (sscanf(text, "m-%u", &n) == 1 && n < MAX_TAGS)
 		q->got[n]++;
+}
+
+/* message_props(): the message as on_message, and its properties as text. */
+static void on_message_props(void *ctx, const es_mqtt_msg *msg)
+{
+	mq *q = ctx;
+	const es_mqtt_props *p = &msg->props;
+	int n = snprintf(q->props, sizeof q->props, "%s", p->content_type ? p->content_type : "-");
+	for (size_t i = 0; i < p->nuser && n > 0 && (size_t)n < sizeof q->props; i++)
+		n += snprintf(q->props + n, sizeof q->props - (size_t)n, "|%s=%s", p->user[i].name,
+			      p->user[i].value);
+	on_message(ctx, msg->topic, msg->payload, msg->len);
 }
 
 static es_mqtt_opts opts_for(mq *q, int version, const char *client_id)
@@ -558,6 +571,38 @@ static void publish_and_receive(void **state)
 	assert_int_equal(s.refused, 0);
 	assert_int_equal(s.received, 45);
 	assert_true(s.connected_since_ms > 0 && s.connected_since_ms <= es_clock_wall_ms());
+	mq_free(q);
+}
+
+/* MQTT 5: the content type and user properties (in order, a name twice
+ * kept twice, an empty value kept) reach the subscriber; MQTT 3.1.1 has
+ * none, and the payload arrives all the same. */
+static void properties_round_trip(void **state)
+{
+	int version = *(int *)*state;
+	mq *q = mq_new();
+	char id[64];
+	es_mqtt_opts o = opts_for(q, version, unique_id(id));
+	o.cbs.message_props = on_message_props;
+	mq_make(q, version, &o);
+	assert_int_equal(es_mqtt_subscribe(q->m, "es/ut/#", 1), ES_OK);
+	assert_int_equal(es_mqtt_start(q->m), ES_OK);
+	WAIT(q, connected_n, 1);
+	const es_mqtt_prop user[] = {
+		{"content-encoding", "zstd"}, {"dictionary", "d1"}, {"dictionary", ""}};
+	es_mqtt_props props = {"application/cloudevents-batch+json", user, 3};
+	assert_int_equal(es_mqtt_publish_props(q->m, TOPIC, "m-7", 3, 1, false, 7, &props), ES_OK);
+	WAIT(q, acks_and_received_n, 1);
+	assert_int_equal(q->got[7], 1);
+	assert_string_equal(q->last_topic, TOPIC);
+	assert_string_equal(q->props, version == 5
+					      ? "application/cloudevents-batch+json"
+						"|content-encoding=zstd|dictionary=d1|dictionary="
+					      : "-");
+	/* Without properties: none, also under MQTT 5. */
+	assert_int_equal(es_mqtt_publish(q->m, TOPIC, "m-8", 3, 1, false, 8), ES_OK);
+	WAIT(q, acks_and_received_n, 2);
+	assert_string_equal(q->props, "-");
 	mq_free(q);
 }
 
@@ -1019,6 +1064,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(publish_before_connected, cleanup),
 		cmocka_unit_test_prestate_setup_teardown(publish_and_receive, NULL, cleanup, &v4),
 		cmocka_unit_test_prestate_setup_teardown(publish_and_receive, NULL, cleanup, &v5),
+		cmocka_unit_test_prestate_setup_teardown(properties_round_trip, NULL, cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(properties_round_trip, NULL, cleanup, &v5),
 		cmocka_unit_test_prestate_setup_teardown(window_limits_inflight, NULL, cleanup,
 							 &v4),
 		cmocka_unit_test_prestate_setup_teardown(window_limits_inflight, NULL, cleanup,
