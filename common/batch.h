@@ -122,9 +122,10 @@ typedef struct es_batch es_batch;
 
 /* Decompresses payload[0..len) as coded (lim may be NULL: the defaults),
  * checks that it is a JSON array within the limits, and finds each
- * element. Errors, with the reason in why: ES_EINVAL (bad compressed data,
- * truncated, trailing bytes, not UTF-8, not a JSON array, too deep, an
- * empty batch), ES_ETOOBIG (larger than max_bytes decompressed, more than
+ * element (each element's own JSON, UTF-8 included, is checked by
+ * es_batch_event_decode). Errors, with the reason in why: ES_EINVAL (bad
+ * compressed data, truncated, trailing bytes, not a JSON array, too deep,
+ * an empty batch or element), ES_ETOOBIG (larger than max_bytes decompressed, more than
  * max_events), ES_ENOTFOUND (an unknown dictionary), ES_ENOMEM. */
 es_err es_batch_decode(const void *payload, size_t len, const es_batch_coding *coding,
 		       const es_batch_limits *lim, es_batch **out, char *why, size_t cap);
