@@ -43,6 +43,10 @@ config)
   libs=($(pkg-config --libs inih) -lpthread); max_len=4096 ;;
 topic)
   srcs=("$common"/{topic,utf8}.c); incs=(-I"$common"); libs=(); max_len=2048 ;;
+batch)
+  srcs=("$common"/{batch,batch_dict,event,jsoncheck,utf8,clock,topic,log}.c)
+  incs=(-I"$common" $(pkg-config --cflags libcjson))
+  libs=($(pkg-config --libs libcjson zlib libzstd) -lpthread); max_len=8192 ;;
 params)
   # es_japi_parse_u64 lives in japi.c, which needs the rest of es_common
   # (common/CMakeLists.txt's es_common: every file but httpc.c, es_httpc).
