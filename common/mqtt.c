@@ -8,11 +8,20 @@
  * slots array is made once, so slot addresses are stable.
  *
  * Lock `lock` guards: inbox, ninbox, capinbox.
+ *
+ * A message over max_message is not copied: paho's copy is freed at once,
+ * and since glibc keeps freed heap (and raises its mmap threshold after
+ * freeing a large mapped block, so the next large blocks come from the heap
+ * too), a large one is followed by malloc_trim: the memory goes back to the
+ * system rather than staying with the process.
  */
 #include "mqtt.h"
 
 #include <MQTTAsync.h>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +33,8 @@
 #include "topic.h"
 
 #define TAG "mqtt"
+/* After freeing a message at least this large, give the memory back. */
+#define TRIM_AFTER_BYTES (1u << 20)
 
 enum state { S_IDLE, S_CONNECTING, S_UP, S_WAITING, S_STOPPING, S_STOPPED };
 
@@ -35,7 +46,7 @@ struct entry {
 	uint32_t slot; /* K_ACK, K_NACK */
 	uint64_t tag;  /* K_ACK, K_NACK: the slot's tag when it completed */
 	int code;      /* paho or reason code */
-	bool flag;     /* K_CONNECTED: session present */
+	bool flag;     /* K_CONNECTED: session present; K_MESSAGE: oversized */
 	char *text;    /* cause, or topic of K_MESSAGE */
 	void *payload;
 	size_t len;
@@ -282,18 +293,32 @@ static void on_lost(void *context, char *cause)
 				   .text = strdup(cause ? cause : "connection lost")});
 }
 
+static void give_back_memory(size_t len)
+{
+#ifdef __GLIBC__
+	if (len >= TRIM_AFTER_BYTES)
+		malloc_trim(0);
+#else
+	(void)len;
+#endif
+}
+
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct conn *c = context;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	struct entry e = {.kind = K_MESSAGE, .gen = c->gen, .len = (size_t)msg->payloadlen};
+	size_t max = c->m->o.max_message;
+	e.flag = max && e.len > max;
 	e.text = malloc(tlen + 1);
-	e.payload = malloc(e.len + 1);
-	if (e.text && e.payload) {
+	e.payload = e.flag ? NULL : malloc(e.len + 1);
+	if (e.text && (e.flag || e.payload)) {
 		memcpy(e.text, topic, tlen);
 		e.text[tlen] = '\0';
-		memcpy(e.payload, msg->payload, e.len);
-		((char *)e.payload)[e.len] = '\0';
+		if (!e.flag) {
+			memcpy(e.payload, msg->payload, e.len);
+			((char *)e.payload)[e.len] = '\0';
+		}
 		post(c->m, &e);
 	} else {
 		free(e.text);
@@ -301,6 +326,8 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	}
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
+	if (e.flag)
+		give_back_memory(e.len);
 	return 1;
 }
 
@@ -734,6 +761,16 @@ static void handle_completion(es_mqtt *m, const struct entry *e)
 		m->o.cbs.published(m->o.ctx, e->tag, err);
 }
 
+static void handle_oversized(es_mqtt *m, const struct entry *e)
+{
+	m->stats.oversized++;
+	if (m->o.cbs.oversized)
+		m->o.cbs.oversized(m->o.ctx, e->text, e->len);
+	else
+		es_warn(TAG, "a message of %zu bytes on %s let go: larger than %zu", e->len,
+			e->text, m->o.max_message);
+}
+
 static void handle(es_mqtt *m, const struct entry *e)
 {
 	bool current = e->gen == m->gen;
@@ -755,7 +792,9 @@ static void handle(es_mqtt *m, const struct entry *e)
 		break;
 	case K_MESSAGE:
 		m->stats.received++;
-		if (m->o.cbs.message)
+		if (e->flag)
+			handle_oversized(m, e);
+		else if (m->o.cbs.message)
 			m->o.cbs.message(m->o.ctx, e->text, e->payload, e->len);
 		break;
 	case K_STOPPED:

@@ -133,7 +133,10 @@ static es_err make_client(struct msrc *s, const es_msource_opts *o)
 {
 	static const char *const all[] = {"edgespool/#"};
 	es_mqtt_opts mo = o->mqtt;
-	mo.cbs = (es_mqtt_cbs){on_connected, on_disconnected, on_published, on_message};
+	mo.cbs = (es_mqtt_cbs){.connected = on_connected,
+			       .disconnected = on_disconnected,
+			       .published = on_published,
+			       .message = on_message};
 	mo.ctx = s;
 	es_err err = es_mqtt_new(s->loop, &mo, &s->mqtt);
 	const char *const *topics = o->ntopics ? o->topics : all;
