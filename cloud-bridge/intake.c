@@ -27,6 +27,7 @@
 #include "control.h"
 #include "event.h"
 #include "log.h"
+#include "lograte.h"
 #include "nodes.h"
 #include "topic.h"
 
@@ -79,6 +80,7 @@ struct bridge_intake {
 	bool stop;
 
 	bridge_intake_stats counts; /* the loop's */
+	es_lograte lograte;	    /* the loop's: dead letters, a few lines a second */
 	bridge_nodes *tops;	    /* the loop's: struct top */
 	bridge_nodes *epochs;	    /* the inbox thread's: struct epoch */
 	es_journal_reader *reader;  /* the inbox thread's */
@@ -173,7 +175,7 @@ static int found_row(void *ctx, const es_journal_row *row)
 	return 1;
 }
 
-/* The id already held for it's node and sequence in this epoch: an earlier
+/* The id already held for its node and sequence in this epoch: an earlier
  * event of the batch, else the inbox's row. */
 static bool held_id(bridge_intake *in, const struct item *batch, const struct item *it,
 		    struct found *f)
@@ -444,7 +446,8 @@ static void dead_letter(bridge_intake *in, const char *topic, const char *why, c
 			size_t len)
 {
 	in->counts.invalid++;
-	es_warn(TAG, "not forwarded, kept as a dead letter: %s: %s", topic, why);
+	if (es_lograte_line(&in->lograte, TAG, "dead letters"))
+		es_warn(TAG, "not forwarded, kept as a dead letter: %s: %s", topic, why);
 	if (es_journal_dead_letter(in->d.journal, topic, why, payload, len))
 		es_error(TAG, "could not keep the dead letter from %s", topic);
 }

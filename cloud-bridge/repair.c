@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "control.h"
 #include "log.h"
+#include "lograte.h"
 #include "nodes.h"
 #include "topic.h"
 
@@ -33,6 +34,7 @@ struct bridge_repair {
 	char *report; /* share group: what we stored since the last report */
 	size_t report_len, report_cap;
 	uint64_t gone_replies;
+	es_lograte lograte; /* bad control messages: a few lines a second */
 	pthread_mutex_t stats_lock;
 	bridge_repair_stats shown;
 };
@@ -172,7 +174,8 @@ void bridge_repair_status(bridge_repair *r, const char *node, const void *payloa
 	char why[160];
 	bool fresh = false;
 	if (es_status_decode(payload, len, &m, why, sizeof why)) {
-		es_warn(TAG, "invalid status from %s: %s", node, why);
+		if (es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+			es_warn(TAG, "invalid status from %s: %s", node, why);
 		return;
 	}
 	bool known = es_gap_node_get(r->gap, node, &ni) && ni.announced;
@@ -209,7 +212,8 @@ static void take_final(bridge_repair *r, const char *node, const es_resend_reply
 	if (rep->latest_seq)
 		es_gap_void(r->gap, node, rep->latest_seq);
 	es_gap_stats_get(r->gap, &after);
-	if (after.voided > before.voided)
+	if (after.voided > before.voided &&
+	    es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
 		es_warn(TAG,
 			"%s says its newest sequence is %" PRIu64 ": %" PRIu64
 			" sequences above it were never sent; not asked for",
@@ -219,8 +223,9 @@ static void take_final(bridge_repair *r, const char *node, const es_resend_reply
 	uint64_t to = rep->latest_seq && rep->latest_seq < rep->to ? rep->latest_seq : rep->to;
 	if (rep->from > to)
 		return;
-	es_error(TAG, "%s refused to re-send %" PRIu64 "..%" PRIu64 " (%s): given up, LOST", node,
-		 rep->from, to, rep->reason);
+	if (es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+		es_error(TAG, "%s refused to re-send %" PRIu64 "..%" PRIu64 " (%s): given up, LOST",
+			 node, rep->from, to, rep->reason);
 	es_gap_gone(r->gap, node, rep->from, to);
 }
 
@@ -229,7 +234,8 @@ void bridge_repair_reply(bridge_repair *r, const char *node, const void *payload
 	es_resend_reply rep;
 	char why[160];
 	if (es_resend_reply_decode(payload, len, &rep, why, sizeof why)) {
-		es_warn(TAG, "invalid re-send reply from %s: %s", node, why);
+		if (es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+			es_warn(TAG, "invalid re-send reply from %s: %s", node, why);
 		return;
 	}
 	if (ours(r, rep.request_id)) {
@@ -239,8 +245,9 @@ void bridge_repair_reply(bridge_repair *r, const char *node, const void *payload
 	if (!rep.gone_from || !rep.gone_to)
 		return;
 	r->gone_replies++;
-	es_error(TAG, "%s no longer holds %" PRIu64 "..%" PRIu64 ": those events are LOST", node,
-		 rep.gone_from, rep.gone_to);
+	if (es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+		es_error(TAG, "%s no longer holds %" PRIu64 "..%" PRIu64 ": those events are LOST",
+			 node, rep.gone_from, rep.gone_to);
 	es_gap_gone(r->gap, node, rep.gone_from, rep.gone_to);
 	r->dirty = true;
 }
@@ -252,33 +259,43 @@ uint64_t bridge_repair_contiguous(const bridge_repair *r, const char *node)
 
 /* ---- every tick ------------------------------------------------------------ */
 
-static void send_request(bridge_repair *r, const es_gap_request *g)
+/* Publishes one request; true when it went. */
+static bool send_request(bridge_repair *r, const es_gap_request *g)
 {
 	char topic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1];
 	const char *slash = strchr(g->node, '/');
 	if (!slash || (size_t)(slash - g->node) > ES_TOPIC_ID_MAX)
-		return;
+		return false;
 	snprintf(site, sizeof site, "%.*s", (int)(slash - g->node), g->node);
 	if (es_topic_build(topic, sizeof topic, r->root, site, slash + 1, "cmd", "resend"))
-		return;
+		return false;
 	es_resend_req req = {.from = g->from, .to = g->to};
 	snprintf(req.request_id, sizeof req.request_id, "%.40s-%" PRIu64, r->client_id,
 		 es_clock_wall_ms());
 	char *json;
 	size_t len;
 	if (es_resend_req_encode(&req, &json, &len))
-		return;
-	if (r->d.request(r->d.ctx, g->node, topic, json, len) == ES_OK)
-		es_info(TAG, "asked %s to re-send %" PRIu64 "..%" PRIu64, g->node, g->from, g->to);
+		return false;
+	bool sent = r->d.request(r->d.ctx, g->node, topic, json, len) == ES_OK;
 	free(json);
+	return sent;
 }
 
+/* One line per tick, however many went: the first and how many more. */
 static void ask(bridge_repair *r)
 {
 	es_gap_request reqs[32];
-	size_t n = es_gap_due(r->gap, es_clock_mono_ms(), reqs, 32);
-	for (size_t i = 0; i < n; i++)
-		send_request(r, &reqs[i]);
+	size_t n = es_gap_due(r->gap, es_clock_mono_ms(), reqs, 32), sent = 0, first = n;
+	for (size_t i = 0; i < n; i++) {
+		if (send_request(r, &reqs[i]) && sent++ == 0)
+			first = i;
+	}
+	if (sent == 1)
+		es_info(TAG, "asked %s to re-send %" PRIu64 "..%" PRIu64, reqs[first].node,
+			reqs[first].from, reqs[first].to);
+	else if (sent)
+		es_info(TAG, "asked %s to re-send %" PRIu64 "..%" PRIu64 ", and %zu more ranges",
+			reqs[first].node, reqs[first].from, reqs[first].to, sent - 1);
 }
 
 static void send_report(bridge_repair *r)

@@ -29,6 +29,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "lograte.h"
 #include "topic.h"
 
 #define TAG	   "resend"
@@ -59,6 +60,7 @@ struct agent_resend {
 	es_timer_id timer;
 	_Atomic bool stopped;
 	agent_resend_stats stats;
+	es_lograte lograte; /* requests from the network: a few lines a second */
 };
 
 es_err agent_resend_new(const agent_resend_opts *o, agent_resend **out)
@@ -308,6 +310,13 @@ static es_resend_status admit(agent_resend *rs, const es_resend_req *req, const 
 	return queue_up(rs, req, asker, oldest, latest, why);
 }
 
+/* Whether a request may be logged now: a flood of them is counted, not
+ * written line by line. */
+static bool log_ok(agent_resend *rs)
+{
+	return es_lograte_line(&rs->lograte, TAG, "re-send requests");
+}
+
 void agent_resend_request(agent_resend *rs, const char *payload, size_t len)
 {
 	es_resend_req req;
@@ -315,14 +324,16 @@ void agent_resend_request(agent_resend *rs, const char *payload, size_t len)
 	if (es_resend_req_decode(payload, len, &req, why, sizeof why)) {
 		es_resend_req blank = {0};
 		es_resend_req_id(payload, len, blank.request_id);
-		es_warn(TAG, "invalid re-send request (%s): %s",
-			blank.request_id[0] ? blank.request_id : "no id", why);
+		if (log_ok(rs))
+			es_warn(TAG, "invalid re-send request (%s): %s",
+				blank.request_id[0] ? blank.request_id : "no id", why);
 		reply_now(rs, &blank, ES_RESEND_INVALID, why);
 		rs->stats.invalid++;
 		return;
 	}
-	es_info(TAG, "re-send of %llu..%llu requested (%s)", (unsigned long long)req.from,
-		(unsigned long long)req.to, req.request_id[0] ? req.request_id : "no id");
+	if (log_ok(rs))
+		es_info(TAG, "re-send of %llu..%llu requested (%s)", (unsigned long long)req.from,
+			(unsigned long long)req.to, req.request_id[0] ? req.request_id : "no id");
 	const char *reason = "";
 	asker_of(req.request_id, asker);
 	es_resend_status status = admit(rs, &req, asker, &reason);
@@ -337,7 +348,8 @@ void agent_resend_oversized(agent_resend *rs, size_t len)
 	char why[96];
 	snprintf(why, sizeof why, "json: message of %zu bytes; the limit is %d", len,
 		 ES_CONTROL_MAX_BYTES);
-	es_warn(TAG, "re-send request not read: %s", why);
+	if (log_ok(rs))
+		es_warn(TAG, "re-send request not read: %s", why);
 	reply_now(rs, &blank, ES_RESEND_INVALID, why);
 	rs->stats.invalid++;
 }

@@ -16,15 +16,19 @@ and the absence of loss or damage are checked:
    with both ids, counted, never forwarded); an event for a node that never
    announced itself, and one whose source is another node, are dead letters;
    the agent refuses to journal an event naming another node's source;
-5. amplification: 100 anonymous requests for 1..100000 re-send each of gw3's
-   events about once, every request is answered, and /api/replay still
-   answers 202 meanwhile;
+5. amplification: 100 anonymous requests for 1..100000 are merged (one
+   asker: at most 16 wait, each re-sending only what does not wait yet), every
+   request is answered, and /api/replay still answers 202 meanwhile;
 6. a 30 MB message on gw3's command topic (and one on an event topic) is
    answered (or dead-lettered) unread; the agent's and the bridge's RSS come
    back near where they were;
 7. a request_id holding bytes FF FE is answered as valid JSON, and an invalid
-   request is answered with the request_id it carried.
+   request is answered with the request_id it carried;
+and a flood of bad messages (2,000 invalid events, 200 invalid requests)
+grows neither log at its rate: a few lines a second, and a later line says
+how many were not logged.
 """
+import re
 import json
 import os
 import subprocess
@@ -103,7 +107,9 @@ def storm(env, edge, bridge, agent):
     g1 = bridge.status()["gaps"]
     grown = log_size(bridge.proc) - log0
     asked = g1["requests"] - g0["requests"]
-    h.check(asked <= 100, "the bridge asked %d times for a hole gw3 never had" % asked)
+    # Before gw3's first answer voids it, a round of the forged hole may go
+    # out (10,000 a request: 500); never a second one.
+    h.check(asked <= 600, "the bridge asked %d times for a hole gw3 never had" % asked)
     h.check(g1["missing"] == 0 and g1["holes_open"] == 0 and g1["lost"] == 0,
             "after the storm the bridge still counts %s" % g1)
     h.check(g1["voided"] == latest + 5000000 - 1 - latest,
@@ -169,7 +175,9 @@ def amplification(env, edge, agent, replies):
                "the merged re-send to be served")
     h.hold(WINDOW_S)
     resent = agent.status()["broker"]["resent"] - resent0
-    h.check(resent <= 2 * latest + 10, "100 requests re-sent %d events; gw3 holds %d" %
+    # Merged: a request adds only what does not wait yet; one asker has at
+    # most 16 (a quarter of resend.queue) waiting, each at most all gw3 holds.
+    h.check(resent <= 16 * latest + 10, "100 requests re-sent %d events; gw3 holds %d" %
             (resent, latest))
     kinds = {}
     for _, r in got[n0:]:
@@ -251,6 +259,54 @@ def bad_output(edge, replies):
     return "output: FF FE echoed as U+FFFD, an invalid request answered with its id"
 
 
+def log_since(proc, offset):
+    with open(proc.log, "rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", "replace")
+
+
+def told(text, what):
+    """How many lines of a kind the summaries in text say were not logged."""
+    return sum(int(n) for n in re.findall(r"(\d+) more %s came since the last logged" % what,
+                                          text))
+
+
+def flood_one(proc, topic, port, n, wait, line, what):
+    """n bad messages on topic, then one more a second later: the log holds
+    a few lines a second of them, and a summary of the rest."""
+    off = log_size(proc)
+    t0 = time.monotonic()
+    pub(port, topic, b"\n".join(b"not json %d" % i for i in range(n)) + b"\n", lines=True)
+    wait()
+    elapsed = time.monotonic() - t0
+    h.hold(1.1)
+    pub(port, topic, b"not json, the last")
+    h.wait_for(lambda: "more %s came" % what in log_since(proc, off), 15,
+               "the summary of %s" % what)
+    text = log_since(proc, off)
+    logged, held = text.count(line), told(text, what)
+    h.check(logged <= 10 * (elapsed + 3), "%d lines for %d bad messages in %.1f s" %
+            (logged, n + 1, elapsed))
+    h.check(logged + held >= n + 1, "%d logged + %d told of %d bad messages" %
+            (logged, held, n + 1))
+    return "%d logged, %d told in a summary, log +%d bytes" % (logged, held, len(text))
+
+
+def log_flood(edge, bridge, agent, replies):
+    """Bad messages by the thousand: the logs grow by a few lines a second."""
+    inv0 = bridge.status()["inbox"]["invalid"]
+    b = flood_one(bridge.proc, ROOT + "/ev/x", edge.port, 2000,
+                  lambda: h.wait_for(lambda: bridge.status()["inbox"]["invalid"] >= inv0 + 2000,
+                                     60, "2000 dead letters"),
+                  "kept as a dead letter", "dead letters")
+    n0 = len(replies.all())
+    # 200: the agent's control outbox (256) holds every answer, none dropped.
+    a = flood_one(agent.proc, ROOT + "/cmd/resend", edge.port, 200,
+                  lambda: replies.wait(n0 + 200, "200 invalid requests"),
+                  "invalid re-send request", "re-send requests")
+    return "log flood: bridge %s; agent %s" % (b, a)
+
+
 def scenario(env):
     edge = env.broker(name="edge")
     cloud = env.broker(name="cloud")
@@ -270,7 +326,8 @@ def scenario(env):
              amplification(env, edge, agent, replies),
              big_messages(env, edge, bridge, agent, replies),
              limited_broker(env),
-             bad_output(edge, replies)]
+             bad_output(edge, replies),
+             log_flood(edge, bridge, agent, replies)]
 
     h.check(poster.post_many(AFTER) == AFTER, "not every batch was acknowledged")
     acked = {"site1/" + NODE: poster.snapshot()}
