@@ -187,9 +187,9 @@ static void on_status(struct sub *sb, const char *key, const char *payload, size
 		es_warn("sub", "invalid status from %s: %s", key, why);
 		return;
 	}
-	if (m.online)
-		es_gap_status(sb->gap, key, m.journal_id, m.acked_seq, m.oldest_seq,
-			      es_clock_mono_ms());
+	/* A new journal of the node (replaced, or restored from a backup) is a
+	 * new epoch: its sequence starts again. */
+	es_gap_announce(sb->gap, key, &m, es_clock_mono_ms(), NULL);
 }
 
 static void on_reply(struct sub *sb, const char *key, const char *payload, size_t len)
@@ -200,6 +200,10 @@ static void on_reply(struct sub *sb, const char *key, const char *payload, size_
 		es_warn("sub", "invalid re-send reply from %s: %s", key, why);
 		return;
 	}
+	/* Above the node's newest sequence nothing exists: a hole there (a
+	 * forged sequence far ahead) is void, not asked for again. */
+	if (r.latest_seq)
+		es_gap_void(sb->gap, key, r.latest_seq);
 	if (r.gone_from && r.gone_to) {
 		sb->n.gone_replies++;
 		es_error("sub", "%s no longer holds %llu..%llu: those events are lost", key,

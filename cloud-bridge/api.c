@@ -106,6 +106,7 @@ static void add_inbox(bridge_api *a, const bridge_view *v, cJSON *o)
 					: 0.0);
 	cJSON_AddNumberToObject(j, "duplicates_dropped", (double)v->intake.duplicates);
 	cJSON_AddNumberToObject(j, "invalid", (double)v->intake.invalid);
+	cJSON_AddNumberToObject(j, "conflicts", (double)v->intake.conflicts);
 	cJSON_AddNumberToObject(j, "deadletters", (double)st.deadletters);
 	cJSON_AddNumberToObject(j, "overload_dropped", (double)v->intake.overload);
 	cJSON_AddNumberToObject(j, "refused_full", (double)c.refused_full);
@@ -126,6 +127,8 @@ static void add_gaps(const bridge_view *v, cJSON *o)
 	cJSON_AddNumberToObject(g, "lost", (double)gap->lost);
 	cJSON_AddNumberToObject(g, "requests", (double)gap->requests);
 	cJSON_AddNumberToObject(g, "gone_replies", (double)v->repair.gone_replies);
+	cJSON_AddNumberToObject(g, "voided", (double)gap->voided);
+	cJSON_AddNumberToObject(g, "epochs", (double)gap->resets);
 	cJSON *r = cJSON_AddObjectToObject(o, "order");
 	cJSON_AddNumberToObject(r, "held", (double)v->forward.held);
 	cJSON_AddNumberToObject(r, "out_of_order", (double)v->forward.out_of_order);

@@ -103,6 +103,35 @@ static void on_peer(void *ctx, const void *payload, size_t len)
 	bridge_repair_peer(b->repair, payload, len);
 }
 
+static bridge_admit admit(void *ctx, const char *node, uint64_t seq, char *why, size_t whycap)
+{
+	bridge *b = ctx;
+	switch (bridge_repair_admit(b->repair, node, seq, why, whycap)) {
+	case BRIDGE_REPAIR_NEW:
+		return BRIDGE_ADMIT_NEW;
+	case BRIDGE_REPAIR_SEEN:
+		return BRIDGE_ADMIT_SEEN;
+	default:
+		return BRIDGE_ADMIT_REFUSE;
+	}
+}
+
+/* A node's new epoch reaches the intake (conflicts are the epoch's) and the
+ * forwarder (its order starts again). At start, only the intake. */
+static void on_epoch(void *ctx, const char *node, uint32_t epoch, bool fresh)
+{
+	bridge *b = ctx;
+	bridge_intake_epoch(b->intake, node, epoch, fresh);
+	if (fresh)
+		bridge_forward_epoch(b->forward, node);
+}
+
+static void edge_oversized(void *ctx, const char *topic, size_t len)
+{
+	bridge *b = ctx;
+	bridge_intake_oversized(b->intake, topic, len);
+}
+
 static void on_stored(void *ctx, const bridge_stored *s)
 {
 	bridge *b = ctx;
@@ -343,12 +372,17 @@ static es_err make_repair(bridge *b)
 	const bridge_settings *s = b->s;
 	bridge_repair_opts o = {.gap = {.grace_ms = (uint64_t)s->gap.grace_ms,
 					.retry_ms = (uint64_t)s->gap.retry_ms,
-					.max_span = (uint64_t)s->gap.max_span},
+					.max_span = (uint64_t)s->gap.max_span,
+					.catchup = (uint64_t)s->gap_catchup},
+				.max_ahead = (uint64_t)s->gap_max_ahead,
 				.root = s->edge_root,
 				.client_id = b->client_edge,
 				.peer_topic = peer_topic(b)};
-	bridge_repair_deps d = {
-		.journal = b->journal, .ctx = b, .request = send_request, .report = send_report};
+	bridge_repair_deps d = {.journal = b->journal,
+				.ctx = b,
+				.request = send_request,
+				.report = send_report,
+				.epoch = on_epoch};
 	return bridge_repair_new(&o, &d, &b->repair);
 }
 
@@ -380,6 +414,7 @@ static es_err make_intake(bridge *b)
 				.status = on_status,
 				.reply = on_reply,
 				.peer = on_peer,
+				.admit = admit,
 				.stored = on_stored,
 				.batch_done = on_batch};
 	return bridge_intake_new(&o, &d, &b->intake);
@@ -395,14 +430,21 @@ static es_err make_edge(bridge *b)
 	es_err err = read_secret(e->link.password_file, &b->edge_password);
 	if (err)
 		return err;
-	bridge_edge_opts o = {.mqtt = link_opts(e, b->client_edge, b->edge_password),
+	es_mqtt_opts mo = link_opts(e, b->client_edge, b->edge_password);
+	/* Nothing larger is an event; its bytes are not kept (paho has read
+	 * them: the edge broker's message_size_limit keeps them off the wire). */
+	mo.max_message = (size_t)b->s->event_max_bytes;
+	bridge_edge_opts o = {.mqtt = mo,
 			      .urls = (const char *const *)e->url.v,
 			      .nurls = e->url.n,
 			      .root = b->s->edge_root,
 			      .subs = subs,
 			      .nsubs = peer_topic(b) ? 4 : 3};
-	bridge_edge_deps d = {
-		.loop = b->loop, .ctx = b, .message = edge_message, .stopped = finish_stop};
+	bridge_edge_deps d = {.loop = b->loop,
+			      .ctx = b,
+			      .message = edge_message,
+			      .oversized = edge_oversized,
+			      .stopped = finish_stop};
 	return bridge_edge_new(&o, &d, &b->edge);
 }
 
@@ -524,6 +566,7 @@ static void tick(void *arg)
 
 es_err bridge_start(bridge *b)
 {
+	bridge_repair_epochs(b->repair); /* the epochs the saved tracker knows */
 	es_err err = es_http_start(b->http);
 	if (!err)
 		err = bridge_intake_start(b->intake);

@@ -75,6 +75,14 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
 	e->d.message(e->d.ctx, topic, payload, len);
 }
 
+/* A message over the link's size limit: only its topic and size. */
+static void on_oversized(void *ctx, const char *topic, size_t len)
+{
+	struct link *l = ctx;
+	if (l->e->d.oversized)
+		l->e->d.oversized(l->e->d.ctx, topic, len);
+}
+
 /* ---- life ------------------------------------------------------------------ */
 
 static es_err make_link(bridge_edge *e, const bridge_edge_opts *o, size_t i)
@@ -88,8 +96,10 @@ static es_err make_link(bridge_edge *e, const bridge_edge_opts *o, size_t i)
 	m.url = l->url;
 	m.urls = NULL;
 	m.nurls = 0;
-	m.cbs = (es_mqtt_cbs){
-		.disconnected = on_down, .published = on_published, .message = on_message};
+	m.cbs = (es_mqtt_cbs){.disconnected = on_down,
+			      .published = on_published,
+			      .message = on_message,
+			      .oversized = on_oversized};
 	m.ctx = l;
 	es_err err = es_mqtt_new(e->d.loop, &m, &l->mqtt);
 	for (size_t s = 0; !err && s < o->nsubs; s++)

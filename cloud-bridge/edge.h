@@ -40,6 +40,8 @@ typedef struct bridge_edge_deps {
 	void *ctx;
 	/* A message arrived on a link (pointers valid during the call). */
 	void (*message)(void *ctx, const char *topic, const void *payload, size_t len);
+	/* One larger than mqtt.max_message arrived, unread. NULL: ignored. */
+	void (*oversized)(void *ctx, const char *topic, size_t len);
 	/* After bridge_edge_stop: every link has disconnected. Once. */
 	void (*stopped)(void *ctx);
 } bridge_edge_deps;

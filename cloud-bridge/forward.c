@@ -490,6 +490,13 @@ void bridge_forward_committed(bridge_forward *f)
 	bridge_forward_pump(f);
 }
 
+void bridge_forward_epoch(bridge_forward *f, const char *node)
+{
+	struct node *x = bridge_nodes_find(f->nodes, node);
+	if (x)
+		x->forwarded_max = x->taken_upto = 0;
+}
+
 void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err)
 {
 	if (err == ES_ENOTCONN) {

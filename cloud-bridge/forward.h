@@ -77,6 +77,9 @@ void bridge_forward_committed(bridge_forward *f);
 /* The cloud connection was made or lost: what was in flight is lost; read
  * again from the oldest unforwarded row. */
 void bridge_forward_reset(bridge_forward *f);
+/* node began a new epoch (its journal was replaced): its sequence starts
+ * again, so what went of the old one no longer says what is next. */
+void bridge_forward_epoch(bridge_forward *f, const char *node);
 /* A publish completed (es_mqtt's published contract). */
 void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err);
 

@@ -2,35 +2,65 @@
  * events checked, handed to the inbox thread, journaled there, and the
  * results handed back to the loop.
  *
+ * Conflicts (intake.h) are looked for on the inbox thread, only for events
+ * the loop marked `check`: a sequence the tracker has seen in the node's
+ * epoch, or one at or below the highest the loop has queued for the node in
+ * this epoch (`top`: two copies in flight at once). Such an event is
+ * compared with the earlier events of its batch and with the inbox's rows of
+ * the node's sequence after the epoch's start; batches are journaled in
+ * order, so everything queued before is in the inbox by then. A new epoch
+ * travels through the queue as a mark, so it takes effect between the
+ * events that came before and after it; a mark starts a batch.
+ *
  * Locks: `lock` guards queue..stop (the hand-off to the inbox thread and
- * back); `stats_lock` guards `shown`. The loop thread owns the rest.
+ * back); `stats_lock` guards `shown`. The loop thread owns `counts` and
+ * `tops`; the inbox thread owns `epochs` and `reader` once started.
  */
 #include "intake.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "control.h"
 #include "event.h"
 #include "log.h"
+#include "lograte.h"
 #include "nodes.h"
 #include "topic.h"
 
-#define TAG   "intake"
-#define BATCH 1000
+#define TAG	  "intake"
+#define BATCH	  1000
+#define EPOCH_KEY "x.epoch."
 /* Beyond this, events are let go and asked for again later. */
 #define QUEUE_MAX_BYTES (64u * 1024u * 1024u)
 
-/* An event on its way into the inbox. */
+/* An event on its way into the inbox, or (mark) a node's new epoch. */
 struct item {
 	char *body;
 	size_t len;
 	char *id, *type, *subject;
 	char origin[BRIDGE_NODE_MAX];
 	uint64_t origin_seq;
+	bool check;	      /* look for a conflict before journaling it */
+	bool mark, fresh;     /* an epoch mark (see bridge_intake_epoch) */
+	uint32_t epoch;	      /* mark: the epoch */
+	bool conflict;	      /* the inbox thread kept it aside */
 	es_append_result res; /* filled by the inbox thread */
 	struct item *next;
+};
+
+/* The loop's record of a node: the highest sequence queued this epoch. */
+struct top {
+	uint64_t seq;
+};
+
+/* The inbox thread's record of a node: its epoch and where it began. */
+struct epoch {
+	uint32_t epoch;	   /* 0: none known (all rows are the first epoch's) */
+	uint64_t boundary; /* rows with an inbox seq above it are this epoch's */
 };
 
 struct bridge_intake {
@@ -50,6 +80,10 @@ struct bridge_intake {
 	bool stop;
 
 	bridge_intake_stats counts; /* the loop's */
+	es_lograte lograte;	    /* the loop's: dead letters, a few lines a second */
+	bridge_nodes *tops;	    /* the loop's: struct top */
+	bridge_nodes *epochs;	    /* the inbox thread's: struct epoch */
+	es_journal_reader *reader;  /* the inbox thread's */
 	pthread_mutex_t stats_lock;
 	bridge_intake_stats shown;
 };
@@ -81,11 +115,14 @@ static void free_chain(struct item *it)
 
 /* ---- the inbox thread ---------------------------------------------------- */
 
+/* Up to BATCH items; marks only at the front of a batch. */
 static struct item *take(bridge_intake *in, size_t *n)
 {
 	struct item *first = in->queue, *last = NULL;
+	bool events = false;
 	*n = 0;
-	for (struct item *it = first; it && *n < BATCH; it = it->next) {
+	for (struct item *it = first; it && *n < BATCH && !(it->mark && events); it = it->next) {
+		events = !it->mark;
 		last = it;
 		(*n)++;
 		in->bytes -= it->len;
@@ -98,25 +135,121 @@ static struct item *take(bridge_intake *in, size_t *n)
 	return first;
 }
 
-static es_err journal_batch(bridge_intake *in, struct item *first, size_t n)
+/* ---- epochs and conflicts (inbox thread) ------------------------------------ */
+
+static void save_epoch(bridge_intake *in, const char *node, const struct epoch *e)
 {
+	char key[sizeof EPOCH_KEY + BRIDGE_NODE_MAX], value[48];
+	snprintf(key, sizeof key, EPOCH_KEY "%s", node);
+	int n = snprintf(value, sizeof value, "%" PRIu32 " %" PRIu64, e->epoch, e->boundary);
+	if (es_journal_put(in->d.journal, key, value, (size_t)n))
+		es_error(TAG, "cannot keep where %s's epoch %" PRIu32 " began", node, e->epoch);
+}
+
+/* A mark: the node's epoch begins after every row journaled so far (a
+ * fresh one always; at start only one the inbox does not know yet). */
+static void take_mark(bridge_intake *in, const struct item *m)
+{
+	struct epoch *e = bridge_nodes_get(in->epochs, m->origin);
+	if (!e || (!m->fresh && m->epoch <= (e->epoch ? e->epoch : 1)))
+		return;
+	es_journal_counters c;
+	es_journal_counters_get(in->d.journal, &c);
+	e->epoch = m->epoch > e->epoch ? m->epoch : e->epoch + 1;
+	e->boundary = c.latest_seq;
+	save_epoch(in, m->origin, e);
+	es_info(TAG, "%s: epoch %" PRIu32 " begins after inbox row %" PRIu64, m->origin, e->epoch,
+		e->boundary);
+}
+
+struct found {
+	char id[ES_EVENT_ID_MAX + 1];
+	bool any;
+};
+
+static int found_row(void *ctx, const es_journal_row *row)
+{
+	struct found *f = ctx;
+	snprintf(f->id, sizeof f->id, "%s", row->id);
+	f->any = true;
+	return 1;
+}
+
+/* The id already held for its node and sequence in this epoch: an earlier
+ * event of the batch, else the inbox's row. */
+static bool held_id(bridge_intake *in, const struct item *batch, const struct item *it,
+		    struct found *f)
+{
+	f->any = false;
+	for (const struct item *b = batch; b != it; b = b->next) {
+		if (!b->mark && !b->conflict && b->origin_seq == it->origin_seq &&
+		    strcmp(b->origin, it->origin) == 0) {
+			snprintf(f->id, sizeof f->id, "%s", b->id);
+			return f->any = true;
+		}
+	}
+	const struct epoch *e = bridge_nodes_find(in->epochs, it->origin);
+	if (in->reader && es_journal_find_origin(in->reader, it->origin, it->origin_seq,
+						 e ? e->boundary : 0, 1, found_row, f))
+		es_warn(TAG, "cannot look for a conflict of %s %" PRIu64, it->origin,
+			it->origin_seq);
+	return f->any;
+}
+
+/* Keeps a second id for a stored sequence aside, naming both. */
+static void keep_conflict(bridge_intake *in, struct item *it, const char *held)
+{
+	char topic[ES_TOPIC_MAX], why[BRIDGE_NODE_MAX + 2 * ES_EVENT_ID_MAX + 96];
+	snprintf(topic, sizeof topic, "%s/%s/ev/%s", in->root, it->origin, it->type);
+	snprintf(why, sizeof why,
+		 "conflict: %s sequence %" PRIu64 " is held as id %s; this event is id %s",
+		 it->origin, it->origin_seq, held, it->id);
+	it->conflict = true;
+	if (es_journal_dead_letter(in->d.journal, topic, why, it->body, it->len))
+		es_error(TAG, "could not keep the conflicting event %s", it->id);
+}
+
+/* Marks, then conflicts: what is left is journaled. */
+static size_t sort_batch(bridge_intake *in, struct item *batch)
+{
+	size_t n = 0;
+	struct found f;
+	for (struct item *it = batch; it; it = it->next) {
+		if (it->mark)
+			take_mark(in, it);
+		else if (it->check && held_id(in, batch, it, &f) && strcmp(f.id, it->id) != 0)
+			keep_conflict(in, it, f.id);
+		else
+			n++;
+	}
+	return n;
+}
+
+static es_err journal_batch(bridge_intake *in, struct item *first)
+{
+	size_t n = sort_batch(in, first), i = 0;
+	if (n == 0)
+		return ES_OK;
 	es_journal_item *items = calloc(n, sizeof *items);
 	es_append_result *res = calloc(n, sizeof *res);
 	es_err err = items && res ? ES_OK : ES_ENOMEM;
-	size_t i = 0;
-	for (struct item *it = first; !err && it; it = it->next, i++)
-		items[i] = (es_journal_item){.id = it->id,
-					     .type = it->type,
-					     .subject = it->subject,
-					     .origin = it->origin,
-					     .origin_seq = it->origin_seq,
-					     .body = it->body,
-					     .len = it->len};
+	for (struct item *it = first; !err && it; it = it->next) {
+		if (!it->mark && !it->conflict)
+			items[i++] = (es_journal_item){.id = it->id,
+						       .type = it->type,
+						       .subject = it->subject,
+						       .origin = it->origin,
+						       .origin_seq = it->origin_seq,
+						       .body = it->body,
+						       .len = it->len};
+	}
 	if (!err)
 		err = es_journal_append_items(in->d.journal, items, n, res);
 	i = 0;
-	for (struct item *it = first; !err && it; it = it->next, i++)
-		it->res = res[i];
+	for (struct item *it = first; !err && it; it = it->next) {
+		if (!it->mark && !it->conflict)
+			it->res = res[i++];
+	}
 	free(items);
 	free(res);
 	return err;
@@ -151,7 +284,7 @@ static void *inbox_main(void *arg)
 		size_t n;
 		struct item *batch = take(in, &n);
 		pthread_mutex_unlock(&in->lock);
-		es_err err = journal_batch(in, batch, n);
+		es_err err = journal_batch(in, batch);
 		pthread_mutex_lock(&in->lock);
 		hand_back(in, batch, err);
 	}
@@ -163,6 +296,16 @@ static void *inbox_main(void *arg)
 
 static void report(bridge_intake *in, const struct item *it)
 {
+	if (it->mark)
+		return;
+	if (it->conflict) {
+		in->counts.conflicts++;
+		in->counts.invalid++;
+		es_error(TAG,
+			 "%s sequence %" PRIu64 ": a second id (%s); kept aside as a dead letter",
+			 it->origin, it->origin_seq, it->id);
+		return;
+	}
 	bridge_stored s = {.node = it->origin,
 			   .node_seq = it->origin_seq,
 			   .seq = it->res.seq,
@@ -200,7 +343,7 @@ es_err bridge_intake_new(const bridge_intake_opts *o, const bridge_intake_deps *
 			 bridge_intake **out)
 {
 	if (!o || !o->root || !d || !d->loop || !d->journal || !d->status || !d->reply ||
-	    !d->peer || !d->stored || !d->batch_done || !out)
+	    !d->peer || !d->admit || !d->stored || !d->batch_done || !out)
 		return ES_EINVAL;
 	bridge_intake *in = calloc(1, sizeof *in);
 	if (!in)
@@ -211,7 +354,9 @@ es_err bridge_intake_new(const bridge_intake_opts *o, const bridge_intake_deps *
 	pthread_mutex_init(&in->stats_lock, NULL);
 	pthread_cond_init(&in->cond, NULL);
 	if (!(in->root = strdup(o->root)) ||
-	    (o->peer_topic && !(in->peer_topic = strdup(o->peer_topic)))) {
+	    (o->peer_topic && !(in->peer_topic = strdup(o->peer_topic))) ||
+	    bridge_nodes_new(sizeof(struct top), &in->tops) ||
+	    bridge_nodes_new(sizeof(struct epoch), &in->epochs)) {
 		bridge_intake_free(in);
 		return ES_ENOMEM;
 	}
@@ -226,6 +371,9 @@ void bridge_intake_free(bridge_intake *in)
 	bridge_intake_stop(in);
 	free_chain(in->queue);
 	es_async_free(in->async);
+	es_journal_reader_free(in->reader);
+	bridge_nodes_free(in->tops, NULL, NULL);
+	bridge_nodes_free(in->epochs, NULL, NULL);
 	free(in->root);
 	free(in->peer_topic);
 	pthread_cond_destroy(&in->cond);
@@ -234,10 +382,31 @@ void bridge_intake_free(bridge_intake *in)
 	free(in);
 }
 
+/* "x.epoch.<node>" = "<epoch> <boundary>": where each node's epoch began. */
+static int load_epoch(void *ctx, const char *key, const void *value, size_t len)
+{
+	bridge_intake *in = ctx;
+	char text[48];
+	struct epoch *e = bridge_nodes_get(in->epochs, key + strlen(EPOCH_KEY));
+	snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text ? len : sizeof text - 1),
+		 (const char *)value);
+	unsigned long long epoch, boundary;
+	if (e && sscanf(text, "%llu %llu", &epoch, &boundary) == 2 && epoch <= UINT32_MAX) {
+		e->epoch = (uint32_t)epoch;
+		e->boundary = boundary;
+	}
+	return 0;
+}
+
 es_err bridge_intake_start(bridge_intake *in)
 {
 	if (in->started || in->stop)
 		return ES_EINVAL;
+	/* The inbox thread's reader, made here (before the thread, which alone
+	 * uses it from then on) so that a failure is the start's. */
+	es_err rerr = es_journal_reader_new(in->d.journal, &in->reader);
+	if (rerr || (rerr = es_journal_scan(in->reader, EPOCH_KEY, load_epoch, in)))
+		return rerr;
 	/* Made here, last of the loop's asyncs, so the loop takes the inbox's
 	 * results before the links' news in each turn (asyncs run newest
 	 * first): the commits reach repair and forward as early as can be. */
@@ -277,7 +446,8 @@ static void dead_letter(bridge_intake *in, const char *topic, const char *why, c
 			size_t len)
 {
 	in->counts.invalid++;
-	es_warn(TAG, "not forwarded, kept as a dead letter: %s: %s", topic, why);
+	if (es_lograte_line(&in->lograte, TAG, "dead letters"))
+		es_warn(TAG, "not forwarded, kept as a dead letter: %s: %s", topic, why);
 	if (es_journal_dead_letter(in->d.journal, topic, why, payload, len))
 		es_error(TAG, "could not keep the dead letter from %s", topic);
 }
@@ -328,6 +498,45 @@ static void enqueue(bridge_intake *in, struct item *it)
 	}
 }
 
+/* Why an event cannot be node's by its form (true, and why), or false. */
+static bool not_nodes(const char *node, const es_event *ev, char *why, size_t cap)
+{
+	const char *src = es_event_source(ev);
+	uint64_t seq = es_event_seq(ev);
+	if (seq == 0) {
+		snprintf(why, cap, "no sequence attribute: not from an edgespool node");
+		return true;
+	}
+	if (seq > ES_CONTROL_SEQ_MAX) {
+		snprintf(why, cap, "sequence %" PRIu64 " above 2^53-1: no node sends one", seq);
+		return true;
+	}
+	if (!src || src[0] != '/' || strcmp(src + 1, node) != 0) {
+		snprintf(why, cap, "source '%.100s' is not the topic's node /%s", src ? src : "",
+			 node);
+		return true;
+	}
+	return false;
+}
+
+/* Queues an event the tracker admitted, marked for a conflict check when
+ * its sequence may be held already (the tracker saw it, or one as high is
+ * in flight). */
+static void take_valid(bridge_intake *in, const char *node, const es_event *ev, bool seen,
+		       const void *payload, size_t len)
+{
+	uint64_t seq = es_event_seq(ev);
+	struct top *t = bridge_nodes_get(in->tops, node);
+	struct item *it = t ? make_item(node, ev, payload, len) : NULL;
+	if (!it) {
+		in->counts.overload++; /* out of memory: a hole, asked for again */
+		return;
+	}
+	it->check = seen || seq <= t->seq;
+	t->seq = seq > t->seq ? seq : t->seq;
+	enqueue(in, it);
+}
+
 static void take_event(bridge_intake *in, const char *topic, const char *node, const void *payload,
 		       size_t len)
 {
@@ -340,16 +549,14 @@ static void take_event(bridge_intake *in, const char *topic, const char *node, c
 		dead_letter(in, topic, why, payload, len);
 		return;
 	}
-	if (es_event_seq(ev) == 0) {
-		dead_letter(in, topic, "no sequence attribute: not from an edgespool node", payload,
-			    len);
-	} else {
-		struct item *it = make_item(node, ev, payload, len);
-		if (it)
-			enqueue(in, it);
-		else
-			in->counts.overload++;
-	}
+	char whynot[200];
+	bridge_admit a = BRIDGE_ADMIT_REFUSE;
+	if (!not_nodes(node, ev, whynot, sizeof whynot))
+		a = in->d.admit(in->d.ctx, node, es_event_seq(ev), whynot, sizeof whynot);
+	if (a == BRIDGE_ADMIT_REFUSE)
+		dead_letter(in, topic, whynot, payload, len);
+	else
+		take_valid(in, node, ev, a == BRIDGE_ADMIT_SEEN, payload, len);
 	es_event_free(ev);
 }
 
@@ -391,4 +598,40 @@ void bridge_intake_message(bridge_intake *in, const char *topic, const void *pay
 	else
 		sort(in, topic, &p, node, payload, len);
 	show(in);
+}
+
+void bridge_intake_oversized(bridge_intake *in, const char *topic, size_t len)
+{
+	char why[120];
+	in->counts.received++;
+	snprintf(why, sizeof why,
+		 "message of %zu bytes, larger than event.max_bytes (%zu): not read", len,
+		 in->event_max_bytes);
+	dead_letter(in, topic, why, "", 0);
+	show(in);
+}
+
+void bridge_intake_epoch(bridge_intake *in, const char *node, uint32_t epoch, bool fresh)
+{
+	struct top *t = bridge_nodes_get(in->tops, node);
+	struct item *m = calloc(1, sizeof *m);
+	if (!t || !m) {
+		free(m);
+		es_error(TAG, "out of memory marking %s's epoch %" PRIu32, node, epoch);
+		return;
+	}
+	if (fresh)
+		t->seq = 0;
+	snprintf(m->origin, sizeof m->origin, "%s", node);
+	m->mark = true;
+	m->fresh = fresh;
+	m->epoch = epoch;
+	pthread_mutex_lock(&in->lock);
+	if (in->queue_tail)
+		in->queue_tail->next = m;
+	else
+		in->queue = m;
+	in->queue_tail = m;
+	pthread_cond_signal(&in->cond);
+	pthread_mutex_unlock(&in->lock);
 }

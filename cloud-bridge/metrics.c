@@ -46,7 +46,7 @@ static const es_node_metrics_words words = {
 struct families {
 	es_metric_family *received, *duplicates, *deadlettered, *refused, *out_of_order, *held;
 	es_metric_family *holes_detected, *holes_open, *missing, *filled, *lost, *requests;
-	es_metric_family *gone, *nodes, *failovers, *cloud_node;
+	es_metric_family *gone, *nodes, *failovers, *cloud_node, *voided, *epochs;
 };
 
 #define F(field) offsetof(struct families, field)
@@ -58,7 +58,8 @@ static const es_node_metric_def defs[] = {
 	{F(duplicates), C, "edgespool_duplicates_dropped_total", NULL,
 	 "Events dropped as copies of ones already in the inbox."},
 	{F(deadlettered), C, "edgespool_events_deadlettered_total", "reason",
-	 "Messages kept as dead letters, by reason (invalid, unforwardable)."},
+	 "Messages kept as dead letters, by reason (invalid, conflict: a second id for a "
+	 "node's sequence, unforwardable)."},
 	{F(refused), C, "edgespool_events_refused_total", "reason",
 	 "Events not taken into the inbox, by reason (overload, journal_full); the "
 	 "gap tracker asks for them again."},
@@ -78,6 +79,10 @@ static const es_node_metric_def defs[] = {
 	 "Re-send requests sent to the nodes."},
 	{F(gone), C, "edgespool_resend_gone_replies_total", NULL,
 	 "Re-send replies saying events are gone."},
+	{F(voided), C, "edgespool_sequences_voided_total", NULL,
+	 "Sequences a node said it never had (above its latest): not holes."},
+	{F(epochs), C, "edgespool_node_epochs_total", NULL,
+	 "New epochs of nodes: a journal replaced, or gone back to an older state."},
 	{F(nodes), G, "edgespool_nodes", NULL, "Source nodes known."},
 	{F(failovers), C, "edgespool_cloud_failovers_total", NULL,
 	 "Connections made to another cloud.url (cluster node) than the previous one."},
@@ -118,7 +123,8 @@ static void collect_inbox(bridge_metrics *m, const bridge_view *v)
 	set1(f->refused, "journal_full", (double)c.refused_full);
 	set(f->received, (double)v->intake.received);
 	set(f->duplicates, (double)v->intake.duplicates);
-	set1(f->deadlettered, "invalid", (double)v->intake.invalid);
+	set1(f->deadlettered, "invalid", (double)(v->intake.invalid - v->intake.conflicts));
+	set1(f->deadlettered, "conflict", (double)v->intake.conflicts);
 	set1(f->deadlettered, "unforwardable", (double)v->forward.refused);
 	set1(f->refused, "overload", (double)v->intake.overload);
 	set(f->out_of_order, (double)v->forward.out_of_order);
@@ -136,6 +142,8 @@ static void collect_gaps(struct families *f, const bridge_view *v)
 	set(f->requests, (double)g->requests);
 	set(f->nodes, (double)g->nodes);
 	set(f->gone, (double)v->repair.gone_replies);
+	set(f->voided, (double)g->voided);
+	set(f->epochs, (double)g->resets);
 }
 
 static void collect_links(bridge_metrics *m, const bridge_view *v)

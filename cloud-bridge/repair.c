@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "control.h"
 #include "log.h"
+#include "lograte.h"
 #include "nodes.h"
 #include "topic.h"
 
@@ -25,6 +26,7 @@
 struct bridge_repair {
 	bridge_repair_deps d;
 	char *root, *client_id, *peer_topic;
+	uint64_t max_ahead;
 	es_gap *gap;
 	uint64_t covers; /* the inbox sequence the tracker has taken in */
 	bool dirty;
@@ -32,6 +34,7 @@ struct bridge_repair {
 	char *report; /* share group: what we stored since the last report */
 	size_t report_len, report_cap;
 	uint64_t gone_replies;
+	es_lograte lograte; /* bad control messages: a few lines a second */
 	pthread_mutex_t stats_lock;
 	bridge_repair_stats shown;
 };
@@ -74,12 +77,48 @@ void bridge_repair_stored(bridge_repair *r, const char *node, uint64_t node_seq,
 		report(r, node, node_seq);
 }
 
-/* Saying again that we hold it closes the partner's hole now; otherwise it
- * stays open until a later copy happens to reach the partner. */
+/* The inbox holds the event: the node's sequence is stored (in a new epoch
+ * of a journal restored from a backup, the copies it re-sends are the
+ * events the inbox already has). Saying again that we hold it closes the
+ * partner's hole now; otherwise it stays open until a later copy happens to
+ * reach the partner. */
 void bridge_repair_duplicate(bridge_repair *r, const char *node, uint64_t node_seq)
 {
-	if (r->peer_topic && node[0])
+	if (!node[0])
+		return;
+	seen(r, node, node_seq);
+	if (r->peer_topic)
 		report(r, node, node_seq);
+}
+
+bridge_repair_verdict bridge_repair_admit(bridge_repair *r, const char *node, uint64_t seq,
+					  char *why, size_t whycap)
+{
+	es_gap_node_info ni;
+	if (!es_gap_node_get(r->gap, node, &ni) || !ni.announced) {
+		snprintf(why, whycap, "no status message seen from %s: not a known node", node);
+		return BRIDGE_REPAIR_REFUSED;
+	}
+	if (r->max_ahead && seq > ni.latest && seq - ni.latest > r->max_ahead) {
+		snprintf(why, whycap,
+			 "sequence %" PRIu64 " is more than gap.max_ahead (%" PRIu64
+			 ") beyond %s's latest (%" PRIu64 ")",
+			 seq, r->max_ahead, node, ni.latest);
+		return BRIDGE_REPAIR_REFUSED;
+	}
+	return es_gap_has(r->gap, node, seq) ? BRIDGE_REPAIR_SEEN : BRIDGE_REPAIR_NEW;
+}
+
+static void tell_epoch(void *ctx, const char *node, const es_gap_node_info *info)
+{
+	bridge_repair *r = ctx;
+	if (info->announced)
+		r->d.epoch(r->d.ctx, node, info->epoch, false);
+}
+
+void bridge_repair_epochs(bridge_repair *r)
+{
+	es_gap_each(r->gap, tell_epoch, r);
 }
 
 /* One report line, "site/node seq" (len bytes, no newline): true and the
@@ -131,14 +170,63 @@ void bridge_repair_peer(bridge_repair *r, const void *payload, size_t len)
 void bridge_repair_status(bridge_repair *r, const char *node, const void *payload, size_t len)
 {
 	es_status_msg m;
+	es_gap_node_info ni;
 	char why[160];
+	bool fresh = false;
 	if (es_status_decode(payload, len, &m, why, sizeof why)) {
-		es_warn(TAG, "invalid status from %s: %s", node, why);
+		if (es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+			es_warn(TAG, "invalid status from %s: %s", node, why);
 		return;
 	}
-	if (m.online && es_gap_status(r->gap, node, m.journal_id, m.acked_seq, m.oldest_seq,
-				      es_clock_mono_ms()) == ES_OK)
-		r->dirty = true;
+	bool known = es_gap_node_get(r->gap, node, &ni) && ni.announced;
+	if (es_gap_announce(r->gap, node, &m, es_clock_mono_ms(), &fresh))
+		return;
+	r->dirty = true;
+	if (!known)
+		es_info(TAG,
+			"%s heard of: journal %s holds %" PRIu64 "..%" PRIu64
+			", acknowledged up to %" PRIu64,
+			node, m.journal_id, m.oldest_seq, m.latest_seq, m.acked_seq);
+	if (fresh && es_gap_node_get(r->gap, node, &ni)) {
+		es_warn(TAG,
+			"%s: a new journal (%s, newest sequence %" PRIu64 "): epoch %" PRIu32
+			" of the node, its sequence starts again",
+			node, m.journal_id, m.latest_seq, ni.epoch);
+		r->d.epoch(r->d.ctx, node, ni.epoch, true);
+	}
+}
+
+/* Our own requests' ids begin with our client id and a '-'. */
+static bool ours(const bridge_repair *r, const char *request_id)
+{
+	size_t n = strlen(r->client_id) < 40 ? strlen(r->client_id) : 40;
+	return strncmp(request_id, r->client_id, n) == 0 && request_id[n] == '-';
+}
+
+/* What the node said of one of our requests is final: nothing above its
+ * latest exists; a range it refused is given up. */
+static void take_final(bridge_repair *r, const char *node, const es_resend_reply *rep)
+{
+	es_gap_stats before, after;
+	es_gap_stats_get(r->gap, &before);
+	if (rep->latest_seq)
+		es_gap_void(r->gap, node, rep->latest_seq);
+	es_gap_stats_get(r->gap, &after);
+	if (after.voided > before.voided &&
+	    es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+		es_warn(TAG,
+			"%s says its newest sequence is %" PRIu64 ": %" PRIu64
+			" sequences above it were never sent; not asked for",
+			node, rep->latest_seq, after.voided - before.voided);
+	if (rep->status != ES_RESEND_INVALID || !rep->from)
+		return;
+	uint64_t to = rep->latest_seq && rep->latest_seq < rep->to ? rep->latest_seq : rep->to;
+	if (rep->from > to)
+		return;
+	if (es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+		es_error(TAG, "%s refused to re-send %" PRIu64 "..%" PRIu64 " (%s): given up, LOST",
+			 node, rep->from, to, rep->reason);
+	es_gap_gone(r->gap, node, rep->from, to);
 }
 
 void bridge_repair_reply(bridge_repair *r, const char *node, const void *payload, size_t len)
@@ -146,14 +234,20 @@ void bridge_repair_reply(bridge_repair *r, const char *node, const void *payload
 	es_resend_reply rep;
 	char why[160];
 	if (es_resend_reply_decode(payload, len, &rep, why, sizeof why)) {
-		es_warn(TAG, "invalid re-send reply from %s: %s", node, why);
+		if (es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+			es_warn(TAG, "invalid re-send reply from %s: %s", node, why);
 		return;
+	}
+	if (ours(r, rep.request_id)) {
+		take_final(r, node, &rep);
+		r->dirty = true;
 	}
 	if (!rep.gone_from || !rep.gone_to)
 		return;
 	r->gone_replies++;
-	es_error(TAG, "%s no longer holds %" PRIu64 "..%" PRIu64 ": those events are LOST", node,
-		 rep.gone_from, rep.gone_to);
+	if (es_lograte_line(&r->lograte, TAG, "lines on statuses and replies"))
+		es_error(TAG, "%s no longer holds %" PRIu64 "..%" PRIu64 ": those events are LOST",
+			 node, rep.gone_from, rep.gone_to);
 	es_gap_gone(r->gap, node, rep.gone_from, rep.gone_to);
 	r->dirty = true;
 }
@@ -165,33 +259,43 @@ uint64_t bridge_repair_contiguous(const bridge_repair *r, const char *node)
 
 /* ---- every tick ------------------------------------------------------------ */
 
-static void send_request(bridge_repair *r, const es_gap_request *g)
+/* Publishes one request; true when it went. */
+static bool send_request(bridge_repair *r, const es_gap_request *g)
 {
 	char topic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1];
 	const char *slash = strchr(g->node, '/');
 	if (!slash || (size_t)(slash - g->node) > ES_TOPIC_ID_MAX)
-		return;
+		return false;
 	snprintf(site, sizeof site, "%.*s", (int)(slash - g->node), g->node);
 	if (es_topic_build(topic, sizeof topic, r->root, site, slash + 1, "cmd", "resend"))
-		return;
+		return false;
 	es_resend_req req = {.from = g->from, .to = g->to};
 	snprintf(req.request_id, sizeof req.request_id, "%.40s-%" PRIu64, r->client_id,
 		 es_clock_wall_ms());
 	char *json;
 	size_t len;
 	if (es_resend_req_encode(&req, &json, &len))
-		return;
-	if (r->d.request(r->d.ctx, g->node, topic, json, len) == ES_OK)
-		es_info(TAG, "asked %s to re-send %" PRIu64 "..%" PRIu64, g->node, g->from, g->to);
+		return false;
+	bool sent = r->d.request(r->d.ctx, g->node, topic, json, len) == ES_OK;
 	free(json);
+	return sent;
 }
 
+/* One line per tick, however many went: the first and how many more. */
 static void ask(bridge_repair *r)
 {
 	es_gap_request reqs[32];
-	size_t n = es_gap_due(r->gap, es_clock_mono_ms(), reqs, 32);
-	for (size_t i = 0; i < n; i++)
-		send_request(r, &reqs[i]);
+	size_t n = es_gap_due(r->gap, es_clock_mono_ms(), reqs, 32), sent = 0, first = n;
+	for (size_t i = 0; i < n; i++) {
+		if (send_request(r, &reqs[i]) && sent++ == 0)
+			first = i;
+	}
+	if (sent == 1)
+		es_info(TAG, "asked %s to re-send %" PRIu64 "..%" PRIu64, reqs[first].node,
+			reqs[first].from, reqs[first].to);
+	else if (sent)
+		es_info(TAG, "asked %s to re-send %" PRIu64 "..%" PRIu64 ", and %zu more ranges",
+			reqs[first].node, reqs[first].from, reqs[first].to, sent - 1);
 }
 
 static void send_report(bridge_repair *r)
@@ -311,6 +415,7 @@ static es_err make(bridge_repair *r, const bridge_repair_opts *o)
 {
 	es_journal_reader *reader;
 	es_err err = ES_ENOMEM;
+	r->max_ahead = o->max_ahead;
 	if (!copy(&r->root, o->root) || !copy(&r->client_id, o->client_id) ||
 	    !copy(&r->peer_topic, o->peer_topic) || (err = es_gap_new(&o->gap, &r->gap)) ||
 	    (err = es_journal_reader_new(r->d.journal, &reader)))
@@ -324,7 +429,7 @@ es_err bridge_repair_new(const bridge_repair_opts *o, const bridge_repair_deps *
 			 bridge_repair **out)
 {
 	if (!o || !o->root || !o->client_id || !d || !d->journal || !d->request || !d->report ||
-	    !out)
+	    !d->epoch || !out)
 		return ES_EINVAL;
 	bridge_repair *r = calloc(1, sizeof *r);
 	if (!r)

@@ -10,6 +10,16 @@
  * subscription tell each other what they stored, on the share group's
  * topic, so each tracks the group's holes and not its partners' events.
  *
+ * The tracker is also what the bridge knows of each node: a node is known
+ * once its status was seen; an event from a node that is not known, or
+ * more than max_ahead above the newest sequence the node said it has, is
+ * refused (bridge_repair_admit). When first heard of, a node is caught up
+ * (gap.catchup: what it holds that never arrived is asked for). A node
+ * whose journal was replaced begins a new epoch (deps.epoch). A reply to
+ * one of our requests is final: what the node says it never had (above its
+ * latest_seq) is void, and a range it refused ("invalid") is given up,
+ * counted lost.
+ *
  * Thread: the loop's, except bridge_repair_stats_get (any thread).
  * Needs (at creation): the inbox journal, and two ways to the agents: a
  * re-send request to one node, and a report to every partner.
@@ -29,7 +39,8 @@
 typedef struct bridge_repair bridge_repair;
 
 typedef struct bridge_repair_opts {
-	es_gap_opts gap;
+	es_gap_opts gap;	/* gap.catchup: see gap.h */
+	uint64_t max_ahead;	/* refuse events this far above a node's latest; 0: no limit */
 	const char *root;	/* requests go to <root>/<site>/<node>/cmd/resend */
 	const char *client_id;	/* ours: in request ids and reports (ours are skipped) */
 	const char *peer_topic; /* the share group's topic; NULL: no group */
@@ -43,6 +54,9 @@ typedef struct bridge_repair_deps {
 			  size_t len);
 	/* Publishes a report to the share group (QoS 0). */
 	void (*report)(void *ctx, const char *topic, const void *payload, size_t len);
+	/* node is in its epoch-th journal: fresh, it began just now (its status
+	 * said so); else at bridge_repair_epochs. */
+	void (*epoch)(void *ctx, const char *node, uint32_t epoch, bool fresh);
 } bridge_repair_deps;
 
 /* Makes the tracker and restores it from the inbox (a saved state that
@@ -57,6 +71,22 @@ void bridge_repair_stored(bridge_repair *r, const char *node, uint64_t node_seq,
 /* The inbox already held node's event node_seq: in a share group, most
  * likely a re-send a partner asked for that the broker gave to us. */
 void bridge_repair_duplicate(bridge_repair *r, const char *node, uint64_t node_seq);
+
+/* What the tracker says of a node's sequence. */
+typedef enum bridge_repair_verdict {
+	BRIDGE_REPAIR_NEW,     /* not seen in the node's current epoch */
+	BRIDGE_REPAIR_SEEN,    /* seen in it */
+	BRIDGE_REPAIR_REFUSED, /* not a known node, or beyond what it could have sent */
+} bridge_repair_verdict;
+
+/* Whether node's event seq may be taken (see the top of this file); when
+ * refused writes why into why[whycap]. */
+bridge_repair_verdict bridge_repair_admit(bridge_repair *r, const char *node, uint64_t seq,
+					  char *why, size_t whycap);
+
+/* Tells deps.epoch (not fresh) every known node's epoch: at start, so that
+ * the intake knows the epochs the saved tracker knows. */
+void bridge_repair_epochs(bridge_repair *r);
 
 /* What the edge brokers brought: a node's status message or re-send reply,
  * a partner's report. Bad payloads are logged and ignored. */

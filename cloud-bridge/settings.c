@@ -72,6 +72,17 @@ static const es_setting order_rows[] = {
 	 "while a node's sequence has a hole, its later events wait this long for it"},
 };
 
+/* 2^53-1: more than any node can hold, so "all of it". */
+static const es_setting gap_rows[] = {
+	{"gap.catchup", ES_CFG_INT, F(gap_catchup), "9007199254740991", 0, 9007199254740991LL, NULL,
+	 0,
+	 "when first hearing of a node (its status), ask for at most this many of the newest "
+	 "events it still holds that never arrived (default: all; 0: none)"},
+	{"gap.max_ahead", ES_CFG_INT, F(gap_max_ahead), "10000000", 0, 9007199254740991LL, NULL, 0,
+	 "an event this far above the newest sequence its node announced is refused as "
+	 "forged (0: no limit)"},
+};
+
 static const es_setting shutdown_rows[] = {
 	{"shutdown.drain_ms", ES_CFG_MS, F(shutdown_drain_ms), "5s", 0, 600000, NULL, 0,
 	 "on SIGTERM, wait this long for PUBACKs of what is in flight"},
@@ -88,6 +99,7 @@ const es_settings_part bridge_settings_parts[] = {
 	ES_SHARED_EDITED("http", F(http), es_http_rows, http_edits),
 	ES_OWN_ROWS(order_rows),
 	ES_SHARED("gap", F(gap), es_gap_rows),
+	ES_OWN_ROWS(gap_rows),
 	ES_OWN_ROWS(shutdown_rows),
 	ES_SHARED("log", F(log), es_log_rows),
 };

@@ -31,6 +31,7 @@ typedef struct bridge_settings {
 
 	int64_t order_hole_wait_ms;
 	es_gap_settings gap;
+	int64_t gap_catchup, gap_max_ahead;
 	int64_t shutdown_drain_ms;
 
 	es_log_settings log;

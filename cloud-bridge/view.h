@@ -27,7 +27,8 @@ typedef struct bridge_edge_stats {
 /* intake.c */
 typedef struct bridge_intake_stats {
 	uint64_t received;   /* messages from the edge brokers, of any kind */
-	uint64_t invalid;    /* kept as dead letters */
+	uint64_t invalid;    /* kept as dead letters (conflicts included) */
+	uint64_t conflicts;  /* a second id for a node's sequence: kept aside */
 	uint64_t duplicates; /* events the inbox held already */
 	uint64_t overload;   /* let go: the inbox thread's queue was full */
 	uint64_t errors;     /* batches the inbox refused */

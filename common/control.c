@@ -13,6 +13,13 @@
  *
  * Unknown members are ignored (forward compatibility); a known member that
  * appears twice is rejected, so two readers cannot see two different values.
+ *
+ * The messages come from whoever the broker lets publish: a text over
+ * ES_CONTROL_MAX_BYTES is refused before anything reads it, and one that is
+ * not UTF-8 before cJSON parses it (cJSON copies any byte into a string,
+ * and prints it back as it came: FF FE in a request_id would make the
+ * answer invalid JSON). Strings that travel back (request_id, reason) are
+ * checked in both directions: valid UTF-8, no control characters.
  */
 #include "control.h"
 
@@ -25,9 +32,10 @@
 
 #include "clock.h"
 #include "jsoncheck.h"
+#include "utf8.h"
 
 /* The largest integer a double holds exactly, with every one below it. */
-#define SEQ_MAX 9007199254740991ULL
+#define SEQ_MAX ES_CONTROL_SEQ_MAX
 /* 9999-12-31T23:59:59.999Z: the last instant RFC 3339 can write. */
 #define TIME_MAX   253402300799999ULL
 #define REASON_MAX 128
@@ -73,10 +81,25 @@ static bool seq_ok(bad *b, const char *field, uint64_t v)
 	return v <= SEQ_MAX || fail_at(b, field, "above 2^53-1");
 }
 
-/* A NUL-terminated string of at most max characters within a cap buffer. */
+static bool is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/* A NUL-terminated string shorter than cap bytes, of valid UTF-8 without
+ * control characters: what can be echoed into JSON as it is. */
 static bool str_ok(bad *b, const char *field, const char *s, size_t cap, const char *toolong)
 {
-	return strnlen(s, cap) < cap || fail_at(b, field, toolong);
+	size_t n = strnlen(s, cap);
+	if (n == cap)
+		return fail_at(b, field, toolong);
+	if (!es_utf8_valid(s, n, NULL))
+		return fail_at(b, field, "not valid UTF-8");
+	for (size_t i = 0; i < n; i++) {
+		if (is_control((unsigned char)s[i]))
+			return fail_at(b, field, "contains a control character");
+	}
+	return true;
 }
 
 static bool is_uuid_text(const char *s)
@@ -147,6 +170,7 @@ static bool reply_valid(const es_resend_reply *r, bad *b)
 	       seq_ok(b, "from", r->from) && seq_ok(b, "to", r->to) &&
 	       seq_ok(b, "sent_from", r->sent_from) && seq_ok(b, "sent_to", r->sent_to) &&
 	       seq_ok(b, "gone_from", r->gone_from) && seq_ok(b, "gone_to", r->gone_to) &&
+	       seq_ok(b, "latest_seq", r->latest_seq) &&
 	       /* A request that could not be understood has no range to echo. */
 	       range_ok(b, "from", r->from, r->to, r->status == ES_RESEND_INVALID) &&
 	       subrange_ok(b, "sent_from", r->sent_from, r->sent_to, r) &&
@@ -243,7 +267,7 @@ es_err es_resend_reply_encode(const es_resend_reply *r, char **json, size_t *len
 		     add_str(o, "status", es_resend_status_name(r->status)) &&
 		     add_seq(o, "sent_from", r->sent_from) && add_seq(o, "sent_to", r->sent_to) &&
 		     add_seq(o, "gone_from", r->gone_from) && add_seq(o, "gone_to", r->gone_to) &&
-		     add_str(o, "reason", r->reason);
+		     add_str(o, "reason", r->reason) && add_seq(o, "latest_seq", r->latest_seq);
 	return finish(o, built, json, len);
 }
 
@@ -256,11 +280,27 @@ static es_err fail(const dec *d, const char *field, const char *what)
 	return ES_EINVAL;
 }
 
+static es_err too_big(const dec *d, size_t len)
+{
+	char what[80];
+	snprintf(what, sizeof what, "message of %zu bytes; the limit is %d", len,
+		 ES_CONTROL_MAX_BYTES);
+	fail(d, "json", what);
+	return ES_ETOOBIG;
+}
+
 /* Parses json[0..len) into an object; only whitespace may follow it. */
 static es_err parse_object(const char *json, size_t len, dec *d, cJSON **root)
 {
 	const char *end = NULL, *why;
 	size_t off_bad;
+	if (len > ES_CONTROL_MAX_BYTES)
+		return too_big(d, len);
+	if (!es_utf8_valid(json, len, &off_bad)) {
+		char at[48];
+		snprintf(at, sizeof at, "not valid UTF-8 (at byte %zu)", off_bad);
+		return fail(d, "json", at);
+	}
 	/* Control messages are flat; anything deep is not one of them. */
 	if (!es_json_check(json, len, 4, &off_bad, &why))
 		return fail(d, "json", why);
@@ -457,6 +497,8 @@ static es_err read_reply(const dec *d, es_resend_reply *r)
 		err = get_seq(d, "gone_to", false, &r->gone_to);
 	if (!err)
 		err = get_str(d, "reason", false, r->reason, sizeof r->reason);
+	if (!err)
+		err = get_seq(d, "latest_seq", false, &r->latest_seq);
 	return err;
 }
 
@@ -483,7 +525,8 @@ es_err es_status_decode(const char *json, size_t len, es_status_msg *out, char *
 }
 
 /* Decodes a request: from and to required, 1 <= from <= to; request_id
- * optional (empty when absent), at most 63 characters. */
+ * optional (empty when absent), at most 63 bytes of UTF-8 without control
+ * characters. */
 es_err es_resend_req_decode(const char *json, size_t len, es_resend_req *out, char *why,
 			    size_t whycap)
 {
@@ -527,4 +570,45 @@ es_err es_resend_reply_decode(const char *json, size_t len, es_resend_reply *out
 	if (!err)
 		*out = r;
 	return err;
+}
+
+/* ---- the request_id of a refused request ---- */
+
+/* Copies s[0..n) into out[cap] (cap >= 4), each invalid UTF-8 sequence or
+ * control character replaced by U+FFFD, cut on a character boundary. */
+static void sanitize(const char *s, size_t n, char *out, size_t cap)
+{
+	static const char repl[] = "\xEF\xBF\xBD";
+	size_t k = 0, i = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+		bool good = i + len <= n && es_utf8_valid(s + i, len, NULL) && !is_control(c);
+		const char *src = good ? s + i : repl;
+		size_t w = good ? len : 3;
+		if (k + w >= cap)
+			break;
+		memcpy(out + k, src, w);
+		k += w;
+		i += good ? len : 1;
+	}
+	out[k] = '\0';
+}
+
+/* Contract in control.h. */
+bool es_resend_req_id(const char *json, size_t len, char out[ES_REQUEST_ID_MAX])
+{
+	out[0] = '\0';
+	const char *end = NULL, *why;
+	size_t at;
+	if (!json || len > ES_CONTROL_MAX_BYTES || !es_json_check(json, len, 4, &at, &why))
+		return false;
+	cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	const cJSON *id =
+		cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "request_id") : NULL;
+	bool found = cJSON_IsString(id) && id->valuestring;
+	if (found)
+		sanitize(id->valuestring, strlen(id->valuestring), out, ES_REQUEST_ID_MAX);
+	cJSON_Delete(o);
+	return found;
 }

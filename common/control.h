@@ -8,6 +8,11 @@
  * themselves are re-published on their usual topics.
  *
  * All are small JSON objects; decoding is strict and says what is wrong.
+ * They come from the network, from whoever the broker lets publish: a
+ * message larger than ES_CONTROL_MAX_BYTES is refused before it is parsed,
+ * the text must be UTF-8 (RFC 8259), and every string a node echoes back
+ * (request_id) is valid UTF-8 without control characters, so an answer is
+ * always valid JSON.
  */
 #ifndef ES_CONTROL_H
 #define ES_CONTROL_H
@@ -20,6 +25,12 @@
 #include "uuid.h"
 
 #define ES_REQUEST_ID_MAX 64
+/* The largest control message decoded: far below any broker's limit (the
+ * largest valid one is about 400 bytes). */
+#define ES_CONTROL_MAX_BYTES 4096
+/* The largest sequence these messages carry (2^53-1, exact in a double):
+ * no node sends a larger one, since nobody could ask it to re-send it. */
+#define ES_CONTROL_SEQ_MAX UINT64_C(9007199254740991)
 
 /* {"state":"online","boot_id":"...","journal_id":"...","latest_seq":N,
  *  "acked_seq":N,"oldest_seq":N,"pending":N,"clock_synced":true,
@@ -51,8 +62,11 @@ typedef enum es_resend_status {
 } es_resend_status;
 
 /* {"request_id":"..","from":N,"to":N,"status":"ok|partial|gone|busy|invalid",
- *  "sent_from":N,"sent_to":N,"gone_from":N,"gone_to":N,"reason":".."};
- * a range of 0..0 means none. */
+ *  "sent_from":N,"sent_to":N,"gone_from":N,"gone_to":N,"reason":"..",
+ *  "latest_seq":N};
+ * a range of 0..0 means none. latest_seq is the node's newest sequence when
+ * it answered (0: not said, as by nodes before it was added): nothing above
+ * it exists, so a consumer stops looking for it. */
 typedef struct es_resend_reply {
 	char request_id[ES_REQUEST_ID_MAX];
 	uint64_t from, to;
@@ -60,6 +74,7 @@ typedef struct es_resend_reply {
 	uint64_t sent_from, sent_to;
 	uint64_t gone_from, gone_to;
 	char reason[128];
+	uint64_t latest_seq;
 } es_resend_reply;
 
 /* Encoders return a malloc'd NUL-terminated string in *json (*len excludes
@@ -68,13 +83,23 @@ es_err es_status_encode(const es_status_msg *m, char **json, size_t *len);
 es_err es_resend_req_encode(const es_resend_req *r, char **json, size_t *len);
 es_err es_resend_reply_encode(const es_resend_reply *r, char **json, size_t *len);
 
-/* Decoders fill *out only on success; on ES_EINVAL, why[0..whycap) says
- * which field is wrong and how. */
+/* Decoders fill *out only on success; on ES_EINVAL (or ES_ETOOBIG: more
+ * than ES_CONTROL_MAX_BYTES, refused unread), why[0..whycap) says which
+ * field is wrong and how. A request_id must be valid UTF-8 without control
+ * characters. */
 es_err es_status_decode(const char *json, size_t len, es_status_msg *out, char *why, size_t whycap);
 es_err es_resend_req_decode(const char *json, size_t len, es_resend_req *out, char *why,
 			    size_t whycap);
 es_err es_resend_reply_decode(const char *json, size_t len, es_resend_reply *out, char *why,
 			      size_t whycap);
+
+/* The request_id of a request es_resend_req_decode refused, as far as it
+ * can be read, so the answer still names it: a text within
+ * ES_CONTROL_MAX_BYTES that parses as a JSON object with a string
+ * request_id. Invalid UTF-8 and control characters become U+FFFD; the
+ * result is cut to at most 63 bytes on a character boundary. Writes out
+ * ("" when there is none) and says whether one was found. */
+bool es_resend_req_id(const char *json, size_t len, char out[ES_REQUEST_ID_MAX]);
 
 const char *es_resend_status_name(es_resend_status s);
 

@@ -12,10 +12,22 @@
  *    ES_GAP_NEW, not a duplicate: a consumer that drops duplicates must not
  *    drop an event nobody knows it has seen. Until its first event, a status
  *    only records the node's journal_id.
- *  - A changed journal_id (the node's journal was recreated while we
- *    watched) counts a reset: the old journal's open holes count as lost,
- *    and the node is tracked afresh from sequence 1 whatever from_start says,
- *    since its new journal began while we were subscribed.
+ *  - A new epoch (a changed journal_id: the node's journal was recreated;
+ *    or a new boot announcing a newest sequence below one its journal
+ *    already announced: it was restored from a backup) counts a reset: the
+ *    old journal's open holes count as lost, and the node is tracked afresh:
+ *    from sequence 1 whatever from_start says (its new journal began while
+ *    we were subscribed), or, with catch-up, as a node first heard of.
+ *  - Catch-up (opts.catchup > 0): a node's first online status starts
+ *    tracking it; the newest `catchup` sequences it holds up to acked_seq
+ *    ([max(oldest_seq, acked_seq - catchup + 1), acked_seq]) are a hole. A
+ *    node holding nothing (oldest_seq 0) starts after its acked_seq.
+ *  - What a node says it never had is void, not lost: es_gap_void drops the
+ *    holes above its latest and brings seen_max (and base) back to it.
+ *  - A status is stale, and ignored, when it is older than the newest one
+ *    seen from the same journal (both times from synchronised clocks): a
+ *    will set at connect time, a retained message the broker kept from
+ *    before. Its values would read as a journal gone back.
  *  - Over max_holes, the two holes with the smallest gap between them merge,
  *    and the sequences between them, although seen, are missing again: they
  *    will be asked for and arrive as ES_GAP_FILLED a second time (so `filled`
@@ -30,12 +42,15 @@
  * The saved state (es_gap_save) is text, one line per node sorted by name,
  * after a header that counts them:
  *
- *     esgap 1 <nodes>
- *     <name> <journal_id> <base> <seen_max> <nholes> <hole>...
+ *     esgap 2 <nodes>
+ *     <name> <journal_id> <boot_id> <epoch> <latest> <base> <seen_max>
+ *         <nholes> <hole>...
  *
+ * (on one line; version 1, still read, had no boot_id, epoch and latest),
  * a hole being "<from>-<to>", or "<from>" alone when it is one sequence;
- * base 0 marks a node still waiting for its first event. Names and journal
- * ids are written as words of [A-Za-z0-9._/-], any other byte as %XX, and
+ * base 0 marks a node still waiting for its first event; epoch 0, a node
+ * never announced (its journal_id is then empty). Names and ids are written as words of
+ * [A-Za-z0-9._/-], any other byte as %XX, and
  * "-" alone is the empty word. Every line ends in '\n' and the header
  * counts the lines, so a truncated text never loads. The loader accepts only
  * what the saver writes, checks every invariant the tracker relies on
@@ -66,9 +81,13 @@ typedef struct hole {
 typedef struct node {
 	char name[NODE_MAX];
 	char journal_id[JID_MAX]; /* last one a status named; "" if none */
+	char boot_id[JID_MAX];	  /* the last status's; "" if none */
 	bool tracking;		  /* false: waiting for the first event */
+	uint32_t epoch;		  /* 0: never announced */
 	uint64_t base;		  /* the first sequence tracked */
 	uint64_t seen_max;
+	uint64_t latest;    /* the newest sequence the node said it has */
+	uint64_t status_ms; /* time of its newest status with a synced clock */
 	hole *holes;
 	size_t nholes, cap;
 } node;
@@ -341,7 +360,8 @@ static es_err lose(es_gap *g, node *n, uint64_t lo, uint64_t hi)
 	return ES_OK;
 }
 
-/* The node's journal was recreated: what was missing of the old one is lost. */
+/* A new epoch: what was missing of the old journal is lost; tracked from 1,
+ * or with catch-up from the node's next status. */
 static void reset(es_gap *g, node *n)
 {
 	for (size_t i = 0; i < n->nholes; i++)
@@ -349,8 +369,30 @@ static void reset(es_gap *g, node *n)
 	n->nholes = 0;
 	n->seen_max = 0;
 	n->base = 1;
-	n->tracking = true;
+	n->tracking = g->o.catchup == 0;
+	n->latest = 0;
+	n->status_ms = 0;
+	n->boot_id[0] = '\0';
+	n->epoch++;
 	g->st.resets++;
+}
+
+/* Removes everything missing above latest, counted void. */
+static void void_above(es_gap *g, node *n, uint64_t latest)
+{
+	size_t i = first_ending_from(n, latest + 1);
+	while (i < n->nholes) {
+		hole *h = &n->holes[i];
+		uint64_t a = h->from > latest ? h->from : latest + 1;
+		g->st.voided += h->to - a + 1;
+		if (a == h->from) {
+			remove_at(n, i);
+			continue;
+		}
+		h->to = a - 1;
+		clamp_cursor(h);
+		i++;
+	}
 }
 
 /* ---- the API ---- */
@@ -439,6 +481,18 @@ es_err es_gap_seen(es_gap *g, const char *node_name, uint64_t seq, uint64_t now_
 	return ES_OK;
 }
 
+/* What a status says of a tracked node: up to acked_seq should have come
+ * (the rest is a hole), below oldest_seq nothing is held. */
+static es_err apply_acked(es_gap *g, node *n, uint64_t acked_seq, uint64_t oldest_seq, uint64_t now)
+{
+	if (acked_seq > n->seen_max) {
+		if (open_hole(g, n, n->seen_max + 1, acked_seq, now))
+			return ES_ENOMEM;
+		n->seen_max = acked_seq;
+	}
+	return oldest_seq > 1 ? lose(g, n, 1, oldest_seq - 1) : ES_OK;
+}
+
 /* Applies node's status (see gap.h); a journal_id longer than 63 bytes is
  * ES_EINVAL. ES_ENOMEM may leave the status half applied; the next status
  * applies it again. */
@@ -453,16 +507,134 @@ es_err es_gap_status(es_gap *g, const char *node_name, const char *journal_id, u
 		return ES_ENOMEM;
 	if (jid[0] && n->journal_id[0] && strcmp(jid, n->journal_id) != 0)
 		reset(g, n);
-	if (jid[0])
+	if (jid[0]) {
 		memcpy(n->journal_id, jid, strlen(jid) + 1);
+		n->epoch = n->epoch ? n->epoch : 1;
+	}
 	if (!n->tracking)
 		return ES_OK;
-	if (acked_seq > n->seen_max) {
-		if (open_hole(g, n, n->seen_max + 1, acked_seq, now_ms))
-			return ES_ENOMEM;
-		n->seen_max = acked_seq;
+	return apply_acked(g, n, acked_seq, oldest_seq, now_ms);
+}
+
+/* A status from another journal, or from a new boot of this one that
+ * announces less than it already did (restored from a backup). */
+static bool new_epoch_of(const node *n, const es_status_msg *m)
+{
+	if (!n->epoch)
+		return false;
+	if (strcmp(n->journal_id, m->journal_id) != 0)
+		return true;
+	return n->boot_id[0] && strcmp(n->boot_id, m->boot_id) != 0 && m->latest_seq < n->latest;
+}
+
+static bool stale(const node *n, const es_status_msg *m)
+{
+	return n->epoch && m->clock_synced && n->status_ms && m->time_ms < n->status_ms &&
+	       strcmp(n->journal_id, m->journal_id) == 0;
+}
+
+/* Starts tracking n at its status (see the top of this file). */
+static es_err catch_up(es_gap *g, node *n, uint64_t acked, uint64_t oldest, uint64_t now)
+{
+	uint64_t lo = oldest ? oldest : acked + 1;
+	if (acked >= g->o.catchup && acked - g->o.catchup + 1 > lo)
+		lo = acked - g->o.catchup + 1;
+	n->tracking = true;
+	if (acked < lo) {
+		n->base = acked + 1;
+		n->seen_max = acked;
+		return ES_OK;
 	}
-	return oldest_seq > 1 ? lose(g, n, 1, oldest_seq - 1) : ES_OK;
+	n->base = lo;
+	n->seen_max = lo - 1;
+	return apply_acked(g, n, acked, 0, now);
+}
+
+/* Announces the node (see gap.h). A bad journal_id or boot_id cannot come
+ * from es_status_decode; they are ES_EINVAL here. */
+es_err es_gap_announce(es_gap *g, const char *node_name, const es_status_msg *m, uint64_t now_ms,
+		       bool *new_epoch)
+{
+	node *n;
+	if (!g || !name_ok(node_name) || !m || !m->journal_id[0] ||
+	    strnlen(m->journal_id, JID_MAX) >= JID_MAX || strnlen(m->boot_id, JID_MAX) >= JID_MAX)
+		return ES_EINVAL;
+	if (node_get(g, node_name, &n))
+		return ES_ENOMEM;
+	bool fresh = new_epoch_of(n, m);
+	if (new_epoch)
+		*new_epoch = fresh;
+	if (!fresh && stale(n, m))
+		return ES_OK;
+	if (fresh)
+		reset(g, n);
+	n->epoch = n->epoch ? n->epoch : 1;
+	memcpy(n->journal_id, m->journal_id, strlen(m->journal_id) + 1);
+	memcpy(n->boot_id, m->boot_id, strlen(m->boot_id) + 1);
+	n->latest = m->latest_seq > n->latest ? m->latest_seq : n->latest;
+	n->status_ms = m->clock_synced ? m->time_ms : n->status_ms;
+	if (!m->online)
+		return ES_OK;
+	if (!n->tracking)
+		return g->o.catchup ? catch_up(g, n, m->acked_seq, m->oldest_seq, now_ms) : ES_OK;
+	return apply_acked(g, n, m->acked_seq, m->oldest_seq, now_ms);
+}
+
+/* The node says latest is its newest sequence (see gap.h). */
+es_err es_gap_void(es_gap *g, const char *node_name, uint64_t latest)
+{
+	if (!g || !name_ok(node_name) || latest == 0)
+		return ES_EINVAL;
+	node *n = lookup(g, node_name);
+	if (!n)
+		return ES_OK;
+	n->latest = latest > n->latest ? latest : n->latest;
+	if (!n->tracking || n->seen_max <= latest)
+		return ES_OK;
+	void_above(g, n, latest);
+	n->seen_max = latest;
+	if (n->base > latest + 1)
+		n->base = latest + 1;
+	return ES_OK;
+}
+
+/* True when seq is at or below seen_max, at or above base, in no hole. */
+bool es_gap_has(const es_gap *g, const char *node_name, uint64_t seq)
+{
+	if (!g || !name_ok(node_name))
+		return false;
+	const node *n = lookup(g, node_name);
+	return n && n->tracking && seq >= n->base && seq <= n->seen_max &&
+	       find_hole(n, seq) == NONE;
+}
+
+static void info_of(const node *n, es_gap_node_info *out)
+{
+	*out = (es_gap_node_info){.announced = n->epoch > 0,
+				  .tracking = n->tracking,
+				  .epoch = n->epoch,
+				  .latest = n->latest,
+				  .seen_max = n->seen_max};
+}
+
+bool es_gap_node_get(const es_gap *g, const char *node_name, es_gap_node_info *out)
+{
+	const node *n = g && name_ok(node_name) && out ? lookup(g, node_name) : NULL;
+	if (n)
+		info_of(n, out);
+	return n != NULL;
+}
+
+void es_gap_each(const es_gap *g,
+		 void (*fn)(void *ctx, const char *node, const es_gap_node_info *info), void *ctx)
+{
+	es_gap_node_info info;
+	for (size_t i = 0; g && fn && i < g->nslots; i++) {
+		if (!g->slots[i])
+			continue;
+		info_of(g->slots[i], &info);
+		fn(ctx, g->slots[i]->name, &info);
+	}
 }
 
 /* Counts what is missing of [from, to] at node as lost. An unknown node is
@@ -562,7 +734,8 @@ void es_gap_stats_get(const es_gap *g, es_gap_stats *out)
 
 /* ---- saving ---- */
 
-#define SAVE_MAGIC "esgap 1"
+#define SAVE_MAGIC    "esgap 2" /* what is written; "esgap 1" is still read */
+#define SAVE_MAGIC_V1 "esgap 1"
 
 /* A growing text; after a failed allocation it only records oom. */
 typedef struct sbuf {
@@ -629,6 +802,9 @@ static void save_node(sbuf *b, const node *n)
 {
 	sb_word(b, '\n', n->name);
 	sb_word(b, ' ', n->journal_id);
+	sb_word(b, ' ', n->boot_id);
+	sb_u64(b, ' ', n->epoch);
+	sb_u64(b, ' ', n->latest);
 	sb_u64(b, ' ', n->tracking ? n->base : 0);
 	sb_u64(b, ' ', n->seen_max);
 	sb_u64(b, ' ', n->nholes);
@@ -693,6 +869,7 @@ es_err es_gap_save(const es_gap *g, char **out, size_t *len)
 typedef struct reader {
 	const char *p, *end;
 	uint64_t now;
+	int version;
 } reader;
 
 static bool rd_char(reader *r, char c)
@@ -846,12 +1023,26 @@ static es_err bound_loaded(const es_gap *g, node *n)
 }
 
 /* The fields of one node line after its name. */
+/* Version 2's " <boot_id> <epoch> <latest>"; version 1 had none (a node
+ * with a journal_id is then in its first epoch). */
+static bool rd_epoch(reader *r, node *n)
+{
+	uint64_t epoch = n->journal_id[0] ? 1 : 0;
+	if (r->version >= 2 &&
+	    (!rd_char(r, ' ') || !rd_word(r, n->boot_id, sizeof n->boot_id) || !rd_char(r, ' ') ||
+	     !rd_u64(r, &epoch) || !rd_char(r, ' ') || !rd_u64(r, &n->latest)))
+		return false;
+	n->epoch = (uint32_t)epoch;
+	/* announced exactly when a journal is named */
+	return epoch <= UINT32_MAX && (epoch == 0) == (n->journal_id[0] == '\0');
+}
+
 static es_err rd_node_fields(reader *r, node *n)
 {
 	uint64_t base, count;
-	if (!rd_word(r, n->journal_id, sizeof n->journal_id) || !rd_char(r, ' ') ||
-	    !rd_u64(r, &base) || !rd_char(r, ' ') || !rd_u64(r, &n->seen_max) || !rd_char(r, ' ') ||
-	    !rd_u64(r, &count))
+	if (!rd_word(r, n->journal_id, sizeof n->journal_id) || !rd_epoch(r, n) ||
+	    !rd_char(r, ' ') || !rd_u64(r, &base) || !rd_char(r, ' ') || !rd_u64(r, &n->seen_max) ||
+	    !rd_char(r, ' ') || !rd_u64(r, &count))
 		return ES_EINVAL;
 	/* Untracked: nothing seen yet. Tracked: seen_max can only be below
 	 * base before the first event (base 1, seen_max 0). */
@@ -880,7 +1071,13 @@ static es_err rd_all(es_gap *t, reader *r)
 {
 	size_t magic = strlen(SAVE_MAGIC);
 	uint64_t count;
-	if ((size_t)(r->end - r->p) < magic || memcmp(r->p, SAVE_MAGIC, magic) != 0)
+	if ((size_t)(r->end - r->p) < magic)
+		return ES_EINVAL;
+	if (memcmp(r->p, SAVE_MAGIC, magic) == 0)
+		r->version = 2;
+	else if (memcmp(r->p, SAVE_MAGIC_V1, magic) == 0)
+		r->version = 1;
+	else
 		return ES_EINVAL;
 	r->p += magic;
 	if (!rd_char(r, ' ') || !rd_u64(r, &count))
@@ -917,7 +1114,7 @@ es_err es_gap_load(es_gap *g, const char *text, size_t len, uint64_t now_ms)
 	es_err err = es_gap_new(&g->o, &t);
 	if (err)
 		return err;
-	reader r = {text, text + len, now_ms};
+	reader r = {text, text + len, now_ms, 0};
 	err = rd_all(t, &r);
 	if (!err)
 		swap_nodes(g, t);

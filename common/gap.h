@@ -17,8 +17,15 @@
  * two closest holes are merged, which can only cause extra re-sends, never a
  * missed one.
  *
- * Nodes are keyed by a string (e.g. "site-1/gw-7"). A change of the node's
- * journal_id (its journal was recreated) resets that node's state.
+ * Nodes are keyed by a string (e.g. "site-1/gw-7"). A node's status
+ * announces it (es_gap_announce): its journal, its boot, its newest
+ * sequence. A journal that was replaced (a new journal_id) or went back in
+ * time (a new boot whose newest sequence is below one its journal already
+ * announced: restored from a backup) starts a new epoch of the node: its
+ * sequences start again, and the tracker forgets the old ones (what was
+ * missing of the old journal counts as lost). A node that says its newest
+ * sequence is L (a status, or a re-send reply) has nothing above L: holes
+ * there are void, not lost, and never asked for.
  * Not thread-safe: one thread owns a tracker.
  */
 #ifndef ES_GAP_H
@@ -28,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control.h"
 #include "err.h"
 
 typedef struct es_gap es_gap;
@@ -39,6 +47,12 @@ typedef struct es_gap_opts {
 	size_t max_holes;  /* per node (default 4096) */
 	bool from_start;   /* a new node's first event leaves [1, seq-1] as a
 			      hole (true), or starts tracking there (false) */
+	/* Catch-up: when > 0, a node's first online status (and each new epoch's)
+	 * starts tracking it, and the newest `catchup` sequences it still holds
+	 * up to its acked_seq are holes, to be asked for (UINT64_MAX: all it
+	 * holds). 0: a status of an untracked node only records it, and its first
+	 * event starts tracking (from_start). */
+	uint64_t catchup;
 } es_gap_opts;
 
 typedef enum es_gap_verdict {
@@ -62,8 +76,18 @@ typedef struct es_gap_stats {
 	uint64_t lost;		 /* sequences the node no longer holds */
 	uint64_t duplicates;	 /* sequences seen more than once */
 	uint64_t requests;	 /* re-send requests handed out */
-	uint64_t resets;	 /* journal_id changes */
+	uint64_t resets;	 /* new epochs: a journal replaced or gone back */
+	uint64_t voided;	 /* sequences a node said it never had: not holes */
 } es_gap_stats;
+
+/* What the tracker knows of one node. */
+typedef struct es_gap_node_info {
+	bool announced;	   /* a status named its journal */
+	bool tracking;	   /* its sequence is being tracked */
+	uint32_t epoch;	   /* 0 until announced, then 1, +1 at each new epoch */
+	uint64_t latest;   /* the newest sequence it said it has (status or reply) */
+	uint64_t seen_max; /* the highest sequence accounted for */
+} es_gap_node_info;
 
 /* opts may be NULL for the defaults; zero fields take their default. */
 es_err es_gap_new(const es_gap_opts *opts, es_gap **out);
@@ -80,6 +104,34 @@ es_err es_gap_seen(es_gap *g, const char *node, uint64_t seq, uint64_t now_ms,
 es_err es_gap_status(es_gap *g, const char *node, const char *journal_id, uint64_t acked_seq,
 		     uint64_t oldest_seq, uint64_t now_ms);
 
+/* Records node's status message m (online or offline): announces the node,
+ * starts a new epoch when its journal was replaced or went back (then
+ * *new_epoch, if not NULL, is true), catches up (opts.catchup), and applies
+ * acked_seq and oldest_seq as es_gap_status does (online only). A status
+ * older than the newest one seen (both with synchronised clocks, same
+ * journal) is stale: ignored. ES_EINVAL for a bad node; ES_ENOMEM. */
+es_err es_gap_announce(es_gap *g, const char *node, const es_status_msg *m, uint64_t now_ms,
+		       bool *new_epoch);
+
+/* Records that node said its newest sequence is latest (a re-send reply):
+ * what is missing above it is void (counted, never asked for), and if
+ * sequences above it were seen (a forged event), tracking comes back to
+ * latest, so the real ones are new when they come. An unknown node is no
+ * error. ES_EINVAL for a bad node or latest 0. */
+es_err es_gap_void(es_gap *g, const char *node, uint64_t latest);
+
+/* True when node's seq was seen in the current epoch (it would be a
+ * duplicate). */
+bool es_gap_has(const es_gap *g, const char *node, uint64_t seq);
+
+/* What the tracker knows of node: true and *out, or false when it knows
+ * nothing of it. */
+bool es_gap_node_get(const es_gap *g, const char *node, es_gap_node_info *out);
+
+/* Calls fn with every node, in no particular order; fn must not change g. */
+void es_gap_each(const es_gap *g,
+		 void (*fn)(void *ctx, const char *node, const es_gap_node_info *info), void *ctx);
+
 /* Records that node answered [from, to] is gone: holes there count as lost. */
 es_err es_gap_gone(es_gap *g, const char *node, uint64_t from, uint64_t to);
 
@@ -93,8 +145,9 @@ uint64_t es_gap_contiguous(const es_gap *g, const char *node);
 
 void es_gap_stats_get(const es_gap *g, es_gap_stats *out);
 
-/* Writes the tracker's whole state (every node: journal_id, seen_max, holes
- * with their from/to -- not the timing of requests) as text into a malloc'd
+/* Writes the tracker's whole state (every node: journal_id, boot_id, epoch,
+ * latest, seen_max, holes with their from/to -- not the timing of requests
+ * nor the time of the last status) as text into a malloc'd
  * *out (NUL-terminated, *len excludes it), so a consumer can keep it
  * (e.g. with es_journal_put) and restore it after a restart. The same state
  * always gives the same text. ES_EINVAL for a NULL argument; ES_ENOMEM. */

@@ -217,6 +217,11 @@ es_err es_journal_read(es_journal_reader *r, uint64_t from, uint64_t to, size_t 
  * origin_seq in [from, to], in origin_seq order, at most limit. */
 es_err es_journal_read_origin(es_journal_reader *r, const char *origin, uint64_t from, uint64_t to,
 			      size_t limit, es_journal_row_fn fn, void *ctx);
+/* Rows of any state stored with es_journal_append_items from origin with
+ * this origin_seq and a sequence above after, newest first, at most limit:
+ * what an inbox already holds for one of a node's sequences. */
+es_err es_journal_find_origin(es_journal_reader *r, const char *origin, uint64_t origin_seq,
+			      uint64_t after, size_t limit, es_journal_row_fn fn, void *ctx);
 es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out);
 
 /* The value stored under key by es_journal_put, malloc'd into *value.

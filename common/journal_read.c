@@ -148,6 +148,27 @@ es_err es_journal_read_origin(es_journal_reader *r, const char *origin, uint64_t
 	return each_row(r, st, acked, fn, ctx);
 }
 
+es_err es_journal_find_origin(es_journal_reader *r, const char *origin, uint64_t origin_seq,
+			      uint64_t after, size_t limit, es_journal_row_fn fn, void *ctx)
+{
+	uint64_t acked;
+	sqlite3_stmt *st;
+	if (!r || !origin || !fn)
+		return ES_EINVAL;
+	es_jnl_watermark(r, &acked);
+	es_err err = es_db_stmt(r->db,
+				"SELECT " ES_JNL_ROW_COLUMNS " FROM events WHERE origin = ?1 AND "
+				"origin_seq = ?2 AND seq > ?3 ORDER BY seq DESC LIMIT ?4",
+				&st);
+	if (err)
+		return err;
+	sqlite3_bind_text(st, 1, origin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, es_jnl_bound(origin_seq));
+	sqlite3_bind_int64(st, 3, es_jnl_bound(after));
+	sqlite3_bind_int64(st, 4, es_jnl_limit(limit));
+	return each_row(r, st, acked, fn, ctx);
+}
+
 /* ---- stats -------------------------------------------------------------- */
 
 static uint64_t file_size(const char *path, const char *suffix)

@@ -75,6 +75,9 @@ typedef struct es_mqtt_cbs {
 	 * connection, and again after a subscription added while connected;
 	 * a subscription the broker refused (logged) keeps it from coming. */
 	void (*subscribed)(void *ctx);
+	/* A message larger than opts.max_message arrived: its payload was not
+	 * kept (len is its size). NULL: it is only counted and logged. */
+	void (*oversized)(void *ctx, const char *topic, size_t len);
 	/* Optional: when set, called instead of message(), with the message's
 	 * MQTT 5 properties too. */
 	void (*message_props)(void *ctx, const es_mqtt_msg *msg);
@@ -98,7 +101,12 @@ typedef struct es_mqtt_opts {
 	uint32_t session_expiry_s; /* MQTT 5 only; 0: 86400 */
 	int connect_timeout_s;	   /* 0: 10 */
 	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250 and 30000 */
-	const char *will_topic;			  /* NULL: no will */
+	/* Incoming messages larger than this are not copied nor handed to
+	 * message() (oversized() instead); 0: no limit. paho has read the whole
+	 * message by then: only the broker's limit (mosquitto's
+	 * message_size_limit) keeps it off the wire. */
+	size_t max_message;
+	const char *will_topic; /* NULL: no will */
 	const char *will_payload;
 	bool will_retain;
 	es_mqtt_cbs cbs;
@@ -112,6 +120,7 @@ typedef struct es_mqtt_stats {
 	uint64_t failures; /* failed attempts and lost connections */
 	uint64_t published, acked, refused;
 	uint64_t received;
+	uint64_t oversized;	     /* messages larger than max_message, let go */
 	uint64_t connected_since_ms; /* wall ms of the current connection */
 	char last_error[160];
 	char url[256];	    /* the URL in use or being tried (as configured) */

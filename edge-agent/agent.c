@@ -42,6 +42,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "control.h"
 #include "dashboard.h"
 #include "ingest.h"
 #include "japi.h"
@@ -230,6 +231,16 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
 		es_warn(TAG, "unexpected message on %s ignored", topic);
 }
 
+/* Larger than any control message: the MQTT link let it go unread. */
+static void on_oversized(void *ctx, const char *topic, size_t len)
+{
+	agent *a = ctx;
+	if (strcmp(topic, a->cmd_topic) == 0)
+		agent_resend_oversized(a->resend, len);
+	else
+		es_warn(TAG, "unexpected message of %zu bytes on %s ignored", len, topic);
+}
+
 /* Counts an HTTP request (any thread); the metrics exist before it starts. */
 static void on_request(void *ctx, const char *method, const char *route, int status, double seconds)
 {
@@ -344,6 +355,7 @@ static es_err make_http(agent *a)
 		.hook_ctx = a,
 	};
 	agent_ingest_opts io = {.journal = a->journal,
+				.source = a->source,
 				.event_max_bytes = (size_t)s->event_max_bytes,
 				.max_batch = (size_t)s->http_max_batch};
 	agent_metrics_opts mo = {.journal = a->journal,
@@ -430,7 +442,9 @@ static es_err make_mqtt(agent *a)
 	o.cbs = (es_mqtt_cbs){.connected = on_connected,
 			      .disconnected = on_disconnected,
 			      .published = on_published,
-			      .message = on_message};
+			      .message = on_message,
+			      .oversized = on_oversized};
+	o.max_message = ES_CONTROL_MAX_BYTES; /* it subscribes to its commands only */
 	o.ctx = a;
 	err = es_mqtt_new(a->loop, &o, &a->mqtt);
 	free(offline);

@@ -6,6 +6,7 @@
 #include <cJSON.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -103,16 +104,52 @@ static int decode_error(agent_ingest *in, es_http_req *req, es_err err, const es
 		      v->reason, v->field[0] ? v->field : NULL);
 }
 
+/* The index of the first event naming a source other than this node's,
+ * or n. Events without one get this node's (the journal stamps it). */
+static size_t foreign_source(const agent_ingest *in, es_event *const *evs, size_t n)
+{
+	for (size_t i = 0; in->o.source && i < n; i++) {
+		const char *src = es_event_source(evs[i]);
+		if (src && strcmp(src, in->o.source) != 0)
+			return i;
+	}
+	return n;
+}
+
+/* 400: an event journaled here goes out under this node's sequence, as
+ * this node's (the bridge refuses one whose source is not the node of its
+ * topic), so it may not speak for another. */
+static int refuse_source(agent_ingest *in, es_http_req *req, const char *body, size_t len,
+			 const es_event *ev, size_t i)
+{
+	char message[400], field[32];
+	snprintf(message, sizeof message,
+		 "source '%.100s' is not this node (%s): leave source out and the agent fills "
+		 "it in",
+		 es_event_source(ev), in->o.source);
+	size_t k = 0;
+	while (k < len && strchr(" \t\r\n", body[k]) && body[k])
+		k++;
+	bool batch = k < len && body[k] == '[';
+	snprintf(field, sizeof field, batch ? "[%zu].source" : "source", i);
+	return reject(in, req, AGENT_INGEST_INVALID, 400, message, field);
+}
+
 /* Decodes, journals, answers: 202 only after the commit. */
 static int ingest(agent_ingest *in, es_http_req *req, const char *body, size_t len)
 {
 	es_event **evs;
-	size_t n;
+	size_t n, bad;
 	es_verr v = {{0}, {0}};
 	es_err err = es_event_decode_input(body, len, in->o.event_max_bytes, in->o.max_batch, &evs,
 					   &n, &v);
 	if (err)
 		return decode_error(in, req, err, &v);
+	if ((bad = foreign_source(in, evs, n)) < n) {
+		int status = refuse_source(in, req, body, len, evs[bad], bad);
+		es_event_free_array(evs, n);
+		return status;
+	}
 	es_append_result *res = calloc(n, sizeof *res);
 	int status;
 	if (!res)

@@ -1,7 +1,9 @@
 /* ingest.h - POST /api/events: events handed in over HTTP, one or a batch,
  * decoded, checked and journaled; the answer (202 with each event's id and
  * sequence) only after the commit. Refusals are answered with why and
- * counted by reason.
+ * counted by reason. An event speaks for this node: a full CloudEvent whose
+ * `source` is another's is refused (400), never journaled under our
+ * sequence for someone else.
  *
  * Runs on the HTTP server's worker threads. Needs, at creation: the HTTP
  * server (the route is added before it starts) and the journal (its append
@@ -22,6 +24,7 @@ typedef struct agent_ingest agent_ingest;
 typedef struct agent_ingest_opts {
 	es_http *http;
 	es_journal *journal;
+	const char *source;	/* "/site/node": a full event naming another is refused */
 	size_t event_max_bytes; /* event.max_bytes */
 	size_t max_batch;	/* events per request at most (http.max_batch) */
 } agent_ingest_opts;

@@ -1,5 +1,18 @@
-/* resend.c - the re-send service (resend.h): a bounded queue of requests,
- * served from the journal at a bounded rate, every request answered.
+/* resend.c - the re-send service (resend.h): requests wait for their
+ * answer in a bounded queue; the sequences they ask for are merged into one
+ * set of ranges still to re-publish (`todo`), served from the journal in
+ * sequence order at a bounded rate; every request is answered.
+ *
+ * What a flood of requests can make the agent do is bounded:
+ *  - at most o.queue requests wait for their answer, and one asker at most
+ *    a quarter of them (at least one). The asker is the request_id up to
+ *    its last '-' (consumers name their requests "<client id>-<n>"; HTTP
+ *    asks are "http-<ms>"), the whole id without one, "" without an id;
+ *  - the sequences waiting to be re-published are disjoint ranges: a
+ *    request overlapping what already waits adds only what does not, and at
+ *    most o.max_span sequences wait in all;
+ *  - a request over a bound is answered busy at once (ask again later).
+ * A request is answered once none of its held range waits any more.
  *
  * Threads: the loop thread owns everything; agent_resend_ask hands its
  * request over with es_loop_post and waits on the ask's own lock and
@@ -16,27 +29,38 @@
 
 #include "clock.h"
 #include "log.h"
+#include "lograte.h"
 #include "topic.h"
 
 #define TAG	   "resend"
 #define ASK_WAIT_S 5
+#define HTTP_ASKER "http"
 
 struct req {
-	uint64_t from, to;   /* as asked */
-	uint64_t next, last; /* what is left to send */
-	char request_id[ES_REQUEST_ID_MAX];
+	uint64_t from, to;    /* as asked */
+	uint64_t first, last; /* the part held when asked: re-sent (first > last: none) */
 	uint64_t gone_from, gone_to;
+	char request_id[ES_REQUEST_ID_MAX];
+	char asker[ES_REQUEST_ID_MAX];
+};
+
+/* Sequences still to re-publish: [from, to], from <= to. */
+struct span {
+	uint64_t from, to;
 };
 
 struct agent_resend {
 	agent_resend_opts o;
-	struct req *q; /* a ring of o.queue requests */
-	size_t head, n;
+	struct req *q; /* n waiting requests, oldest first; room for o.queue */
+	size_t n;
+	struct span *todo; /* sorted, disjoint, not adjacent */
+	size_t ntodo, captodo;
 	double tokens;
 	uint64_t refill_ms;
 	es_timer_id timer;
 	_Atomic bool stopped;
 	agent_resend_stats stats;
+	es_lograte lograte; /* requests from the network: a few lines a second */
 };
 
 es_err agent_resend_new(const agent_resend_opts *o, agent_resend **out)
@@ -65,6 +89,7 @@ void agent_resend_free(agent_resend *rs)
 		return;
 	if (rs->timer)
 		es_loop_timer_cancel(rs->o.loop, rs->timer);
+	free(rs->todo);
 	free(rs->q);
 	free(rs);
 }
@@ -84,12 +109,87 @@ void agent_resend_stats_get(const agent_resend *rs, agent_resend_stats *out)
 	*out = rs->stats;
 }
 
+/* ---- the set of sequences to re-publish ------------------------------------- */
+
+/* Index of the first span ending at or after seq (ntodo if none). */
+static size_t span_from(const agent_resend *rs, uint64_t seq)
+{
+	size_t lo = 0, hi = rs->ntodo;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (rs->todo[mid].to < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* How many of [a, b] do not wait yet. */
+static uint64_t todo_missing(const agent_resend *rs, uint64_t a, uint64_t b)
+{
+	uint64_t missing = b - a + 1;
+	for (size_t i = span_from(rs, a); i < rs->ntodo && rs->todo[i].from <= b; i++) {
+		uint64_t lo = rs->todo[i].from > a ? rs->todo[i].from : a;
+		uint64_t hi = rs->todo[i].to < b ? rs->todo[i].to : b;
+		missing -= hi - lo + 1;
+	}
+	return missing;
+}
+
+static bool todo_overlaps(const agent_resend *rs, uint64_t a, uint64_t b)
+{
+	size_t i = span_from(rs, a);
+	return i < rs->ntodo && rs->todo[i].from <= b;
+}
+
+/* Adds [a, b], merging every span it touches. ES_ENOMEM (unchanged). */
+static es_err todo_add(agent_resend *rs, uint64_t a, uint64_t b)
+{
+	size_t i = span_from(rs, a > 0 ? a - 1 : 0), j = i; /* an adjacent span merges too */
+	while (j < rs->ntodo && rs->todo[j].from <= b + 1)
+		j++;
+	if (i == j && rs->ntodo == rs->captodo) {
+		size_t cap = rs->captodo ? rs->captodo * 2 : 8;
+		struct span *grown = realloc(rs->todo, cap * sizeof *grown);
+		if (!grown)
+			return ES_ENOMEM;
+		rs->todo = grown;
+		rs->captodo = cap;
+	}
+	struct span merged = {a, b};
+	if (i < j) {
+		merged.from = rs->todo[i].from < a ? rs->todo[i].from : a;
+		merged.to = rs->todo[j - 1].to > b ? rs->todo[j - 1].to : b;
+	}
+	/* spans i..j-1 become one at i */
+	size_t tail = rs->ntodo - j;
+	memmove(&rs->todo[i + 1], &rs->todo[j], tail * sizeof *rs->todo);
+	rs->todo[i] = merged;
+	rs->ntodo = i + 1 + tail;
+	return ES_OK;
+}
+
+static void todo_drop_first(agent_resend *rs)
+{
+	memmove(&rs->todo[0], &rs->todo[1], (rs->ntodo - 1) * sizeof *rs->todo);
+	rs->ntodo--;
+}
+
 /* ---- answers ---------------------------------------------------------------- */
 
-static void reply(agent_resend *rs, const es_resend_reply *r)
+static uint64_t latest_seq(const agent_resend *rs)
+{
+	es_journal_counters c;
+	es_journal_counters_get(rs->o.journal, &c);
+	return c.latest_seq;
+}
+
+static void reply(agent_resend *rs, es_resend_reply *r)
 {
 	char *json;
 	size_t len;
+	r->latest_seq = latest_seq(rs);
 	es_err err = es_resend_reply_encode(r, &json, &len);
 	if (err) {
 		es_error(TAG, "cannot encode the reply to %s: %s", r->request_id, es_strerror(err));
@@ -117,76 +217,141 @@ static void reply_now(agent_resend *rs, const es_resend_req *req, es_resend_stat
 /* The range this journal still holds: [oldest, latest]. */
 static void held(agent_resend *rs, uint64_t *oldest, uint64_t *latest)
 {
-	es_journal_counters c;
 	es_journal_stats st;
-	es_journal_counters_get(rs->o.journal, &c);
-	*latest = c.latest_seq;
+	*latest = latest_seq(rs);
 	*oldest = es_journal_stats_get(rs->o.reader, &st) == ES_OK ? st.oldest_seq : 1;
 	if (*oldest == 0) /* empty: retention removed everything up to latest */
 		*oldest = *latest + 1;
 }
 
-static void enqueue(agent_resend *rs, const es_resend_req *req, uint64_t oldest, uint64_t latest)
+/* The request_id up to its last '-' (the whole id without one). */
+static void asker_of(const char *request_id, char out[ES_REQUEST_ID_MAX])
 {
-	struct req *q = &rs->q[(rs->head + rs->n++) % rs->o.queue];
+	const char *dash = strrchr(request_id, '-');
+	size_t n = dash ? (size_t)(dash - request_id) : strlen(request_id);
+	memcpy(out, request_id, n);
+	out[n] = '\0';
+}
+
+static size_t waiting_from(const agent_resend *rs, const char *asker)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < rs->n; i++)
+		k += strcmp(rs->q[i].asker, asker) == 0;
+	return k;
+}
+
+static void enqueue(agent_resend *rs, const es_resend_req *req, const char *asker, uint64_t oldest,
+		    uint64_t latest)
+{
+	struct req *q = &rs->q[rs->n++];
 	*q = (struct req){.from = req->from, .to = req->to};
-	q->next = req->from < oldest ? oldest : req->from;
+	q->first = req->from < oldest ? oldest : req->from;
 	q->last = req->to < latest ? req->to : latest;
 	if (req->from < oldest) {
 		q->gone_from = req->from;
 		q->gone_to = oldest - 1;
 	}
 	snprintf(q->request_id, sizeof q->request_id, "%s", req->request_id);
+	snprintf(q->asker, sizeof q->asker, "%s", asker);
+}
+
+static es_resend_status refuse(agent_resend *rs, es_resend_status s, const char *what,
+			       const char **why)
+{
+	*why = what;
+	if (s == ES_RESEND_BUSY)
+		rs->stats.busy++;
+	else
+		rs->stats.invalid++;
+	return s;
+}
+
+/* Within the queue's bounds: adds what the request adds to the set of
+ * sequences to send, and queues it. */
+static es_resend_status queue_up(agent_resend *rs, const es_resend_req *req, const char *asker,
+				 uint64_t oldest, uint64_t latest, const char **why)
+{
+	size_t per_asker = rs->o.queue / 4 ? rs->o.queue / 4 : 1;
+	if (rs->n == rs->o.queue)
+		return refuse(rs, ES_RESEND_BUSY, "too many re-send requests queued", why);
+	if (waiting_from(rs, asker) >= per_asker)
+		return refuse(rs, ES_RESEND_BUSY, "too many re-send requests queued by this asker",
+			      why);
+	uint64_t first = req->from < oldest ? oldest : req->from;
+	uint64_t last = req->to < latest ? req->to : latest;
+	uint64_t adds = todo_missing(rs, first, last);
+	if (rs->stats.pending + adds > rs->o.max_span)
+		return refuse(rs, ES_RESEND_BUSY, "too many events waiting to be re-sent", why);
+	if (adds && todo_add(rs, first, last))
+		return refuse(rs, ES_RESEND_BUSY, "out of memory", why);
+	rs->stats.pending += adds;
+	rs->stats.merged += last - first + 1 - adds;
+	enqueue(rs, req, asker, oldest, latest);
+	return ES_RESEND_OK;
 }
 
 /* Validates a request and queues what can be sent: ES_RESEND_OK when
  * queued, else the answer (invalid, gone, busy) and why, counted. */
-static es_resend_status admit(agent_resend *rs, const es_resend_req *req, const char **why)
+static es_resend_status admit(agent_resend *rs, const es_resend_req *req, const char *asker,
+			      const char **why)
 {
 	uint64_t oldest, latest;
-	if (req->to - req->from + 1 > rs->o.max_span) {
-		*why = "range longer than resend.max_span";
-		rs->stats.invalid++;
-		return ES_RESEND_INVALID;
-	}
+	if (req->to - req->from + 1 > rs->o.max_span)
+		return refuse(rs, ES_RESEND_INVALID, "range longer than resend.max_span", why);
 	held(rs, &oldest, &latest);
-	if (req->from > latest) {
-		*why = "range starts after the latest sequence";
-		rs->stats.invalid++;
-		return ES_RESEND_INVALID;
-	}
+	if (req->from > latest)
+		return refuse(rs, ES_RESEND_INVALID, "range starts after the latest sequence", why);
 	if (req->to < oldest) {
 		*why = "no longer held (retention)";
 		rs->stats.gone += req->to - req->from + 1;
 		return ES_RESEND_GONE;
 	}
-	if (rs->n == rs->o.queue) {
-		*why = "too many re-send requests queued";
-		rs->stats.busy++;
-		return ES_RESEND_BUSY;
-	}
-	enqueue(rs, req, oldest, latest);
-	return ES_RESEND_OK;
+	return queue_up(rs, req, asker, oldest, latest, why);
+}
+
+/* Whether a request may be logged now: a flood of them is counted, not
+ * written line by line. */
+static bool log_ok(agent_resend *rs)
+{
+	return es_lograte_line(&rs->lograte, TAG, "re-send requests");
 }
 
 void agent_resend_request(agent_resend *rs, const char *payload, size_t len)
 {
 	es_resend_req req;
-	char why[160];
+	char why[160], asker[ES_REQUEST_ID_MAX];
 	if (es_resend_req_decode(payload, len, &req, why, sizeof why)) {
-		es_warn(TAG, "invalid re-send request: %s", why);
 		es_resend_req blank = {0};
+		es_resend_req_id(payload, len, blank.request_id);
+		if (log_ok(rs))
+			es_warn(TAG, "invalid re-send request (%s): %s",
+				blank.request_id[0] ? blank.request_id : "no id", why);
 		reply_now(rs, &blank, ES_RESEND_INVALID, why);
 		rs->stats.invalid++;
 		return;
 	}
-	es_info(TAG, "re-send of %llu..%llu requested (%s)", (unsigned long long)req.from,
-		(unsigned long long)req.to, req.request_id[0] ? req.request_id : "no id");
+	if (log_ok(rs))
+		es_info(TAG, "re-send of %llu..%llu requested (%s)", (unsigned long long)req.from,
+			(unsigned long long)req.to, req.request_id[0] ? req.request_id : "no id");
 	const char *reason = "";
-	es_resend_status status = admit(rs, &req, &reason);
+	asker_of(req.request_id, asker);
+	es_resend_status status = admit(rs, &req, asker, &reason);
 	if (status != ES_RESEND_OK)
 		reply_now(rs, &req, status, reason);
 	rs->o.wake(rs->o.ctx);
+}
+
+void agent_resend_oversized(agent_resend *rs, size_t len)
+{
+	es_resend_req blank = {0};
+	char why[96];
+	snprintf(why, sizeof why, "json: message of %zu bytes; the limit is %d", len,
+		 ES_CONTROL_MAX_BYTES);
+	if (log_ok(rs))
+		es_warn(TAG, "re-send request not read: %s", why);
+	reply_now(rs, &blank, ES_RESEND_INVALID, why);
+	rs->stats.invalid++;
 }
 
 /* ---- asks from other threads (POST /api/replay) ---------------------------------- */
@@ -222,10 +387,10 @@ static void ask_admit(void *arg)
 	agent_resend *rs = k->rs;
 	agent_resend_answer a = {.why = ""};
 	size_t before = rs->n;
-	a.status = admit(rs, &k->req, &a.why);
+	a.status = admit(rs, &k->req, HTTP_ASKER, &a.why);
 	if (a.status == ES_RESEND_OK && rs->n > before) {
-		const struct req *q = &rs->q[(rs->head + rs->n - 1) % rs->o.queue];
-		a.events = q->last >= q->next ? q->last - q->next + 1 : 0;
+		const struct req *q = &rs->q[rs->n - 1];
+		a.events = q->last >= q->first ? q->last - q->first + 1 : 0;
 		rs->o.wake(rs->o.ctx);
 	}
 	snprintf(a.request_id, sizeof a.request_id, "%s", k->req.request_id);
@@ -264,7 +429,7 @@ es_err agent_resend_ask(agent_resend *rs, uint64_t from, uint64_t to, agent_rese
 	if (!k)
 		return ES_ENOMEM;
 	*k = (struct ask){.rs = rs, .req = {.from = from, .to = to}, .refs = 2};
-	snprintf(k->req.request_id, sizeof k->req.request_id, "http-%llu",
+	snprintf(k->req.request_id, sizeof k->req.request_id, HTTP_ASKER "-%llu",
 		 (unsigned long long)es_clock_wall_ms());
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->cond, NULL);
@@ -282,7 +447,7 @@ es_err agent_resend_ask(agent_resend *rs, uint64_t from, uint64_t to, agent_rese
 	return ES_OK;
 }
 
-/* ---- serving the queue ---------------------------------------------------- */
+/* ---- serving the set ---------------------------------------------------- */
 
 static void refill_tokens(agent_resend *rs)
 {
@@ -294,11 +459,13 @@ static void refill_tokens(agent_resend *rs)
 	rs->refill_ms = now;
 }
 
-static void finish(agent_resend *rs, struct req *q)
+/* Answers q (index i of the queue) and takes it out. */
+static void finish(agent_resend *rs, size_t i)
 {
+	const struct req *q = &rs->q[i];
 	es_resend_reply r = {.from = q->from, .to = q->to};
 	snprintf(r.request_id, sizeof r.request_id, "%s", q->request_id);
-	r.sent_from = q->gone_to ? q->gone_to + 1 : q->from;
+	r.sent_from = q->first;
 	r.sent_to = q->last;
 	r.gone_from = q->gone_from;
 	r.gone_to = q->gone_to;
@@ -309,14 +476,26 @@ static void finish(agent_resend *rs, struct req *q)
 		 : q->gone_to ? "part no longer held (retention)"
 			      : "part after the latest sequence");
 	rs->stats.served++;
-	rs->head = (rs->head + 1) % rs->o.queue;
+	memmove(&rs->q[i], &rs->q[i + 1], (rs->n - i - 1) * sizeof *rs->q);
 	rs->n--;
-	reply(rs, &r); /* q is gone now; r holds the answer */
+	reply(rs, &r);
+}
+
+/* Answers every request none of whose range waits any more. */
+static void answer_done(agent_resend *rs)
+{
+	for (size_t i = 0; i < rs->n;) {
+		const struct req *q = &rs->q[i];
+		if (q->first <= q->last && todo_overlaps(rs, q->first, q->last))
+			i++;
+		else
+			finish(rs, i);
+	}
 }
 
 struct send_ctx {
 	agent_resend *rs;
-	struct req *q;
+	uint64_t next; /* the sequence after the last one sent */
 	bool stopped;
 };
 
@@ -335,8 +514,19 @@ static int send_row(void *arg, const es_journal_row *row)
 	}
 	rs->tokens -= 1.0;
 	rs->stats.events++;
-	c->q->next = row->seq + 1;
+	c->next = row->seq + 1;
 	return 0;
+}
+
+/* Moves the first span's start to next (what was skipped was removed
+ * meanwhile: it counts as sent, as the answer will say). */
+static void advance(agent_resend *rs, uint64_t next)
+{
+	struct span *s = &rs->todo[0];
+	rs->stats.pending -= next - s->from;
+	s->from = next;
+	if (s->from > s->to)
+		todo_drop_first(rs);
 }
 
 static void wake(void *arg)
@@ -346,31 +536,29 @@ static void wake(void *arg)
 	rs->o.wake(rs->o.ctx);
 }
 
-/* Sends from the head request while the window, the rate and the
- * connection allow. */
+/* Sends from the lowest waiting sequence while the window, the rate and the
+ * connection allow; answers the requests that are done. */
 void agent_resend_pump(agent_resend *rs)
 {
 	const agent_pub_ops *ops = rs->o.ops;
 	void *ctx = rs->o.ops_ctx;
 	refill_tokens(rs);
-	while (rs->n && ops->connected(ctx) && !atomic_load(&rs->stopped)) {
-		struct req *q = &rs->q[rs->head];
-		if (q->next > q->last) {
-			finish(rs, q);
-			continue;
-		}
+	while (rs->ntodo && ops->connected(ctx) && !atomic_load(&rs->stopped)) {
 		size_t room = ops->window(ctx) - ops->inflight(ctx);
 		if (room == 0 || rs->tokens < 1.0)
 			break;
-		struct send_ctx c = {.rs = rs, .q = q};
-		uint64_t before = q->next;
-		if (es_journal_read(rs->o.reader, q->next, q->last, room, false, send_row, &c))
+		struct send_ctx c = {.rs = rs, .next = rs->todo[0].from};
+		if (es_journal_read(rs->o.reader, rs->todo[0].from, rs->todo[0].to, room, false,
+				    send_row, &c))
 			break;
-		if (q->next == before && !c.stopped)
-			q->next = q->last + 1; /* the rest was removed meanwhile */
+		if (c.next == rs->todo[0].from && !c.stopped)
+			c.next = rs->todo[0].to + 1; /* the rest was removed meanwhile */
+		advance(rs, c.next);
 		if (c.stopped)
 			break;
 	}
-	if (rs->n && rs->tokens < 1.0 && !rs->timer)
+	if (!atomic_load(&rs->stopped))
+		answer_done(rs);
+	if (rs->ntodo && rs->tokens < 1.0 && !rs->timer)
 		es_loop_timer(rs->o.loop, 1000 / rs->o.rate + 1, wake, rs, &rs->timer);
 }

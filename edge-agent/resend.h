@@ -4,6 +4,9 @@
  * usual topics, keeping their ids and sequences, at most `rate` events per
  * second, and always answers (on the reply topic): "ok", "partial" (part of
  * the range is gone), "gone", "busy" or "invalid". Never silence.
+ * Overlapping requests are merged (a sequence waits once, however many ask
+ * for it); what waits is bounded: `queue` requests, a quarter of them from
+ * one asker, `max_span` sequences in all. Over a bound: "busy".
  *
  * Runs on the loop thread, but for agent_resend_ask (any other thread).
  * Needs, at creation: the loop (its rate timer; asks are handed over to
@@ -51,8 +54,10 @@ typedef struct agent_resend_stats {
 	uint64_t served;  /* requests answered after their events were sent */
 	uint64_t events;  /* events re-sent */
 	uint64_t gone;	  /* events asked for that retention had removed */
-	uint64_t busy;	  /* requests refused: the queue was full */
-	uint64_t invalid; /* requests that made no sense */
+	uint64_t busy;	  /* requests refused: a bound was reached */
+	uint64_t invalid; /* requests that made no sense (or too large to read) */
+	uint64_t merged;  /* sequences asked for that were waiting already */
+	uint64_t pending; /* sequences waiting to be re-sent now */
 } agent_resend_stats;
 
 /* The loop, names, journal and reader must outlive the result. ES_EINVAL,
@@ -64,6 +69,10 @@ void agent_resend_free(agent_resend *rs);
 /* A request that arrived on the command topic (JSON, common/control.h):
  * queued, or answered at once (invalid, gone, busy). */
 void agent_resend_request(agent_resend *rs, const char *payload, size_t len);
+
+/* A request too large to be read (the MQTT link let it go unread):
+ * answered invalid, without a request_id. */
+void agent_resend_oversized(agent_resend *rs, size_t len);
 
 /* What an ask was answered: ES_RESEND_OK (queued; events is how many will
  * be sent), or ES_RESEND_GONE, _BUSY or _INVALID and why (a static

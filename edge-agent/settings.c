@@ -59,9 +59,9 @@ static const es_setting agent_rows[] = {
 	{"resend.rate", ES_CFG_INT, F(resend_rate), "5000", 1, 1000000, NULL, 0,
 	 "re-sent events per second at most"},
 	{"resend.max_span", ES_CFG_INT, F(resend_max_span), "100000", 1, 100000000, NULL, 0,
-	 "largest range one re-send request may ask for"},
+	 "largest range one re-send request may ask for, and most events waiting to be re-sent"},
 	{"resend.queue", ES_CFG_INT, F(resend_queue), "64", 1, 10000, NULL, 0,
-	 "re-send requests waiting at most (more are answered busy)"},
+	 "re-send requests waiting at most, a quarter from one asker (more are answered busy)"},
 	{"shutdown.drain_ms", ES_CFG_MS, F(shutdown_drain_ms), "5s", 0, 600000, NULL, 0,
 	 "on SIGTERM, wait this long for PUBACKs of what is in flight"},
 };

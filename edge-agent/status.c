@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "control.h"
 #include "log.h"
+#include "lograte.h"
 
 #define TAG	   "agent"
 #define OUTBOX_MAX 256
@@ -29,6 +30,7 @@ struct agent_status {
 	char *topic, *boot_id;
 	struct control_msg *head, *tail;
 	size_t n;
+	es_lograte lograte; /* drops in a flood of requests: a few lines a second */
 };
 
 es_err agent_status_new(const agent_status_opts *o, agent_status **out)
@@ -109,7 +111,8 @@ void agent_status_send(agent_status *st, const char *topic, const char *payload,
 		       bool retain)
 {
 	if (st->n == OUTBOX_MAX) {
-		es_warn(TAG, "control outbox full; dropping a message for %s", topic);
+		if (es_lograte_line(&st->lograte, TAG, "control messages dropped"))
+			es_warn(TAG, "control outbox full; dropping a message for %s", topic);
 		return;
 	}
 	struct control_msg *m = calloc(1, sizeof *m);

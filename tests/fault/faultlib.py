@@ -153,12 +153,15 @@ def _pub(broker, topic, user=None, tls=False):
 def check_broker_policy(edge, cloud, node, bridge_user, consumer):
     """The shipped configs do what they say, on the running brokers: the
     edge's TLS listener takes a node's password and lets it write only its
-    own topics and refuses anonymous clients; loopback is anonymous but only
+    own topics (never a command topic, its own or another's) and refuses
+    anonymous clients; loopback is anonymous but only
     on edgespool/...; the cloud refuses anonymous clients, and its bridge
     user writes only its site and the consumer nothing. Returns a summary."""
     cases = [
         (edge, "edgespool/%s/%s/ev/probe" % (SITE, node), node, True, "ok"),
         (edge, "edgespool/%s/other-node/ev/probe" % SITE, node, True, "denied"),
+        (edge, "edgespool/%s/%s/cmd/resend" % (SITE, node), node, True, "denied"),
+        (edge, "edgespool/%s/other-node/cmd/resend" % SITE, node, True, "denied"),
         (edge, "edgespool/%s/%s/ev/probe" % (SITE, node), None, True, "refused"),
         (edge, "other/probe", None, False, "denied"),
         (cloud, "edgespool/%s/_probe/ev/probe" % SITE, None, False, "refused"),

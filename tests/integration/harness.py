@@ -142,6 +142,18 @@ def exit_text(rc):
     return "exited with %s" % rc
 
 
+def rss_kib(pid):
+    """The resident set of process pid in KiB (VmRSS), or None once gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def tail(path, lines=40):
     """The last `lines` lines of a text file ("" if it cannot be read)."""
     try:
@@ -289,10 +301,14 @@ class Broker:
     """A real mosquitto on 127.0.0.1:port with persistence in the temp folder.
     Restarts keep the port and the persistence folder. `name` keeps several
     brokers of one test apart (their folder, config and log); `autosave` is
-    mosquitto's autosave_interval in seconds; `extra` lines are appended to
-    the config (they apply to its one listener: TLS files, for instance)."""
+    mosquitto's autosave_interval in seconds; `message_size_limit` (bytes)
+    makes it refuse larger publishes, as the shipped configs do (none by
+    default: the tests see what a permissive broker lets through); `extra`
+    lines are appended to the config (they apply to its one listener: TLS
+    files, for instance)."""
 
-    def __init__(self, env, port=None, name="mosquitto", autosave=60, extra=()):
+    def __init__(self, env, port=None, name="mosquitto", autosave=60, extra=(),
+                 message_size_limit=None):
         self.env, self.name = env, name
         self.port = port or free_port()
         self.proc = None
@@ -304,6 +320,8 @@ class Broker:
                  "autosave_interval %d" % autosave, "max_queued_messages 0",
                  "log_dest stderr", "log_type error", "log_type warning",
                  "log_type notice", "log_timestamp_format %H:%M:%S"] + list(extra)
+        if message_size_limit is not None:
+            lines.append("message_size_limit %d" % message_size_limit)
         if os.geteuid() == 0:
             lines.append("user root")
         with open(self.conf, "w") as f:

@@ -230,6 +230,100 @@ static void the_rate_holds_and_the_window_is_shared(void **state)
 	assert_int_equal(e->f->mqtt.nsent, 3); /* stopped */
 }
 
+static agent_resend_stats rstats(agent_resend *rs)
+{
+	agent_resend_stats s;
+	agent_resend_stats_get(rs, &s);
+	return s;
+}
+
+/* Overlapping requests are merged: each sequence goes once, and every
+ * request is answered once nothing of its range waits any more. */
+static void overlapping_requests_are_merged(void **state)
+{
+	env *e = *state;
+	fx_append(e->f, 10, "sensor.reading");
+	e->f->mqtt.connected = false;
+	agent_resend *rs = make(e, 1000, 100, 8);
+	request(rs, 1, 5, "a-1");
+	request(rs, 3, 8, "b-1");
+	request(rs, 2, 4, "c-1");
+	assert_int_equal(rstats(rs).pending, 8);
+	assert_int_equal(rstats(rs).merged, 3 + 3);
+	e->f->mqtt.connected = true;
+	agent_resend_pump(rs);
+	assert_int_equal(e->f->mqtt.nsent, 8);
+	for (size_t i = 0; i < 8; i++)
+		assert_int_equal(fx_sequence(&e->f->mqtt.sent[i]), 1 + i);
+	assert_int_equal(e->c.nreplies, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(e->c.replies[i].status, ES_RESEND_OK);
+		assert_int_equal(e->c.replies[i].latest_seq, 10);
+	}
+	assert_int_equal(rstats(rs).pending, 0);
+	assert_false(agent_resend_active(rs));
+	/* asked again once sent: sent again */
+	request(rs, 4, 4, "a-2");
+	assert_int_equal(e->f->mqtt.nsent, 9);
+}
+
+/* One asker holds at most a quarter of the queue; all askers together at
+ * most max_span waiting sequences; what overlaps what waits is free. */
+static void requests_are_bounded_per_asker_and_in_all(void **state)
+{
+	env *e = *state;
+	fx_append(e->f, 20, "sensor.reading");
+	e->f->mqtt.connected = false;
+	agent_resend *rs = make(e, 1000, 10, 8); /* 2 per asker, 10 waiting */
+	request(rs, 1, 2, "x-1");
+	request(rs, 3, 4, "x-2");
+	request(rs, 5, 6, "x-3"); /* a third from x */
+	request(rs, 5, 10, "y-1");
+	request(rs, 11, 12, "z-1"); /* 12 would wait */
+	request(rs, 2, 9, "z-2");   /* waiting already */
+	request(rs, 1, 1, "");	    /* no id: the anonymous asker */
+	assert_int_equal(e->c.nreplies, 2);
+	assert_int_equal(e->c.replies[0].status, ES_RESEND_BUSY);
+	assert_string_equal(e->c.replies[0].request_id, "x-3");
+	assert_string_equal(e->c.replies[0].reason,
+			    "too many re-send requests queued by this asker");
+	assert_int_equal(e->c.replies[1].status, ES_RESEND_BUSY);
+	assert_string_equal(e->c.replies[1].request_id, "z-1");
+	assert_string_equal(e->c.replies[1].reason, "too many events waiting to be re-sent");
+	assert_int_equal(rstats(rs).pending, 10);
+	assert_int_equal(rstats(rs).busy, 2);
+	e->f->mqtt.connected = true;
+	agent_resend_pump(rs);
+	assert_int_equal(e->f->mqtt.nsent, 10);
+	assert_int_equal(e->c.nreplies, 2 + 5);
+}
+
+/* What cannot be read is answered all the same, with the asker's id when it
+ * can be read, as valid JSON. */
+static void unreadable_requests_are_answered(void **state)
+{
+	env *e = *state;
+	fx_append(e->f, 5, "sensor.reading");
+	agent_resend *rs = make(e, 1000, 100, 4);
+	agent_resend_oversized(rs, 30000000);
+	const char bad[] = "{\"from\":1,\"to\":2,\"request_id\":\"id-\xff\xfe\"}";
+	agent_resend_request(rs, bad, sizeof bad - 1);
+	const char range[] = "{\"from\":3,\"to\":1,\"request_id\":\"r-9\"}";
+	agent_resend_request(rs, range, sizeof range - 1);
+	assert_int_equal(e->c.nreplies, 3); /* on_reply decoded each: valid JSON */
+	const es_resend_reply *r = e->c.replies;
+	assert_int_equal(r[0].status, ES_RESEND_INVALID);
+	assert_string_equal(r[0].request_id, "");
+	assert_string_equal(r[0].reason, "json: message of 30000000 bytes; the limit is 4096");
+	assert_string_equal(r[1].request_id, "id-\xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(r[2].request_id, "r-9");
+	assert_string_equal(r[2].reason, "from: greater than to");
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(r[i].latest_seq, 5);
+	assert_int_equal(rstats(rs).invalid, 3);
+	assert_int_equal(e->f->mqtt.nsent, 0);
+}
+
 /* ---- asks from another thread ---------------------------------------------- */
 
 static void *run_loop(void *arg)
@@ -281,6 +375,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(the_rate_holds_and_the_window_is_shared, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(asks_are_answered_from_the_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(overlapping_requests_are_merged, setup, teardown),
+		cmocka_unit_test_setup_teardown(requests_are_bounded_per_asker_and_in_all, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(unreadable_requests_are_answered, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,8 @@ typedef struct fixture {
 	size_t nstored, nbatches;
 	char control[MAX_SEEN][96]; /* "status site/node payload", ... */
 	size_t ncontrol;
+	uint64_t seen[MAX_SEEN]; /* what the fake tracker says it has seen */
+	size_t nseen;
 } fixture;
 
 static void note(fixture *x, const char *what, const char *node, const void *payload, size_t len)
@@ -68,12 +70,43 @@ static void fake_stored(void *ctx, const bridge_stored *s)
 	x->stored[x->nstored++] = *s;
 }
 
+/* The tracker: gw-9 is not a known node; x->seen were seen. */
+static bridge_admit fake_admit(void *ctx, const char *node, uint64_t seq, char *why, size_t cap)
+{
+	fixture *x = ctx;
+	if (strcmp(node, "site-1/gw-9") == 0) {
+		snprintf(why, cap, "not a known node");
+		return BRIDGE_ADMIT_REFUSE;
+	}
+	for (size_t i = 0; i < x->nseen; i++) {
+		if (x->seen[i] == seq)
+			return BRIDGE_ADMIT_SEEN;
+	}
+	return BRIDGE_ADMIT_NEW;
+}
+
 static void fake_batch(void *ctx)
 {
 	((fixture *)ctx)->nbatches++;
 }
 
 /* ---- fixture ---------------------------------------------------------------- */
+
+/* An intake on x's inbox, started. */
+static int start(fixture *x)
+{
+	bridge_intake_opts io = {.root = "edgespool", .peer_topic = PEERS, .event_max_bytes = 4096};
+	bridge_intake_deps d = {.loop = x->loop,
+				.journal = x->journal,
+				.ctx = x,
+				.status = fake_status,
+				.reply = fake_reply,
+				.peer = fake_peer,
+				.admit = fake_admit,
+				.stored = fake_stored,
+				.batch_done = fake_batch};
+	return bridge_intake_new(&io, &d, &x->in) || bridge_intake_start(x->in) ? -1 : 0;
+}
 
 static int setup(void **state)
 {
@@ -86,18 +119,7 @@ static int setup(void **state)
 		return -1;
 	snprintf(path, sizeof path, "%s/inbox.db", x->dir);
 	es_journal_opts o = {.path = path, .sync = ES_SYNC_NORMAL, .source = "/site-0/bridge"};
-	if (es_journal_open(&o, &x->journal) || es_loop_new(&x->loop))
-		return -1;
-	bridge_intake_opts io = {.root = "edgespool", .peer_topic = PEERS, .event_max_bytes = 4096};
-	bridge_intake_deps d = {.loop = x->loop,
-				.journal = x->journal,
-				.ctx = x,
-				.status = fake_status,
-				.reply = fake_reply,
-				.peer = fake_peer,
-				.stored = fake_stored,
-				.batch_done = fake_batch};
-	if (bridge_intake_new(&io, &d, &x->in) || bridge_intake_start(x->in))
+	if (es_journal_open(&o, &x->journal) || es_loop_new(&x->loop) || start(x))
 		return -1;
 	*state = x;
 	return 0;
@@ -124,16 +146,21 @@ static int teardown(void **state)
 }
 
 /* A CloudEvent as an agent publishes it: id, source, sequence seq (0: none). */
-static char *event_json(const char *id, uint64_t seq, size_t *len)
+static char *event_from(const char *source, const char *id, uint64_t seq, size_t *len)
 {
 	es_event *ev;
 	es_verr v;
 	char *json;
 	assert_int_equal(es_event_new("sensor.reading", "dev-1", "{\"t\":21}", &ev, &v), ES_OK);
-	assert_int_equal(es_event_stamp(ev, id, "/site-1/gw-1", es_clock_wall_ms(), seq), ES_OK);
+	assert_int_equal(es_event_stamp(ev, id, source, es_clock_wall_ms(), seq), ES_OK);
 	assert_int_equal(es_event_encode(ev, 0, &json, len), ES_OK);
 	es_event_free(ev);
 	return json;
+}
+
+static char *event_json(const char *id, uint64_t seq, size_t *len)
+{
+	return event_from("/site-1/gw-1", id, seq, len);
 }
 
 static void arrive(fixture *x, const char *topic, const char *payload, size_t len)
@@ -259,12 +286,148 @@ static void keeps_dead_letters(void **state)
 	assert_int_equal(js.count, 0);
 }
 
+struct reasons {
+	char text[8][200];
+	size_t n, lens[8];
+};
+
+static int read_reason(void *ctx, const es_journal_deadletter *d)
+{
+	struct reasons *r = ctx;
+	if (r->n < 8) {
+		r->lens[r->n] = d->len;
+		snprintf(r->text[r->n++], sizeof r->text[0], "%s", d->reason);
+	}
+	return 0;
+}
+
+static struct reasons dead_reasons(fixture *x, uint64_t want)
+{
+	struct reasons r = {.n = 0};
+	es_journal_reader *rd;
+	inbox_with_deadletters(x, want);
+	assert_int_equal(es_journal_reader_new(x->journal, &rd), ES_OK);
+	assert_int_equal(es_journal_read_deadletters(rd, 0, 8, read_reason, &r), ES_OK);
+	es_journal_reader_free(rd);
+	return r;
+}
+
+static void arrive_event(fixture *x, const char *node, const char *source, const char *id,
+			 uint64_t seq)
+{
+	size_t len;
+	char topic[128];
+	char *json = event_from(source, id, seq, &len);
+	snprintf(topic, sizeof topic, "edgespool/%s/ev/sensor.reading", node);
+	arrive(x, topic, json, len);
+	free(json);
+}
+
+/* An event that does not speak for its topic's node, carries a sequence no
+ * node sends, or that the tracker refuses, is a dead letter saying why. */
+static void refuses_what_is_not_the_nodes(void **state)
+{
+	fixture *x = *state;
+	arrive_event(x, "site-1/gw-2", "/site-1/gw-1", "0190a0b0-0000-7000-8000-000000000011", 3);
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-000000000012",
+		     9007199254740992ULL);
+	arrive_event(x, "site-1/gw-9", "/site-1/gw-9", "0190a0b0-0000-7000-8000-000000000013", 1);
+	bridge_intake_oversized(x->in, "edgespool/site-1/gw-1/cmd/resend", 30000000);
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-000000000014", 4);
+	bridge_intake_stop(x->in);
+	assert_int_equal(x->nstored, 1);
+	assert_int_equal(x->stored[0].node_seq, 4);
+	assert_int_equal(stats(x).invalid, 4);
+	assert_int_equal(stats(x).received, 5);
+	struct reasons r = dead_reasons(x, 4);
+	assert_int_equal(r.n, 4);
+	assert_non_null(
+		strstr(r.text[0], "source '/site-1/gw-1' is not the topic's node /site-1/gw-2"));
+	assert_non_null(strstr(r.text[1], "above 2^53-1"));
+	assert_string_equal(r.text[2], "not a known node");
+	assert_non_null(strstr(r.text[3], "message of 30000000 bytes"));
+	assert_int_equal(r.lens[3], 0); /* not kept */
+}
+
+/* A second id for a sequence already held, in flight together or stored
+ * before (the tracker saw it), is kept aside naming both; never stored. */
+static void a_second_id_is_a_conflict(void **state)
+{
+	fixture *x = *state;
+	const char *a = "0190a0b0-0000-7000-8000-0000000000a1";
+	const char *b = "0190a0b0-0000-7000-8000-0000000000b2";
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", a, 5);
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", b, 5); /* in flight with a */
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", a, 5); /* a copy: a duplicate */
+	bridge_intake_stop(x->in);
+	assert_int_equal(x->nstored, 2);
+	assert_false(x->stored[0].duplicate);
+	assert_true(x->stored[1].duplicate);
+	assert_int_equal(stats(x).conflicts, 1);
+	assert_int_equal(stats(x).invalid, 1);
+	struct reasons r = dead_reasons(x, 1);
+	assert_int_equal(r.n, 1);
+	char want[200];
+	snprintf(want, sizeof want,
+		 "conflict: site-1/gw-1 sequence 5 is held as id %s; this event is id %s", a, b);
+	assert_string_equal(r.text[0], want);
+	assert_int_equal(inbox(x).count, 1);
+
+	/* After a restart: nothing in flight, the tracker says 5 was seen. */
+	bridge_intake_free(x->in);
+	x->nstored = 0;
+	assert_int_equal(start(x), 0);
+	x->seen[x->nseen++] = 5;
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-0000000000c3", 5);
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-0000000000d4", 6);
+	bridge_intake_stop(x->in);
+	assert_int_equal(stats(x).conflicts, 1);
+	assert_int_equal(x->nstored, 1);
+	assert_int_equal(x->stored[0].node_seq, 6);
+}
+
+/* A node's new epoch starts its sequence again: the old epoch's rows are
+ * no conflict; the new epoch's are, and the inbox remembers where the epoch
+ * began across a restart. */
+static void a_new_epoch_starts_again(void **state)
+{
+	fixture *x = *state;
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-0000000000e1", 1);
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-0000000000e2", 2);
+	bridge_intake_epoch(x->in, "site-1/gw-1", 2, true);
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-0000000000f1", 1);
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-0000000000f9", 1);
+	bridge_intake_stop(x->in);
+	assert_int_equal(x->nstored, 3);
+	assert_int_equal(stats(x).conflicts, 1);
+	struct reasons r = dead_reasons(x, 1);
+	assert_non_null(strstr(r.text[0], "held as id 0190a0b0-0000-7000-8000-0000000000f1"));
+
+	/* Restarted: the saved tracker's epoch 2 is known already (no new
+	 * boundary); epoch 2's row 1 is still what a second id conflicts with. */
+	bridge_intake_free(x->in);
+	x->nstored = 0;
+	assert_int_equal(start(x), 0);
+	bridge_intake_epoch(x->in, "site-1/gw-1", 2, false);
+	x->seen[x->nseen++] = 1;
+	x->seen[x->nseen++] = 2;
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-0000000000e2", 2);
+	arrive_event(x, "site-1/gw-1", "/site-1/gw-1", "0190a0b0-0000-7000-8000-0000000000fa", 1);
+	bridge_intake_stop(x->in);
+	assert_int_equal(x->nstored, 1); /* 2 is a copy of the old epoch's... */
+	assert_true(x->stored[0].duplicate);
+	assert_int_equal(stats(x).conflicts, 1); /* ...and 1 conflicts with the new one */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(journals_events_and_reports_them, setup, teardown),
 		cmocka_unit_test_setup_teardown(hands_control_messages_on, setup, teardown),
 		cmocka_unit_test_setup_teardown(keeps_dead_letters, setup, teardown),
+		cmocka_unit_test_setup_teardown(refuses_what_is_not_the_nodes, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_second_id_is_a_conflict, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_new_epoch_starts_again, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,9 @@ typedef struct fixture {
 	uint64_t next_id;
 	msg requests[MAX_MSGS], reports[MAX_MSGS];
 	size_t nrequests, nreports;
+	char epochs[MAX_MSGS][80]; /* "site/node <epoch> fresh|known" */
+	size_t nepochs;
+	uint64_t catchup, max_ahead;
 } fixture;
 
 static void keep(msg *m, const char *node, const char *topic, const void *payload, size_t len)
@@ -63,17 +66,37 @@ static void fake_report(void *ctx, const char *topic, const void *payload, size_
 	keep(&x->reports[x->nreports++], NULL, topic, payload, len);
 }
 
+static void fake_epoch(void *ctx, const char *node, uint32_t epoch, bool fresh)
+{
+	fixture *x = ctx;
+	assert_true(x->nepochs < MAX_MSGS);
+	snprintf(x->epochs[x->nepochs++], sizeof x->epochs[0], "%s %" PRIu32 " %s", node, epoch,
+		 fresh ? "fresh" : "known");
+}
+
 /* ---- fixture ---------------------------------------------------------------- */
 
 static es_err make_repair(fixture *x, const char *peer_topic)
 {
-	bridge_repair_opts o = {.gap = {.grace_ms = 1, .retry_ms = 60000},
+	bridge_repair_opts o = {.gap = {.grace_ms = 1, .retry_ms = 60000, .catchup = x->catchup},
+				.max_ahead = x->max_ahead,
 				.root = "edgespool",
 				.client_id = "br-1",
 				.peer_topic = peer_topic};
-	bridge_repair_deps d = {
-		.journal = x->journal, .ctx = x, .request = fake_request, .report = fake_report};
+	bridge_repair_deps d = {.journal = x->journal,
+				.ctx = x,
+				.request = fake_request,
+				.report = fake_report,
+				.epoch = fake_epoch};
 	return bridge_repair_new(&o, &d, &x->r);
+}
+
+static void remake(fixture *x, uint64_t catchup, uint64_t max_ahead)
+{
+	bridge_repair_free(x->r);
+	x->catchup = catchup;
+	x->max_ahead = max_ahead;
+	assert_int_equal(make_repair(x, NULL), ES_OK);
 }
 
 static int setup(void **state)
@@ -289,6 +312,130 @@ static void status_opens_holes_and_gone_closes_them(void **state)
 	assert_int_equal(st.gap.missing, 0);
 }
 
+#define JID_1 "0190a0b0-0000-7000-8000-000000000001"
+#define JID_2 "0190a0b0-0000-7000-8000-0000000000f2"
+#define BOOT  "0190a0b0-0000-7000-8000-000000000002"
+
+static void status(fixture *x, const char *jid, uint64_t oldest, uint64_t acked, uint64_t latest)
+{
+	char *json;
+	size_t len;
+	es_status_msg m = {
+		.online = true, .latest_seq = latest, .acked_seq = acked, .oldest_seq = oldest};
+	snprintf(m.journal_id, sizeof m.journal_id, "%s", jid);
+	snprintf(m.boot_id, sizeof m.boot_id, BOOT);
+	assert_int_equal(es_status_encode(&m, &json, &len), ES_OK);
+	bridge_repair_status(x->r, NODE, json, len);
+	free(json);
+}
+
+static void reply(fixture *x, const char *request_id, es_resend_status st, uint64_t from,
+		  uint64_t to, uint64_t latest)
+{
+	char *json;
+	size_t len;
+	es_resend_reply rep = {.from = from, .to = to, .status = st, .latest_seq = latest};
+	snprintf(rep.request_id, sizeof rep.request_id, "%s", request_id);
+	assert_int_equal(es_resend_reply_encode(&rep, &json, &len), ES_OK);
+	bridge_repair_reply(x->r, NODE, json, len);
+	free(json);
+}
+
+static bridge_repair_verdict admit(fixture *x, const char *node, uint64_t seq, char *why)
+{
+	return bridge_repair_admit(x->r, node, seq, why, 200);
+}
+
+/* Events are taken from nodes that announced themselves, and not beyond
+ * what they could have sent. */
+static void admits_known_nodes_within_reach(void **state)
+{
+	fixture *x = *state;
+	char why[200] = "";
+	remake(x, 0, 1000);
+	assert_int_equal(admit(x, NODE, 1, why), BRIDGE_REPAIR_REFUSED);
+	assert_string_equal(why, "no status message seen from site-1/gw-1: not a known node");
+	status(x, JID_1, 1, 5, 10);
+	store(x, 1, true);
+	assert_int_equal(admit(x, NODE, 1, why), BRIDGE_REPAIR_SEEN);
+	assert_int_equal(admit(x, NODE, 2, why), BRIDGE_REPAIR_NEW);
+	assert_int_equal(admit(x, NODE, 1010, why), BRIDGE_REPAIR_NEW);
+	assert_int_equal(admit(x, NODE, 1011, why), BRIDGE_REPAIR_REFUSED);
+	assert_string_equal(why, "sequence 1011 is more than gap.max_ahead (1000) beyond "
+				 "site-1/gw-1's latest (10)");
+	assert_int_equal(admit(x, "site-1/gw-2", 1, why), BRIDGE_REPAIR_REFUSED);
+}
+
+/* First heard of, a node is asked for what it holds and we never got. */
+static void catches_up_with_a_node_first_heard_of(void **state)
+{
+	fixture *x = *state;
+	remake(x, UINT64_MAX, 0);
+	status(x, JID_1, 3, 40, 45);
+	tick_until_asked(x);
+	assert_int_equal(x->nrequests, 1);
+	es_resend_req req;
+	char why[160];
+	const char *p = x->requests[0].payload;
+	assert_int_equal(es_resend_req_decode(p, strlen(p), &req, why, sizeof why), ES_OK);
+	assert_int_equal(req.from, 3);
+	assert_int_equal(req.to, 40);
+	assert_int_equal(x->nepochs, 0); /* a first epoch is no news */
+}
+
+/* Our requests' answers are final: what the node never had is void, a
+ * range it refused is given up; others' answers do not decide for us. */
+static void answers_to_our_requests_are_final(void **state)
+{
+	fixture *x = *state;
+	remake(x, 0, 0);
+	status(x, JID_1, 1, 5, 5);
+	for (uint64_t s = 1; s <= 5; s++)
+		store(x, s, true);
+	store(x, 9007199254740000ULL, true); /* forged */
+	assert_int_equal(stats(x).gap.holes_open, 1);
+	reply(x, "someone-else-1", ES_RESEND_INVALID, 6, 10005, 5);
+	assert_int_equal(stats(x).gap.holes_open, 1);
+	reply(x, "br-1-1234", ES_RESEND_INVALID, 6, 10005, 5);
+	bridge_repair_stats st = stats(x);
+	assert_int_equal(st.gap.holes_open, 0);
+	assert_int_equal(st.gap.voided, 9007199254740000ULL - 6);
+	assert_int_equal(st.gap.lost, 0);
+	char why[200];
+	assert_int_equal(admit(x, NODE, 6, why), BRIDGE_REPAIR_NEW);
+
+	store(x, 6, true);
+	store(x, 9, true);				   /* [7, 8] */
+	reply(x, "br-1-1235", ES_RESEND_INVALID, 7, 8, 9); /* refused: given up */
+	st = stats(x);
+	assert_int_equal(st.gap.holes_open, 0);
+	assert_int_equal(st.gap.lost, 2);
+	reply(x, "br-1-1236", ES_RESEND_BUSY, 7, 8, 9); /* busy: nothing final */
+	assert_int_equal(stats(x).gap.lost, 2);
+}
+
+/* A new journal of a node is a new epoch, told fresh; at start every known
+ * node's epoch is told. The inbox's copy of an event is a stored sequence. */
+static void tells_new_epochs(void **state)
+{
+	fixture *x = *state;
+	remake(x, UINT64_MAX, 0);
+	status(x, JID_1, 0, 0, 0);
+	store(x, 1, true);
+	store(x, 2, true);
+	status(x, JID_2, 1, 3, 3);
+	assert_int_equal(x->nepochs, 1);
+	assert_string_equal(x->epochs[0], "site-1/gw-1 2 fresh");
+	bridge_repair_stats st = stats(x);
+	assert_int_equal(st.gap.resets, 1);
+	assert_int_equal(st.gap.missing, 3);	/* the new journal's 1..3 */
+	bridge_repair_duplicate(x->r, NODE, 2); /* a copy the inbox had */
+	assert_int_equal(stats(x).gap.missing, 2);
+	bridge_repair_epochs(x->r);
+	assert_int_equal(x->nepochs, 2);
+	assert_string_equal(x->epochs[1], "site-1/gw-1 2 known");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +448,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(takes_in_the_partners_reports, setup, teardown),
 		cmocka_unit_test_setup_teardown(status_opens_holes_and_gone_closes_them, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(admits_known_nodes_within_reach, setup, teardown),
+		cmocka_unit_test_setup_teardown(catches_up_with_a_node_first_heard_of, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(answers_to_our_requests_are_final, setup, teardown),
+		cmocka_unit_test_setup_teardown(tells_new_epochs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,6 +107,9 @@ static void reply_round_trip(void **state)
 		}
 		if (s == ES_RESEND_INVALID)
 			r.from = r.to = 0;
+		r.latest_seq = SEQ_MAX;
+		if (s != ES_RESEND_OK)
+			r.latest_seq = (uint64_t)s;
 		char *json = NULL;
 		size_t len = 0;
 		assert_int_equal(es_resend_reply_encode(&r, &json, &len), ES_OK);
@@ -124,8 +127,14 @@ static void reply_round_trip(void **state)
 		assert_int_equal(back.gone_from, r.gone_from);
 		assert_int_equal(back.gone_to, r.gone_to);
 		assert_string_equal(back.reason, r.reason);
+		assert_int_equal(back.latest_seq, r.latest_seq);
 		free(json);
 	}
+	/* A node from before latest_seq: 0, not said. */
+	const char *old = "{\"from\":1,\"to\":2,\"status\":\"ok\"}";
+	es_resend_reply back;
+	assert_int_equal(es_resend_reply_decode(old, strlen(old), &back, NULL, 0), ES_OK);
+	assert_int_equal(back.latest_seq, 0);
 }
 
 static void status_names(void **state)
@@ -438,6 +447,68 @@ static void outputs_untouched_on_failure(void **state)
 	assert_int_equal(len, 99);
 }
 
+/* A control message larger than the cap is refused unread; one that is not
+ * UTF-8 before it is parsed. */
+static void refuses_large_and_non_utf8_messages(void **state)
+{
+	size_t big = ES_CONTROL_MAX_BYTES + 1;
+	char *text = malloc(big);
+	assert_non_null(text);
+	memset(text, ' ', big);
+	memcpy(text, "{\"from\":1,\"to\":2}", 17);
+	es_resend_req r;
+	es_status_msg m;
+	es_resend_reply rep;
+	char why[96] = "";
+	assert_int_equal(es_resend_req_decode(text, big, &r, why, sizeof why), ES_ETOOBIG);
+	assert_string_equal(why, "json: message of 4097 bytes; the limit is 4096");
+	assert_int_equal(es_status_decode(text, big, &m, NULL, 0), ES_ETOOBIG);
+	assert_int_equal(es_resend_reply_decode(text, big, &rep, NULL, 0), ES_ETOOBIG);
+	assert_int_equal(es_resend_req_decode(text, big - 1, &r, why, sizeof why), ES_OK);
+	free(text);
+
+	const char bad[] = "{\"from\":1,\"to\":2,\"request_id\":\"a\xff\xfe\"}";
+	assert_int_equal(es_resend_req_decode(bad, sizeof bad - 1, &r, why, sizeof why), ES_EINVAL);
+	assert_string_equal(why, "json: not valid UTF-8 (at byte 32)");
+	const char ctl[] = "{\"from\":1,\"to\":2,\"request_id\":\"a\\u0001\"}";
+	assert_int_equal(es_resend_req_decode(ctl, sizeof ctl - 1, &r, why, sizeof why), ES_EINVAL);
+	assert_string_equal(why, "request_id: contains a control character");
+	es_resend_req out = {.from = 1, .to = 1};
+	strcpy(out.request_id, "a\xff");
+	char *json;
+	size_t len;
+	assert_int_equal(es_resend_req_encode(&out, &json, &len), ES_EINVAL);
+	es_resend_reply o2 = {.from = 1, .to = 1, .status = ES_RESEND_OK};
+	strcpy(o2.request_id, "\x01");
+	assert_int_equal(es_resend_reply_encode(&o2, &json, &len), ES_EINVAL);
+}
+
+/* The id of a refused request, as far as it can be read, valid to echo. */
+static void reads_the_id_of_a_refused_request(void **state)
+{
+	char id[ES_REQUEST_ID_MAX];
+	const char a[] = "{\"from\":0,\"to\":3,\"request_id\":\"q-1\"}";
+	assert_true(es_resend_req_id(a, sizeof a - 1, id));
+	assert_string_equal(id, "q-1");
+	const char b[] = "{\"request_id\":\"ok\xff\xfe!\\u0007\"}";
+	assert_true(es_resend_req_id(b, sizeof b - 1, id));
+	assert_string_equal(id, "ok\xef\xbf\xbd\xef\xbf\xbd!\xef\xbf\xbd");
+	char c[200];
+	int n = snprintf(
+		c, sizeof c, "{\"request_id\":\"%s\"}",
+		"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+	assert_true(es_resend_req_id(c, (size_t)n, id));
+	assert_int_equal(strlen(id), 62); /* 31 characters of 2 bytes: no half one */
+	assert_false(es_resend_req_id("{\"request_id\":5}", 16, id));
+	assert_string_equal(id, "");
+	assert_false(es_resend_req_id("not json", 8, id));
+	assert_false(es_resend_req_id("[1]", 3, id));
+	assert_false(es_resend_req_id(NULL, 0, id));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +524,8 @@ int main(void)
 		cmocka_unit_test(why_is_bounded),
 		cmocka_unit_test(encoders_refuse_what_decoders_reject),
 		cmocka_unit_test(outputs_untouched_on_failure),
+		cmocka_unit_test(refuses_large_and_non_utf8_messages),
+		cmocka_unit_test(reads_the_id_of_a_refused_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

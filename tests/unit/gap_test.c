@@ -754,7 +754,7 @@ static void save_load_round_trip(void **state)
 	es_gap *a = varied();
 	size_t len;
 	char *text = save(a, &len);
-	assert_memory_equal(text, "esgap 1 6\n", 10);
+	assert_memory_equal(text, "esgap 2 6\n", 10);
 	es_gap *b = make(NULL);
 	load(b, text, 0);
 	/* The same state: the same text, the same gauges. */
@@ -811,7 +811,7 @@ static void empty_tracker_round_trip(void **state)
 	es_gap *g = make(NULL);
 	size_t len;
 	char *text = save(g, &len);
-	assert_string_equal(text, "esgap 1 0\n");
+	assert_string_equal(text, "esgap 2 0\n");
 	es_gap *h = make(NULL);
 	see(h, NODE, 1, 0);
 	see(h, NODE, 3, 0);
@@ -879,8 +879,15 @@ static void bad_texts_are_rejected(void **state)
 		"",
 		"esgap 1",
 		"esgap 1 0",
-		"esgap 2 0\n",
+		"esgap 3 0\n",
 		"ESGAP 1 0\n",
+		/* version 2: announced exactly when a journal is named */
+		"esgap 2 1\na jid - 0 0 1 5 0\n",
+		"esgap 2 1\na - - 1 0 1 5 0\n",
+		"esgap 2 1\na jid b 4294967296 0 1 5 0\n",
+		"esgap 2 1\na jid b 1 0 1 5\n",
+		"esgap 2 1\na jid b 1 1 5 0\n",
+		"esgap 2 1\na - 1 5 0\n", /* a version 1 line */
 		"esgap 1 0\n\n",
 		"esgap 1 0\nx",
 		"esgap 1  0\n",
@@ -1069,6 +1076,206 @@ static void many_nodes_and_holes_round_trip(void **state)
 	es_gap_free(b);
 }
 
+/* ---- statuses, epochs, what a node never had ---------------------------------- */
+
+#define JID_1 "0190f3a4-0000-7000-8000-00000000000a"
+#define JID_2 "0190f3a4-0000-7000-8000-00000000000b"
+#define BOOT1 "0190f3a4-0000-7000-8000-000000000001"
+#define BOOT2 "0190f3a4-0000-7000-8000-000000000002"
+
+static es_status_msg status_of(const char *jid, const char *boot, uint64_t oldest, uint64_t acked,
+			       uint64_t latest, uint64_t time_ms)
+{
+	es_status_msg m = {.online = true,
+			   .oldest_seq = oldest,
+			   .acked_seq = acked,
+			   .latest_seq = latest,
+			   .clock_synced = true,
+			   .time_ms = time_ms};
+	snprintf(m.journal_id, sizeof m.journal_id, "%s", jid);
+	snprintf(m.boot_id, sizeof m.boot_id, "%s", boot);
+	return m;
+}
+
+static bool announce(es_gap *g, const es_status_msg *m, uint64_t now)
+{
+	bool fresh = true;
+	assert_int_equal(es_gap_announce(g, NODE, m, now, &fresh), ES_OK);
+	return fresh;
+}
+
+static es_gap_node_info info(const es_gap *g)
+{
+	es_gap_node_info i;
+	assert_true(es_gap_node_get(g, NODE, &i));
+	return i;
+}
+
+/* A bridge first hearing of a node asks for what it holds up to acked_seq,
+ * within the bound; with none, a status only records the node. */
+static void catch_up_asks_for_what_the_node_holds(void **state)
+{
+	es_gap *g = make(&(es_gap_opts){.catchup = UINT64_MAX});
+	es_gap_node_info i;
+	assert_false(es_gap_node_get(g, NODE, &i));
+	es_status_msg m = status_of(JID_1, BOOT1, 3, 40, 45, 1000);
+	assert_false(announce(g, &m, 0));
+	i = info(g);
+	assert_true(i.announced && i.tracking);
+	assert_int_equal(i.epoch, 1);
+	assert_int_equal(i.latest, 45);
+	expect_due(g, 500, 1, (const uint64_t[][2]){{3, 40}});
+	assert_int_equal(see(g, NODE, 41, 600), ES_GAP_NEW);
+	assert_int_equal(see(g, NODE, 3, 600), ES_GAP_FILLED);
+	assert_true(es_gap_has(g, NODE, 3));
+	assert_false(es_gap_has(g, NODE, 4));
+	assert_false(es_gap_has(g, NODE, 2)); /* below what was tracked */
+	es_gap_free(g);
+
+	g = make(&(es_gap_opts){.catchup = 10});
+	announce(g, &m, 0);
+	expect_due(g, 500, 1, (const uint64_t[][2]){{31, 40}});
+	es_gap_free(g);
+
+	/* A node holding nothing (retention emptied it): nothing to ask for. */
+	g = make(&(es_gap_opts){.catchup = UINT64_MAX});
+	m = status_of(JID_1, BOOT1, 0, 40, 40, 1000);
+	announce(g, &m, 0);
+	expect_none_due(g, 100000);
+	assert_int_equal(see(g, NODE, 41, 0), ES_GAP_NEW);
+	assert_int_equal(stats(g).missing, 0);
+	es_gap_free(g);
+
+	/* Offline: announced, not tracked; without catch-up, online neither. */
+	g = make(&(es_gap_opts){.catchup = UINT64_MAX});
+	m = status_of(JID_1, BOOT1, 1, 0, 40, 1000);
+	m.online = false;
+	announce(g, &m, 0);
+	assert_true(info(g).announced);
+	assert_false(info(g).tracking);
+	es_gap_free(g);
+	g = make(NULL);
+	m.online = true;
+	m.acked_seq = 40;
+	announce(g, &m, 0);
+	assert_false(info(g).tracking);
+	expect_none_due(g, 100000);
+	es_gap_free(g);
+}
+
+/* A replaced journal, or one restored from a backup, is a new epoch; a
+ * stale status and a plain restart are not. */
+static void new_journals_are_new_epochs(void **state)
+{
+	es_gap *g = make(&(es_gap_opts){.catchup = UINT64_MAX});
+	es_status_msg m = status_of(JID_1, BOOT1, 1, 100, 100, 1000);
+	announce(g, &m, 0);
+	see(g, NODE, 100, 0); /* [1, 99] open */
+	for (uint64_t s = 1; s < 95; s++)
+		see(g, NODE, s, 0);
+	assert_int_equal(stats(g).missing, 5);
+	/* older, same journal (a will set at connect): ignored */
+	m = status_of(JID_1, BOOT1, 1, 0, 10, 999);
+	assert_false(announce(g, &m, 0));
+	assert_int_equal(info(g).latest, 100);
+	/* a restart of the same journal */
+	m = status_of(JID_1, BOOT2, 1, 120, 120, 2000);
+	assert_false(announce(g, &m, 0));
+	assert_int_equal(info(g).epoch, 1);
+	assert_int_equal(info(g).latest, 120);
+	/* the journal went back: a new boot announcing less than before */
+	m = status_of(JID_1, BOOT1, 1, 7, 8, 3000);
+	assert_true(announce(g, &m, 0));
+	es_gap_node_info i = info(g);
+	assert_int_equal(i.epoch, 2);
+	assert_int_equal(i.latest, 8);
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.resets, 1);
+	assert_int_equal(st.lost, 5 + 20); /* the old epoch's holes */
+	expect_due(g, 1000, 1, (const uint64_t[][2]){{1, 7}});
+	assert_int_equal(see(g, NODE, 8, 1000), ES_GAP_NEW);
+	assert_int_equal(see(g, NODE, 5, 1000), ES_GAP_FILLED);
+	/* another journal */
+	m = status_of(JID_2, BOOT2, 0, 0, 0, 4000);
+	assert_true(announce(g, &m, 0));
+	assert_int_equal(info(g).epoch, 3);
+	assert_int_equal(see(g, NODE, 1, 1000), ES_GAP_NEW);
+	assert_int_equal(es_gap_contiguous(g, NODE), 1);
+	/* the epoch and the boot survive a save */
+	char *text = save(g, NULL);
+	es_gap *h = make(&(es_gap_opts){.catchup = UINT64_MAX});
+	load(h, text, 0);
+	assert_int_equal(info(h).epoch, 3);
+	m = status_of(JID_2, BOOT1, 1, 0, 0, 5000); /* new boot, nothing less: same epoch */
+	assert_false(announce(h, &m, 0));
+	free(text);
+	es_gap_free(h);
+	es_gap_free(g);
+}
+
+/* A forged sequence far ahead opens a hole the node says cannot exist: it
+ * is void, never asked for again, and the real sequences are new. */
+static void what_a_node_never_had_is_void(void **state)
+{
+	es_gap *g = make(NULL);
+	es_status_msg m = status_of(JID_1, BOOT1, 1, 50, 50, 1000);
+	for (uint64_t s = 1; s <= 50; s++)
+		see(g, NODE, s, 0);
+	announce(g, &m, 0);
+	see(g, NODE, 60, 0);		      /* [51, 59] */
+	see(g, NODE, 9007199254740000ULL, 0); /* forged: [61, ...] */
+	assert_int_equal(stats(g).holes_open, 2);
+	assert_int_equal(es_gap_void(g, NODE, 55), ES_OK);
+	es_gap_stats st = stats(g);
+	assert_int_equal(st.holes_open, 1);
+	assert_int_equal(st.missing, 5);
+	assert_int_equal(st.voided, 4 + 9007199254740000ULL - 61);
+	assert_int_equal(st.lost, 0);
+	assert_int_equal(info(g).seen_max, 55);
+	assert_int_equal(info(g).latest, 55);
+	assert_false(es_gap_has(g, NODE, 60));
+	assert_int_equal(see(g, NODE, 56, 0), ES_GAP_NEW);
+	assert_int_equal(see(g, NODE, 60, 0), ES_GAP_NEW);
+	expect_due(g, 500, 2, (const uint64_t[][2]){{51, 55}, {57, 59}});
+	assert_int_equal(es_gap_void(g, "other/node", 5), ES_OK);
+	assert_int_equal(es_gap_void(g, NODE, 0), ES_EINVAL);
+
+	/* A forged first event: tracking comes back to what the node has. */
+	es_gap *h = make(NULL);
+	see(h, NODE, 1000000, 0);
+	es_gap_void(h, NODE, 3);
+	assert_int_equal(see(h, NODE, 4, 0), ES_GAP_NEW);
+	assert_int_equal(stats(h).missing, 0);
+	es_gap_free(h);
+	es_gap_free(g);
+}
+
+static void count_node(void *ctx, const char *node, const es_gap_node_info *i)
+{
+	size_t *n = ctx;
+	*n += strcmp(node, NODE) == 0 && i->epoch == 1 ? 100 : 1;
+}
+
+static void nodes_are_listed_and_old_saves_load(void **state)
+{
+	es_gap *g = make(NULL);
+	/* version 1: a node with a journal id is in its first epoch */
+	load(g, "esgap 1 2\n" NODE " jid 1 5 1 3\nx/y - 2 4 0\n", 0);
+	size_t n = 0;
+	es_gap_each(g, count_node, &n);
+	assert_int_equal(n, 101);
+	assert_true(info(g).announced);
+	assert_int_equal(stats(g).missing, 1);
+	char *text = save(g, NULL);
+	assert_string_equal(text, "esgap 2 2\n" NODE " jid - 1 0 1 5 1 3\nx/y - - 0 0 2 4 0\n");
+	free(text);
+	es_gap_each(g, NULL, NULL);
+	es_gap_each(NULL, count_node, &n);
+	assert_false(es_gap_has(NULL, NODE, 1));
+	assert_int_equal(es_gap_announce(g, NODE, NULL, 0, NULL), ES_EINVAL);
+	es_gap_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1104,6 +1311,10 @@ int main(void)
 		cmocka_unit_test(damaged_saves_never_crash),
 		cmocka_unit_test(load_merges_past_max_holes),
 		cmocka_unit_test(many_nodes_and_holes_round_trip),
+		cmocka_unit_test(catch_up_asks_for_what_the_node_holds),
+		cmocka_unit_test(new_journals_are_new_epochs),
+		cmocka_unit_test(what_a_node_never_had_is_void),
+		cmocka_unit_test(nodes_are_listed_and_old_saves_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

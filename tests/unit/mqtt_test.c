@@ -207,6 +207,8 @@ typedef struct mq {
 	int got[MAX_TAGS]; /* by the number in "m-<n>" payloads */
 	char last_topic[128];
 	char props[256]; /* message_props(): "<content type>|name=value|..." */
+	int oversized;
+	size_t oversized_len;
 } mq;
 
 static void on_connected(void *ctx, bool session_present)
@@ -278,6 +280,14 @@ static void on_message_props(void *ctx, const es_mqtt_msg *msg)
 	on_message(ctx, msg->topic, msg->payload, msg->len);
 }
 
+static void on_oversized(void *ctx, const char *topic, size_t len)
+{
+	mq *q = ctx;
+	q->oversized++;
+	q->oversized_len = len;
+	snprintf(q->last_topic, sizeof q->last_topic, "%s", topic);
+}
+
 static es_mqtt_opts opts_for(mq *q, int version, const char *client_id)
 {
 	static char url[64];
@@ -290,7 +300,11 @@ static es_mqtt_opts opts_for(mq *q, int version, const char *client_id)
 		.connect_timeout_s = 5,
 		.backoff_base_ms = 100,
 		.backoff_max_ms = 400,
-		.cbs = {on_connected, on_disconnected, on_published, on_message, on_subscribed},
+		.cbs = {.connected = on_connected,
+			.disconnected = on_disconnected,
+			.published = on_published,
+			.message = on_message,
+			.subscribed = on_subscribed},
 		.ctx = q,
 	};
 }
@@ -603,6 +617,39 @@ static void properties_round_trip(void **state)
 	assert_int_equal(es_mqtt_publish(q->m, TOPIC, "m-8", 3, 1, false, 8), ES_OK);
 	WAIT(q, acks_and_received_n, 2);
 	assert_string_equal(q->props, "-");
+	mq_free(q);
+}
+
+static bool oversized_n(const mq *q, int want)
+{
+	return q->oversized >= want;
+}
+
+/* A message over max_message is not handed over: oversized() says its
+ * topic and size; smaller ones come as usual. */
+static void large_messages_are_let_go(void **state)
+{
+	mq *q = mq_new();
+	char id[64];
+	es_mqtt_opts o = opts_for(q, 4, unique_id(id));
+	o.max_message = 100;
+	o.cbs.oversized = on_oversized;
+	mq_make(q, 4, &o);
+	assert_int_equal(es_mqtt_subscribe(q->m, "es/ut/#", 1), ES_OK);
+	assert_int_equal(es_mqtt_start(q->m), ES_OK);
+	WAIT(q, connected_n, 1);
+	char big[500];
+	memset(big, 'x', sizeof big);
+	assert_int_equal(es_mqtt_publish(q->m, TOPIC, big, sizeof big, 1, false, 1), ES_OK);
+	publish_n(q, 2, 1, 1);
+	WAIT(q, oversized_n, 1);
+	WAIT(q, received_n, 1);
+	assert_int_equal(q->oversized_len, 500);
+	assert_int_equal(q->got[2], 1);
+	es_mqtt_stats s;
+	es_mqtt_stats_get(q->m, &s);
+	assert_int_equal(s.oversized, 1);
+	assert_int_equal(s.received, 2);
 	mq_free(q);
 }
 
@@ -1071,6 +1118,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_prestate_setup_teardown(window_limits_inflight, NULL, cleanup,
 							 &v5),
 		cmocka_unit_test_teardown(invalid_topics_and_filters, cleanup),
+		cmocka_unit_test_teardown(large_messages_are_let_go, cleanup),
 		cmocka_unit_test_prestate_setup_teardown(disconnect_stops, NULL, cleanup, &v4),
 		cmocka_unit_test_prestate_setup_teardown(disconnect_stops, NULL, cleanup, &v5),
 		cmocka_unit_test_teardown(disconnect_while_waiting, cleanup),
