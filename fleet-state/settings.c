@@ -58,6 +58,10 @@ static const es_setting state_rows[] = {
 	 "event ids remembered for de-duplication at most"},
 	{"state.dedup_max_age_s", ES_CFG_SECONDS, F(state_dedup_max_age_s), "7d", 0, 3650LL * 86400,
 	 NULL, 0, "and for at most this long (0: no age limit)"},
+	{"state.snapshot_every", ES_CFG_INT, F(state_snapshot_every), "100000", 0, 1LL << 40, NULL,
+	 0, "events between snapshots of the projection (0: none, the event log is never trimmed)"},
+	{"state.log_keep", ES_CFG_INT, F(state_log_keep), "100000", 0, 1LL << 40, NULL, 0,
+	 "events kept in the event log before the latest snapshot (for --rebuild --from-scratch)"},
 	{"event.max_bytes", ES_CFG_SIZE, F(event_max_bytes), "64KiB", 512, 16777216, NULL, 0,
 	 "largest event accepted"},
 
