@@ -103,30 +103,41 @@ static es_err consumer_open(const fleet_settings *s, es_consumer **out, fleet_pr
 	return err;
 }
 
+static es_err amqp_open(fleet *f)
+{
+	const fleet_settings *s = f->s;
+	es_amqp_opts o = {
+		.urls = (const char *const *)s->source_amqp.v,
+		.nurls = s->source_amqp.n,
+		.queue = s->source_queue,
+		.binds = (const char *const *)s->source_bind.v,
+		.nbinds = s->source_bind.n,
+		.consumer_tag = s->node_id,
+		.prefetch = (uint16_t)s->source_prefetch,
+		.heartbeat_s = (int)s->source_heartbeat_s,
+		.backoff_base_ms = (uint64_t)s->source.backoff_base_ms,
+		.backoff_max_ms = (uint64_t)s->source.backoff_max_ms,
+		.username = s->source.username,
+		.password = f->password,
+		.ca_file = s->source.ca,
+		.cert_file = s->source.cert,
+		.key_file = s->source.key,
+		.tls_insecure = !s->source.tls_verify,
+	};
+	return es_amqp_source_new(&o, &f->source);
+}
+
 static es_err source_open(fleet *f)
 {
 	const fleet_settings *s = f->s;
-	if (s->source_amqp.n) {
-		es_amqp_opts o = {
-			.urls = (const char *const *)s->source_amqp.v,
-			.nurls = s->source_amqp.n,
-			.queue = s->source_queue,
-			.binds = (const char *const *)s->source_bind.v,
-			.nbinds = s->source_bind.n,
-			.consumer_tag = s->node_id,
-			.prefetch = (uint16_t)s->source_prefetch,
-			.heartbeat_s = (int)s->source_heartbeat_s,
-			.backoff_base_ms = (uint64_t)s->source.backoff_base_ms,
-			.backoff_max_ms = (uint64_t)s->source.backoff_max_ms,
-		};
-		return es_amqp_source_new(&o, &f->source);
-	}
 	char err[256];
 	if (s->source.password_file &&
 	    es_config_read_secret(s->source.password_file, &f->password, err, sizeof err)) {
 		es_error(TAG, "source.password_file: %s", err);
 		return ES_EINVAL;
 	}
+	if (s->source_amqp.n)
+		return amqp_open(f);
 	es_msource_opts o = {
 		.topics = (const char *const *)s->source_topic.v,
 		.ntopics = s->source_topic.n,

@@ -185,13 +185,25 @@ static void amqp_urls_are_checked(void **state)
 	assert_null(es_amqp_check_url("amqp://guest:guest@127.0.0.1:5672/"));
 	assert_null(es_amqp_check_url("amqp://rmq1"));
 	assert_non_null(es_amqp_check_url("mqtt://127.0.0.1:1883"));
-	assert_non_null(es_amqp_check_url("amqps://rmq1:5671/")); /* no TLS in this version */
+	assert_null(es_amqp_check_url("amqps://rmq1:5671/"));
+	assert_non_null(es_amqp_check_url("amqpx://rmq1:5671/"));
+	assert_true(es_amqp_url_has_password("amqp://u:pw@rmq1:5672/"));
+	assert_true(es_amqp_url_has_password("amqps://u:pw@rmq1/v"));
+	assert_false(es_amqp_url_has_password("amqp://u@rmq1:5672/"));
+	assert_false(es_amqp_url_has_password("amqp://rmq1:5672/a@b"));
+	assert_false(es_amqp_url_has_password("amqp://u:@rmq1"));
 	assert_non_null(es_amqp_check_url("amqp://h:notaport/"));
 	assert_non_null(es_amqp_check_url(""));
 	es_source *s;
 	const char *bad[] = {"amqp://ok/", "http://x"};
 	es_amqp_opts o = {.urls = bad, .nurls = 2};
 	assert_int_equal(es_amqp_source_new(&o, &s), ES_EINVAL);
+	const char *good[] = {"amqps://rmq1/"};
+	es_amqp_opts t = {.urls = good, .nurls = 1, .cert_file = "c.pem"}; /* no key */
+	assert_int_equal(es_amqp_source_new(&t, &s), ES_EINVAL);
+	t.key_file = "k.pem";
+	assert_int_equal(es_amqp_source_new(&t, &s), ES_OK);
+	es_source_free(s);
 }
 
 /* ---- batches ------------------------------------------------------------ */
