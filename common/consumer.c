@@ -276,8 +276,8 @@ static es_err save_dirty(es_consumer *c)
 {
 	es_err err = ES_OK;
 	for (size_t i = 0; !err && i < c->ndirty; i++) {
-		char *part;
-		size_t len;
+		char *part = NULL;
+		size_t len = 0;
 		err = es_gap_save_node(c->gap, c->dirty[i], &part, &len);
 		if (err == ES_ENOTFOUND) { /* a source the tracker never took */
 			err = ES_OK;
@@ -312,7 +312,7 @@ static es_err read_parts(es_consumer *c, char **out, size_t *len)
 {
 	sqlite3_stmt *st;
 	size_t cap = 0;
-	int rc;
+	int rc = SQLITE_DONE;
 	es_err err = es_db_stmt(c->db, "SELECT part FROM gap_nodes", &st);
 	if (err)
 		return err;
@@ -378,9 +378,11 @@ static es_err adopt_gaps(es_consumer *c)
 	if (err || !text)
 		return err;
 	err = es_db_begin(c->db);
-	if (!err && put_parts(c, text, len) != ES_OK)
-		es_warn(TAG, "%s: the saved sequence holes are unreadable; starting afresh",
-			c->path);
+	es_err perr = err ? ES_OK : put_parts(c, text, len);
+	if (perr == ES_EINVAL) /* load_gaps says so, and starts afresh */
+		err = es_db_exec(c->db, "DELETE FROM gap_nodes");
+	else
+		err = err ? err : perr;
 	if (!err)
 		err = es_db_exec(c->db, "DELETE FROM meta WHERE key = 'gaps'");
 	err = err ? err : es_db_commit(c->db);
@@ -421,9 +423,11 @@ static es_err load_checkpoint(es_consumer *c)
 		err = load_gaps(c, &unreadable);
 	if (err)
 		return err;
-	if (unreadable)
+	if (unreadable) { /* and for good: rows of the new start will not mix with them */
 		es_warn(TAG, "%s: the saved sequence holes are unreadable; starting afresh",
 			c->path);
+		(void)es_db_exec(c->db, "DELETE FROM gap_nodes");
+	}
 	es_gap_stats g;
 	es_gap_stats_get(c->gap, &g);
 	atomic_store(&c->st.holes_open, g.holes_open);

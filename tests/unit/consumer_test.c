@@ -418,6 +418,33 @@ static void holes_of_one_text_are_adopted(void **state)
 	es_consumer_free(c);
 }
 
+/* Rows that do not read (not ours) start the holes afresh, and for good:
+ * they are dropped, so new rows never mix with them. */
+static void unreadable_holes_start_afresh(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	char path[128];
+	es_consumer *c = open_consumer("bad-holes.db", 0, &k);
+	apply_from(c, "/site-1/gw-1", 1);
+	apply_from(c, "/site-1/gw-1", 5);
+	es_consumer_free(c);
+	db_path("bad-holes.db", path, sizeof path);
+	raw_exec(path, "INSERT INTO gap_nodes VALUES('/x', 'not a part')");
+	c = open_consumer("bad-holes.db", 0, &k);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.missing, 0);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM gap_nodes"), 0);
+	apply_from(c, "/site-1/gw-1", 9); /* tracking starts again here */
+	es_consumer_free(c);
+	c = open_consumer("bad-holes.db", 0, &k);
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.missing, 0);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM gap_nodes"), 1);
+	es_consumer_free(c);
+}
+
 /* ---- the run loop against a fake source --------------------------------- */
 
 struct fake {
@@ -675,6 +702,7 @@ int main(void)
 		cmocka_unit_test(holes_are_written_per_source),
 		cmocka_unit_test(gone_is_lost_once),
 		cmocka_unit_test(holes_of_one_text_are_adopted),
+		cmocka_unit_test(unreadable_holes_start_afresh),
 		cmocka_unit_test(run_acks_after_commit),
 		cmocka_unit_test(stop_drains_what_was_taken),
 		cmocka_unit_test(rebuild_replays_the_log),
