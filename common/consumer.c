@@ -344,19 +344,36 @@ static es_err load_gaps(es_consumer *c, bool *unreadable)
 	return ES_OK;
 }
 
-/* Writes each node part of a whole saved state (gap.h) as a row. */
+struct adopt {
+	es_consumer *c;
+	es_err err;
+};
+
+/* One node of the tracker as a row, in the current format. */
+static void adopt_node(void *ctx, const char *node, const es_gap_node_info *info)
+{
+	struct adopt *a = ctx;
+	char *part = NULL;
+	size_t len = 0;
+	(void)info;
+	if (a->err)
+		return;
+	a->err = es_gap_save_node(a->c->gap, node, &part, &len);
+	if (!a->err)
+		a->err = put_part(a->c, part, len);
+	free(part);
+}
+
+/* Writes each node of a whole saved state (gap.h, any version es_gap_load
+ * reads) as a row of the current format; ES_EINVAL when it does not read. */
 static es_err put_parts(es_consumer *c, const char *text, size_t len)
 {
-	const char *end = text + len, *p = memchr(text, '\n', len);
-	es_err err = ES_OK;
-	while (!err && p && p + 1 < end) {
-		const char *q = memchr(p + 1, '\n', (size_t)(end - p - 1));
-		if (!q)
-			break;
-		err = put_part(c, p, (size_t)(q - p));
-		p = q;
-	}
-	return err;
+	struct adopt a = {c, ES_OK};
+	es_err err = es_gap_load(c->gap, text, len, es_clock_mono_ms());
+	if (err)
+		return err;
+	es_gap_each(c->gap, adopt_node, &a);
+	return a.err;
 }
 
 /* Before one row per source, every source's holes were one text (meta

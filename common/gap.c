@@ -1150,7 +1150,8 @@ es_err es_gap_load_nodes(es_gap *g, const char *parts, size_t len, uint64_t now_
 	es_err err = es_gap_new(&g->o, &t);
 	if (err)
 		return err;
-	reader r = {parts, parts + len, now_ms};
+	/* Parts have no header: they are always save_node's current format. */
+	reader r = {parts, parts + len, now_ms, 2};
 	while (!err && r.p < r.end)
 		err = rd_node(t, &r);
 	if (!err)
