@@ -1,7 +1,11 @@
 /* edgespool tail: prints the events whose type matches a pattern, as they
  * arrive, from an AMQP queue or an MQTT broker: one JSON line per event
- * (the CloudEvent as received), or a table for people at a terminal. */
+ * (the CloudEvent as received), or a table for people at a terminal. An id
+ * printed already within the last --dedup-window ids is not printed again
+ * (at-least-once delivery re-sends), and the count of those hidden is said
+ * at the end. */
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,37 +15,59 @@
 
 #include "batch.h"
 #include "cli.h"
+#include "config.h"
 #include "consumer.h"
+#include "dedup.h"
 #include "event.h"
 #include "log.h"
 #include "source.h"
 
-#define MAX_LIST 16
-#define WAIT_MS	 200
+#define MAX_LIST       16
+#define WAIT_MS	       200
+#define WINDOW_DEFAULT 100000
+#define WINDOW_MAX     (1UL << 24)
 
 static const char usage[] =
 	"usage: edgespool tail [--amqp URL [--queue Q] [--bind KEY]... | --mqtt URL [--topic "
 	"F]...]\n"
-	"                      [--table] [--count N] PATTERN\n"
+	"                      [--ca FILE] [--cert FILE --key FILE]\n"
+	"                      [--user NAME] [--password-file FILE]\n"
+	"                      [--table] [--count N] [--no-dedup | --dedup-window N] PATTERN\n"
 	"\n"
 	"Prints the events whose type matches PATTERN (`sensor.*`, `alarm.raised`, `#`;\n"
 	"'*' is one dot-separated word, '#' any number) as JSON lines, or as a table.\n"
-	"  --amqp URL     amqp://user:pass@host:port/vhost (repeat: a cluster's nodes)\n"
+	"  --amqp URL     amqp://user@host:port/vhost, amqps:// for TLS (repeat: a\n"
+	"                 cluster's nodes)\n"
 	"  --queue Q      consume from the quorum queue Q (declared if missing); default:\n"
 	"                 an exclusive auto-delete queue of its own\n"
 	"  --bind KEY     routing-key pattern bound on amq.topic (repeatable; default '#'\n"
 	"                 for a queue of its own, none for a --queue: it keeps its own)\n"
-	"  --mqtt URL     mqtt://host:port instead (clean session, QoS 1)\n"
+	"  --mqtt URL     mqtt://host:port, mqtts:// for TLS, instead (clean session, QoS 1)\n"
 	"  --topic F      MQTT filter (repeatable; default edgespool/#)\n"
-	"  --count N      exit 0 after N matching events\n"
-	"  --table        a table: time, source, subject, type, sequence, id\n";
+	"  --ca FILE      CA certificate (PEM) that the broker's must chain to (TLS;\n"
+	"                 default: the system's); the broker is always verified\n"
+	"  --cert FILE, --key FILE  client certificate and key (PEM) for mutual TLS\n"
+	"  --user NAME    the broker user (AMQP: instead of the URL's)\n"
+	"  --password-file FILE  the broker password (first line), kept out of the URL\n"
+	"  --count N      exit 0 after N matching events (duplicates do not count)\n"
+	"  --table        a table: time, source, subject, type, sequence, id\n"
+	"  --no-dedup     print every copy of an event (re-sends too)\n"
+	"  --dedup-window N  remember the last N ids printed (default 100000)\n";
 
 struct tail_args {
 	const char *amqp[MAX_LIST], *bind[MAX_LIST], *mqtt[MAX_LIST], *topic[MAX_LIST];
 	size_t namqp, nbind, nmqtt, ntopic;
 	const char *queue, *pattern;
-	unsigned long long count;
-	bool table;
+	const char *ca, *cert, *key, *user, *password_file;
+	unsigned long long count, window;
+	bool table, no_dedup;
+};
+
+/* What a run has shown and hidden. */
+struct tail_run {
+	es_dedup *seen; /* NULL: --no-dedup */
+	char *password; /* from --password-file */
+	unsigned long long shown, hidden;
 };
 
 static atomic_bool stop_now;
@@ -62,9 +88,44 @@ static bool push(const char **v, size_t *n, const char *s)
 	return true;
 }
 
-static bool parse_one(struct tail_args *a, int opt, const char *arg)
+/* A count of 1..max for flag. */
+static bool parse_count(const char *flag, const char *arg, unsigned long long *out,
+			unsigned long long max)
 {
 	char *end;
+	*out = strtoull(arg, &end, 10);
+	bool ok = *arg >= '0' && *arg <= '9' && !*end && *out > 0 && *out <= max;
+	if (!ok)
+		fprintf(stderr, "edgespool tail: %s: '%s' is not a count (1..%llu)\n", flag, arg,
+			max);
+	return ok;
+}
+
+static bool parse_tls(struct tail_args *a, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'C':
+		a->ca = arg;
+		return true;
+	case 'E':
+		a->cert = arg;
+		return true;
+	case 'K':
+		a->key = arg;
+		return true;
+	case 'P':
+		a->password_file = arg;
+		return true;
+	case 'U':
+		a->user = arg;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool parse_one(struct tail_args *a, int opt, const char *arg)
+{
 	switch (opt) {
 	case 'a':
 		return push(a->amqp, &a->namqp, arg);
@@ -81,12 +142,14 @@ static bool parse_one(struct tail_args *a, int opt, const char *arg)
 		a->table = true;
 		return true;
 	case 'c':
-		a->count = strtoull(arg, &end, 10);
-		if (*end || !*arg || a->count == 0)
-			fprintf(stderr, "edgespool tail: --count: '%s' is not a count\n", arg);
-		return !*end && *arg && a->count > 0;
+		return parse_count("--count", arg, &a->count, ULLONG_MAX);
+	case 'w':
+		return parse_count("--dedup-window", arg, &a->window, WINDOW_MAX);
+	case 'n':
+		a->no_dedup = true;
+		return true;
 	default:
-		return false;
+		return parse_tls(a, opt, arg);
 	}
 }
 
@@ -100,6 +163,13 @@ static int parse(int argc, char **argv, struct tail_args *a)
 					     {"topic", required_argument, NULL, 'T'},
 					     {"count", required_argument, NULL, 'c'},
 					     {"table", no_argument, NULL, 't'},
+					     {"no-dedup", no_argument, NULL, 'n'},
+					     {"dedup-window", required_argument, NULL, 'w'},
+					     {"ca", required_argument, NULL, 'C'},
+					     {"cert", required_argument, NULL, 'E'},
+					     {"key", required_argument, NULL, 'K'},
+					     {"password-file", required_argument, NULL, 'P'},
+					     {"user", required_argument, NULL, 'U'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	int opt;
@@ -116,6 +186,10 @@ static int parse(int argc, char **argv, struct tail_args *a)
 		fputs(usage, stderr);
 		return 2;
 	}
+	if (!a->cert != !a->key) {
+		fprintf(stderr, "edgespool tail: --cert and --key go together\n");
+		return 2;
+	}
 	a->pattern = argv[optind];
 	if ((why = es_consumer_check_pattern(a->pattern))) {
 		fprintf(stderr, "edgespool tail: pattern '%s' %s\n", a->pattern, why);
@@ -124,7 +198,7 @@ static int parse(int argc, char **argv, struct tail_args *a)
 	return 0;
 }
 
-static es_err open_source(const struct tail_args *a, es_source **out)
+static es_err open_source(const struct tail_args *a, const char *password, es_source **out)
 {
 	if (a->namqp) {
 		es_amqp_opts o = {.urls = a->amqp,
@@ -134,7 +208,12 @@ static es_err open_source(const struct tail_args *a, es_source **out)
 				  .nbinds = a->nbind,
 				  /* A named queue keeps its own bindings unless told. */
 				  .bind_none = a->queue && !a->nbind,
-				  .prefetch = 64};
+				  .prefetch = 64,
+				  .username = a->user,
+				  .password = password,
+				  .ca_file = a->ca,
+				  .cert_file = a->cert,
+				  .key_file = a->key};
 		return es_amqp_source_new(&o, out);
 	}
 	char id[64];
@@ -143,6 +222,11 @@ static es_err open_source(const struct tail_args *a, es_source **out)
 				      .nurls = a->nmqtt,
 				      .client_id = id,
 				      .version = 4,
+				      .username = a->user,
+				      .password = password,
+				      .ca_file = a->ca,
+				      .cert_file = a->cert,
+				      .key_file = a->key,
 				      .tls_verify = true,
 				      .clean = true},
 			     .topics = a->topic,
@@ -159,16 +243,21 @@ static void print_row(const es_event *ev)
 	       es_event_id(ev));
 }
 
-/* Prints ev (text json) if it matches the pattern; true if it did. */
-static bool show_event(const struct tail_args *a, es_event *ev, const char *json)
+/* Prints ev (text json) if it matches the pattern and its id was not
+ * printed within the window; counts it in t. Frees ev. */
+static void show_event(const struct tail_args *a, struct tail_run *t, es_event *ev,
+		       const char *json)
 {
 	bool match = es_consumer_match(a->pattern, es_event_type(ev));
-	if (match && a->table)
+	if (match && t->seen && es_dedup_seen(t->seen, es_event_id(ev))) {
+		t->hidden++;
+		match = false;
+	} else if (match && a->table)
 		print_row(ev);
 	else if (match)
 		printf("%s\n", json);
+	t->shown += match;
 	es_event_free(ev);
-	return match;
 }
 
 static void not_an_event(const es_delivery *d, const es_verr *v)
@@ -177,26 +266,23 @@ static void not_an_event(const es_delivery *d, const es_verr *v)
 		v->field[0] ? ": " : "", v->reason);
 }
 
-/* Each event of a batch; a bad one is said on stderr and skipped. */
-static unsigned long long show_batch(const struct tail_args *a, const es_delivery *d,
-				     const es_batch *b)
+/* Each event of a batch, until --count; a bad one is said on stderr. */
+static void show_batch(const struct tail_args *a, struct tail_run *t, const es_delivery *d,
+		       const es_batch *b)
 {
-	unsigned long long shown = 0;
-	for (size_t i = 0; i < es_batch_count(b) && (!a->count || shown < a->count); i++) {
+	for (size_t i = 0; i < es_batch_count(b) && (!a->count || t->shown < a->count); i++) {
 		es_event *ev;
 		es_verr v;
 		if (es_batch_event_decode(b, i, &ev, &v))
 			not_an_event(d, &v);
 		else
-			shown += show_event(a, ev, es_batch_json(b, i, NULL));
+			show_event(a, t, ev, es_batch_json(b, i, NULL));
 	}
-	return shown;
 }
 
-/* Prints the events of d (one, or a batch's) matching the pattern; how
- * many it printed. */
-static unsigned long long show(const struct tail_args *a, const es_delivery *d,
-			       unsigned long long room)
+/* Prints the events of d (one, or an uplink batch's: batch.h) matching
+ * the pattern. */
+static void show(const struct tail_args *a, struct tail_run *t, const es_delivery *d)
 {
 	es_batch_meta meta = {d->content_type, d->encoding, d->dict};
 	es_batch_limits lim = {.event_max_bytes = ES_EVENT_MAX_BYTES_DEFAULT * 16};
@@ -204,46 +290,63 @@ static unsigned long long show(const struct tail_args *a, const es_delivery *d,
 	char why[256];
 	es_event *ev;
 	es_verr v;
-	unsigned long long shown = 0;
-	struct tail_args left = *a;
-	left.count = room;
 	if (es_batch_read(d->where, d->sep ? d->sep : '/', &meta, d->body, d->len, &lim, &b, why,
 			  sizeof why))
 		fprintf(stderr, "edgespool tail: a batch on %s that cannot be read: %s\n", d->where,
 			why);
 	else if (b)
-		shown = show_batch(&left, d, b);
+		show_batch(a, t, d, b);
 	else if (es_event_decode(d->body, d->len, lim.event_max_bytes, &ev, &v))
 		not_an_event(d, &v);
 	else
-		shown = show_event(a, ev, d->body);
+		show_event(a, t, ev, d->body);
 	es_batch_free(b);
 	fflush(stdout);
-	return shown;
 }
 
-static int run(const struct tail_args *a, es_source *src)
+static int run(const struct tail_args *a, struct tail_run *t, es_source *src)
 {
-	unsigned long long shown = 0;
 	if (a->table)
 		printf("%-24s  %-20s  %-16s  %-20s  %10s  %s\n", "TIME", "SOURCE", "SUBJECT",
 		       "TYPE", "SEQUENCE", "ID");
-	while (!atomic_load(&stop_now) && (!a->count || shown < a->count)) {
+	while (!atomic_load(&stop_now) && (!a->count || t->shown < a->count)) {
 		es_delivery d = {0};
 		es_err err = es_source_next(src, WAIT_MS, &d);
 		if (err)
 			continue;
-		shown += show(a, &d, a->count ? a->count - shown : 0);
+		show(a, t, &d);
 		if (d.tag)
 			(void)es_source_ack(src, d.tag);
 		es_delivery_clear(&d);
+	}
+	if (t->hidden)
+		fprintf(stderr,
+			"edgespool tail: %llu duplicates hidden (an id printed already within "
+			"the last %llu ids; --no-dedup shows them)\n",
+			t->hidden, a->window);
+	return 0;
+}
+
+/* The dedup window and the password; 0, or the exit status. */
+static int prepare(const struct tail_args *a, struct tail_run *t)
+{
+	char why[256];
+	if (!a->no_dedup && es_dedup_new((size_t)a->window, &t->seen)) {
+		fprintf(stderr, "edgespool tail: no memory for a window of %llu ids\n", a->window);
+		return 1;
+	}
+	if (a->password_file &&
+	    es_config_read_secret(a->password_file, &t->password, why, sizeof why)) {
+		fprintf(stderr, "edgespool tail: --password-file %s\n", why);
+		return 2;
 	}
 	return 0;
 }
 
 int cmd_tail(int argc, char **argv)
 {
-	struct tail_args a = {0};
+	struct tail_args a = {.window = WINDOW_DEFAULT};
+	struct tail_run t = {0};
 	int rc = parse(argc, argv, &a);
 	if (rc)
 		return rc < 0 ? 0 : rc;
@@ -253,12 +356,16 @@ int cmd_tail(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	es_source *src;
-	if (open_source(&a, &src)) {
+	es_source *src = NULL;
+	rc = prepare(&a, &t);
+	if (!rc && open_source(&a, t.password, &src)) {
 		fprintf(stderr, "edgespool tail: cannot use the source given\n");
-		return 2;
+		rc = 2;
 	}
-	rc = run(&a, src);
+	if (!rc)
+		rc = run(&a, &t, src);
 	es_source_free(src);
+	es_dedup_free(t.seen);
+	free(t.password);
 	return rc;
 }

@@ -8,12 +8,18 @@
  * consumer, or closes the channel), the next URL is tried, with
  * exponential backoff and full jitter while none answers. Heartbeats are
  * negotiated at login and sent by rabbitmq-c whenever it waits for frames.
+ * An amqps:// URL goes over rabbitmq-c's TLS socket (OpenSSL): the broker's
+ * chain and host name verified against the CA given or the system's, a
+ * client certificate when given. OpenSSL itself is named here only to give
+ * that socket the system's CAs, which rabbitmq-c does not load.
  *
  * Threads: the puller's thread owns everything; cur, failovers and up are
  * atomics because src_where is called from any thread (the HTTP status).
  */
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +42,7 @@ struct amqp_src {
 	es_source base;
 	es_amqp_opts o;
 	char **urls, **binds, *queue, *tag;
+	char *user, *password, *ca, *cert, *key; /* copies of the options' */
 	char **shown; /* the URLs with their password hidden, for logs and status */
 	amqp_connection_state_t conn;
 	_Atomic size_t cur; /* index of the URL in use or to try next */
@@ -60,7 +67,7 @@ static char *parse(const char *url, struct amqp_connection_info *info)
 	if (!copy)
 		return NULL;
 	amqp_default_connection_info(info);
-	if (amqp_parse_url(copy, info) != AMQP_STATUS_OK || info->ssl) {
+	if (amqp_parse_url(copy, info) != AMQP_STATUS_OK) {
 		free(copy);
 		return NULL;
 	}
@@ -72,11 +79,23 @@ static char *parse(const char *url, struct amqp_connection_info *info)
 const char *es_amqp_check_url(const char *url)
 {
 	struct amqp_connection_info info;
-	if (!url || strncmp(url, "amqp://", 7) != 0)
-		return "is not an amqp:// URL (amqp://user:pass@host:port/vhost)";
+	if (!url || (strncmp(url, "amqp://", 7) != 0 && strncmp(url, "amqps://", 8) != 0))
+		return "is not an amqp:// or amqps:// URL (amqp://user@host:port/vhost)";
 	char *copy = parse(url, &info);
 	free(copy);
-	return copy ? NULL : "is not a valid amqp:// URL (amqp://user:pass@host:port/vhost)";
+	return copy ? NULL : "is not a valid amqp:// URL (amqp://user@host:port/vhost)";
+}
+
+bool es_amqp_url_has_password(const char *url)
+{
+	const char *auth = url ? strstr(url, "://") : NULL;
+	if (!auth)
+		return false;
+	auth += 3;
+	size_t n = strcspn(auth, "/?#");
+	const char *at = memchr(auth, '@', n);
+	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	return colon && colon + 1 < at;
 }
 
 /* A reply that is not normal, said in words, for the log. */
@@ -137,9 +156,9 @@ static bool login(struct amqp_src *s, const struct amqp_connection_info *info)
 			   .value.bytes = amqp_cstring_bytes(s->tag ? s->tag : "edgespool")}},
 	};
 	amqp_table_t t = {2, props};
-	amqp_rpc_reply_t r =
-		amqp_login_with_properties(s->conn, info->vhost, 0, FRAME_MAX, s->o.heartbeat_s, &t,
-					   AMQP_SASL_METHOD_PLAIN, info->user, info->password);
+	amqp_rpc_reply_t r = amqp_login_with_properties(
+		s->conn, info->vhost, 0, FRAME_MAX, s->o.heartbeat_s, &t, AMQP_SASL_METHOD_PLAIN,
+		s->user ? s->user : info->user, s->password ? s->password : info->password);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
 		return true;
 	char why[256];
@@ -148,11 +167,42 @@ static bool login(struct amqp_src *s, const struct amqp_connection_info *info)
 	return false;
 }
 
+/* A TLS setting refused by rabbitmq-c (a file that does not load). */
+static bool tls_failed(struct amqp_src *s, const char *what, int rc)
+{
+	es_warn(TAG, "%s: TLS %s: %s", s->shown[s->cur], what, amqp_error_string2(rc));
+	return false;
+}
+
+/* Verification (chain and host name) on unless told, the CA given or the
+ * system's, the client certificate and key when given. */
+static bool tls_setup(struct amqp_src *s, amqp_socket_t *sock)
+{
+	int rc;
+	amqp_ssl_socket_set_verify_peer(sock, !s->o.tls_insecure);
+	amqp_ssl_socket_set_verify_hostname(sock, !s->o.tls_insecure);
+	if (s->ca && (rc = amqp_ssl_socket_set_cacert(sock, s->ca)) != AMQP_STATUS_OK)
+		return tls_failed(s, s->ca, rc);
+	if (!s->ca && SSL_CTX_set_default_verify_paths(amqp_ssl_socket_get_context(sock)) != 1)
+		es_warn(TAG, "%s: the system's CA certificates cannot be loaded", s->shown[s->cur]);
+	if (s->cert && (rc = amqp_ssl_socket_set_key(sock, s->cert, s->key)) != AMQP_STATUS_OK)
+		return tls_failed(s, s->cert, rc);
+	return true;
+}
+
+static amqp_socket_t *new_socket(struct amqp_src *s, const struct amqp_connection_info *info)
+{
+	if (!info->ssl)
+		return amqp_tcp_socket_new(s->conn);
+	amqp_socket_t *sock = amqp_ssl_socket_new(s->conn);
+	return sock && tls_setup(s, sock) ? sock : NULL;
+}
+
 static bool open_socket(struct amqp_src *s, const struct amqp_connection_info *info)
 {
 	struct timeval tv = tv_ms(RPC_TIMEOUT_MS);
 	s->conn = amqp_new_connection();
-	amqp_socket_t *sock = s->conn ? amqp_tcp_socket_new(s->conn) : NULL;
+	amqp_socket_t *sock = s->conn ? new_socket(s, info) : NULL;
 	if (!sock)
 		return false;
 	amqp_set_handshake_timeout(s->conn, &tv);
@@ -402,6 +452,11 @@ static void src_free(es_source *base)
 	free_list(s->shown, s->o.nurls);
 	free(s->queue);
 	free(s->tag);
+	free(s->user);
+	free(s->password);
+	free(s->ca);
+	free(s->cert);
+	free(s->key);
 	free(s);
 }
 
@@ -450,16 +505,51 @@ static char **hidden_list(const char *const *v, size_t n)
 	return out;
 }
 
+/* Checks the URLs (logged), and warns of a password in one. */
+static es_err check_urls(const es_amqp_opts *o)
+{
+	for (size_t i = 0; i < o->nurls; i++) {
+		const char *why = es_amqp_check_url(o->urls[i]);
+		char *shown = why ? NULL : hide_password(o->urls[i]);
+		if (why)
+			es_error(TAG, "'%s' %s", o->urls[i], why);
+		else if (es_amqp_url_has_password(o->urls[i]))
+			es_warn(TAG,
+				"%s: the URL holds a password, which shows wherever the URL does; "
+				"give it from a file instead (fleet-state: source.password_file)",
+				shown ? shown : "a URL");
+		free(shown);
+		if (why)
+			return ES_EINVAL;
+	}
+	if (!o->cert_file != !o->key_file) {
+		es_error(TAG, "a client certificate and its key go together");
+		return ES_EINVAL;
+	}
+	return ES_OK;
+}
+
+/* strdup of an optional string: false only when out of memory. */
+static bool dup_opt(const char *v, char **out)
+{
+	*out = v ? strdup(v) : NULL;
+	return !v || *out;
+}
+
+static bool dup_tls(struct amqp_src *s, const es_amqp_opts *o)
+{
+	return dup_opt(o->username, &s->user) && dup_opt(o->password, &s->password) &&
+	       dup_opt(o->ca_file, &s->ca) && dup_opt(o->cert_file, &s->cert) &&
+	       dup_opt(o->key_file, &s->key);
+}
+
 es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out)
 {
 	static const char *const all[] = {"#"};
 	if (!o || !out || o->nurls == 0)
 		return ES_EINVAL;
-	for (size_t i = 0; i < o->nurls; i++)
-		if (es_amqp_check_url(o->urls[i])) {
-			es_error(TAG, "'%s' %s", o->urls[i], es_amqp_check_url(o->urls[i]));
-			return ES_EINVAL;
-		}
+	if (check_urls(o))
+		return ES_EINVAL;
 	struct amqp_src *s = calloc(1, sizeof *s);
 	if (!s)
 		return ES_ENOMEM;
@@ -476,7 +566,7 @@ es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out)
 	es_backoff_init(&s->backoff, o->backoff_base_ms ? o->backoff_base_ms : 250,
 			o->backoff_max_ms ? o->backoff_max_ms : 30000);
 	if (!s->urls || !s->binds || !s->shown || (o->queue && !s->queue) ||
-	    (o->consumer_tag && !s->tag)) {
+	    (o->consumer_tag && !s->tag) || !dup_tls(s, o)) {
 		src_free(&s->base);
 		return ES_ENOMEM;
 	}

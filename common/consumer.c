@@ -1,6 +1,14 @@
 /* consumer.c - batches applied once: decode, dedup, handlers, log,
- * checkpoint, COMMIT, then ack. Owns the consumer store's schema (seen,
- * events, deadletters, meta), written through the SQLite adapter (db.h).
+ * checkpoint, snapshot, COMMIT, then ack. Owns the consumer store's schema
+ * (seen, events, deadletters, meta, gap_nodes, snapshot), written through
+ * the SQLite adapter (db.h).
+ *
+ * The holes are kept one row per source (gap_nodes: the source's part of
+ * the gap tracker's saved state); a transaction rewrites the rows of the
+ * sources it touched (`dirty`), so a checkpoint costs what the batch
+ * changed, not what every source has. The event log's numbering (`n`)
+ * never goes back: trimming always keeps the snapshot's last event, so
+ * SQLite never reuses a number a snapshot's position refers to.
  *
  * Threads: the owner thread has everything; `st` is atomics (read by any
  * thread through es_consumer_stats_get), `stop` too.
@@ -34,15 +42,20 @@ struct handler {
 
 struct counters {
 	_Atomic uint64_t applied, duplicates, invalid, events, batches, commit_errors;
-	_Atomic uint64_t holes_open, missing, holes_detected;
+	_Atomic uint64_t holes_open, missing, holes_detected, lost, snapshot_n;
 };
 
 struct es_consumer {
 	es_consumer_opts o;
 	char *path;
 	es_db *db;
-	sqlite3_stmt *seen_ins, *log_ins, *dead_ins, *meta_put; /* out of db's cache */
+	sqlite3_stmt *seen_ins, *log_ins, *dead_ins, *meta_put, *gap_put; /* out of db's cache */
 	es_gap *gap;
+	char **dirty; /* sources whose holes this transaction changed */
+	size_t ndirty, dirty_cap;
+	es_consumer_snap_fn snap_save, snap_restore;
+	void *snap_arg;
+	uint64_t since_snap; /* events logged after the latest snapshot */
 	struct handler *h;
 	size_t nh;
 	es_consumer_reset_fn reset;
@@ -65,6 +78,11 @@ static const char *const migrations[] = {
 	"CREATE TABLE IF NOT EXISTS deadletters(n INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
 	" origin TEXT NOT NULL, reason TEXT NOT NULL, body BLOB);"
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);",
+	/* 2: the holes one row per source; the latest snapshot's checkpoint. */
+	"CREATE TABLE gap_nodes(node TEXT PRIMARY KEY, part TEXT NOT NULL);"
+	"CREATE TABLE snapshot(k INTEGER PRIMARY KEY CHECK(k = 1), n INTEGER NOT NULL,"
+	" at_ms INTEGER NOT NULL, applied INTEGER NOT NULL, duplicates INTEGER NOT NULL,"
+	" invalid INTEGER NOT NULL, lost INTEGER NOT NULL);",
 };
 
 /* A store from before the mark: any unmarked file was taken as one (the
@@ -180,6 +198,7 @@ static es_err prepare(es_consumer *c)
 		{&c->dead_ins, "INSERT INTO deadletters(at_ms, origin, reason, body)"
 			       " VALUES(?1, ?2, ?3, ?4)"},
 		{&c->meta_put, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)"},
+		{&c->gap_put, "INSERT OR REPLACE INTO gap_nodes(node, part) VALUES(?1, ?2)"},
 	};
 	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
 		es_err err = es_db_stmt(c->db, q[i].sql, q[i].st);
@@ -215,22 +234,196 @@ static uint64_t count_events(es_consumer *c)
 	return es_db_query_u64(c->db, "SELECT count(*) FROM events", &v) ? 0 : v;
 }
 
+/* ---- the holes, one row per source ------------------------------------ */
+
+/* Remembers that source's holes changed in this transaction. */
+static es_err mark_dirty(es_consumer *c, const char *source)
+{
+	for (size_t i = 0; i < c->ndirty; i++)
+		if (strcmp(c->dirty[i], source) == 0)
+			return ES_OK;
+	if (c->ndirty == c->dirty_cap) {
+		size_t cap = c->dirty_cap ? c->dirty_cap * 2 : 16;
+		char **v = realloc(c->dirty, cap * sizeof *v);
+		if (!v)
+			return ES_ENOMEM;
+		c->dirty = v;
+		c->dirty_cap = cap;
+	}
+	if (!(c->dirty[c->ndirty] = strdup(source)))
+		return ES_ENOMEM;
+	c->ndirty++;
+	return ES_OK;
+}
+
+static void clear_dirty(es_consumer *c)
+{
+	for (size_t i = 0; i < c->ndirty; i++)
+		free(c->dirty[i]);
+	c->ndirty = 0;
+}
+
+/* Writes a node part (gap.h: "\n<name> ...") as its source's row, keyed by
+ * the name as the part writes it. */
+static es_err put_part(es_consumer *c, const char *part, size_t len)
+{
+	const char *sp = len > 1 ? memchr(part + 1, ' ', len - 1) : NULL;
+	if (!sp || part[0] != '\n')
+		return ES_EINVAL;
+	sqlite3_bind_text(c->gap_put, 1, part + 1, (int)(sp - part - 1), SQLITE_STATIC);
+	sqlite3_bind_text(c->gap_put, 2, part, (int)len, SQLITE_STATIC);
+	return step(c, c->gap_put);
+}
+
+/* The rows of the sources this transaction touched. */
+static es_err save_dirty(es_consumer *c)
+{
+	es_err err = ES_OK;
+	for (size_t i = 0; !err && i < c->ndirty; i++) {
+		char *part = NULL;
+		size_t len = 0;
+		err = es_gap_save_node(c->gap, c->dirty[i], &part, &len);
+		if (err == ES_ENOTFOUND) { /* a source the tracker never took */
+			err = ES_OK;
+			continue;
+		}
+		if (!err)
+			err = put_part(c, part, len);
+		free(part);
+	}
+	return err;
+}
+
+/* Appends text to a growing buffer. */
+static bool append(char **buf, size_t *len, size_t *cap, const char *text, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t want = (*len + n + 1) * 2;
+		char *b = realloc(*buf, want);
+		if (!b)
+			return false;
+		*buf = b;
+		*cap = want;
+	}
+	memcpy(*buf + *len, text, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return true;
+}
+
+/* Every source's part, concatenated into a malloc'd *out (NULL: none). */
+static es_err read_parts(es_consumer *c, char **out, size_t *len)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc = SQLITE_DONE;
+	es_err err = es_db_stmt(c->db, "SELECT part FROM gap_nodes", &st);
+	if (err)
+		return err;
+	*out = NULL;
+	*len = 0;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (!append(out, len, &cap, (const char *)sqlite3_column_text(st, 0),
+			    (size_t)sqlite3_column_bytes(st, 0)))
+			err = ES_ENOMEM;
+	if (!err && rc != SQLITE_DONE)
+		err = es_db_err(c->db, rc, "reading the holes");
+	es_db_release(c->db, st);
+	if (err)
+		free(*out);
+	return err;
+}
+
 /* Loads the holes saved by the last commit into c->gap; *unreadable when
  * they did not parse. */
 static es_err load_gaps(es_consumer *c, bool *unreadable)
 {
+	char *text;
+	size_t len;
+	es_err err = read_parts(c, &text, &len);
+	if (err)
+		return err;
+	*unreadable = es_gap_load_nodes(c->gap, text, len, es_clock_mono_ms()) != ES_OK;
+	free(text);
+	return ES_OK;
+}
+
+struct adopt {
+	es_consumer *c;
+	es_err err;
+};
+
+/* One node of the tracker as a row, in the current format. */
+static void adopt_node(void *ctx, const char *node, const es_gap_node_info *info)
+{
+	struct adopt *a = ctx;
+	char *part = NULL;
+	size_t len = 0;
+	(void)info;
+	if (a->err)
+		return;
+	a->err = es_gap_save_node(a->c->gap, node, &part, &len);
+	if (!a->err)
+		a->err = put_part(a->c, part, len);
+	free(part);
+}
+
+/* Writes each node of a whole saved state (gap.h, any version es_gap_load
+ * reads) as a row of the current format; ES_EINVAL when it does not read. */
+static es_err put_parts(es_consumer *c, const char *text, size_t len)
+{
+	struct adopt a = {c, ES_OK};
+	es_err err = es_gap_load(c->gap, text, len, es_clock_mono_ms());
+	if (err)
+		return err;
+	es_gap_each(c->gap, adopt_node, &a);
+	return a.err;
+}
+
+/* Before one row per source, every source's holes were one text (meta
+ * 'gaps'), rewritten whole by each commit: it becomes rows, once. */
+static es_err adopt_gaps(es_consumer *c)
+{
 	sqlite3_stmt *st;
+	char *text = NULL;
+	size_t len = 0;
 	es_err err = es_db_stmt(c->db, "SELECT value FROM meta WHERE key = 'gaps'", &st);
 	if (err)
 		return err;
-	*unreadable = false;
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-		int n = sqlite3_column_bytes(st, 0);
-		*unreadable = t && es_gap_load(c->gap, t, (size_t)n, es_clock_mono_ms());
+		len = (size_t)sqlite3_column_bytes(st, 0);
+		text = strndup((const char *)sqlite3_column_text(st, 0), len);
+		err = text ? ES_OK : ES_ENOMEM;
 	}
 	es_db_release(c->db, st);
-	return ES_OK;
+	if (err || !text)
+		return err;
+	err = es_db_begin(c->db);
+	es_err perr = err ? ES_OK : put_parts(c, text, len);
+	if (perr == ES_EINVAL) /* load_gaps says so, and starts afresh */
+		err = es_db_exec(c->db, "DELETE FROM gap_nodes");
+	else
+		err = err ? err : perr;
+	if (!err)
+		err = es_db_exec(c->db, "DELETE FROM meta WHERE key = 'gaps'");
+	err = err ? err : es_db_commit(c->db);
+	if (err)
+		es_db_rollback(c->db);
+	free(text);
+	return err;
+}
+
+/* ---- the checkpoint ------------------------------------------------------ */
+
+static uint64_t since_snapshot(es_consumer *c)
+{
+	uint64_t v = 0;
+	return es_db_query_u64(c->db,
+			       "SELECT count(*) FROM events WHERE n >"
+			       " (SELECT coalesce(max(n), 0) FROM snapshot)",
+			       &v)
+		       ? 0
+		       : v;
 }
 
 /* Restores the counters and the holes from the last commit. */
@@ -241,12 +434,21 @@ static es_err load_checkpoint(es_consumer *c)
 	atomic_store(&c->st.duplicates, meta_u64(c, "duplicates"));
 	atomic_store(&c->st.invalid, meta_u64(c, "invalid"));
 	atomic_store(&c->st.events, count_events(c));
-	es_err err = load_gaps(c, &unreadable);
+	atomic_store(&c->st.lost, meta_u64(c, "lost"));
+	uint64_t snap_n = 0;
+	(void)es_db_query_u64(c->db, "SELECT coalesce(max(n), 0) FROM snapshot", &snap_n);
+	atomic_store(&c->st.snapshot_n, snap_n);
+	c->since_snap = since_snapshot(c);
+	es_err err = adopt_gaps(c);
+	if (!err)
+		err = load_gaps(c, &unreadable);
 	if (err)
 		return err;
-	if (unreadable)
+	if (unreadable) { /* and for good: rows of the new start will not mix with them */
 		es_warn(TAG, "%s: the saved sequence holes are unreadable; starting afresh",
 			c->path);
+		(void)es_db_exec(c->db, "DELETE FROM gap_nodes");
+	}
 	es_gap_stats g;
 	es_gap_stats_get(c->gap, &g);
 	atomic_store(&c->st.holes_open, g.holes_open);
@@ -298,6 +500,8 @@ void es_consumer_free(es_consumer *c)
 		return;
 	es_db_close(c->db); /* and the statements taken from it */
 	es_gap_free(c->gap);
+	clear_dirty(c);
+	free(c->dirty);
 	for (size_t i = 0; i < c->nh; i++)
 		free(c->h[i].pattern);
 	free(c->h);
@@ -326,6 +530,17 @@ es_err es_consumer_on_reset(es_consumer *c, es_consumer_reset_fn fn, void *arg)
 		return ES_EINVAL;
 	c->reset = fn;
 	c->reset_arg = arg;
+	return ES_OK;
+}
+
+es_err es_consumer_on_snapshot(es_consumer *c, es_consumer_snap_fn save,
+			       es_consumer_snap_fn restore, void *arg)
+{
+	if (!c || !save || !restore)
+		return ES_EINVAL;
+	c->snap_save = save;
+	c->snap_restore = restore;
+	c->snap_arg = arg;
 	return ES_OK;
 }
 
@@ -370,14 +585,19 @@ void es_consumer_stats_get(es_consumer *c, es_consumer_stats *out)
 		.holes_open = atomic_load(&c->st.holes_open),
 		.missing = atomic_load(&c->st.missing),
 		.holes_detected = atomic_load(&c->st.holes_detected),
+		.lost = atomic_load(&c->st.lost),
+		.snapshot_n = atomic_load(&c->st.snapshot_n),
 	};
 }
 
 /* ---- one batch ---------------------------------------------------------- */
 
-/* What a batch changed, published to `st` only after its COMMIT. */
+/* What a transaction changed, published to `st` only after its COMMIT. */
 struct tally {
-	uint64_t applied, duplicates, invalid, logged;
+	uint64_t applied, duplicates, invalid, logged, lost;
+	uint64_t lost_before; /* the tracker's count when the transaction began */
+	uint64_t trimmed;     /* events trimmed from the log */
+	uint64_t snapshot_n;  /* a snapshot taken at this position; 0: none */
 };
 
 static es_err dispatch(es_consumer *c, const es_event *ev, const char *json, size_t len)
@@ -439,12 +659,14 @@ static es_err log_event(es_consumer *c, const es_event *ev, const char *json, si
 	return step(c, c->log_ins);
 }
 
-static void track_seq(es_consumer *c, const es_event *ev)
+/* A source the tracker cannot take (a name too long) is not tracked. */
+static es_err track_seq(es_consumer *c, const es_event *ev)
 {
 	es_gap_verdict v;
-	if (es_event_seq(ev))
-		(void)es_gap_seen(c->gap, es_event_source(ev), es_event_seq(ev), es_clock_mono_ms(),
-				  &v);
+	if (!es_event_seq(ev) ||
+	    es_gap_seen(c->gap, es_event_source(ev), es_event_seq(ev), es_clock_mono_ms(), &v))
+		return ES_OK;
+	return mark_dirty(c, es_event_source(ev));
 }
 
 /* A valid event (its text json): dedup, handlers, log. Frees ev. */
@@ -461,7 +683,7 @@ static es_err apply_event(es_consumer *c, es_event *ev, const char *json, size_t
 		t->logged++;
 	if (!err && !dup) {
 		t->applied++;
-		track_seq(c, ev);
+		err = track_seq(c, ev);
 	}
 	es_event_free(ev);
 	return err;
@@ -536,24 +758,79 @@ static es_err prune(es_consumer *c, uint64_t now)
 	return err;
 }
 
-/* The checkpoint: counters as they will be after this batch, and holes. */
+/* The checkpoint: counters as they will be after this transaction, and
+ * the holes of the sources it touched. */
 static es_err checkpoint(es_consumer *c, const struct tally *t)
 {
-	char *text = NULL;
-	size_t len = 0;
 	es_err err = meta_put_u64(c, "applied", atomic_load(&c->st.applied) + t->applied);
 	if (!err)
 		err = meta_put_u64(c, "duplicates", atomic_load(&c->st.duplicates) + t->duplicates);
 	if (!err)
 		err = meta_put_u64(c, "invalid", atomic_load(&c->st.invalid) + t->invalid);
+	if (!err && t->lost)
+		err = meta_put_u64(c, "lost", atomic_load(&c->st.lost) + t->lost);
+	return err ? err : save_dirty(c);
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+static bool snapshot_due(const es_consumer *c, const struct tally *t)
+{
+	return c->snap_save && c->o.keep_log && c->o.snapshot_every &&
+	       c->since_snap + t->logged >= c->o.snapshot_every;
+}
+
+/* The snapshot's checkpoint: its position and the counters it includes. */
+static es_err snapshot_row(es_consumer *c, uint64_t n, uint64_t now, const struct tally *t)
+{
+	sqlite3_stmt *st;
+	es_err err = es_db_stmt(c->db,
+				"INSERT OR REPLACE INTO snapshot(k, n, at_ms, applied, duplicates,"
+				" invalid, lost) VALUES(1, ?1, ?2, ?3, ?4, ?5, ?6)",
+				&st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)n);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(atomic_load(&c->st.applied) + t->applied));
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)(atomic_load(&c->st.duplicates) + t->duplicates));
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)(atomic_load(&c->st.invalid) + t->invalid));
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)(atomic_load(&c->st.lost) + t->lost));
+	err = es_db_step_done(c->db, st);
+	es_db_release(c->db, st);
+	return err;
+}
+
+/* Trims the log before the snapshot at n, keeping log_keep events and at
+ * least n itself (so the numbering goes on from it). */
+static es_err trim(es_consumer *c, uint64_t n, struct tally *t)
+{
+	uint64_t keep = c->o.log_keep ? c->o.log_keep : 1;
+	if (n <= keep)
+		return ES_OK;
+	char sql[96];
+	snprintf(sql, sizeof sql, "DELETE FROM events WHERE n <= %llu",
+		 (unsigned long long)(n - keep));
+	es_err err = es_db_exec(c->db, sql);
 	if (!err)
-		err = es_gap_save(c->gap, &text, &len);
-	if (!err) {
-		sqlite3_bind_text(c->meta_put, 1, "gaps", -1, SQLITE_STATIC);
-		sqlite3_bind_text(c->meta_put, 2, text, (int)len, SQLITE_STATIC);
-		err = step(c, c->meta_put);
-	}
-	free(text);
+		t->trimmed = es_db_changes(c->db);
+	return err ? err : meta_put_u64(c, "trimmed", n - keep);
+}
+
+/* The handlers' state copied aside with its checkpoint, and the log before
+ * it trimmed: all in the transaction of the batch that made it due. */
+static es_err take_snapshot(es_consumer *c, uint64_t now, struct tally *t)
+{
+	uint64_t n = 0;
+	es_err err = es_db_query_u64(c->db, "SELECT coalesce(max(n), 0) FROM events", &n);
+	if (!err)
+		err = c->snap_save(c->snap_arg);
+	if (!err)
+		err = snapshot_row(c, n, now, t);
+	if (!err)
+		err = trim(c, n, t);
+	if (!err)
+		t->snapshot_n = n;
 	return err;
 }
 
@@ -563,8 +840,15 @@ static void publish(es_consumer *c, const struct tally *t)
 	atomic_fetch_add(&c->st.applied, t->applied);
 	atomic_fetch_add(&c->st.duplicates, t->duplicates);
 	atomic_fetch_add(&c->st.invalid, t->invalid);
+	atomic_fetch_add(&c->st.lost, t->lost);
 	atomic_fetch_add(&c->st.events, t->logged);
+	atomic_fetch_sub(&c->st.events, t->trimmed);
 	atomic_fetch_add(&c->st.batches, 1);
+	c->since_snap += t->logged;
+	if (t->snapshot_n) {
+		c->since_snap = 0;
+		atomic_store(&c->st.snapshot_n, t->snapshot_n);
+	}
 	es_gap_stats_get(c->gap, &g);
 	atomic_store(&c->st.holes_open, g.holes_open);
 	atomic_store(&c->st.missing, g.missing);
@@ -587,27 +871,61 @@ static void rollback(es_consumer *c)
 	(void)load_gaps(c, &unreadable);
 }
 
-es_err es_consumer_apply(es_consumer *c, const es_delivery *d, size_t n)
+static es_err begin(es_consumer *c, struct tally *t)
 {
-	if (!c || (n && !d))
-		return ES_EINVAL;
-	struct tally t = {0};
-	uint64_t now = es_clock_wall_ms();
-	es_err err = es_db_begin(c->db);
-	for (size_t i = 0; !err && i < n; i++)
-		err = apply_one(c, &d[i], now, &t);
+	es_gap_stats g;
+	es_gap_stats_get(c->gap, &g);
+	*t = (struct tally){.lost_before = g.lost};
+	return es_db_begin(c->db);
+}
+
+/* Ends the transaction begun with begin(): the checkpoint, a snapshot when
+ * one is due, COMMIT and the counters; or, after an error (err), ROLLBACK. */
+static es_err finish(es_consumer *c, struct tally *t, uint64_t now, es_err err)
+{
+	es_gap_stats g;
+	es_gap_stats_get(c->gap, &g);
+	t->lost = g.lost - t->lost_before;
 	if (!err)
-		err = prune(c, now);
-	if (!err)
-		err = checkpoint(c, &t);
+		err = checkpoint(c, t);
+	if (!err && snapshot_due(c, t))
+		err = take_snapshot(c, now, t);
 	if (!err)
 		err = es_db_commit(c->db);
+	clear_dirty(c);
 	if (err) {
 		rollback(c);
 		return err;
 	}
-	publish(c, &t);
+	publish(c, t);
 	return ES_OK;
+}
+
+es_err es_consumer_apply(es_consumer *c, const es_delivery *d, size_t n)
+{
+	if (!c || (n && !d))
+		return ES_EINVAL;
+	struct tally t;
+	uint64_t now = es_clock_wall_ms();
+	es_err err = begin(c, &t);
+	for (size_t i = 0; !err && i < n; i++)
+		err = apply_one(c, &d[i], now, &t);
+	if (!err)
+		err = prune(c, now);
+	return finish(c, &t, now, err);
+}
+
+es_err es_consumer_gone(es_consumer *c, const char *source, uint64_t from, uint64_t to)
+{
+	if (!c || !source || from == 0 || from > to)
+		return ES_EINVAL;
+	struct tally t;
+	es_err err = begin(c, &t);
+	if (!err)
+		err = es_gap_gone(c->gap, source, from, to);
+	if (!err)
+		err = mark_dirty(c, source);
+	return finish(c, &t, es_clock_wall_ms(), err);
 }
 
 /* ---- the run loop ------------------------------------------------------- */
@@ -693,13 +1011,15 @@ es_err es_consumer_run(es_consumer *c, es_source *src)
 
 /* ---- rebuild ------------------------------------------------------------ */
 
-static es_err replay(es_consumer *c, uint64_t *applied)
+/* Re-applies the events of the log after position `after`, in order. */
+static es_err replay(es_consumer *c, uint64_t after, uint64_t *applied)
 {
 	sqlite3_stmt *st;
 	int rc = SQLITE_DONE;
-	es_err err = es_db_stmt(c->db, "SELECT body FROM events ORDER BY n", &st);
+	es_err err = es_db_stmt(c->db, "SELECT body FROM events WHERE n > ?1 ORDER BY n", &st);
 	if (err)
 		return err;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *body = (const char *)sqlite3_column_text(st, 0);
 		size_t len = (size_t)sqlite3_column_bytes(st, 0);
@@ -721,22 +1041,52 @@ static es_err replay(es_consumer *c, uint64_t *applied)
 	return err;
 }
 
-es_err es_consumer_rebuild(es_consumer *c, uint64_t *applied)
+/* The latest snapshot's position and time (0, 0: none). */
+static es_err latest_snapshot(es_consumer *c, uint64_t *n, uint64_t *at_ms)
 {
-	if (!c || !applied)
+	sqlite3_stmt *st;
+	es_err err = es_db_stmt(c->db, "SELECT n, at_ms FROM snapshot WHERE k = 1", &st);
+	if (err)
+		return err;
+	*n = *at_ms = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+		*at_ms = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	es_db_release(c->db, st);
+	return ES_OK;
+}
+
+/* The state to replay onto: the snapshot's, or empty (from scratch). */
+static es_err rebuild_base(es_consumer *c, bool from_scratch, es_consumer_rebuilt *r)
+{
+	uint64_t n, at;
+	es_err err = latest_snapshot(c, &n, &at);
+	if (!err && !from_scratch && n && c->snap_restore) {
+		r->snapshot_n = n;
+		r->snapshot_at_ms = at;
+		return c->snap_restore(c->snap_arg);
+	}
+	r->trimmed = meta_u64(c, "trimmed");
+	return err || !c->reset ? err : c->reset(c->reset_arg);
+}
+
+es_err es_consumer_rebuild(es_consumer *c, bool from_scratch, es_consumer_rebuilt *out)
+{
+	if (!c || !out)
 		return ES_EINVAL;
-	uint64_t n = 0;
+	es_consumer_rebuilt r = {0};
 	es_err err = es_db_begin(c->db);
-	if (!err && c->reset)
-		err = c->reset(c->reset_arg);
 	if (!err)
-		err = replay(c, &n);
+		err = rebuild_base(c, from_scratch, &r);
+	if (!err)
+		err = replay(c, r.snapshot_n, &r.applied);
 	if (!err)
 		err = es_db_commit(c->db);
 	if (err) {
 		es_db_rollback(c->db);
 		return err;
 	}
-	*applied = n;
+	*out = r;
 	return ES_OK;
 }

@@ -21,8 +21,14 @@
  *     or es_consumer_db());
  *   - appends the event to the consumer's own event log (`events`), which
  *     es_consumer_rebuild() replays;
- *   - writes the checkpoint: counters and each source's sequence holes
- *     (gap.h), so a restart resumes exactly where the last commit left;
+ *   - writes the checkpoint: counters and the sequence holes (gap.h) of
+ *     each source the batch touched (one row per source, so a batch writes
+ *     what it changed, not every source's), so a restart resumes exactly
+ *     where the last commit left;
+ *   - every snapshot_every events, takes a snapshot (the handlers' state
+ *     copied aside by their snapshot callback, with the checkpoint it
+ *     includes: the event log's position and the counters) and trims the
+ *     event log before it, keeping log_keep events;
  * and only after COMMIT acknowledges the batch to the source (AMQP
  * basic.ack multiple). A crash before COMMIT rolls everything back and the
  * broker redelivers; a crash after COMMIT and before the ack gives
@@ -30,6 +36,11 @@
  *
  * Patterns match the type's dot-separated words, AMQP-style: `*` is one
  * word, `#` zero or more (`sensor.*`, `alarm.raised`, `#`, `sensor.#`).
+ *
+ * So the store stays bounded: the dedup table by dedup_max, the dead
+ * letters by 1000, the holes by the sources, the event log by
+ * snapshot_every + log_keep (when a snapshot callback is registered), and
+ * the handlers' state by what it describes.
  *
  * Threads: one thread owns an es_consumer (runs it, calls everything but
  * es_consumer_stats_get and es_consumer_stop, which any thread may call).
@@ -59,6 +70,10 @@ typedef es_err (*es_consumer_fn)(void *arg, const es_event *ev, const char *json
 /* Called at the start of es_consumer_rebuild, inside its transaction, to
  * empty the state the handlers keep. */
 typedef es_err (*es_consumer_reset_fn)(void *arg);
+/* Snapshot callbacks, inside the consumer's transaction: save copies the
+ * handlers' state aside (replacing the copy before); restore puts that
+ * copy back in place of the state. */
+typedef es_err (*es_consumer_snap_fn)(void *arg);
 
 typedef struct es_consumer_opts {
 	const char *path;	  /* the SQLite file (marked "ESC1", versioned) */
@@ -69,13 +84,25 @@ typedef struct es_consumer_opts {
 	uint64_t linger_ms;	  /* wait this long for more of a batch; 0: 5 */
 	bool keep_log;		  /* keep the event log (for rebuild); usually true */
 	bool sync_full;		  /* fsync each commit (power-loss safe) */
+	uint64_t snapshot_every;  /* events logged between snapshots; 0: none */
+	uint64_t log_keep;	  /* events kept in the log before the latest snapshot */
 } es_consumer_opts;
 
 typedef struct es_consumer_stats {
 	uint64_t applied, duplicates, invalid, events; /* events: in the log */
 	uint64_t batches, commit_errors;
 	uint64_t holes_open, missing, holes_detected; /* sequence holes (gap.h) */
+	uint64_t lost;	     /* sequences a node answered are gone (es_consumer_gone) */
+	uint64_t snapshot_n; /* the event log position of the latest snapshot; 0: none */
 } es_consumer_stats;
+
+/* What es_consumer_rebuild did. */
+typedef struct es_consumer_rebuilt {
+	uint64_t applied;	 /* events re-applied from the log */
+	uint64_t snapshot_n;	 /* the snapshot it started from (its log position); 0: scratch */
+	uint64_t snapshot_at_ms; /* when that snapshot was taken (wall clock) */
+	uint64_t trimmed;	 /* from scratch: events trimmed from the log before it */
+} es_consumer_rebuilt;
 
 /* Opens (creating) the SQLite file through the adapter (db.h: checked,
  * tuned, migrated) and loads the checkpoint. ES_EIO, ES_ECORRUPT (another
@@ -92,6 +119,10 @@ bool es_consumer_match(const char *pattern, const char *type);
 /* Registers fn for events whose type matches pattern (copied). ES_EINVAL. */
 es_err es_consumer_on(es_consumer *c, const char *pattern, es_consumer_fn fn, void *arg);
 es_err es_consumer_on_reset(es_consumer *c, es_consumer_reset_fn fn, void *arg);
+/* Registers the snapshot callbacks; without them no snapshot is taken and
+ * the event log is never trimmed. ES_EINVAL. */
+es_err es_consumer_on_snapshot(es_consumer *c, es_consumer_snap_fn save,
+			       es_consumer_snap_fn restore, void *arg);
 
 /* The consumer's store, for handlers: statements from its cache, its
  * error mapping (db.h). Owner thread. */
@@ -110,6 +141,11 @@ es_err es_consumer_on_idle(es_consumer *c, es_consumer_idle_fn fn, void *arg);
  * out, marks them asked, and returns how many. Owner thread. */
 size_t es_consumer_holes_due(es_consumer *c, es_gap_request *out, size_t cap);
 
+/* Records, in one transaction, that source answered the sequences
+ * from..to are no longer held: the holes there are counted lost (once) and
+ * never asked for again. Owner thread. ES_EINVAL, ES_EIO, ES_ENOMEM. */
+es_err es_consumer_gone(es_consumer *c, const char *source, uint64_t from, uint64_t to);
+
 /* Applies deliveries d[0..n) in one transaction (the steps above).
  * ES_OK after COMMIT; otherwise everything was rolled back (ES_EIO,
  * ES_EFULL, or a handler's error). */
@@ -122,9 +158,13 @@ es_err es_consumer_apply(es_consumer *c, const es_delivery *d, size_t n);
 es_err es_consumer_run(es_consumer *c, es_source *src);
 void es_consumer_stop(es_consumer *c);
 
-/* Empties the handlers' state (reset callbacks) and re-applies the event
- * log in order, in one transaction; *applied: how many events. */
-es_err es_consumer_rebuild(es_consumer *c, uint64_t *applied);
+/* Rebuilds the handlers' state in one transaction: from the latest
+ * snapshot (restore callback) plus the event log after it, or, when
+ * from_scratch is true or there is no snapshot, empties it (reset
+ * callbacks) and re-applies the whole log, which holds only what trimming
+ * kept (out->trimmed says how much it dropped). ES_EINVAL, ES_EIO, or a
+ * handler's error (nothing changed then). */
+es_err es_consumer_rebuild(es_consumer *c, bool from_scratch, es_consumer_rebuilt *out);
 
 /* Any thread. */
 void es_consumer_stats_get(es_consumer *c, es_consumer_stats *out);

@@ -1121,3 +1121,41 @@ es_err es_gap_load(es_gap *g, const char *text, size_t len, uint64_t now_ms)
 	es_gap_free(t);
 	return err;
 }
+
+/* One node's part, as es_gap_save writes it (see gap.h). */
+es_err es_gap_save_node(const es_gap *g, const char *node_name, char **out, size_t *len)
+{
+	if (!g || !node_name || !out || !len)
+		return ES_EINVAL;
+	const node *n = lookup(g, node_name);
+	if (!n)
+		return ES_ENOTFOUND;
+	sbuf b = {0};
+	save_node(&b, n);
+	if (b.oom) {
+		free(b.p);
+		return ES_ENOMEM;
+	}
+	*out = b.p;
+	*len = b.len;
+	return ES_OK;
+}
+
+/* Node parts concatenated, read as rd_all reads them after its header. */
+es_err es_gap_load_nodes(es_gap *g, const char *parts, size_t len, uint64_t now_ms)
+{
+	es_gap *t;
+	if (!g || (len && !parts))
+		return ES_EINVAL;
+	es_err err = es_gap_new(&g->o, &t);
+	if (err)
+		return err;
+	/* Parts have no header: they are always save_node's current format. */
+	reader r = {parts, parts + len, now_ms, 2};
+	while (!err && r.p < r.end)
+		err = rd_node(t, &r);
+	if (!err)
+		swap_nodes(g, t);
+	es_gap_free(t);
+	return err;
+}

@@ -162,4 +162,16 @@ es_err es_gap_save(const es_gap *g, char **out, size_t *len);
  * format; ES_ENOMEM (unchanged too). */
 es_err es_gap_load(es_gap *g, const char *text, size_t len, uint64_t now_ms);
 
+/* One node's part of that text (es_gap_save's text is a header line, then
+ * each node's part, then "\n"; a part is "\n<name> ..." with the name
+ * written as a word: see gap.c), malloc'd and NUL-terminated, *len
+ * excluding the NUL. So a consumer can keep each node's state apart and
+ * write only the nodes that changed. ES_ENOTFOUND for a node the tracker
+ * does not know; ES_EINVAL for a NULL argument; ES_ENOMEM. */
+es_err es_gap_save_node(const es_gap *g, const char *node, char **out, size_t *len);
+
+/* As es_gap_load, from node parts (es_gap_save_node's, in any order)
+ * concatenated: none at all makes an empty tracker. */
+es_err es_gap_load_nodes(es_gap *g, const char *parts, size_t len, uint64_t now_ms);
+
 #endif

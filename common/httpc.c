@@ -16,6 +16,7 @@ struct es_httpc {
 	CURL *curl;
 	long timeout_ms, connect_timeout_ms;
 	size_t max_body;
+	const atomic_bool *cancel;
 	char error[600];
 };
 
@@ -62,6 +63,7 @@ es_err es_httpc_new(const es_httpc_opts *opts, es_httpc **out)
 	c->timeout_ms = o.timeout_ms ? o.timeout_ms : TIMEOUT_MS_DEFAULT;
 	c->connect_timeout_ms = o.connect_timeout_ms;
 	c->max_body = o.max_body ? o.max_body : MAX_BODY_DEFAULT;
+	c->cancel = o.cancel;
 	*out = c;
 	return ES_OK;
 }
@@ -74,6 +76,19 @@ void es_httpc_free(es_httpc *c)
 	free(c);
 }
 
+/* curl's progress callback (about once a second while waiting): non-zero
+ * aborts the transfer. */
+static int progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		    curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	const es_httpc *c = ctx;
+	return c->cancel && atomic_load(c->cancel);
+}
+
 /* curl's code for a request to url, as an es_err, with why in c->error. */
 static es_err failed(es_httpc *c, const char *url, CURLcode rc, const struct body *b)
 {
@@ -84,6 +99,8 @@ static es_err failed(es_httpc *c, const char *url, CURLcode rc, const struct bod
 		err = ES_ENOMEM;
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
 		err = ES_ETIMEDOUT;
+	else if (rc == CURLE_ABORTED_BY_CALLBACK)
+		err = ES_ECLOSED;
 	else if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
 		err = ES_EINVAL;
 	if (b->too_big)
@@ -107,6 +124,11 @@ static es_err perform(es_httpc *c, const char *url, es_httpc_resp *resp)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
 	/* Programs with threads: no signals for timeouts. */
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (c->cancel) {
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	CURLcode rc = curl_easy_perform(h);
 	es_err err = rc == CURLE_OK && !b.oom ? ES_OK : failed(c, url, rc, &b);
 	if (!err && !b.data && !(b.data = calloc(1, 1))) {

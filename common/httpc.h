@@ -11,6 +11,7 @@
 #ifndef ES_HTTPC_H
 #define ES_HTTPC_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -21,6 +22,9 @@ typedef struct es_httpc_opts {
 	long timeout_ms;	 /* a whole request at most; 0: 60000 */
 	long connect_timeout_ms; /* connecting at most; 0: only timeout_ms */
 	size_t max_body;	 /* the largest response body taken; 0: 16 MiB */
+	/* When set and it becomes true (another thread), a request under way
+	 * ends within a second or so with ES_ECLOSED; NULL: none. */
+	const atomic_bool *cancel;
 } es_httpc_opts;
 
 /* A response: its status and its body, malloc'd and NUL-terminated (len
@@ -39,7 +43,8 @@ void es_httpc_free(es_httpc *c);
 /* GET url. On ES_OK *resp is the answer (free it with es_httpc_resp_free).
  * Errors, with why in es_httpc_error: ES_EINVAL (an argument, or a URL
  * that is not valid), ES_ETIMEDOUT, ES_ETOOBIG (a body over max_body),
- * ES_EIO (no answer: refused, reset, not resolved, not HTTP), ES_ENOMEM. */
+ * ES_EIO (no answer: refused, reset, not resolved, not HTTP), ES_ECLOSED
+ * (cancelled), ES_ENOMEM. */
 es_err es_httpc_get(es_httpc *c, const char *url, es_httpc_resp *resp);
 
 /* POSTs body[0..len) as content_type to url. Like es_httpc_get. */

@@ -61,7 +61,8 @@ struct es_source {
 };
 
 typedef struct es_amqp_opts {
-	const char *const *urls; /* amqp://user:pass@host:port/vhost, one or more */
+	/* amqp://user:pass@host:port/vhost, or amqps:// for TLS; one or more */
+	const char *const *urls;
 	size_t nurls;
 	const char *queue;	  /* NULL or "": an exclusive auto-delete server-named queue */
 	const char *const *binds; /* routing-key patterns on amq.topic; none: "#" */
@@ -71,6 +72,15 @@ typedef struct es_amqp_opts {
 	uint16_t prefetch;	  /* 0: 256 */
 	int heartbeat_s;	  /* 0: 30 */
 	uint64_t backoff_base_ms, backoff_max_ms; /* 0: 250, 30000 */
+	/* Credentials given apart from the URLs (NULL: the URL's, else guest):
+	 * a password read from a file keeps it out of the URL, which shows
+	 * wherever the URL does. */
+	const char *username, *password;
+	/* amqps:// only. The broker's certificate is verified (chain and host
+	 * name) against ca_file, or the system's CAs when NULL, unless
+	 * tls_insecure. A client certificate and its key, both or neither. */
+	const char *ca_file, *cert_file, *key_file;
+	bool tls_insecure;
 } es_amqp_opts;
 
 typedef struct es_msource_opts {
@@ -85,12 +95,17 @@ typedef struct es_msource_opts {
 	size_t queue_max; /* messages held for the puller; 0: 1024 */
 } es_msource_opts;
 
-/* Checks an amqp:// URL: NULL when valid, else why not. */
+/* Checks an amqp:// or amqps:// URL: NULL when valid, else why not. */
 const char *es_amqp_check_url(const char *url);
 
-/* Makes a source. ES_EINVAL (logged) for a bad URL; ES_ENOMEM. The AMQP
- * source connects in the first next(), the MQTT one on a thread of its own
- * from the start; the options' strings are copied. */
+/* True when an amqp:// URL carries a password (user:password@). */
+bool es_amqp_url_has_password(const char *url);
+
+/* Makes a source. ES_EINVAL (logged) for a bad URL, or a client
+ * certificate without its key; ES_ENOMEM. A URL with a password in it is
+ * logged as a warning. The AMQP source connects in the first next(), the
+ * MQTT one on a thread of its own from the start; the options' strings are
+ * copied. */
 es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out);
 es_err es_msource_new(const es_msource_opts *o, es_source **out);
 

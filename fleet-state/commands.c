@@ -37,6 +37,7 @@ static const char *take_value(int *argc, char **argv, const char *flag)
 void fleet_command_take(int *argc, char **argv, fleet_command *out)
 {
 	out->rebuild = take_flag(argc, argv, "--rebuild");
+	out->scratch = take_flag(argc, argv, "--from-scratch");
 	out->from = take_value(argc, argv, "--rebuild-from");
 }
 
@@ -44,18 +45,26 @@ void fleet_command_take(int *argc, char **argv, fleet_command *out)
 bool fleet_command_check(const void *settings, const void *cmd, char *err, size_t cap)
 {
 	const fleet_command *c = cmd;
-	return fleet_settings_check(settings, !c->rebuild && !c->from, err, cap);
+	return fleet_settings_check(settings, !c->rebuild && !c->scratch && !c->from, err, cap);
 }
 
-static int rebuild(const fleet_settings *s)
+static int rebuild(const fleet_settings *s, bool scratch)
 {
-	uint64_t n = 0;
-	es_err err = fleet_rebuild(s, &n);
+	es_consumer_rebuilt r;
+	es_err err = fleet_rebuild(s, scratch, &r);
 	if (err) {
 		fprintf(stderr, "fleet-state: rebuild: %s\n", es_strerror(err));
 		return 1;
 	}
-	printf("rebuilt: %llu events applied\n", (unsigned long long)n);
+	if (r.snapshot_n)
+		printf("rebuilt from the snapshot at event %llu: %llu events applied after it\n",
+		       (unsigned long long)r.snapshot_n, (unsigned long long)r.applied);
+	else if (r.trimmed)
+		printf("rebuilt: %llu events applied (from scratch: the log's first %llu events "
+		       "were trimmed, see state.log_keep)\n",
+		       (unsigned long long)r.applied, (unsigned long long)r.trimmed);
+	else
+		printf("rebuilt: %llu events applied\n", (unsigned long long)r.applied);
 	return 0;
 }
 
@@ -77,5 +86,9 @@ int fleet_command_run(const void *settings, const void *cmd)
 	const fleet_command *c = cmd;
 	if (c->from)
 		return rebuild_from(settings, c->from);
-	return c->rebuild ? rebuild(settings) : -1;
+	if (c->scratch && !c->rebuild) {
+		fprintf(stderr, "fleet-state: --from-scratch goes with --rebuild\n");
+		return 2;
+	}
+	return c->rebuild ? rebuild(settings, c->scratch) : -1;
 }

@@ -1,8 +1,9 @@
 /* commands.h - fleet-state's one-shot commands, run instead of the service
- * (es_daemon's command): --rebuild empties the projection and re-applies
- * the service's own event log; --rebuild-from URL applies the events a
- * node's journal holds (through its HTTP API). Neither is a setting: main()
- * takes them out of the command line before the settings table reads it.
+ * (es_daemon's command): --rebuild restores the projection from its latest
+ * snapshot and re-applies the service's own event log after it
+ * (--from-scratch: empties it and re-applies the whole log); --rebuild-from URL applies the events
+ * a node's journal holds (through its HTTP API). Neither is a setting: main() takes them out of the
+ * command line before the settings table reads it.
  */
 #ifndef FLEET_COMMANDS_H
 #define FLEET_COMMANDS_H
@@ -12,11 +13,12 @@
 
 typedef struct fleet_command {
 	bool rebuild;	  /* --rebuild */
+	bool scratch;	  /* --from-scratch (with --rebuild) */
 	const char *from; /* --rebuild-from URL; NULL: none */
 } fleet_command;
 
-/* Takes --rebuild and "--rebuild-from URL" out of argv[1..*argc), shifting
- * the rest down, into *out. */
+/* Takes --rebuild, --from-scratch and "--rebuild-from URL" out of
+ * argv[1..*argc), shifting the rest down, into *out. */
 void fleet_command_take(int *argc, char **argv, fleet_command *out);
 
 /* es_daemon's check: the settings (a fleet_settings) as fleet_settings_check

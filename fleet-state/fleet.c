@@ -1,4 +1,5 @@
-/* fleet.c - fleet-state's wiring: consumer, source, projection, HTTP. */
+/* fleet.c - fleet-state's wiring: consumer, source, projection, repair,
+ * HTTP. */
 #include "fleet.h"
 
 #include <cJSON.h>
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "projection.h"
+#include "repair.h"
 #include "source.h"
 
 #define TAG "fleet"
@@ -28,6 +30,7 @@ enum {
 	M_EVENTS,
 	M_HOLES,
 	M_MISSING,
+	M_LOST,
 	M_FAILOVERS,
 	M_CONNECTED,
 	M_COUNT
@@ -52,6 +55,9 @@ static const es_metric_desc metric_descs[M_COUNT] = {
 	[M_MISSING] = {.type = ES_METRIC_GAUGE,
 		       .name = "fleet_state_sequence_missing",
 		       .help = "sequences of the nodes not received"},
+	[M_LOST] = {.type = ES_METRIC_COUNTER,
+		    .name = "fleet_state_sequence_lost_total",
+		    .help = "sequences a node answered it no longer holds, counted lost"},
 	[M_FAILOVERS] = {.type = ES_METRIC_COUNTER,
 			 .name = "fleet_state_failovers_total",
 			 .help = "moves to another broker after a lost connection"},
@@ -69,6 +75,7 @@ struct fleet {
 	es_err result;		/* the consumer's, once joined */
 	es_consumer *consumer;
 	fleet_projection *projection;
+	fleet_repair *repair; /* NULL without repair.node */
 	es_source *source;
 	es_http *http;
 	es_metrics *metrics;
@@ -86,6 +93,8 @@ static es_err consumer_open(const fleet_settings *s, es_consumer **out, fleet_pr
 		.batch_max = (size_t)s->source_prefetch,
 		.keep_log = true,
 		.sync_full = s->state_sync == 0,
+		.snapshot_every = (uint64_t)s->state_snapshot_every,
+		.log_keep = (uint64_t)s->state_log_keep,
 	};
 	es_err err = es_consumer_new(&co, out);
 	if (!err && (err = fleet_projection_new(*out, proj))) {
@@ -95,30 +104,41 @@ static es_err consumer_open(const fleet_settings *s, es_consumer **out, fleet_pr
 	return err;
 }
 
+static es_err amqp_open(fleet *f)
+{
+	const fleet_settings *s = f->s;
+	es_amqp_opts o = {
+		.urls = (const char *const *)s->source_amqp.v,
+		.nurls = s->source_amqp.n,
+		.queue = s->source_queue,
+		.binds = (const char *const *)s->source_bind.v,
+		.nbinds = s->source_bind.n,
+		.consumer_tag = s->node_id,
+		.prefetch = (uint16_t)s->source_prefetch,
+		.heartbeat_s = (int)s->source_heartbeat_s,
+		.backoff_base_ms = (uint64_t)s->source.backoff_base_ms,
+		.backoff_max_ms = (uint64_t)s->source.backoff_max_ms,
+		.username = s->source.username,
+		.password = f->password,
+		.ca_file = s->source.ca,
+		.cert_file = s->source.cert,
+		.key_file = s->source.key,
+		.tls_insecure = !s->source.tls_verify,
+	};
+	return es_amqp_source_new(&o, &f->source);
+}
+
 static es_err source_open(fleet *f)
 {
 	const fleet_settings *s = f->s;
-	if (s->source_amqp.n) {
-		es_amqp_opts o = {
-			.urls = (const char *const *)s->source_amqp.v,
-			.nurls = s->source_amqp.n,
-			.queue = s->source_queue,
-			.binds = (const char *const *)s->source_bind.v,
-			.nbinds = s->source_bind.n,
-			.consumer_tag = s->node_id,
-			.prefetch = (uint16_t)s->source_prefetch,
-			.heartbeat_s = (int)s->source_heartbeat_s,
-			.backoff_base_ms = (uint64_t)s->source.backoff_base_ms,
-			.backoff_max_ms = (uint64_t)s->source.backoff_max_ms,
-		};
-		return es_amqp_source_new(&o, &f->source);
-	}
 	char err[256];
 	if (s->source.password_file &&
 	    es_config_read_secret(s->source.password_file, &f->password, err, sizeof err)) {
 		es_error(TAG, "source.password_file: %s", err);
 		return ES_EINVAL;
 	}
+	if (s->source_amqp.n)
+		return amqp_open(f);
 	es_msource_opts o = {
 		.topics = (const char *const *)s->source_topic.v,
 		.ntopics = s->source_topic.n,
@@ -131,40 +151,38 @@ static es_err source_open(fleet *f)
 
 /* ---- repair: holes fetched from the nodes' journals --------------------- */
 
-/* The URL configured for source in repair.node, or NULL. */
-static const char *repair_url(const fleet_settings *s, const char *source)
+/* Applies what the repair thread brought: events, or a range gone. */
+static void apply_outcome(fleet *f, const fleet_repair_out *o)
 {
-	size_t n = strlen(source);
-	for (size_t i = 0; i < s->repair_node.n; i++) {
-		const char *e = s->repair_node.v[i];
-		if (strncmp(e, source, n) == 0 && e[n] == '=')
-			return e + n + 1;
-	}
-	return NULL;
+	es_consumer_stats before, after;
+	es_consumer_stats_get(f->consumer, &before);
+	es_err err = o->kind == FLEET_REPAIR_EVENTS
+			     ? es_consumer_apply(f->consumer, o->d, o->n)
+			     : es_consumer_gone(f->consumer, o->node, o->from, o->to);
+	es_consumer_stats_get(f->consumer, &after);
+	if (err)
+		es_warn(TAG, "repair of %s: %s (asked again later)", o->node, es_strerror(err));
+	else if (o->kind == FLEET_REPAIR_GONE && after.lost > before.lost)
+		es_warn(TAG,
+			"repair of %s %llu..%llu: the node no longer holds them: %llu events lost",
+			o->node, (unsigned long long)o->from, (unsigned long long)o->to,
+			(unsigned long long)(after.lost - before.lost));
 }
 
-/* Idle hook of the consumer: each hole that is due and whose node we can
- * reach is fetched and applied. One that cannot be fetched is asked for
- * again after the gap tracker's retry period. */
+/* Idle hook of the consumer (its thread, between batches): the holes that
+ * are due go to the repair thread; what it brought back is applied. Never
+ * waits for a node. */
 static void repair(void *arg)
 {
 	fleet *f = arg;
 	es_gap_request r[8];
+	fleet_repair_out o;
 	size_t n = es_consumer_holes_due(f->consumer, r, 8);
-	for (size_t i = 0; i < n; i++) {
-		const char *url = repair_url(f->s, r[i].node);
-		uint64_t read = 0;
-		if (!url)
-			continue;
-		es_err err = fleet_fetch_range(f->consumer, url, r[i].from, r[i].to, &read);
-		if (err)
-			es_warn(TAG, "repair of %s %llu..%llu from %s: %s", r[i].node,
-				(unsigned long long)r[i].from, (unsigned long long)r[i].to, url,
-				es_strerror(err));
-		else
-			es_info(TAG, "repair of %s %llu..%llu from %s: %llu events read", r[i].node,
-				(unsigned long long)r[i].from, (unsigned long long)r[i].to, url,
-				(unsigned long long)read);
+	for (size_t i = 0; i < n; i++)
+		(void)fleet_repair_ask(f->repair, &r[i]);
+	while (fleet_repair_take(f->repair, &o)) {
+		apply_outcome(f, &o);
+		fleet_repair_out_clear(&o);
 	}
 }
 
@@ -228,6 +246,7 @@ static int stats(es_http_req *req, void *ctx)
 	cJSON_AddNumberToObject(o, "duplicates", (double)st.duplicates);
 	cJSON_AddNumberToObject(o, "invalid", (double)st.invalid);
 	cJSON_AddNumberToObject(o, "events", (double)st.events);
+	cJSON_AddNumberToObject(o, "snapshot", (double)st.snapshot_n);
 	cJSON_AddStringToObject(o, "transport", f->source->ops->name);
 	cJSON_AddStringToObject(o, "connected_to", url);
 	cJSON_AddNumberToObject(o, "failovers", (double)failovers);
@@ -235,6 +254,7 @@ static int stats(es_http_req *req, void *ctx)
 	cJSON_AddNumberToObject(g, "holes_open", (double)st.holes_open);
 	cJSON_AddNumberToObject(g, "missing", (double)st.missing);
 	cJSON_AddNumberToObject(g, "holes_detected", (double)st.holes_detected);
+	cJSON_AddNumberToObject(g, "lost", (double)st.lost);
 	return es_japi_reply_json(req, 200, o);
 }
 
@@ -252,6 +272,7 @@ static void collect(void *ctx)
 	es_metric_set(f->m[M_EVENTS], (double)st.events);
 	es_metric_set(f->m[M_HOLES], (double)st.holes_open);
 	es_metric_set(f->m[M_MISSING], (double)st.missing);
+	es_metric_set(f->m[M_LOST], (double)st.lost);
 	es_metric_set(f->m[M_FAILOVERS], (double)failovers);
 	es_metric_set(f->m[M_CONNECTED], url[0] ? 1.0 : 0.0);
 }
@@ -309,6 +330,8 @@ es_err fleet_new(const fleet_settings *s, es_loop *loop, fleet **out)
 	f->loop = loop;
 	es_err err = consumer_open(s, &f->consumer, &f->projection);
 	if (!err && s->repair_node.n)
+		err = fleet_repair_new(&s->repair_node, &f->repair);
+	if (!err && f->repair)
 		err = es_consumer_on_idle(f->consumer, repair, f);
 	if (!err)
 		err = source_open(f);
@@ -340,6 +363,7 @@ void fleet_free(fleet *f)
 	if (f->started)
 		es_consumer_stop(f->consumer);
 	join_consumer(f);
+	fleet_repair_free(f->repair); /* after the consumer: its idle hook uses it */
 	es_http_free(f->http);
 	es_source_free(f->source);
 	fleet_projection_free(f->projection);
@@ -384,13 +408,13 @@ es_err fleet_outcome(fleet *f)
 	return f->result;
 }
 
-es_err fleet_rebuild(const fleet_settings *s, uint64_t *applied)
+es_err fleet_rebuild(const fleet_settings *s, bool from_scratch, es_consumer_rebuilt *out)
 {
 	es_consumer *c = NULL;
 	fleet_projection *p = NULL;
 	es_err err = consumer_open(s, &c, &p);
 	if (!err)
-		err = es_consumer_rebuild(c, applied);
+		err = es_consumer_rebuild(c, from_scratch, out);
 	fleet_projection_free(p);
 	es_consumer_free(c);
 	return err;

@@ -5,11 +5,15 @@
  * fleet_shutdown() (or a failure), then stops the loop the service was made
  * on; civetweb's workers serve /healthz, /metrics, /api/devices and
  * /api/stats, reading the SQLite file through connections of their own and
- * the consumer's atomic counters.
+ * the consumer's atomic counters. With repair.node, a repair thread
+ * (repair.h) fetches the holes from the nodes while the consumer applies.
  */
 #ifndef FLEET_H
 #define FLEET_H
 
+#include <stdbool.h>
+
+#include "consumer.h"
 #include "err.h"
 #include "loop.h"
 #include "settings.h"
@@ -28,9 +32,10 @@ es_err fleet_outcome(fleet *f);
 /* Stops the consumer if it runs, and frees. NULL is a no-op. */
 void fleet_free(fleet *f);
 
-/* --rebuild: empties the projection and re-applies the event log; no
- * broker, no HTTP. *applied: how many events. */
-es_err fleet_rebuild(const fleet_settings *s, uint64_t *applied);
+/* --rebuild: the projection from the latest snapshot and the event log
+ * after it, or (from_scratch, or no snapshot) emptied and rebuilt from the
+ * whole log; no broker, no HTTP. *out: what it did. */
+es_err fleet_rebuild(const fleet_settings *s, bool from_scratch, es_consumer_rebuilt *out);
 
 /* --rebuild-from URL: applies the events of the node at url (its journal,
  * through its HTTP API); ids applied already are dropped. *read: events

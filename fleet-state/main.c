@@ -1,18 +1,21 @@
 /* fleet-state: a projection of every device, fed by the events, served as
- * JSON, and rebuilt from the service's own event log with --rebuild. */
+ * JSON, and rebuilt from its snapshot and the service's own event log with
+ * --rebuild. */
 #include "commands.h"
 #include "daemon.h"
 #include "fleet.h"
 
 static const char usage[] =
 	"usage: fleet-state [--config FILE] [--section.key VALUE ...]\n"
-	"                   [--rebuild | --rebuild-from http://NODE:PORT]\n"
+	"                   [--rebuild [--from-scratch] | --rebuild-from http://NODE:PORT]\n"
 	"       fleet-state --print-config | --print-reference | --help | --version\n"
 	"\n"
 	"Consumes the events over AMQP (a quorum queue bound to amq.topic) or MQTT,\n"
 	"applies each id once to a SQLite projection of every device, and serves it\n"
-	"on GET /api/devices and /api/stats. --rebuild empties the projection,\n"
-	"re-applies the service's own event log, prints how many events, and exits.\n"
+	"on GET /api/devices and /api/stats. --rebuild restores the projection from\n"
+	"its latest snapshot, re-applies the service's own event log after it, prints\n"
+	"how many events, and exits; with --from-scratch it empties the projection\n"
+	"and re-applies the whole event log (what state.log_keep kept of it).\n"
 	"--rebuild-from applies the events a node's journal holds (through its HTTP\n"
 	"API; ids applied already are dropped): what the MQTT hop lost comes back.\n";
 

@@ -1,6 +1,7 @@
 /* projection.c - the device projection's schema, SQL and JSON; written
  * through the consumer's store and read through a connection of its own,
- * both SQLite adapter connections (db.h). */
+ * both SQLite adapter connections (db.h). Its snapshot is a copy of its two
+ * tables (snap_devices, snap_device_counts) in the same file. */
 #include "projection.h"
 
 #include <cJSON.h>
@@ -20,7 +21,17 @@ static const char schema[] =
 	" reading TEXT, alarm_seq INTEGER NOT NULL DEFAULT -1, alarm INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(source, subject));"
 	"CREATE TABLE IF NOT EXISTS device_counts(source TEXT NOT NULL, subject TEXT NOT NULL,"
+	" type TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(source, subject, type));"
+	"CREATE TABLE IF NOT EXISTS snap_devices(source TEXT NOT NULL, subject TEXT NOT NULL,"
+	" last_seq INTEGER NOT NULL, last_seen TEXT NOT NULL, last_type TEXT NOT NULL,"
+	" reading_seq INTEGER NOT NULL, reading TEXT, alarm_seq INTEGER NOT NULL,"
+	" alarm INTEGER NOT NULL, PRIMARY KEY(source, subject));"
+	"CREATE TABLE IF NOT EXISTS snap_device_counts(source TEXT NOT NULL, subject TEXT NOT NULL,"
 	" type TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(source, subject, type));";
+
+/* The columns of devices, in the order both tables declare them. */
+#define DEVICE_COLUMNS                                                                             \
+	"source, subject, last_seq, last_seen, last_type, reading_seq, reading, alarm_seq, alarm"
 
 /* Each statement binds ?1 source, ?2 subject, ?3 sequence, ?4 type, ?5 time,
  * ?6 data; a newer-only update says so in its WHERE. */
@@ -107,6 +118,29 @@ static es_err reset(void *arg)
 	return es_db_exec(p->db, "DELETE FROM devices; DELETE FROM device_counts;");
 }
 
+/* The snapshot callbacks (consumer.h): the tables copied one way or the
+ * other, inside the consumer's transaction. */
+static es_err snap_save(void *arg)
+{
+	fleet_projection *p = arg;
+	return es_db_exec(p->db, "DELETE FROM snap_devices; DELETE FROM snap_device_counts;"
+				 "INSERT INTO snap_devices(" DEVICE_COLUMNS
+				 ") SELECT " DEVICE_COLUMNS " FROM devices;"
+				 "INSERT INTO snap_device_counts(source, subject, type, n)"
+				 " SELECT source, subject, type, n FROM device_counts;");
+}
+
+static es_err snap_restore(void *arg)
+{
+	fleet_projection *p = arg;
+	es_err err = reset(p);
+	return err ? err
+		   : es_db_exec(p->db, "INSERT INTO devices(" DEVICE_COLUMNS
+				       ") SELECT " DEVICE_COLUMNS " FROM snap_devices;"
+				       "INSERT INTO device_counts(source, subject, type, n)"
+				       " SELECT source, subject, type, n FROM snap_device_counts;");
+}
+
 static es_err prepare(fleet_projection *p)
 {
 	const char *const sql[ST_N] = {sql_row, sql_last, sql_reading, sql_alarm, sql_count};
@@ -129,6 +163,8 @@ es_err fleet_projection_new(es_consumer *c, fleet_projection **out)
 		err = es_consumer_on(c, "#", apply, p);
 	if (!err)
 		err = es_consumer_on_reset(c, reset, p);
+	if (!err)
+		err = es_consumer_on_snapshot(c, snap_save, snap_restore, p);
 	if (err) {
 		fleet_projection_free(p);
 		return err;

@@ -17,8 +17,9 @@
 typedef struct fleet_projection fleet_projection;
 
 /* Creates the tables if needed, prepares its statements on c's connection
- * and registers its handler (pattern "#") and reset with c, which must
- * outlive it (free the projection first). ES_EIO, ES_ENOMEM. */
+ * and registers its handler (pattern "#"), reset and snapshot callbacks
+ * with c, which must outlive it (free the projection first). ES_EIO,
+ * ES_ENOMEM. */
 es_err fleet_projection_new(es_consumer *c, fleet_projection **out);
 void fleet_projection_free(fleet_projection *p);
 

@@ -18,8 +18,8 @@ static const es_setting source_rows[] = {
 	 "this consumer's name: its AMQP consumer tag and MQTT client id"},
 
 	{"source.amqp", ES_CFG_LIST, F(source_amqp), NULL, 0, 0, NULL, 0,
-	 "AMQP 0-9-1 broker(s): amqp://user:pass@host:port/vhost; several: a cluster's nodes, "
-	 "tried in turn"},
+	 "AMQP 0-9-1 broker(s): amqp://user@host:port/vhost, amqps:// for TLS; several: a "
+	 "cluster's nodes, tried in turn"},
 	{"source.queue", ES_CFG_STR, F(source_queue), "fleet-state", 0, 0, NULL, 0,
 	 "AMQP queue, declared durable with x-queue-type quorum"},
 	{"source.bind", ES_CFG_LIST, F(source_bind), "#", 0, 0, NULL, 0,
@@ -29,20 +29,22 @@ static const es_setting source_rows[] = {
 	{"source.heartbeat_s", ES_CFG_SECONDS, F(source_heartbeat_s), "30", 1, 3600, NULL, 0,
 	 "AMQP heartbeat"},
 	{"source.mqtt", ES_CFG_LIST, F(source_mqtt), NULL, 0, 0, NULL, 0,
-	 "MQTT broker(s) instead of AMQP: mqtt://host:port; several: tried in turn"},
+	 "MQTT broker(s) instead of AMQP: mqtt://host:port, mqtts:// for TLS; several: tried in "
+	 "turn"},
 	{"source.topic", ES_CFG_LIST, F(source_topic), "edgespool/#", 0, 0, NULL, 0,
 	 "MQTT topic filter(s), subscribed with QoS 1 in a persistent session"},
 };
 
-/* The MQTT source offers a user, a password and the backoff (which the AMQP
- * source uses too); its client id is node.id, the rest are defaults. */
+/* Both sources take a user, a password file, TLS (mqtts://, amqps://) and
+ * the backoff from these rows; the MQTT one's client id is node.id, the
+ * rest are defaults. */
 static const es_setting_edit source_edits[] = {
 	{"client_id", .hide = true},
 	{"version", .hide = true},
-	{"ca", .hide = true},
-	{"cert", .hide = true},
-	{"key", .hide = true},
-	{"tls_verify", .hide = true},
+	{"username", .help = "broker user name (AMQP: instead of the URL's)"},
+	{"password_file", .help = "file holding the broker password (first line), instead of "
+				  "one in the URL"},
+	{"ca", .help = "CA certificate (PEM) to verify the broker over TLS; default: the system's"},
 	{"keepalive_s", .hide = true},
 	{"inflight", .hide = true},
 	{"session_expiry_s", .hide = true},
@@ -58,6 +60,10 @@ static const es_setting state_rows[] = {
 	 "event ids remembered for de-duplication at most"},
 	{"state.dedup_max_age_s", ES_CFG_SECONDS, F(state_dedup_max_age_s), "7d", 0, 3650LL * 86400,
 	 NULL, 0, "and for at most this long (0: no age limit)"},
+	{"state.snapshot_every", ES_CFG_INT, F(state_snapshot_every), "100000", 0, 1LL << 40, NULL,
+	 0, "events between snapshots of the projection (0: none, the event log is never trimmed)"},
+	{"state.log_keep", ES_CFG_INT, F(state_log_keep), "100000", 0, 1LL << 40, NULL, 0,
+	 "events kept in the event log before the latest snapshot (for --rebuild --from-scratch)"},
 	{"event.max_bytes", ES_CFG_SIZE, F(event_max_bytes), "64KiB", 512, 16777216, NULL, 0,
 	 "largest event accepted"},
 

@@ -25,6 +25,7 @@ typedef struct fleet_settings {
 	char *state_path;
 	int state_sync;
 	int64_t state_dedup_max, state_dedup_max_age_s;
+	int64_t state_snapshot_every, state_log_keep;
 	uint64_t event_max_bytes;
 
 	es_http_settings http;

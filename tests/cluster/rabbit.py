@@ -113,7 +113,7 @@ class Node:
                 "log.console = true",
                 "log.console.level = warning",
                 "log.file = false",
-            ]) + "\n")
+            ] + list(cluster.conf_extra(self))) + "\n")
         self.plugins = os.path.join(self.dir, "enabled_plugins")
         with open(self.plugins, "w") as f:
             f.write("[rabbitmq_mqtt].\n")
@@ -202,10 +202,13 @@ class Cluster:
     """n nodes (letters a, b, c...) joined into one cluster. close() is
     registered with the Env: the nodes die with the test in every case."""
 
-    def __init__(self, env, n=3):
+    def __init__(self, env, n=3, conf_extra=lambda node: ()):
+        """conf_extra(node): more rabbitmq.conf lines for that node (a TLS
+        listener, say), called once the node has its ports and folder."""
         h.check(os.geteuid() == 0, "the cluster tests need root (rabbitmq-server's "
                 "wrapper switches to the rabbitmq user)")
         self.env = env
+        self.conf_extra = conf_extra
         self.cookie = "ES" + secrets.token_hex(16).upper()
         self.epmd_before = epmd_running()
         # The rabbitmq user must reach its folders inside the test's own.

@@ -395,8 +395,10 @@ def scenario(env):
     h.wait_for(lambda: set(tail.ids()) >= set(alarms), 60, "edgespool tail to print every alarm")
     printed = tail.ids()
     h.check(set(printed) == set(alarms), "edgespool tail --amqp printed ids that are not alarms")
-    print("     `edgespool tail --amqp` on %s printed all %d alarms (%d lines: the bridge's "
-          "re-sends after the fail-over are not de-duplicated by tail)" %
+    h.check(len(printed) == len(set(printed)), "edgespool tail --amqp printed %d lines for "
+            "%d ids: a copy was not hidden" % (len(printed), len(set(printed))))
+    print("     `edgespool tail --amqp` on %s printed all %d alarms, each once (%d lines: the "
+          "bridge's re-sends after the fail-over hidden by tail)" %
           (b.label, len(alarms), len(printed)))
     bridge.stop()  # clean exits (under the sanitizers: no leak either)
     fleet.stop()

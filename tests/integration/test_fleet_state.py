@@ -27,6 +27,17 @@ fleet-state (MQTT, QoS 1, persistent session) and `edgespool tail`.
 5. SIGTERM: exit 0. The projection tables are emptied, `fleet-state
    --rebuild` re-applies its event log (prints the count it applied), and
    the restarted service serves exactly the same devices.
+6. The store stays bounded: restarted with state.snapshot_every 500 and
+   state.log_keep 300, 1,200 more events per agent leave at most
+   500 + 300 + one batch events in the log, a snapshot whose checkpoint
+   (position, applied) matches; `--rebuild` starts from the snapshot and
+   re-applies only the log after it, serving exactly the same devices even
+   with the tables emptied; `--rebuild --from-scratch` says how many events
+   the log no longer holds and builds only what it holds; `--rebuild` puts
+   everything back.
+7. `edgespool tail` hides an id it printed already (the same event
+   published three times shows once, and it says at its end that it hid 2);
+   with --no-dedup every copy shows.
 /metrics passes `promtool check metrics` and agrees with /api/stats.
 """
 import json
@@ -394,6 +405,137 @@ def phase_rebuild(env, fleet, applied):
     return len(after)
 
 
+class Lines(threading.Thread):
+    """The stdout lines of a Piped program, gathered as they come."""
+
+    def __init__(self, piped):
+        super().__init__(daemon=True)
+        self.piped, self.lines = piped, []
+        self.start()
+
+    def run(self):
+        for line in self.piped.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+
+def dedup_event(n, id_):
+    return json.dumps({"specversion": "1.0", "id": id_, "source": "/site9/dd",
+                       "type": "dedup.test", "subject": "dev-d", "sequence": str(n),
+                       "time": "2026-11-27T07:00:00.000Z", "data": {"n": n}})
+
+
+def publish_lines(port, topic, payloads):
+    """Publishes payloads in order, one connection (mosquitto_pub -l)."""
+    subprocess.run(["mosquitto_pub", "-p", str(port), "-q", "1", "-t", topic, "-l"],
+                   input="\n".join(payloads) + "\n", text=True, check=True, timeout=10)
+
+
+def phase_tail_dedup(env, cloud):
+    """Two tails, one de-duplicating, one with --no-dedup; warm-up events
+    until both print, then A three times and B: A shows once (2 hidden,
+    said at the end), or three times with --no-dedup."""
+    url = "mqtt://127.0.0.1:%d" % cloud.port
+    topic = "edgespool/site9/dd/ev/dedup.test"
+    tails = [Piped(env, [env.args.cli, "tail", "--mqtt", url, "dedup.*"] + extra)
+             for extra in ([], ["--no-dedup"])]
+    lines = [Lines(t) for t in tails]
+    k = 0
+
+    def both_print():
+        nonlocal k
+        k += 1
+        publish_lines(cloud.port, topic, [dedup_event(k, "warm-%d" % k)])
+        return all(ln.lines for ln in lines)
+    h.wait_for(both_print, 20, "both tails to print a warm-up event", interval=0.3)
+    a, b = dedup_event(1000, "dup-a"), dedup_event(1001, "dup-b")
+    publish_lines(cloud.port, topic, [a, a, a, b])
+    h.wait_for(lambda: all(any('"dup-b"' in x for x in ln.lines) for ln in lines), 20,
+               "both tails to print B")
+    for t in tails:
+        t.popen.send_signal(signal.SIGTERM)
+    outs = []
+    for t, ln in zip(tails, lines):
+        rc = t.popen.wait(10)
+        ln.join(10)
+        h.check(rc == 0, "tail exited %d after SIGTERM" % rc)
+        outs.append([json.loads(x)["id"] for x in ln.lines if '"dup-' in x])
+    err = tails[0].popen.stderr.read()
+    h.check(outs[0] == ["dup-a", "dup-b"], "tail printed %r, expected A and B once" % outs[0])
+    h.check(outs[1] == ["dup-a", "dup-a", "dup-a", "dup-b"],
+            "tail --no-dedup printed %r, expected every copy" % outs[1])
+    h.check("2 duplicates hidden" in err, "tail did not say it hid 2: %r" % err)
+    h.check("hidden" not in tails[1].popen.stderr.read(), "tail --no-dedup says it hid some")
+
+
+def log_figures(db_path):
+    with sqlite3.connect("file:%s?mode=ro" % db_path, uri=True) as db:
+        n = db.execute("SELECT count(*), coalesce(min(n), 0), coalesce(max(n), 0) "
+                       "FROM events").fetchone()
+        snap = db.execute("SELECT n, applied FROM snapshot").fetchone()
+    return n, snap
+
+
+def phase_bounded(env, fleet, agents, posters, bridge, total):
+    """Snapshots every 500 events, 300 kept before the latest: the log
+    stays bounded; --rebuild starts from the snapshot; --from-scratch
+    builds what the log holds; --rebuild puts it all back."""
+    fleet.proc.signal(signal.SIGTERM)
+    h.check(fleet.proc.wait_exit(20) == 0, "fleet-state did not stop on SIGTERM")
+    fleet.extra += ["--state.snapshot_every", "500", "--state.log_keep", "300"]
+    fleet.start()
+    more = 1200
+    for p in posters:
+        post_mixed(p, more)
+    total += 2 * more
+    h.wait_for(lambda: fleet.stats()["applied"] == total, 60,
+               "fleet-state to apply %d events" % total)
+    (count, first, last), snap = log_figures(fleet.db)
+    st = fleet.stats()
+    h.check(snap is not None and st["snapshot"] == snap[0], "no snapshot taken: %r" % (snap,))
+    h.check(count == last - first + 1 == st["events"] and first == snap[0] - 300 + 1,
+            "log %d events (%d..%d), %d in stats, snapshot at %d" %
+            (count, first, last, st["events"], snap[0]))
+    h.check(count <= 500 + 300 + 256, "the log holds %d events: not bounded" % count)
+    h.check(snap[1] == total - (last - snap[0]), "the snapshot's checkpoint says %d applied, "
+            "%d applied up to it" % (snap[1], total - (last - snap[0])))
+    before = fleet.devices()
+    want = project(ev for a in agents for ev in journal_events(env, a))
+    h.check(before == want, "projection differs: %s" % diff(before, want))
+    fleet.proc.signal(signal.SIGTERM)
+    h.check(fleet.proc.wait_exit(20) == 0, "fleet-state did not stop on SIGTERM")
+    with sqlite3.connect(fleet.db) as db:
+        db.execute("DELETE FROM devices")
+        db.execute("DELETE FROM device_counts")
+
+    def rebuild(*flags):
+        r = subprocess.run(fleet.argv("--rebuild", *flags), capture_output=True, text=True,
+                           timeout=60)
+        h.check(r.returncode == 0, "--rebuild %s exited %d: %s" % (flags, r.returncode, r.stderr))
+        return r.stdout.strip()
+    out = rebuild()
+    h.check(out == "rebuilt from the snapshot at event %d: %d events applied after it" %
+            (snap[0], last - snap[0]), "--rebuild printed %r" % out)
+    fleet.start()
+    h.check(fleet.devices() == before, "the projection rebuilt from the snapshot differs: %s" %
+            diff(fleet.devices(), before))
+    fleet.proc.signal(signal.SIGTERM)
+    h.check(fleet.proc.wait_exit(20) == 0, "fleet-state did not stop on SIGTERM")
+    out = rebuild("--from-scratch")
+    h.check(out == "rebuilt: %d events applied (from scratch: the log's first %d events were "
+            "trimmed, see state.log_keep)" % (count, first - 1), "--from-scratch printed %r" % out)
+    fleet.start()
+    partial = sum(n for d in fleet.devices() for n in d["counts"].values())
+    h.check(partial == count, "from scratch: counts add up to %d, the log holds %d" %
+            (partial, count))
+    fleet.proc.signal(signal.SIGTERM)
+    h.check(fleet.proc.wait_exit(20) == 0, "fleet-state did not stop on SIGTERM")
+    rebuild()
+    fleet.start()
+    h.check(fleet.devices() == before, "the projection rebuilt again differs: %s" %
+            diff(fleet.devices(), before))
+    return total, count
+
+
 def scenario(env):
     h.check(env.args.fleet, "this test needs --fleet (the fleet-state binary)")
     edge = env.broker(name="edge")
@@ -413,10 +555,12 @@ def scenario(env):
     phase_repair(env, fleet, agents, 0)
     total = 2 * (PER_AGENT_1 + PER_AGENT_2)
     ndev = phase_rebuild(env, fleet, total)
+    total, kept = phase_bounded(env, fleet, agents, posters, bridge, total)
+    phase_tail_dedup(env, cloud)
     return ("%d events: %d applied once, %d duplicates dropped, %d lost at the MQTT hop "
             "(counted missing, then fetched from the agents), %d invalid; %d devices "
-            "rebuilt identically" %
-            (total, st["applied"], st["duplicates"], lost, st["invalid"], ndev))
+            "rebuilt identically; log bounded to %d events by snapshots; tail hid duplicates" %
+            (total, st["applied"], st["duplicates"], lost, st["invalid"], ndev, kept))
 
 
 if __name__ == "__main__":

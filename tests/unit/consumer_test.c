@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "consumer.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -37,19 +38,27 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+static void raw_exec(const char *path, const char *sql);
+
 static void db_path(const char *name, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s/%s", dir, name);
 }
 
-static char *event(const char *id, const char *type, const char *subject, unsigned seq)
+static char *event_of(const char *source, const char *id, const char *type, const char *subject,
+		      unsigned seq)
 {
 	char *s = malloc(512);
 	snprintf(s, 512,
-		 "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"/site-1/gw-1\","
+		 "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"%s\","
 		 "\"type\":\"%s\",\"subject\":\"%s\",\"sequence\":\"%u\",\"data\":{\"v\":%u}}",
-		 id, type, subject, seq, seq);
+		 id, source, type, subject, seq, seq);
 	return s;
+}
+
+static char *event(const char *id, const char *type, const char *subject, unsigned seq)
+{
+	return event_of("/site-1/gw-1", id, type, subject, seq);
 }
 
 static es_delivery delivery(char *body, uint64_t tag)
@@ -177,13 +186,25 @@ static void amqp_urls_are_checked(void **state)
 	assert_null(es_amqp_check_url("amqp://guest:guest@127.0.0.1:5672/"));
 	assert_null(es_amqp_check_url("amqp://rmq1"));
 	assert_non_null(es_amqp_check_url("mqtt://127.0.0.1:1883"));
-	assert_non_null(es_amqp_check_url("amqps://rmq1:5671/")); /* no TLS in this version */
+	assert_null(es_amqp_check_url("amqps://rmq1:5671/"));
+	assert_non_null(es_amqp_check_url("amqpx://rmq1:5671/"));
+	assert_true(es_amqp_url_has_password("amqp://u:pw@rmq1:5672/"));
+	assert_true(es_amqp_url_has_password("amqps://u:pw@rmq1/v"));
+	assert_false(es_amqp_url_has_password("amqp://u@rmq1:5672/"));
+	assert_false(es_amqp_url_has_password("amqp://rmq1:5672/a@b"));
+	assert_false(es_amqp_url_has_password("amqp://u:@rmq1"));
 	assert_non_null(es_amqp_check_url("amqp://h:notaport/"));
 	assert_non_null(es_amqp_check_url(""));
 	es_source *s;
 	const char *bad[] = {"amqp://ok/", "http://x"};
 	es_amqp_opts o = {.urls = bad, .nurls = 2};
 	assert_int_equal(es_amqp_source_new(&o, &s), ES_EINVAL);
+	const char *good[] = {"amqps://rmq1/"};
+	es_amqp_opts t = {.urls = good, .nurls = 1, .cert_file = "c.pem"}; /* no key */
+	assert_int_equal(es_amqp_source_new(&t, &s), ES_EINVAL);
+	t.key_file = "k.pem";
+	assert_int_equal(es_amqp_source_new(&t, &s), ES_OK);
+	es_source_free(s);
 }
 
 /* ---- batches ------------------------------------------------------------ */
@@ -359,6 +380,147 @@ static void sequence_holes_are_counted(void **state)
 	es_consumer_free(c);
 }
 
+/* One event of source, alone in its batch. */
+static void apply_from(es_consumer *c, const char *source, unsigned seq)
+{
+	char id[64];
+	snprintf(id, sizeof id, "%s-%u", source, seq);
+	es_delivery d = delivery(event_of(source, id, "sensor.reading", "dev-1", seq), 0);
+	assert_int_equal(es_consumer_apply(c, &d, 1), ES_OK);
+	es_delivery_clear(&d);
+}
+
+static int64_t row_of(es_consumer *c, const char *node)
+{
+	char sql[160];
+	snprintf(sql, sizeof sql, "SELECT rowid FROM gap_nodes WHERE node = '%s'", node);
+	return scalar(c, sql);
+}
+
+/* The holes are one row per source, and a batch rewrites only the rows of
+ * the sources it touched (a rewritten row gets a new rowid). */
+static void holes_are_written_per_source(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	es_consumer *c = open_consumer("per-source.db", 0, &k);
+	apply_from(c, "/site-1/gw-1", 1);
+	apply_from(c, "/site-1/gw-1", 5); /* 2..4 missing */
+	apply_from(c, "/site-1/gw-2", 1);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM gap_nodes"), 2);
+	int64_t gw1 = row_of(c, "/site-1/gw-1"), gw2 = row_of(c, "/site-1/gw-2");
+	apply_from(c, "/site-1/gw-2", 2);
+	assert_int_equal(row_of(c, "/site-1/gw-1"), gw1);
+	assert_true(row_of(c, "/site-1/gw-2") != gw2);
+	apply_from(c, "/site-1/gw-1", 3);
+	assert_true(row_of(c, "/site-1/gw-1") != gw1);
+	es_consumer_free(c);
+	c = open_consumer("per-source.db", 0, &k);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.holes_open, 2); /* 2 and 4 */
+	assert_int_equal(st.missing, 2);
+	es_consumer_free(c);
+}
+
+/* The holes due, polled until the gap tracker's grace period has passed. */
+static size_t due(es_consumer *c, es_gap_request *r, size_t cap, size_t want)
+{
+	size_t n = 0;
+	uint64_t deadline = es_clock_mono_ms() + 5000;
+	while (n < want && es_clock_mono_ms() < deadline) {
+		n += es_consumer_holes_due(c, r + n, cap - n);
+		if (n < want)
+			usleep(20000);
+	}
+	return n;
+}
+
+/* A range a node answers is gone is counted lost once, across a reopen,
+ * and never asked for again; the rest of the hole still is. */
+static void gone_is_lost_once(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	es_consumer *c = open_consumer("gone.db", 0, &k);
+	apply_ids(c, 1, 3, ES_OK);
+	apply_ids(c, 10, 10, ES_OK); /* 4..9 missing */
+	assert_int_equal(es_consumer_gone(c, "/site-1/gw-1", 4, 7), ES_OK);
+	assert_int_equal(es_consumer_gone(c, "/site-1/gw-1", 4, 7), ES_OK); /* again: no more */
+	assert_int_equal(es_consumer_gone(c, "/nobody/else", 1, 2), ES_OK);
+	assert_int_equal(es_consumer_gone(c, "/site-1/gw-1", 5, 4), ES_EINVAL);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.lost, 4);
+	assert_int_equal(st.missing, 2);
+	es_consumer_free(c);
+	c = open_consumer("gone.db", 0, &k);
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.lost, 4);
+	assert_int_equal(st.missing, 2);
+	es_gap_request r[4];
+	assert_int_equal(due(c, r, 4, 1), 1);
+	assert_string_equal(r[0].node, "/site-1/gw-1");
+	assert_int_equal(r[0].from, 8);
+	assert_int_equal(r[0].to, 9);
+	es_consumer_free(c);
+}
+
+/* A store of version 1 kept every source's holes in one text (meta
+ * 'gaps'): it becomes one row per source, with the same holes. */
+static void holes_of_one_text_are_adopted(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	char path[128];
+	es_consumer *c = open_consumer("v1.db", 0, &k);
+	es_consumer_free(c);
+	db_path("v1.db", path, sizeof path);
+	raw_exec(path, "DROP TABLE gap_nodes; DROP TABLE snapshot; PRAGMA user_version = 1;"
+		       "INSERT INTO meta VALUES('gaps', 'esgap 1 2\n/site-1/gw-1 - 1 10 2 2-3 7"
+		       "\n/site-1/gw-2 - 1 5 0\n');");
+	c = open_consumer("v1.db", 0, &k);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.holes_open, 2);
+	assert_int_equal(st.missing, 3);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM gap_nodes"), 2);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM meta WHERE key = 'gaps'"), 0);
+	apply_from(c, "/site-1/gw-1", 7);
+	es_consumer_free(c);
+	c = open_consumer("v1.db", 0, &k);
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.missing, 2);
+	es_consumer_free(c);
+}
+
+/* Rows that do not read (not ours) start the holes afresh, and for good:
+ * they are dropped, so new rows never mix with them. */
+static void unreadable_holes_start_afresh(void **state)
+{
+	(void)state;
+	struct counter k = {0};
+	char path[128];
+	es_consumer *c = open_consumer("bad-holes.db", 0, &k);
+	apply_from(c, "/site-1/gw-1", 1);
+	apply_from(c, "/site-1/gw-1", 5);
+	es_consumer_free(c);
+	db_path("bad-holes.db", path, sizeof path);
+	raw_exec(path, "INSERT INTO gap_nodes VALUES('/x', 'not a part')");
+	c = open_consumer("bad-holes.db", 0, &k);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.missing, 0);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM gap_nodes"), 0);
+	apply_from(c, "/site-1/gw-1", 9); /* tracking starts again here */
+	es_consumer_free(c);
+	c = open_consumer("bad-holes.db", 0, &k);
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.missing, 0);
+	assert_int_equal(scalar(c, "SELECT count(*) FROM gap_nodes"), 1);
+	es_consumer_free(c);
+}
+
 /* ---- the run loop against a fake source --------------------------------- */
 
 struct fake {
@@ -517,9 +679,10 @@ static void rebuild_replays_the_log(void **state)
 	assert_int_equal(es_consumer_on_reset(c, count_reset, &k), ES_OK);
 	apply_ids(c, 1, 20, ES_OK);
 	apply_ids(c, 5, 9, ES_OK); /* duplicates: not in the log */
-	uint64_t n = 0;
-	assert_int_equal(es_consumer_rebuild(c, &n), ES_OK);
-	assert_int_equal(n, 20);
+	es_consumer_rebuilt r;
+	assert_int_equal(es_consumer_rebuild(c, false, &r), ES_OK);
+	assert_int_equal(r.applied, 20);
+	assert_int_equal(r.snapshot_n, 0);
 	assert_int_equal(resets, 1);
 	assert_int_equal(scalar(c, "SELECT count(*) FROM applied WHERE n = 1"), 20);
 	es_consumer_free(c);
@@ -579,7 +742,7 @@ static void unmarked_store_is_adopted(void **state)
 	assert_int_equal(k.calls, 1);
 	es_consumer_free(c);
 	assert_int_equal(raw_int(path, "PRAGMA application_id"), 0x45534331);
-	assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
 }
 
 /* Another application's file, or a store from a newer version, is refused
@@ -613,6 +776,10 @@ int main(void)
 		cmocka_unit_test(failed_batch_rolls_back),
 		cmocka_unit_test(dedup_is_bounded_and_persistent),
 		cmocka_unit_test(sequence_holes_are_counted),
+		cmocka_unit_test(holes_are_written_per_source),
+		cmocka_unit_test(gone_is_lost_once),
+		cmocka_unit_test(holes_of_one_text_are_adopted),
+		cmocka_unit_test(unreadable_holes_start_afresh),
 		cmocka_unit_test(run_acks_after_commit),
 		cmocka_unit_test(stop_drains_what_was_taken),
 		cmocka_unit_test(rebuild_replays_the_log),

@@ -1,6 +1,6 @@
 /* httpc_test.c - the HTTP client, against the HTTP server adapter on a
  * port-0 loopback server: statuses, bodies both ways, the body cap, the
- * timeout, the errors when no answer comes, and escaping. */
+ * timeout, the cancel flag, the errors when no answer comes, and escaping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,34 @@ static void body_cap(void **state)
 	es_httpc_free(dflt);
 }
 
+/* The cancel flag set by another thread while a request waits: it ends
+ * long before its timeout. (Before `timeout`, which opens the gate.) */
+static atomic_bool cancel_flag;
+
+static void *cancel_soon(void *arg)
+{
+	(void)arg;
+	usleep(200000);
+	atomic_store(&cancel_flag, true);
+	return NULL;
+}
+
+static void cancel(void **state)
+{
+	es_httpc_opts o = {.timeout_ms = 8000, .cancel = &cancel_flag};
+	es_httpc *c = NULL;
+	es_httpc_resp r;
+	pthread_t t;
+	assert_int_equal(es_httpc_new(&o, &c), ES_OK);
+	assert_int_equal(pthread_create(&t, NULL, cancel_soon, NULL), 0);
+	uint64_t t0 = es_clock_mono_ms();
+	assert_int_equal(es_httpc_get(c, url("/slow"), &r), ES_ECLOSED);
+	uint64_t took = es_clock_mono_ms() - t0;
+	assert_true(took >= 150 && took < 4000);
+	pthread_join(t, NULL);
+	es_httpc_free(c);
+}
+
 static void timeout(void **state)
 {
 	es_httpc *c = client(300, 0);
@@ -297,6 +326,7 @@ int main(void)
 		cmocka_unit_test(get_answers_with_status_and_body),
 		cmocka_unit_test(post_sends_body_and_type),
 		cmocka_unit_test(body_cap),
+		cmocka_unit_test(cancel),
 		cmocka_unit_test(timeout),
 		cmocka_unit_test(errors_when_no_answer),
 		cmocka_unit_test(escape),

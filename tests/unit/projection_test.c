@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "consumer.h"
 #include "projection.h"
@@ -40,12 +41,18 @@ struct fx {
 	fleet_projection *p;
 };
 
-static void open_fx(struct fx *f, const char *name)
+static void open_snap(struct fx *f, const char *name, uint64_t every, uint64_t keep)
 {
 	snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
-	es_consumer_opts o = {.path = f->path, .keep_log = true};
+	es_consumer_opts o = {
+		.path = f->path, .keep_log = true, .snapshot_every = every, .log_keep = keep};
 	assert_int_equal(es_consumer_new(&o, &f->c), ES_OK);
 	assert_int_equal(fleet_projection_new(f->c, &f->p), ES_OK);
+}
+
+static void open_fx(struct fx *f, const char *name)
+{
+	open_snap(f, name, 0, 0);
 }
 
 static void close_fx(struct fx *f)
@@ -144,29 +151,94 @@ static void devices_sorted_and_subjectless_ignored(void **state)
 	close_fx(&f);
 }
 
-static void rebuild_gives_the_same_state(void **state)
+/* Events i = from..to, one batch each: old and new interleaved, readings
+ * and alarms, two sources and two devices. */
+static void send_mixed(struct fx *f, unsigned from, unsigned to)
 {
-	(void)state;
-	struct fx f;
-	open_fx(&f, "rebuild.db");
-	for (unsigned i = 1; i <= 200; i++) {
-		unsigned seq = i % 2 ? i : 202 - i; /* interleave old and new */
+	for (unsigned i = from; i <= to; i++) {
+		unsigned seq = i % 2 ? i : 1000 - i;
 		char data[32];
 		snprintf(data, sizeof data, "{\"n\":%u}", seq);
-		send(&f, i % 3 ? "/s1/gw1" : "/s1/gw2", i % 7 ? "dev-1" : "dev-2",
+		send(f, i % 3 ? "/s1/gw1" : "/s1/gw2", i % 7 ? "dev-1" : "dev-2",
 		     seq % 5	? "sensor.reading"
 		     : seq % 10 ? "alarm.raised"
 				: "alarm.cleared",
 		     seq, data);
 	}
+}
+
+static void rebuild_gives_the_same_state(void **state)
+{
+	(void)state;
+	struct fx f;
+	open_fx(&f, "rebuild.db");
+	send_mixed(&f, 1, 200);
 	char *before = devices(&f);
-	uint64_t n = 0;
-	assert_int_equal(es_consumer_rebuild(f.c, &n), ES_OK);
-	assert_int_equal(n, 200);
+	es_consumer_rebuilt r;
+	assert_int_equal(es_consumer_rebuild(f.c, false, &r), ES_OK);
+	assert_int_equal(r.applied, 200);
+	assert_int_equal(r.snapshot_n, 0); /* none taken: from scratch */
 	char *after = devices(&f);
 	assert_string_equal(before, after);
 	free(before);
 	free(after);
+	close_fx(&f);
+}
+
+static int64_t count(struct fx *f, const char *sql)
+{
+	int64_t v = -1;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(es_consumer_db(f->c), sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Every 50 events a snapshot of the tables, and the log trimmed to the 10
+ * before it: the log stays bounded, and --rebuild from the snapshot plus
+ * the log after it gives the same devices, even with the tables emptied;
+ * from scratch it gives only what the log kept. */
+static void snapshot_bounds_the_log_and_rebuilds(void **state)
+{
+	(void)state;
+	struct fx f;
+	open_snap(&f, "snap.db", 50, 10);
+	send_mixed(&f, 1, 230);
+	assert_int_equal(count(&f, "SELECT count(*) FROM events"), 30 + 10);
+	assert_int_equal(count(&f, "SELECT min(n) FROM events"), 191);
+	assert_int_equal(count(&f, "SELECT n FROM snapshot"), 200);
+	assert_int_equal(count(&f, "SELECT applied FROM snapshot"), 200);
+	es_consumer_stats st;
+	es_consumer_stats_get(f.c, &st);
+	assert_int_equal(st.events, 40);
+	assert_int_equal(st.snapshot_n, 200);
+	assert_int_equal(st.applied, 230);
+	char *before = devices(&f);
+	assert_int_equal(sqlite3_exec(es_consumer_db(f.c),
+				      "DELETE FROM devices; DELETE FROM device_counts", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	es_consumer_rebuilt r;
+	assert_int_equal(es_consumer_rebuild(f.c, false, &r), ES_OK);
+	assert_int_equal(r.snapshot_n, 200);
+	assert_int_equal(r.applied, 30);
+	char *after = devices(&f);
+	assert_string_equal(before, after);
+	free(after);
+	assert_int_equal(es_consumer_rebuild(f.c, true, &r), ES_OK);
+	assert_int_equal(r.snapshot_n, 0);
+	assert_int_equal(r.applied, 40);
+	assert_int_equal(r.trimmed, 190);
+	assert_int_equal(count(&f, "SELECT sum(n) FROM device_counts"), 40);
+	close_fx(&f);
+	/* The numbering goes on after a reopen: the next snapshot at 250. */
+	open_snap(&f, "snap.db", 50, 10);
+	send_mixed(&f, 231, 250);
+	assert_int_equal(count(&f, "SELECT n FROM snapshot"), 250);
+	assert_int_equal(count(&f, "SELECT min(n) FROM events"), 241);
+	free(before);
 	close_fx(&f);
 }
 
@@ -176,6 +248,7 @@ int main(void)
 		cmocka_unit_test(newest_wins_whatever_the_order),
 		cmocka_unit_test(devices_sorted_and_subjectless_ignored),
 		cmocka_unit_test(rebuild_gives_the_same_state),
+		cmocka_unit_test(snapshot_bounds_the_log_and_rebuilds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
