@@ -216,6 +216,35 @@ static void acks_reach_the_file_lazily(void **state)
 	es_journal_close(j);
 }
 
+/* With nothing else to write, acks reach the file by themselves
+ * ack_flush_ms after the first of them, in one commit, not before. */
+static void acks_are_flushed_after_ack_flush_ms(void **state)
+{
+	fixture *f = *state;
+	es_journal_opts o = base_opts(f);
+	o.ack_flush_ms = 1000;
+	es_journal *j = open_with(&o);
+	assert_int_equal(append_n(j, 5, 100), ES_OK);
+	uint64_t commits = counters_of(j).commits;
+	uint64_t t0 = es_clock_mono_ms();
+	for (uint64_t s = 1; s <= 5; s++)
+		assert_int_equal(es_journal_ack(j, s), ES_OK);
+	assert_true(wait_counter(j, 5));
+	uint64_t seen = stats_by_path(f->path).acked_seq;
+	uint64_t early = es_clock_mono_ms() - t0;
+	assert_true(early < 800); /* else the check below proves nothing */
+	assert_int_equal(seen, 0);
+	uint64_t deadline = t0 + WAIT_MS;
+	while (stats_by_path(f->path).acked_seq != 5 && es_clock_mono_ms() < deadline)
+		nap_ms(5);
+	uint64_t took = es_clock_mono_ms() - t0;
+	print_message("watermark in the file %" PRIu64 " ms after the first ack\n", took);
+	assert_int_equal(stats_by_path(f->path).acked_seq, 5);
+	assert_true(took >= 990);
+	assert_int_equal(counters_of(j).commits, commits + 1);
+	es_journal_close(j);
+}
+
 /* With an event commit due soon, a due watermark rides along with it; and
  * a clean close writes what is left. */
 static void watermark_rides_with_events_and_close_saves_it(void **state)
@@ -389,6 +418,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(acks_reach_the_file_lazily, setup, teardown),
+		cmocka_unit_test_setup_teardown(acks_are_flushed_after_ack_flush_ms, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(watermark_rides_with_events_and_close_saves_it,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(retention_saves_the_watermark, setup, teardown),
