@@ -270,7 +270,7 @@ static void write_stats(struct sub *sb)
 		"{\"received\":%llu,\"valid\":%llu,\"invalid\":%llu,\"new\":%llu,\"filled\":%llu,"
 		"\"duplicates\":%llu,\"nodes\":%llu,\"holes_open\":%llu,\"missing\":%llu,"
 		"\"holes_detected\":%llu,\"lost\":%llu,\"requests\":%llu,\"gone\":%llu,"
-		"\"deduped\":%llu,\"connected\":%s}\n",
+		"\"deduped\":%llu,\"connected\":%s,\"subscribed\":%s}\n",
 		(unsigned long long)sb->n.received, (unsigned long long)sb->n.valid,
 		(unsigned long long)sb->n.invalid, (unsigned long long)sb->n.fresh,
 		(unsigned long long)sb->n.filled, (unsigned long long)sb->n.duplicates,
@@ -278,7 +278,8 @@ static void write_stats(struct sub *sb)
 		(unsigned long long)g.missing, (unsigned long long)g.holes_detected,
 		(unsigned long long)g.lost, (unsigned long long)sb->n.sent,
 		(unsigned long long)sb->n.gone_replies, (unsigned long long)sb->n.deduped,
-		es_mqtt_is_connected(sb->mqtt) ? "true" : "false");
+		es_mqtt_is_connected(sb->mqtt) ? "true" : "false",
+		es_mqtt_is_subscribed(sb->mqtt) ? "true" : "false");
 	if (fclose(f) != 0 || rename(tmp, sb->s.stats) != 0)
 		es_error("sub", "%s: %s", sb->s.stats, strerror(errno));
 }
@@ -302,6 +303,13 @@ static void tick(void *arg)
 }
 
 static void on_connected(void *ctx, bool session_present)
+{
+	write_stats(ctx);
+}
+
+/* The stats say "subscribed": true from now on: what is published reaches
+ * this consumer (the tests start producing then). */
+static void on_subscribed(void *ctx)
 {
 	write_stats(ctx);
 }
@@ -331,8 +339,10 @@ static es_err make_mqtt(struct sub *sb)
 	es_mqtt_opts o;
 	es_link_mqtt_opts(&s->mqtt, NULL, sb->password, &o);
 	o.url = s->mqtt_url;
-	o.cbs = (es_mqtt_cbs){
-		.connected = on_connected, .disconnected = on_disconnected, .message = on_message};
+	o.cbs = (es_mqtt_cbs){.connected = on_connected,
+			      .disconnected = on_disconnected,
+			      .message = on_message,
+			      .subscribed = on_subscribed};
 	o.ctx = sb;
 	char filter[ES_TOPIC_MAX];
 	es_err err = es_mqtt_new(sb->loop, &o, &sb->mqtt);

@@ -36,6 +36,26 @@ static int healthz(es_http_req *req, void *ctx)
 	return es_japi_reply_json(req, !v.closing && writable ? 200 : 503, o);
 }
 
+/* Ready to take events: started, not stopping, the inbox committing, and
+ * every edge broker acknowledged the subscriptions (so what an agent
+ * publishes from now on reaches the bridge). The cloud link is not needed:
+ * the inbox holds what it cannot forward yet. */
+static int readyz(es_http_req *req, void *ctx)
+{
+	bridge_api *a = ctx;
+	bridge_view v;
+	a->d.view(a->d.ctx, &v);
+	bool edge = v.nedges > 0;
+	for (size_t i = 0; i < v.nedges; i++)
+		edge = edge && v.edge[i].subscribed;
+	es_ready_check checks[] = {
+		{"running", v.running && !v.closing},
+		{"inbox", es_journal_writable(a->d.journal)},
+		{"edge", edge},
+	};
+	return es_japi_reply_ready(req, checks, sizeof checks / sizeof checks[0]);
+}
+
 static void add_cloud(const bridge_api *a, const bridge_view *v, cJSON *o)
 {
 	cJSON *c = cJSON_AddObjectToObject(o, "cloud");
@@ -60,6 +80,7 @@ static void add_links(const bridge_api *a, const bridge_view *v, cJSON *o)
 		cJSON_AddItemToArray(edges, e);
 		cJSON_AddStringToObject(e, "url", v->edge[i].url);
 		cJSON_AddStringToObject(e, "state", v->edge[i].up ? "connected" : "disconnected");
+		cJSON_AddBoolToObject(e, "subscribed", v->edge[i].subscribed);
 		cJSON_AddNumberToObject(e, "failures", (double)v->edge[i].failures);
 	}
 	add_cloud(a, v, o);
@@ -151,6 +172,8 @@ static es_err route(bridge_api *a, int live_max)
 {
 	es_http *h = a->d.http;
 	es_err err = es_http_route_flags(h, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, a);
+	if (!err)
+		err = es_http_route_flags(h, "GET", "/readyz", ES_ROUTE_PUBLIC, readyz, a);
 	if (!err)
 		err = es_http_route(h, "GET", "/api/status", status, a);
 	if (!err)

@@ -1,5 +1,6 @@
-/* api.h - the bridge's HTTP API: GET /healthz, GET /api/status, the inbox's
- * REST API and live stream (japi.h) and the dashboard's files.
+/* api.h - the bridge's HTTP API: GET /healthz, GET /readyz, GET
+ * /api/status, the inbox's REST API and live stream (japi.h) and the
+ * dashboard's files.
  *
  * Threads: the HTTP workers'; new, stop and free on the loop thread.
  * Needs (at creation): the HTTP server (not started yet), the inbox

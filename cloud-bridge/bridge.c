@@ -67,7 +67,8 @@ struct bridge {
 
 	es_timer_id tick, drain_timer;
 	enum bphase phase;
-	bool edges_done; /* the edge links and the inbox thread have stopped */
+	bool edges_done;      /* the edge links and the inbox thread have stopped */
+	_Atomic bool running; /* bridge_start is done */
 	_Atomic bool closing;
 	pthread_mutex_t cloud_lock;
 	bridge_cloud_view cloud_view; /* as of the last tick */
@@ -246,6 +247,7 @@ static void view(void *ctx, bridge_view *v)
 {
 	bridge *b = ctx;
 	size_t n = bridge_edge_count(b->edge);
+	v->running = atomic_load(&b->running);
 	v->closing = atomic_load(&b->closing);
 	v->nedges = n < BRIDGE_VIEW_EDGES ? n : BRIDGE_VIEW_EDGES;
 	for (size_t i = 0; i < v->nedges; i++)
@@ -540,6 +542,7 @@ es_err bridge_start(bridge *b)
 		b->s->cloud.url.n > 1 ? " (and the cluster's other nodes)" : "",
 		es_http_port(b->http), b->s->journal.path);
 	tick(b);
+	atomic_store(&b->running, true);
 	return ES_OK;
 }
 

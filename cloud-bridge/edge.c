@@ -178,6 +178,7 @@ void bridge_edge_show(bridge_edge *e)
 		struct link *l = &e->links[i];
 		es_mqtt_stats_get(l->mqtt, &st);
 		l->shown.up = st.connected;
+		l->shown.subscribed = st.subscribed;
 		l->shown.connects = st.connects;
 		l->shown.failures = st.failures;
 	}

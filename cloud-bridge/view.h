@@ -20,6 +20,7 @@
 typedef struct bridge_edge_stats {
 	const char *url; /* the edge's copy, valid while it lives */
 	bool up;
+	bool subscribed; /* up, and the broker acknowledged every subscription */
 	uint64_t connects, failures;
 } bridge_edge_stats;
 
@@ -57,6 +58,7 @@ typedef struct bridge_cloud_view {
 } bridge_cloud_view;
 
 typedef struct bridge_view {
+	bool running; /* started: the inbox thread and every link run */
 	bool closing; /* the bridge is shutting down */
 	size_t nedges;
 	bridge_edge_stats edge[BRIDGE_VIEW_EDGES];

@@ -361,6 +361,12 @@ static void src_where(es_source *base, char *url, size_t cap, uint64_t *failover
 	*failovers = s->failovers;
 }
 
+/* Consuming: connected, the queue declared and bound, basic.consume-ok. */
+static bool src_ready(es_source *base)
+{
+	return atomic_load(&((struct amqp_src *)base)->up);
+}
+
 static void free_list(char **v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
@@ -384,8 +390,12 @@ static void src_free(es_source *base)
 	free(s);
 }
 
-static const es_source_ops amqp_ops = {
-	.name = "amqp", .next = src_next, .ack = src_ack, .where = src_where, .free = src_free};
+static const es_source_ops amqp_ops = {.name = "amqp",
+				       .next = src_next,
+				       .ack = src_ack,
+				       .where = src_where,
+				       .ready = src_ready,
+				       .free = src_free};
 
 static char **dup_list(const char *const *v, size_t n)
 {

@@ -2,23 +2,34 @@
  *
  * Threads: routes, assets and the credentials are set before start and only
  * read afterwards; counters are atomics. civetweb's workers run handlers
- * concurrently.
+ * concurrently; a connection's state (struct conn_state) is only touched by
+ * the worker that serves the connection.
  *
- * Every request goes through dispatch(): the path is decoded and checked
- * (no NUL, no ".." segment, at most MAX_PATH bytes), then routed; then the
- * credentials are checked unless the route is public; then a write (any
- * method but GET and HEAD) is refused if it comes from another site; then
+ * Every request goes through dispatch(): its framing is checked (one
+ * Content-Length, or Transfer-Encoding: chunked alone), the path is decoded
+ * and checked (no NUL, no ".." segment, at most MAX_PATH bytes), then
+ * routed; then the credentials are checked unless the route is public; then
+ * a write (any method but GET and HEAD) is refused if it comes from another
+ * site; then query parameters are refused on a route that reads none; then
  * the handler, an asset, 405 or 404. Nothing is ever read from disk:
  * civetweb has no document_root, and one handler takes every URI.
+ *
+ * What civetweb answers or drops itself before dispatch (a head too big or
+ * too slow, a request target that is not a path) is answered in
+ * on_http_error and on_connection_close with our statuses and JSON.
  */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <cJSON.h>
 #include <civetweb.h>
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +40,23 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "log.h"
 
 #define TAG	   "http"
 #define MAX_ROUTES 32
 #define MAX_PATH   2048 /* longer paths are 414 */
-#define ETAG_SIZE  24
+/* more header fields are 431: civetweb drops any past MG_MAX_HEADERS */
+#define MAX_FIELDS	(MG_MAX_HEADERS - 1)
+#define ETAG_SIZE	24
+#define KEEP_ALIVE_MS	5000 /* at most: an idle connection holds a worker */
+#define KICK_EVERY_MS	50   /* a body read past its deadline is woken this often */
+#define ALLOWED_METHODS "GET, HEAD, POST"
+
+/* glibc 2.36 declares the field but not its usual name. */
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
 
 struct route {
 	char method[8];
@@ -67,8 +89,19 @@ struct es_http_req {
 	const char *tail;
 	const char *user; /* NULL until authenticated */
 	char user_buf[ES_AUTH_USER_MAX + 1];
-	int status;
+	int status; /* the response sent, 0 before */
 	bool streaming;
+	bool body_read;	  /* all of it: the connection may serve another request */
+	uint64_t head_ms; /* when the head had arrived (monotonic) */
+};
+
+/* A connection, as civetweb's connection data: since when its next request
+ * has been awaited, and whether it served one before (civetweb then waits
+ * for the head KEEP_ALIVE_MS, else request_timeout_ms). */
+struct conn_state {
+	uint64_t since_ms;
+	bool served;
+	bool answered; /* civetweb's own error went out through on_http_error */
 };
 
 const char *es_http_check_listen(const char *listen)
@@ -150,7 +183,7 @@ es_err es_http_new(const es_http_opts *opts, es_http **out)
 	h->o = *opts; /* auth_file and token_file are borrowed until we return */
 	h->auth_basic = opts->auth_file != NULL;
 	if (!h->o.threads)
-		h->o.threads = 8;
+		h->o.threads = ES_HTTP_THREADS;
 	if (!h->o.max_body)
 		h->o.max_body = 1024 * 1024;
 	if (!h->o.request_timeout_ms)
@@ -180,7 +213,8 @@ static es_err add_route(es_http *h, const char *method, const char *path, unsign
 		return ES_EINVAL;
 	if ((flags & ES_ROUTE_PREFIX) && path[strlen(path) - 1] != '/')
 		return ES_EINVAL;
-	if (flags & ~(unsigned)(ES_ROUTE_PUBLIC | ES_ROUTE_METRICS | ES_ROUTE_PREFIX))
+	if (flags &
+	    ~(unsigned)(ES_ROUTE_PUBLIC | ES_ROUTE_METRICS | ES_ROUTE_PREFIX | ES_ROUTE_QUERY))
 		return ES_EINVAL;
 	snprintf(r->path, sizeof r->path, "%s", path);
 	snprintf(r->method, sizeof r->method, "%s", method);
@@ -293,11 +327,14 @@ static int format_head(struct mg_connection *conn, const struct head *hd, size_t
 
 /* Writes a whole response -- status line, headers, body -- with one write:
  * civetweb's header functions send each line on its own, one TCP segment
- * each. False when the write failed. */
+ * each. With hd->close, civetweb closes the connection after it (and drops
+ * what is left of the request unread). False when the write failed. */
 static bool send_response(struct mg_connection *conn, const struct head *hd, bool head_only,
 			  const char *body, size_t len)
 {
 	char head[2048];
+	if (hd->close)
+		mg_disable_connection_keep_alive(conn);
 	int n = format_head(conn, hd, len, head, sizeof head);
 	if (n < 0)
 		return false;
@@ -320,8 +357,28 @@ static bool is_head(const es_http_req *r)
 	return strcmp(r->ri->request_method, "HEAD") == 0;
 }
 
-static int reply_head(es_http_req *r, const struct head *hd, const char *body, size_t len)
+/* True when the request announced a body (a Content-Length above 0, or
+ * chunks) that has not been read to its end. */
+static bool body_unread(const es_http_req *r)
 {
+	if (r->body_read)
+		return false;
+	return r->ri->content_length > 0 || mg_get_header(r->conn, "Transfer-Encoding") != NULL;
+}
+
+/* Statuses after which what follows on the connection cannot be trusted. */
+static bool closes(int status)
+{
+	return status == 408 || status == 413 || status == 431;
+}
+
+/* Sends the response unless one was sent; returns the status sent. */
+static int reply_head(es_http_req *r, struct head *hd, const char *body, size_t len)
+{
+	if (r->status)
+		return r->status;
+	/* an unread body must not be taken for the next request, nor read */
+	hd->close = hd->close || closes(hd->status) || body_unread(r);
 	count(r->h, hd->status); /* before sending: a client that got it sees it counted */
 	send_response(r->conn, hd, is_head(r), body, len);
 	r->status = hd->status;
@@ -331,12 +388,8 @@ static int reply_head(es_http_req *r, const struct head *hd, const char *body, s
 int es_http_reply(es_http_req *r, int status, const char *content_type, const char *body,
 		  size_t len)
 {
-	/* after a 413 the unread body must not be taken for the next request */
-	struct head hd = {.status = status,
-			  .type = content_type,
-			  .cache = "no-store",
-			  .length = true,
-			  .close = status == 413};
+	struct head hd = {
+		.status = status, .type = content_type, .cache = "no-store", .length = true};
 	return reply_head(r, &hd, body, len);
 }
 
@@ -352,9 +405,10 @@ static char *error_json(const char *message, const char *field)
 	return text;
 }
 
-/* An error reply with more header lines (extra, or NULL). */
-static int reply_error_extra(es_http_req *r, int status, const char *message, const char *field,
-			     const char *extra)
+/* An error reply with more header lines (extra, or NULL), closing the
+ * connection after it when close. */
+static int reply_error_full(es_http_req *r, int status, const char *message, const char *field,
+			    const char *extra, bool close)
 {
 	char *text = error_json(message, field);
 	if (!text) {
@@ -366,15 +420,21 @@ static int reply_error_extra(es_http_req *r, int status, const char *message, co
 			  .cache = "no-store",
 			  .extra = extra,
 			  .length = true,
-			  .close = status == 413};
-	reply_head(r, &hd, text, strlen(text));
+			  .close = close};
+	int sent = reply_head(r, &hd, text, strlen(text));
 	cJSON_free(text);
-	return status;
+	return sent;
+}
+
+static int reply_error_extra(es_http_req *r, int status, const char *message, const char *field,
+			     const char *extra)
+{
+	return reply_error_full(r, status, message, field, extra, false);
 }
 
 int es_http_reply_error(es_http_req *r, int status, const char *message, const char *field)
 {
-	return reply_error_extra(r, status, message, field, NULL);
+	return reply_error_full(r, status, message, field, NULL, false);
 }
 
 es_err es_http_stream_begin(es_http_req *r, const char *content_type)
@@ -423,12 +483,52 @@ const char *es_http_query(const es_http_req *r)
 	return r->ri->query_string;
 }
 
-bool es_http_query_param(const es_http_req *r, const char *name, char *buf, size_t cap)
+/* The raw (still encoded) value of the one pair named name in query q:
+ * ES_OK with *value and *len, ES_ENOTFOUND, ES_EEXIST (named twice) or
+ * ES_EINVAL (no '='). Names are compared as they are, unencoded. */
+static es_err find_param(const char *q, const char *name, const char **value, size_t *len)
 {
-	const char *q = r->ri->query_string;
-	if (!q || cap == 0)
-		return false;
-	return mg_get_var(q, strlen(q), name, buf, cap) >= 0;
+	size_t nlen = strlen(name);
+	es_err err = ES_ENOTFOUND;
+	for (const char *p = q; p && *p;) {
+		size_t pair = strcspn(p, "&"), key = strcspn(p, "=&");
+		if (key == nlen && strncmp(p, name, nlen) == 0) {
+			if (err != ES_ENOTFOUND)
+				return ES_EEXIST;
+			err = key == pair ? ES_EINVAL : ES_OK;
+			*value = p + key + (key < pair);
+			*len = pair - key - (key < pair);
+		}
+		p += pair + (p[pair] == '&');
+	}
+	return err;
+}
+
+/* True when every '%' of s[0..len) starts an escape of two hex digits. */
+static bool escapes_ok(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '%' && (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+				    !isxdigit((unsigned char)s[i + 2])))
+			return false;
+	return true;
+}
+
+es_err es_http_query_param(const es_http_req *r, const char *name, char *buf, size_t cap)
+{
+	const char *q = r->ri->query_string, *raw = NULL;
+	size_t len = 0;
+	if (!name || !buf || cap == 0 || cap > INT_MAX)
+		return ES_EINVAL;
+	es_err err = q ? find_param(q, name, &raw, &len) : ES_ENOTFOUND;
+	if (err)
+		return err;
+	if (len > INT_MAX || !escapes_ok(raw, len))
+		return ES_EINVAL;
+	int n = mg_url_decode(raw, (int)len, buf, (int)cap, 1);
+	if (n < 0 || (size_t)n >= cap)
+		return ES_ETOOBIG;
+	return strlen(buf) == (size_t)n ? ES_OK : ES_EINVAL; /* a %00 */
 }
 
 const char *es_http_header(const es_http_req *r, const char *name)
@@ -441,26 +541,71 @@ const char *es_http_tail(const es_http_req *r)
 	return r->tail ? r->tail : "";
 }
 
-/* Reads up to max bytes into buf; stops early at end of body. */
-static es_err read_all(struct mg_connection *conn, char *buf, size_t max, size_t *got)
+/* SIGURG interrupts a read blocked in civetweb's poll (EINTR makes it
+ * return an error): nothing else to do. */
+static void on_kick(int sig)
+{
+	(void)sig;
+}
+
+/* A timer that sends SIGURG to this thread after ms, then every
+ * KICK_EVERY_MS until deleted, so that a client trickling its body cannot
+ * keep a read going past the deadline (civetweb's read waits as long as
+ * bytes keep coming). False when it cannot be made: the deadline is then
+ * only seen between reads. */
+static bool kicker_new(uint64_t ms, timer_t *out)
+{
+	struct sigevent sev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGURG};
+	sev.sigev_notify_thread_id = gettid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, out) != 0)
+		return false;
+	struct itimerspec its = {.it_value = {.tv_sec = (time_t)(ms / 1000),
+					      .tv_nsec = (long)(ms % 1000) * 1000000 + 1},
+				 .it_interval = {.tv_nsec = KICK_EVERY_MS * 1000000L}};
+	if (timer_settime(*out, 0, &its, NULL) != 0) {
+		timer_delete(*out);
+		return false;
+	}
+	return true;
+}
+
+/* Reads up to max bytes into buf, stopping early at the end of the body;
+ * ES_ETIMEDOUT once the monotonic clock passes deadline_ms, ES_EIO when the
+ * client stops sending. */
+static es_err read_all(struct mg_connection *conn, char *buf, size_t max, uint64_t deadline_ms,
+		       size_t *got)
 {
 	size_t n = 0;
-	while (n < max) {
+	es_err err = ES_OK;
+	uint64_t now = es_clock_mono_ms();
+	timer_t kicker;
+	bool kicking = now < deadline_ms && kicker_new(deadline_ms - now, &kicker);
+	for (;;) {
 		int rc = mg_read(conn, buf + n, max - n);
-		if (rc < 0)
-			return ES_EIO;
-		if (rc == 0)
+		n += rc > 0 ? (size_t)rc : 0;
+		if (rc == 0 || n == max)
+			break; /* the end of the body, or all that fits */
+		if (es_clock_mono_ms() >= deadline_ms) {
+			err = ES_ETIMEDOUT;
 			break;
-		n += (size_t)rc;
+		}
+		if (rc < 0) {
+			err = ES_EIO;
+			break;
+		}
 	}
+	if (kicking)
+		timer_delete(kicker); /* a kick already sent is taken before this returns */
 	*got = n;
-	return ES_OK;
+	return err;
 }
 
 es_err es_http_read_body(es_http_req *r, char **body, size_t *len)
 {
 	long long declared = r->ri->content_length;
 	size_t max = r->h->o.max_body;
+	if (r->status || r->body_read)
+		return ES_EINVAL;
 	if (declared > 0 && (unsigned long long)declared > max)
 		return ES_ETOOBIG;
 	size_t cap = declared >= 0 ? (size_t)declared : max + 1;
@@ -468,15 +613,20 @@ es_err es_http_read_body(es_http_req *r, char **body, size_t *len)
 	if (!buf)
 		return ES_ENOMEM;
 	size_t got = 0;
-	es_err err = read_all(r->conn, buf, cap, &got);
+	uint64_t deadline = r->head_ms + (uint64_t)r->h->o.request_timeout_ms;
+	es_err err = read_all(r->conn, buf, cap, deadline, &got);
 	if (!err && declared < 0 && got > max)
 		err = ES_ETOOBIG;
 	if (!err && declared >= 0 && got < (size_t)declared)
 		err = ES_EIO;
+	if (err == ES_ETIMEDOUT)
+		reply_error_full(r, 408, "the request body did not arrive in time", NULL, NULL,
+				 true);
 	if (err) {
 		free(buf);
 		return err;
 	}
+	r->body_read = true;
 	buf[got] = '\0';
 	*body = buf;
 	*len = got;
@@ -642,6 +792,23 @@ static int serve_asset(es_http_req *req, size_t i)
 	return reply_head(req, &hd, (const char *)a->data, a->len);
 }
 
+/* A route that reads no parameter refuses any: 0, or the 400 sent naming
+ * the first. */
+static int refuse_params(es_http_req *req, const struct route *rt)
+{
+	const char *q = req->ri->query_string;
+	if (!q || (rt->flags & ES_ROUTE_QUERY))
+		return 0;
+	q += strspn(q, "&"); /* empty pairs name nothing */
+	if (!*q)
+		return 0;
+	char name[72], msg[200];
+	size_t n = strcspn(q, "=&");
+	snprintf(name, sizeof name, "%.*s", (int)(n < 64 ? n : 64), q);
+	snprintf(msg, sizeof msg, "%s is not a parameter of %s", name, rt->path);
+	return es_http_reply_error(req, 400, msg, name);
+}
+
 /* Routes a checked request; *label gets the route's name for on_request. */
 static int route_request(es_http_req *req, const char **label)
 {
@@ -658,6 +825,9 @@ static int route_request(es_http_req *req, const char **label)
 		return unauthorized(req);
 	if (!is_read(method) && cross_site(req))
 		return es_http_reply_error(req, 403, "cross-site request refused", "Origin");
+	int status = rt ? refuse_params(req, rt) : 0;
+	if (status)
+		return status;
 	if (rt)
 		return rt->fn(req, rt->ctx);
 	if (any)
@@ -693,15 +863,62 @@ static void hook(const es_http *h, const char *method, const char *route, int st
 				seconds_since(t0));
 }
 
+/* A header's value: digits only (a Content-Length). */
+static bool all_digits(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+/* Refuses a request that another HTTP reader could frame differently (a
+ * proxy in front: request smuggling): Content-Length twice, or not a plain
+ * number; Transfer-Encoding twice, other than "chunked", or with a
+ * Content-Length. civetweb would take the first Content-Length, or the
+ * chunks. Also more header fields than civetweb keeps (it would ignore the
+ * rest, Content-Length included). 0, or the error sent; the connection is
+ * then closed without reading further. */
+static int check_framing(es_http_req *req)
+{
+	const struct mg_request_info *ri = req->ri;
+	int ncl = 0, nte = 0;
+	const char *cl = NULL, *te = NULL;
+	if (ri->num_headers > MAX_FIELDS)
+		return reply_error_full(req, 431, "too many header fields", NULL, NULL, true);
+	for (int i = 0; i < ri->num_headers; i++) {
+		const char *name = ri->http_headers[i].name;
+		if (strcasecmp(name, "Content-Length") == 0 && ++ncl)
+			cl = ri->http_headers[i].value;
+		else if (strcasecmp(name, "Transfer-Encoding") == 0 && ++nte)
+			te = ri->http_headers[i].value;
+	}
+	const char *why = "Content-Length must be given once, as a number";
+	const char *field = "Content-Length";
+	if (ncl <= 1 && (!cl || all_digits(cl))) {
+		field = "Transfer-Encoding";
+		if (cl && te)
+			why = "Content-Length and Transfer-Encoding cannot both be given";
+		else if (nte > 1 || (te && strcasecmp(te, "chunked") != 0))
+			why = "Transfer-Encoding must be given once, as chunked";
+		else
+			return 0;
+	}
+	return reply_error_full(req, 400, why, field, NULL, true);
+}
+
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
 	es_http *h = cbdata;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	char path[MAX_PATH + 1];
-	es_http_req req = {.conn = conn, .ri = mg_get_request_info(conn), .h = h, .path = ""};
+	es_http_req req = {.conn = conn,
+			   .ri = mg_get_request_info(conn),
+			   .h = h,
+			   .path = "",
+			   .head_ms = es_clock_mono_ms()};
 	const char *label = "other";
-	int status = check_path(&req, path);
+	int status = check_framing(&req);
+	if (!status)
+		status = check_path(&req, path);
 	if (!status)
 		status = route_request(&req, &label);
 	es_debug(TAG, "%s %s -> %d", req.ri->request_method, req.path, status);
@@ -709,10 +926,10 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 	return status;
 }
 
-/* civetweb's own errors (a malformed request line, headers too big, a
- * timeout) get a JSON body like ours, and the connection is closed: after a
- * malformed request nothing that follows can be trusted. */
-static int on_http_error(struct mg_connection *conn, int status, const char *msg)
+/* Sends a JSON error for a request that never reached dispatch (civetweb's
+ * own errors, targets that are not paths) and closes the connection. */
+static void reply_outside(struct mg_connection *conn, int status, const char *msg,
+			  const char *extra)
 {
 	es_http *h = mg_get_user_data(mg_get_context(conn));
 	const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -726,12 +943,47 @@ static int on_http_error(struct mg_connection *conn, int status, const char *msg
 	cJSON_Delete(o);
 	count(h, status);
 	struct head hd = {.status = status,
-			  .type = "application/json",
+			  .type = status == 204 ? NULL : "application/json",
 			  .cache = "no-store",
-			  .length = true,
+			  .extra = extra,
+			  .length = status != 204,
 			  .close = true};
-	send_response(conn, &hd, false, body, strlen(body));
+	send_response(conn, &hd, status == 204, body, strlen(body));
 	hook(h, ri ? ri->request_method : NULL, "other", status, &t0);
+}
+
+/* civetweb says "Malformed message" (400) for a head that did not fit in
+ * its buffer and for one that did not arrive in time (and for a client that
+ * went away, which reads no answer): told apart by how long the head was
+ * awaited, they are 413 and 408 as docs/api.md says. */
+static int head_status(const es_http *h, const struct conn_state *cs, const char **msg)
+{
+	if (!cs)
+		return 400;
+	uint64_t waited = es_clock_mono_ms() - cs->since_ms;
+	uint64_t limit = (uint64_t)h->o.request_timeout_ms;
+	if (cs->served && limit > KEEP_ALIVE_MS)
+		limit = KEEP_ALIVE_MS;
+	if (waited + 50 >= limit) {
+		*msg = "the request did not arrive in time";
+		return 408;
+	}
+	*msg = "the request head is larger than 16 KiB";
+	return 413;
+}
+
+/* civetweb's own errors (a malformed request line, a head too big or too
+ * slow) get a JSON body like ours, and the connection is closed: after a
+ * malformed request nothing that follows can be trusted. */
+static int on_http_error(struct mg_connection *conn, int status, const char *msg)
+{
+	es_http *h = mg_get_user_data(mg_get_context(conn));
+	struct conn_state *cs = mg_get_user_connection_data(conn);
+	if (status == 400 && msg && strcmp(msg, "Malformed message") == 0)
+		status = head_status(h, cs, &msg);
+	if (cs)
+		cs->answered = true;
+	reply_outside(conn, status, msg, NULL);
 	return 0;
 }
 
@@ -744,10 +996,65 @@ static int on_begin_request(struct mg_connection *conn)
 	return dispatch(conn, mg_get_user_data(mg_get_context(conn)));
 }
 
+static int on_init_connection(const struct mg_connection *conn, void **data)
+{
+	(void)conn;
+	struct conn_state *cs = malloc(sizeof *cs); /* NULL: its errors stay 400 */
+	if (cs)
+		*cs = (struct conn_state){.since_ms = es_clock_mono_ms()};
+	*data = cs;
+	return 0;
+}
+
+static void on_end_request(const struct mg_connection *conn, int status)
+{
+	(void)status;
+	struct conn_state *cs = mg_get_user_connection_data(conn);
+	if (cs) {
+		cs->since_ms = es_clock_mono_ms();
+		cs->served = true;
+	}
+}
+
+/* civetweb drops a request whose target is not a path ("*", or an absolute
+ * URI of another server) without a word and closes: it is answered here,
+ * before the socket closes. OPTIONS * (the server's capabilities) gets 204
+ * and the methods; any other such request 400, as check_path says. The
+ * connection is the caller's, only passed as const. */
+static void on_connection_close(const struct mg_connection *cconn)
+{
+	struct mg_connection *conn = (struct mg_connection *)cconn;
+	struct conn_state *cs = mg_get_user_connection_data(conn);
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	bool dropped = ri && ri->request_method && ri->request_uri && !ri->local_uri &&
+		       !(cs && cs->answered);
+	if (dropped && strcmp(ri->request_method, "OPTIONS") == 0 &&
+	    strcmp(ri->request_uri, "*") == 0)
+		reply_outside(conn, 204, NULL, "Allow: " ALLOWED_METHODS "\r\n");
+	else if (dropped)
+		reply_outside(conn, 400, "the request target must be a path", NULL);
+	free(cs);
+	mg_set_user_connection_data(conn, NULL);
+}
+
 static int on_log(const struct mg_connection *conn, const char *message)
 {
 	es_warn(TAG, "%s", message);
 	return 1;
+}
+
+/* The no-op SIGURG handler that lets a kicker interrupt a read (a signal
+ * ignored, as SIGURG is by default, interrupts nothing). One that is there
+ * already interrupts as well and is kept. */
+static es_err install_kick(void)
+{
+	struct sigaction old, sa = {.sa_handler = on_kick};
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGURG, NULL, &old) != 0)
+		return ES_ESYS;
+	if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
+		return ES_OK;
+	return sigaction(SIGURG, &sa, NULL) == 0 ? ES_OK : ES_ESYS;
 }
 
 es_err es_http_start(es_http *h)
@@ -757,7 +1064,11 @@ es_err es_http_start(es_http *h)
 	snprintf(timeout, sizeof timeout, "%d", h->o.request_timeout_ms);
 	/* an idle keep-alive connection holds a worker thread: not for long */
 	snprintf(keepalive, sizeof keepalive, "%d",
-		 h->o.request_timeout_ms < 5000 ? h->o.request_timeout_ms : 5000);
+		 h->o.request_timeout_ms < KEEP_ALIVE_MS ? h->o.request_timeout_ms : KEEP_ALIVE_MS);
+	if (install_kick()) {
+		es_error(TAG, "cannot set a SIGURG handler: %s", strerror(errno));
+		return ES_ESYS;
+	}
 	/* No document_root: nothing is served from disk, so no directory
 	 * listing, CGI, SSI, Lua or PUT/DELETE of files can happen; every URI
 	 * goes to dispatch(). Empty CORS settings: civetweb must not answer
@@ -788,7 +1099,7 @@ es_err es_http_start(es_http *h)
 		"ssi_pattern",
 		"",
 		"max_request_size",
-		"16384",
+		"16384", /* a longer request head is 413 */
 		"linger_timeout_ms",
 		"1000",
 		/* Headers and body go out in separate writes: without NODELAY the
@@ -798,8 +1109,11 @@ es_err es_http_start(es_http *h)
 		NULL,
 	};
 	struct mg_callbacks cb = {.begin_request = on_begin_request,
+				  .end_request = on_end_request,
 				  .http_error = on_http_error,
-				  .log_message = on_log};
+				  .log_message = on_log,
+				  .init_connection = on_init_connection,
+				  .connection_close = on_connection_close};
 	mg_init_library(0);
 	h->ctx = mg_start(&cb, h, options);
 	if (!h->ctx) {

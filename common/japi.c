@@ -14,12 +14,14 @@
 #include <string.h>
 
 #include "clock.h"
+#include "event.h"
 #include "log.h"
 #include "utf8.h"
 
 #define TAG	      "api"
 #define PAYLOAD_MAX   4096
-#define SUBJECT_MAX   256
+#define SUBJECT_MAX   (4 * ES_EVENT_SUBJECT_MAX) /* bytes: 256 characters of UTF-8 */
+#define TYPE_MAX      ES_EVENT_TYPE_MAX		 /* bytes: a type is ASCII */
 #define LIMIT_DEFAULT 50
 
 struct point {
@@ -87,6 +89,42 @@ static int bad_param(es_http_req *req, const char *name, const char *why)
 	return es_http_reply_error(req, 400, msg, name);
 }
 
+/* Parameter name into buf[cap] (*given says whether it is there): 0, or the
+ * status of the 400 sent when it is too long (longer than cap - 1 bytes
+ * decoded), given twice or malformed. Never read as absent when it is not:
+ * that would answer as if the filter had been applied. */
+static int param(es_http_req *req, const char *name, char *buf, size_t cap, bool *given)
+{
+	char why[64];
+	es_err err = es_http_query_param(req, name, buf, cap);
+	*given = err == ES_OK;
+	if (err == ES_OK || err == ES_ENOTFOUND)
+		return 0;
+	if (err == ES_ETOOBIG)
+		snprintf(why, sizeof why, "is longer than %zu bytes", cap - 1);
+	else if (err == ES_EEXIST)
+		snprintf(why, sizeof why, "is given more than once");
+	else
+		snprintf(why, sizeof why, "is malformed (no '=', a bad %%-escape, or %%00)");
+	return bad_param(req, name, why);
+}
+
+/* A whole-number parameter in [min, max] into *out (left as it is when
+ * absent): 0, or the status of the 400 sent, which says why. */
+static int u64_param(es_http_req *req, const char *name, uint64_t min, uint64_t max,
+		     const char *why, uint64_t *out, bool *given)
+{
+	char v[24];
+	uint64_t x;
+	int rc = param(req, name, v, sizeof v, given);
+	if (rc || !*given)
+		return rc;
+	if (!es_japi_parse_u64(v, min, max, &x))
+		return bad_param(req, name, why);
+	*out = x;
+	return 0;
+}
+
 /* ---- replies -------------------------------------------------------------- */
 
 int es_japi_reply_json(es_http_req *req, int status, void *json)
@@ -99,6 +137,25 @@ int es_japi_reply_json(es_http_req *req, int status, void *json)
 	int rc = es_http_reply(req, status, "application/json", text, strlen(text));
 	cJSON_free(text);
 	return rc;
+}
+
+int es_japi_reply_ready(es_http_req *req, const es_ready_check *checks, size_t n)
+{
+	bool ready = true;
+	cJSON *o = cJSON_CreateObject();
+	cJSON *c = cJSON_CreateObject();
+	if (!o || !c) {
+		cJSON_Delete(o);
+		cJSON_Delete(c);
+		return es_japi_reply_json(req, 503, NULL);
+	}
+	for (size_t i = 0; i < n; i++) {
+		ready = ready && checks[i].ok;
+		cJSON_AddBoolToObject(c, checks[i].name, checks[i].ok);
+	}
+	cJSON_AddBoolToObject(o, "ready", ready);
+	cJSON_AddItemToObject(o, "checks", c);
+	return es_japi_reply_json(req, ready ? 200 : 503, o);
 }
 
 int es_japi_reply_metrics(es_http_req *req, es_metrics *m)
@@ -163,9 +220,11 @@ static int add_row(void *ctx, const es_journal_row *row)
 static int parse_state(es_http_req *req, es_journal_query *q)
 {
 	char v[16];
+	bool given;
 	q->state = -1;
-	if (!es_http_query_param(req, "state", v, sizeof v))
-		return 0;
+	int rc = param(req, "state", v, sizeof v, &given);
+	if (rc || !given)
+		return rc;
 	if (strcmp(v, "pending") == 0)
 		q->state = ES_STATE_PENDING;
 	else if (strcmp(v, "acked") == 0 || strcmp(v, "forwarded") == 0)
@@ -177,32 +236,54 @@ static int parse_state(es_http_req *req, es_journal_query *q)
 
 static int parse_cursor(es_http_req *req, es_journal_query *q)
 {
-	char v[32];
 	uint64_t limit = LIMIT_DEFAULT;
-	if (es_http_query_param(req, "limit", v, sizeof v) &&
-	    !es_japi_parse_u64(v, 1, ES_JAPI_LIMIT, &limit))
-		return bad_param(req, "limit", "must be a whole number from 1 to 500");
-	q->limit = (size_t)limit;
-	if (es_http_query_param(req, "before", v, sizeof v) &&
-	    !es_japi_parse_u64(v, 1, INT64_MAX, &q->before))
-		return bad_param(req, "before", "must be a sequence number");
-	if (es_http_query_param(req, "after", v, sizeof v) &&
-	    !es_japi_parse_u64(v, 0, INT64_MAX - ES_QUERY_SCAN_MAX, &q->after))
-		return bad_param(req, "after", "must be a sequence number");
-	q->ascending = es_http_query_param(req, "after", v, sizeof v);
-	if (q->before && q->ascending)
+	bool given, before;
+	int rc = u64_param(req, "limit", 1, ES_JAPI_LIMIT, "must be a whole number from 1 to 500",
+			   &limit, &given);
+	if (!rc)
+		rc = u64_param(req, "before", 1, INT64_MAX, "must be a sequence number from 1",
+			       &q->before, &before);
+	if (!rc)
+		rc = u64_param(req, "after", 0, INT64_MAX - ES_QUERY_SCAN_MAX,
+			       "must be a sequence number", &q->after, &q->ascending);
+	if (rc)
+		return rc;
+	if (before && q->ascending)
 		return bad_param(req, "after", "and before cannot be used together");
+	q->limit = (size_t)limit;
 	return 0;
 }
 
-static int parse_times(es_http_req *req, es_journal_query *q)
+/* A time parameter: Unix ms or RFC 3339, from min_ms on. */
+static int time_param(es_http_req *req, const char *name, uint64_t min_ms, uint64_t *ms)
 {
 	char v[48];
-	if (es_http_query_param(req, "since", v, sizeof v) && !parse_time(v, &q->since_ms))
-		return bad_param(req, "since", "must be Unix milliseconds or an RFC 3339 time");
-	if (es_http_query_param(req, "until", v, sizeof v) && !parse_time(v, &q->until_ms))
-		return bad_param(req, "until", "must be Unix milliseconds or an RFC 3339 time");
+	bool given;
+	int rc = param(req, name, v, sizeof v, &given);
+	if (rc || !given)
+		return rc;
+	if (!parse_time(v, ms) || *ms < min_ms)
+		return bad_param(req, name,
+				 min_ms ? "must be Unix milliseconds or an RFC 3339 time after 1970"
+					: "must be Unix milliseconds or an RFC 3339 time");
 	return 0;
+}
+
+/* until=0 would be read as no bound (the journal's "open"), and answer with
+ * everything: nothing was journaled before 1970, so it is refused. */
+static int parse_times(es_http_req *req, es_journal_query *q)
+{
+	int rc = time_param(req, "since", 0, &q->since_ms);
+	return rc ? rc : time_param(req, "until", 1, &q->until_ms);
+}
+
+/* A subject as the events have them: 1 to 256 characters of UTF-8. */
+static bool subject_ok(const char *s)
+{
+	size_t len = strlen(s), chars = 0;
+	for (size_t i = 0; i < len; i++)
+		chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return chars >= 1 && chars <= ES_EVENT_SUBJECT_MAX && es_utf8_valid(s, len, NULL);
 }
 
 /* Reads every filter of GET /api/events into q (strings into type and
@@ -215,19 +296,29 @@ static int parse_query(es_http_req *req, es_journal_query *q, char *type, char *
 	int rc;
 	if (!only_known(req, known, bad, sizeof bad))
 		return bad_param(req, bad, "is not a parameter of /api/events");
+	bool given;
 	if ((rc = parse_cursor(req, q)) || (rc = parse_state(req, q)) || (rc = parse_times(req, q)))
 		return rc;
-	if (es_http_query_param(req, "type", type, 128)) {
-		if (!*type ||
+	/* a type and its '*' */
+	if ((rc = param(req, "type", type, TYPE_MAX + 2, &given)))
+		return rc;
+	if (given) {
+		size_t n = strlen(type);
+		bool prefix = n && type[n - 1] == '*';
+		if (!n || n - prefix > TYPE_MAX ||
 		    strspn(type, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				 "0123456789._:-*") != strlen(type) ||
-		    (strchr(type, '*') && strchr(type, '*') != type + strlen(type) - 1))
-			return bad_param(req, "type", "must be a type, or a prefix ending in *");
+				 "0123456789._:-*") != n ||
+		    strchr(type, '*') != (prefix ? type + n - 1 : NULL))
+			return bad_param(req, "type",
+					 "must be a type (1 to 128 of A-Z a-z 0-9 . _ : -), or a "
+					 "prefix ending in *");
 		q->type = type;
 	}
-	if (es_http_query_param(req, "subject", subject, SUBJECT_MAX + 1)) {
-		if (!*subject || strlen(subject) >= SUBJECT_MAX)
-			return bad_param(req, "subject", "must be 1 to 255 bytes");
+	if ((rc = param(req, "subject", subject, SUBJECT_MAX + 1, &given)))
+		return rc;
+	if (given) {
+		if (!subject_ok(subject))
+			return bad_param(req, "subject", "must be 1 to 256 characters of UTF-8");
 		q->subject = subject;
 	}
 	return 0;
@@ -236,7 +327,7 @@ static int parse_query(es_http_req *req, es_journal_query *q, char *type, char *
 static int get_events(es_http_req *req, void *ctx)
 {
 	es_japi *a = ctx;
-	char type[128], subject[SUBJECT_MAX + 1];
+	char type[TYPE_MAX + 2], subject[SUBJECT_MAX + 1];
 	es_journal_query q = {0};
 	uint64_t next = 0;
 	int rc = parse_query(req, &q, type, subject);
@@ -363,16 +454,17 @@ static int get_deadletters(es_http_req *req, void *ctx)
 {
 	static const char *const known[] = {"before", "limit", NULL};
 	es_japi *a = ctx;
-	char v[32], bad[80];
+	char bad[80];
 	uint64_t before = 0, limit = LIMIT_DEFAULT;
+	bool given;
+	int rc;
 	if (!only_known(req, known, bad, sizeof bad))
 		return bad_param(req, bad, "is not a parameter of /api/deadletters");
-	if (es_http_query_param(req, "limit", v, sizeof v) &&
-	    !es_japi_parse_u64(v, 1, ES_JAPI_LIMIT, &limit))
-		return bad_param(req, "limit", "must be a whole number from 1 to 500");
-	if (es_http_query_param(req, "before", v, sizeof v) &&
-	    !es_japi_parse_u64(v, 1, INT64_MAX, &before))
-		return bad_param(req, "before", "must be a dead letter id");
+	if ((rc = u64_param(req, "limit", 1, ES_JAPI_LIMIT, "must be a whole number from 1 to 500",
+			    &limit, &given)) ||
+	    (rc = u64_param(req, "before", 1, INT64_MAX, "must be a dead letter id from 1", &before,
+			    &given)))
+		return rc;
 	cJSON *o = cJSON_CreateObject();
 	struct dead_ctx c = {cJSON_AddArrayToObject(o, "deadletters"), 0, 0};
 	pthread_mutex_lock(&a->read_lock);
@@ -558,11 +650,12 @@ static int get_live(es_http_req *req, void *ctx)
 static es_err add_routes(es_japi *a)
 {
 	es_http *h = a->o.http;
-	es_err err = es_http_route(h, "GET", "/api/events", get_events, a);
+	es_err err = es_http_route_flags(h, "GET", "/api/events", ES_ROUTE_QUERY, get_events, a);
 	if (!err)
 		err = es_http_route_prefix(h, "GET", "/api/events/", get_event, a);
 	if (!err)
-		err = es_http_route(h, "GET", "/api/deadletters", get_deadletters, a);
+		err = es_http_route_flags(h, "GET", "/api/deadletters", ES_ROUTE_QUERY,
+					  get_deadletters, a);
 	if (!err)
 		err = es_http_route(h, "GET", "/api/series", get_series, a);
 	if (!err)
@@ -578,6 +671,8 @@ es_err es_japi_new(const es_japi_opts *o, es_japi **out)
 	if (!a)
 		return ES_ENOMEM;
 	a->o = *o;
+	if (a->o.live_max > ES_JAPI_LIVE_CAP)
+		a->o.live_max = ES_JAPI_LIVE_CAP;
 	pthread_mutex_init(&a->read_lock, NULL);
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->tick, NULL);

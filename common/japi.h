@@ -23,7 +23,9 @@ typedef struct es_japi_opts {
 	 * called from HTTP threads. /api/live sends it every 2 s. */
 	char *(*status_json)(void *ctx);
 	void *ctx;
-	int live_max; /* concurrent /api/live streams; more get 503 */
+	/* Concurrent /api/live streams (each holds an HTTP worker), at most
+	 * ES_JAPI_LIVE_CAP; another gets one "busy" event and its end. */
+	int live_max;
 } es_japi_opts;
 
 #define ES_JAPI_STEP_S	 10
@@ -31,6 +33,7 @@ typedef struct es_japi_opts {
 #define ES_JAPI_LIMIT	 500
 #define ES_JAPI_LIVE_S	 2
 #define ES_JAPI_LIVE_MAX 600 /* seconds a stream lasts; the browser reconnects */
+#define ES_JAPI_LIVE_CAP 32  /* streams at most, whatever live_max says */
 
 /* Registers the routes (before es_http_start) and starts the sampler. */
 es_err es_japi_new(const es_japi_opts *o, es_japi **out);
@@ -47,6 +50,17 @@ void es_japi_add_recent_errors(void *json_object);
  * NULL or a failed print (out of memory) gives 503. Returns the status sent.
  * The value is given as void * so this header needs no cJSON. */
 int es_japi_reply_json(es_http_req *req, int status, void *json);
+
+/* GET /readyz: one named condition a program needs in place to do its job
+ * (its journal writable, its subscriptions acknowledged, ...). */
+typedef struct es_ready_check {
+	const char *name;
+	bool ok;
+} es_ready_check;
+
+/* Replies {"ready":R,"checks":{"<name>":true|false,...}}: 200 when every
+ * check is ok, else 503. Returns the status sent. */
+int es_japi_reply_ready(es_http_req *req, const es_ready_check *checks, size_t n);
 
 /* Replies with the registry rendered in the Prometheus text format (200), or
  * 503 when it cannot be rendered. Returns the status sent. */

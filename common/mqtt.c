@@ -5,7 +5,9 @@
  * A paho client is created for each connection attempt; each gets a `conn`
  * (its generation) as callback context, freed only after MQTTAsync_destroy,
  * which guarantees no later callback. Publish callbacks get a `slot`: the
- * slots array is made once, so slot addresses are stable.
+ * slots array is made once, so slot addresses are stable. Subscribe
+ * callbacks get their `sub`, each allocated once for the same reason; a
+ * SUBACK counts for the connection (generation) it was sent on.
  *
  * Lock `lock` guards: inbox, ninbox, capinbox.
  */
@@ -27,15 +29,25 @@
 
 enum state { S_IDLE, S_CONNECTING, S_UP, S_WAITING, S_STOPPING, S_STOPPED };
 
-enum kind { K_ACK, K_NACK, K_CONNECTED, K_CONNECT_FAILED, K_LOST, K_MESSAGE, K_STOPPED };
+enum kind {
+	K_ACK,
+	K_NACK,
+	K_CONNECTED,
+	K_CONNECT_FAILED,
+	K_LOST,
+	K_MESSAGE,
+	K_STOPPED,
+	K_SUBACK,
+	K_SUBFAIL
+};
 
 struct entry {
 	enum kind kind;
 	uint32_t gen;
-	uint32_t slot; /* K_ACK, K_NACK */
+	uint32_t slot; /* K_ACK, K_NACK; the subscription's index for K_SUB* */
 	uint64_t tag;  /* K_ACK, K_NACK: the slot's tag when it completed */
 	int code;      /* paho or reason code */
-	bool flag;     /* K_CONNECTED: session present */
+	bool flag;     /* K_CONNECTED: session present; K_NACK: refused */
 	char *text;    /* cause, or topic of K_MESSAGE */
 	void *payload;
 	size_t len;
@@ -54,9 +66,15 @@ struct slot {
 	bool used;
 };
 
+/* A subscription: made once, at a stable address (paho's callbacks get
+ * it as context); `gen` is the client generation it was last sent in. */
 struct sub {
+	es_mqtt *m;
+	uint32_t index;
+	uint32_t gen;
 	char *filter;
 	int qos;
+	bool granted; /* acknowledged on the current connection */
 };
 
 struct es_mqtt {
@@ -66,6 +84,7 @@ struct es_mqtt {
 	size_t nurls;
 	es_rotation rot; /* which of them */
 	MQTTAsync client;
+	MQTTAsync keeper; /* never connected: keeps paho's threads up (keep_threads) */
 	struct conn *conn;
 	uint32_t gen;
 	enum state state;
@@ -77,8 +96,8 @@ struct es_mqtt {
 	uint32_t *free_slots;
 	size_t nfree, window;
 
-	struct sub *subs;
-	size_t nsubs;
+	struct sub **subs;
+	size_t nsubs, ngranted; /* ngranted: on the current connection */
 
 	pthread_mutex_t lock;
 	struct entry *inbox;
@@ -421,7 +440,11 @@ static void destroy_client(es_mqtt *m)
 	for (size_t i = 0; i < m->window; i++)
 		if (m->slots[i].used)
 			release_slot(m, &m->slots[i]);
+	for (size_t i = 0; i < m->nsubs; i++)
+		m->subs[i]->granted = false;
+	m->ngranted = 0;
 	m->stats.connected = false;
+	m->stats.subscribed = false;
 }
 
 /* Moves on to the next URL (if several): the next node is tried after the
@@ -449,11 +472,20 @@ static void schedule_retry(es_mqtt *m, const char *cause)
 		m->o.cbs.disconnected(m->o.ctx, cause, delay);
 }
 
+/* paho refuses a publish (MQTTASYNC_MAX_BUFFERED_MESSAGES, -12) while
+ * maxBufferedMessages publishes of the client wait to be written, QoS 1 and
+ * QoS 0 alike; its default, 100, is our default window. So when the broker
+ * read slowly (a loaded machine) a full window of QoS 1 publishes left no
+ * room for a QoS 0 one (the bridge's share-group reports were refused, and
+ * lost). The window bounds QoS 1; QoS 0 messages get room of their own. */
+#define QOS0_ROOM 1024
+
 static int create_client(es_mqtt *m)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
 	co.MQTTVersion = m->o.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	co.sendWhileDisconnected = 0;
+	co.maxBufferedMessages = (int)m->window + QOS0_ROOM;
 	int rc = MQTTAsync_createWithOptions(&m->client, cur_uri(m), m->o.client_id,
 					     MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS)
@@ -551,29 +583,39 @@ static void connect_now(void *arg)
 
 /* ---- subscriptions --------------------------------------------------------- */
 
+/* SUBACKs go to the loop like everything else; a refusal is logged there. */
+static void post_suback(struct sub *s, bool granted, int code)
+{
+	post(s->m, &(struct entry){.kind = granted ? K_SUBACK : K_SUBFAIL,
+				   .gen = s->gen,
+				   .slot = s->index,
+				   .code = code});
+}
+
+/* MQTT 3.1.1: a granted QoS of 0x80 is a refusal. */
 static void on_sub_ok(void *context, MQTTAsync_successData *d)
 {
+	int qos = d ? d->alt.qos : 0;
+	post_suback(context, qos != 0x80, qos);
 }
 
 static void on_sub_fail(void *context, MQTTAsync_failureData *d)
 {
-	/* A refused subscription is a configuration problem; it is logged from
-	 * paho's thread because nothing else can be done about it here. */
-	es_error(TAG, "subscription refused (code %d)", d ? d->code : -1);
+	post_suback(context, false, d ? d->code : -1);
 }
 
 static void on_sub_ok5(void *context, MQTTAsync_successData5 *d)
 {
-	if (d && d->reasonCode >= 0x80)
-		es_error(TAG, "subscription refused (reason %d)", (int)d->reasonCode);
+	int reason = d ? (int)d->reasonCode : 0;
+	post_suback(context, reason < 0x80, reason);
 }
 
 static void on_sub_fail5(void *context, MQTTAsync_failureData5 *d)
 {
-	es_error(TAG, "subscription refused (reason %d)", d ? (int)d->reasonCode : -1);
+	post_suback(context, false, d ? (int)d->reasonCode : -1);
 }
 
-static void send_subscribe(es_mqtt *m, const struct sub *s)
+static void send_subscribe(es_mqtt *m, struct sub *s)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	if (m->o.version == 5) {
@@ -583,10 +625,42 @@ static void send_subscribe(es_mqtt *m, const struct sub *s)
 		ro.onSuccess = on_sub_ok;
 		ro.onFailure = on_sub_fail;
 	}
-	ro.context = m->conn;
+	s->gen = m->gen; /* before paho can call back */
+	s->granted = false;
+	ro.context = s;
 	int rc = MQTTAsync_subscribe(m->client, s->filter, s->qos, &ro);
 	if (rc != MQTTASYNC_SUCCESS)
 		es_error(TAG, "subscribe %s: paho %d", s->filter, rc);
+}
+
+/* stats.subscribed: connected, and every subscription acknowledged. */
+static void update_subscribed(es_mqtt *m)
+{
+	bool was = m->stats.subscribed;
+	m->stats.subscribed = m->state == S_UP && m->ngranted == m->nsubs;
+	if (m->stats.subscribed && !was) {
+		if (m->nsubs)
+			es_debug(TAG, "%s: %zu subscription(s) acknowledged", cur_uri(m), m->nsubs);
+		if (m->o.cbs.subscribed)
+			m->o.cbs.subscribed(m->o.ctx);
+	}
+}
+
+static void handle_suback(es_mqtt *m, const struct entry *e)
+{
+	if (e->gen != m->gen || m->state != S_UP || e->slot >= m->nsubs)
+		return; /* an earlier connection's */
+	struct sub *s = m->subs[e->slot];
+	if (e->kind == K_SUBFAIL) {
+		es_error(TAG, "%s refused the subscription to %s (code %d)", cur_uri(m), s->filter,
+			 e->code);
+		return;
+	}
+	if (!s->granted) {
+		s->granted = true;
+		m->ngranted++;
+	}
+	update_subscribed(m);
 }
 
 es_err es_mqtt_subscribe(es_mqtt *m, const char *filter, int qos)
@@ -597,15 +671,20 @@ es_err es_mqtt_subscribe(es_mqtt *m, const char *filter, int qos)
 			 why ? why : "needs QoS 0 or 1");
 		return ES_EINVAL;
 	}
-	struct sub *grown = realloc(m->subs, (m->nsubs + 1) * sizeof *grown);
+	struct sub **grown = realloc(m->subs, (m->nsubs + 1) * sizeof *grown);
 	if (!grown)
 		return ES_ENOMEM;
 	m->subs = grown;
-	struct sub *s = &m->subs[m->nsubs];
-	if (!(s->filter = strdup(filter)))
+	struct sub *s = calloc(1, sizeof *s);
+	if (!s)
 		return ES_ENOMEM;
-	s->qos = qos;
-	m->nsubs++;
+	*s = (struct sub){.m = m, .index = (uint32_t)m->nsubs, .qos = qos};
+	if (!(s->filter = strdup(filter))) {
+		free(s);
+		return ES_ENOMEM;
+	}
+	m->subs[m->nsubs++] = s;
+	update_subscribed(m); /* one more to be acknowledged */
 	if (m->state == S_UP)
 		send_subscribe(m, s);
 	return ES_OK;
@@ -683,9 +762,10 @@ static void handle_connected(es_mqtt *m, const struct entry *e)
 	es_info(TAG, "connected to %s as %s (MQTT %s, session %s)", cur_uri(m), m->o.client_id,
 		m->o.version == 5 ? "5" : "3.1.1", e->flag ? "resumed" : "new");
 	for (size_t i = 0; i < m->nsubs; i++)
-		send_subscribe(m, &m->subs[i]);
+		send_subscribe(m, m->subs[i]);
 	if (m->o.cbs.connected)
 		m->o.cbs.connected(m->o.ctx, e->flag);
+	update_subscribed(m); /* at once when there is nothing to subscribe to */
 }
 
 static void handle_down(es_mqtt *m, const struct entry *e)
@@ -761,6 +841,10 @@ static void handle(es_mqtt *m, const struct entry *e)
 	case K_STOPPED:
 		if (current && m->state == S_STOPPING)
 			handle_stopped(m);
+		break;
+	case K_SUBACK:
+	case K_SUBFAIL:
+		handle_suback(m, e);
 		break;
 	}
 }
@@ -850,10 +934,28 @@ es_err es_mqtt_new(es_loop *loop, const es_mqtt_opts *opts, es_mqtt **out)
 	return ES_OK;
 }
 
+/* paho runs one sending and one receiving thread for all its clients, and
+ * stops them when the last client is destroyed, polling in 100 ms sleeps:
+ * with a fresh client for each connection attempt, every attempt that
+ * failed then blocked the loop thread 100 to 400 ms in MQTTAsync_destroy
+ * (and a SIGTERM waited behind it). A client that never connects, made
+ * once, keeps the threads up while this es_mqtt lives. Without it (it could
+ * not be made), things only go slower. */
+static void keep_threads(es_mqtt *m)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+	co.MQTTVersion = m->o.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	if (MQTTAsync_createWithOptions(&m->keeper, cur_uri(m), m->o.client_id,
+					MQTTCLIENT_PERSISTENCE_NONE, NULL,
+					&co) != MQTTASYNC_SUCCESS)
+		m->keeper = NULL;
+}
+
 es_err es_mqtt_start(es_mqtt *m)
 {
 	if (!m || m->state != S_IDLE)
 		return ES_EINVAL;
+	keep_threads(m);
 	connect_now(m);
 	return ES_OK;
 }
@@ -889,6 +991,8 @@ void es_mqtt_free(es_mqtt *m)
 		es_loop_timer_cancel(m->loop, m->retry_timer);
 	if (m->client)
 		MQTTAsync_destroy(&m->client);
+	if (m->keeper)
+		MQTTAsync_destroy(&m->keeper);
 	free(m->conn);
 	es_async_free(m->async);
 	for (size_t i = 0; i < m->ninbox; i++) {
@@ -897,8 +1001,10 @@ void es_mqtt_free(es_mqtt *m)
 	}
 	free(m->inbox);
 	free(m->spare);
-	for (size_t i = 0; i < m->nsubs; i++)
-		free(m->subs[i].filter);
+	for (size_t i = 0; i < m->nsubs; i++) {
+		free(m->subs[i]->filter);
+		free(m->subs[i]);
+	}
 	free(m->subs);
 	free(m->slots);
 	free(m->free_slots);
@@ -926,6 +1032,11 @@ size_t es_mqtt_window(const es_mqtt *m)
 bool es_mqtt_is_connected(const es_mqtt *m)
 {
 	return m->state == S_UP;
+}
+
+bool es_mqtt_is_subscribed(const es_mqtt *m)
+{
+	return m->state == S_UP && m->stats.subscribed;
 }
 
 void es_mqtt_stats_get(const es_mqtt *m, es_mqtt_stats *out)

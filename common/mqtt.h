@@ -47,6 +47,12 @@ typedef struct es_mqtt_cbs {
 	void (*published)(void *ctx, uint64_t tag, es_err err);
 	/* A message arrived on a subscription. Pointers valid during the call. */
 	void (*message)(void *ctx, const char *topic, const void *payload, size_t len);
+	/* Optional: the broker acknowledged every subscription made, on this
+	 * connection (at once after connected() when there are none): from now
+	 * on what is published to them reaches this client. After each
+	 * connection, and again after a subscription added while connected;
+	 * a subscription the broker refused (logged) keeps it from coming. */
+	void (*subscribed)(void *ctx);
 } es_mqtt_cbs;
 
 typedef struct es_mqtt_opts {
@@ -76,6 +82,7 @@ typedef struct es_mqtt_opts {
 
 typedef struct es_mqtt_stats {
 	bool connected;
+	bool subscribed;   /* connected and every subscription acknowledged */
 	uint64_t connects; /* successful connections */
 	uint64_t failures; /* failed attempts and lost connections */
 	uint64_t published, acked, refused;
@@ -97,7 +104,8 @@ es_err es_mqtt_new(es_loop *loop, const es_mqtt_opts *opts, es_mqtt **out);
 /* Starts connecting, and reconnecting whenever the connection is lost. */
 es_err es_mqtt_start(es_mqtt *m);
 
-/* Subscribes now if connected and again on every connection. Loop thread. */
+/* Subscribes now if connected and again on every connection; until the
+ * broker acknowledges it, es_mqtt_is_subscribed() is false. Loop thread. */
 es_err es_mqtt_subscribe(es_mqtt *m, const char *filter, int qos);
 
 /* Publishes; completion of QoS 1 via published(tag). QoS 0 publishes are not
@@ -111,6 +119,10 @@ es_err es_mqtt_publish(es_mqtt *m, const char *topic, const void *payload, size_
 size_t es_mqtt_inflight(const es_mqtt *m);
 size_t es_mqtt_window(const es_mqtt *m);
 bool es_mqtt_is_connected(const es_mqtt *m);
+/* Connected, and the broker acknowledged every subscription made (SUBACK)
+ * on this connection: what is published to them now reaches this client.
+ * True once connected when there are none. */
+bool es_mqtt_is_subscribed(const es_mqtt *m);
 void es_mqtt_stats_get(const es_mqtt *m, es_mqtt_stats *out);
 
 /* Disconnects cleanly (waiting up to timeout_ms for inflight acks inside

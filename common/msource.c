@@ -11,8 +11,8 @@
  * Several URLs are one service's nodes: es_mqtt stays on one and moves to
  * the next when it loses it (rotation.h), under the same client id.
  *
- * Lock `lock` guards the queue (head, tail, n) and `connected`, `url`,
- * `failovers`; the loop thread owns `mqtt`.
+ * Lock `lock` guards the queue (head, tail, n) and `connected`,
+ * `subscribed`, `url`, `failovers`; the loop thread owns `mqtt`.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,7 +45,8 @@ struct msrc {
 	struct item *head, *tail;
 	size_t n;
 	bool connected, stopping;
-	bool draining, quiet;			     /* quiesce asked; the client is gone */
+	bool subscribed;      /* every subscription acknowledged on this connection */
+	bool draining, quiet; /* quiesce asked; the client is gone */
 	char url[sizeof(((es_mqtt_stats *)0)->url)]; /* the one connected to */
 	uint64_t failovers;
 };
@@ -107,6 +108,14 @@ static void on_connected(void *ctx, bool session_present)
 	es_info(TAG, "%s: connected (session %s)", st.url, session_present ? "resumed" : "new");
 }
 
+static void on_subscribed(void *ctx)
+{
+	struct msrc *s = ctx;
+	pthread_mutex_lock(&s->lock);
+	s->subscribed = true;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void set_quiet(struct msrc *s);
 
 static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
@@ -114,6 +123,7 @@ static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
 	struct msrc *s = ctx;
 	pthread_mutex_lock(&s->lock);
 	s->connected = false;
+	s->subscribed = false;
 	bool draining = s->draining;
 	pthread_mutex_unlock(&s->lock);
 	if (draining && retry_ms == 0)
@@ -133,7 +143,8 @@ static es_err make_client(struct msrc *s, const es_msource_opts *o)
 {
 	static const char *const all[] = {"edgespool/#"};
 	es_mqtt_opts mo = o->mqtt;
-	mo.cbs = (es_mqtt_cbs){on_connected, on_disconnected, on_published, on_message};
+	mo.cbs = (es_mqtt_cbs){on_connected, on_disconnected, on_published, on_message,
+			       on_subscribed};
 	mo.ctx = s;
 	es_err err = es_mqtt_new(s->loop, &mo, &s->mqtt);
 	const char *const *topics = o->ntopics ? o->topics : all;
@@ -227,6 +238,15 @@ static void src_where(es_source *base, char *url, size_t cap, uint64_t *failover
 	pthread_mutex_unlock(&s->lock);
 }
 
+static bool src_ready(es_source *base)
+{
+	struct msrc *s = (struct msrc *)base;
+	pthread_mutex_lock(&s->lock);
+	bool ready = s->subscribed && !s->draining;
+	pthread_mutex_unlock(&s->lock);
+	return ready;
+}
+
 /* Loop thread, posted: the client goes, then the loop stops. */
 static void shutdown_loop(void *arg)
 {
@@ -264,6 +284,7 @@ static const es_source_ops mqtt_ops = {.name = "mqtt",
 				       .ack = src_ack,
 				       .quiesce = src_quiesce,
 				       .where = src_where,
+				       .ready = src_ready,
 				       .free = src_free};
 
 static es_err init_sync(struct msrc *s)

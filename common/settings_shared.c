@@ -41,7 +41,8 @@ const es_setting es_http_rows[ES_HTTP_ROWS] = {
 	 "a bearer token (first line) also allowed in, for scripts"},
 	{"metrics_open", ES_CFG_BOOL, H(metrics_open), "false", 0, 0, NULL, 0,
 	 "serve /metrics without credentials (for a scraper on a trusted network)"},
-	{"threads", ES_CFG_INT, H(threads), "8", 1, 256, NULL, 0, "HTTP worker threads"},
+	{"threads", ES_CFG_INT, H(threads), "256", 1, 1024, NULL, 0,
+	 "HTTP worker threads: each connection holds one while it lasts"},
 };
 
 const es_setting es_log_rows[ES_LOG_ROWS] = {

@@ -43,6 +43,10 @@ typedef struct es_source_ops {
 	void (*quiesce)(es_source *s);
 	/* The URL connected to now ("" when none) and failovers so far. */
 	void (*where)(es_source *s, char *url, size_t cap, uint64_t *failovers);
+	/* Ready: the queue is consumed (AMQP), or the broker acknowledged
+	 * every subscription (MQTT): what is published from now on reaches
+	 * this source. Any thread. Optional (NULL: always ready). */
+	bool (*ready)(es_source *s);
 	void (*free)(es_source *s);
 } es_source_ops;
 
@@ -91,6 +95,10 @@ static inline es_err es_source_next(es_source *s, uint64_t wait_ms, es_delivery 
 static inline es_err es_source_ack(es_source *s, uint64_t tag)
 {
 	return s->ops->ack(s, tag);
+}
+static inline bool es_source_ready(es_source *s)
+{
+	return !s->ops->ready || s->ops->ready(s);
 }
 void es_source_free(es_source *s);
 

@@ -113,6 +113,7 @@ static void refresh_view(agent *a)
 	agent_publisher_stats_get(a->pub, &ps);
 	agent_resend_stats_get(a->resend, &rs);
 	agent_view_data v = {.connected = ms.connected,
+			     .running = a->phase == P_RUNNING,
 			     .stopping = a->phase != P_NEW && a->phase != P_RUNNING,
 			     .connects = ms.connects,
 			     .failures = ms.failures,

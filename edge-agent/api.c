@@ -1,4 +1,4 @@
-/* api.c - GET /healthz, GET /api/status, GET /api/devices and POST
+/* api.c - GET /healthz, GET /readyz, GET /api/status, GET /api/devices and POST
  * /api/replay (api.h). On the HTTP worker threads: reads the journal (its
  * reader under the lock given), the view's copy of the loop's state, and
  * hands replays to the re-send service. */
@@ -37,6 +37,23 @@ static int healthz(es_http_req *req, void *ctx)
 	cJSON_AddBoolToObject(o, "journal_writable", writable);
 	cJSON_AddNumberToObject(o, "pending", (double)c.pending);
 	return es_japi_reply_json(req, !closing && writable ? 200 : 503, o);
+}
+
+/* ---- GET /readyz ------------------------------------------------------------- */
+
+/* Ready to take events: started (links and MQTT client running), not
+ * stopping, the journal committing. The broker is not needed: events are
+ * journaled first and published once it is there. */
+static int readyz(es_http_req *req, void *ctx)
+{
+	agent_api *api = ctx;
+	agent_view_data v;
+	agent_view_get(api->o.view, &v);
+	es_ready_check checks[] = {
+		{"running", v.running && !v.stopping},
+		{"journal", es_journal_writable(api->o.journal)},
+	};
+	return es_japi_reply_ready(req, checks, sizeof checks / sizeof checks[0]);
 }
 
 /* ---- GET /api/status ------------------------------------------------------------ */
@@ -239,6 +256,8 @@ es_err agent_api_new(const agent_api_opts *o, agent_api **out)
 		return ES_ENOMEM;
 	api->o = *o;
 	es_err err = es_http_route_flags(o->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, api);
+	if (!err)
+		err = es_http_route_flags(o->http, "GET", "/readyz", ES_ROUTE_PUBLIC, readyz, api);
 	if (!err)
 		err = es_http_route(o->http, "GET", "/api/status", status, api);
 	if (!err)

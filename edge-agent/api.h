@@ -1,7 +1,7 @@
-/* api.h - the agent's own HTTP routes: GET /healthz, GET /api/status, GET
- * /api/devices and POST /api/replay (docs/api.md). POST /api/events is
- * ingest.h's; the journal's REST API is common/japi.h's; GET /metrics is
- * metrics.h's.
+/* api.h - the agent's own HTTP routes: GET /healthz, GET /readyz, GET
+ * /api/status, GET /api/devices and POST /api/replay (docs/api.md). POST
+ * /api/events is ingest.h's; the journal's REST API is common/japi.h's;
+ * GET /metrics is metrics.h's.
  *
  * Runs on the HTTP server's worker threads. Needs, at creation: the HTTP
  * server (routes are added before it starts), the journal and a reader of

@@ -15,7 +15,7 @@ struct devices {
 	size_t n, cap, max;
 	dev **staged; /* the devices the batch being built changed */
 	size_t nstaged, capstaged;
-	uint64_t refused, lost;
+	uint64_t refused, lost, restarts, implausible;
 };
 
 es_err devices_new(size_t max, devices **out)
@@ -159,15 +159,21 @@ static bool stage(devices *t, dev *d)
 	return true;
 }
 
+/* A device in step sends from its oldest held record (at most DEVICES_HELD
+ * below the expected one, as it held what was taken) to at most
+ * DEVICES_HELD - 1 past it: anything else is out of step. */
 dev_verdict devices_record(devices *t, uint32_t id, uint32_t seq, dev **out)
 {
 	dev *d = devices_find(t, id);
 	*out = d && d->greeted ? d : NULL;
 	if (!*out)
 		return DEV_UNKNOWN;
-	if (seq_before(seq, d->expected))
+	int32_t diff = (int32_t)(seq - d->expected);
+	if (diff >= (int32_t)DEVICES_HELD || diff < -(int32_t)DEVICES_HELD)
+		return DEV_OUT_OF_STEP;
+	if (diff < 0)
 		return DEV_DUPLICATE;
-	return seq == d->expected ? DEV_TAKE : DEV_EARLY;
+	return diff == 0 ? DEV_TAKE : DEV_EARLY;
 }
 
 bool devices_take(devices *t, dev *d)
@@ -176,6 +182,7 @@ bool devices_take(devices *t, dev *d)
 		return false;
 	d->expected++;
 	d->records++;
+	d->odd_since_ms = 0; /* alive where the table expects it */
 	return true;
 }
 
@@ -193,25 +200,83 @@ static dev *add(devices *t, uint32_t id)
 	return d;
 }
 
-dev *devices_hello(devices *t, uint32_t id, uint32_t seq, uint32_t boot, dev_hello *h)
+/* The gap past the expected record that a hello's boots can explain: each
+ * boot since the one the table knows skips at most DEVICES_BOOT_SKIP (one
+ * if the boot count did not move on), and never more than DEVICES_GAP_MAX. */
+static uint32_t gap_allowed(const dev *d, uint32_t boot)
+{
+	uint64_t boots = boot > d->boot ? (uint64_t)(boot - d->boot) : 1;
+	uint64_t gap = boots * DEVICES_BOOT_SKIP;
+	return gap < DEVICES_GAP_MAX ? (uint32_t)gap : DEVICES_GAP_MAX;
+}
+
+/* An implausible hello is taken once the device has kept saying it (the
+ * same boot and sequence) for DEVICES_INSIST_MS with no record taken from
+ * it meanwhile: a device really there says hello every second until it is
+ * answered, while a live device where the table expects it keeps a forged
+ * hello from ever being taken. */
+static bool insisted(dev *d, const dev_greeting *g)
+{
+	uint64_t now = g->now_ms ? g->now_ms : 1;
+	if (!d->odd_since_ms || d->odd_seq != g->seq || d->odd_boot != g->boot) {
+		d->odd_boot = g->boot;
+		d->odd_seq = g->seq;
+		d->odd_since_ms = now;
+		return false;
+	}
+	return now - d->odd_since_ms >= DEVICES_INSIST_MS;
+}
+
+/* Where a known device's hello puts it: the same sequence, a gap (records
+ * lost at the device), a sequence begun again, or refused. */
+static void hello_known(devices *t, dev *d, const dev_greeting *g, dev_hello *h)
+{
+	uint32_t ahead = seq_before(d->expected, g->seq) ? g->seq - d->expected : 0;
+	/* it never made the record expected next, or its boot count went back:
+	 * another life, whose records are all new */
+	bool again = seq_before(g->next_seq, d->expected) || g->boot < d->boot;
+	if (ahead > gap_allowed(d, g->boot) && !insisted(d, g)) {
+		h->refused = true;
+		t->implausible++;
+		return;
+	}
+	d->odd_since_ms = 0;
+	if (again || ahead > gap_allowed(d, g->boot)) {
+		h->restarted = true;
+		t->restarts++;
+	} else if (ahead) { /* a cold boot lost records the device never sent us */
+		h->lost = ahead;
+		t->lost += ahead;
+	}
+	if (h->restarted || h->lost) {
+		d->expected = g->seq;
+		d->last = g->seq - 1;
+	}
+}
+
+dev *devices_hello(devices *t, uint32_t id, const dev_greeting *g, dev_hello *h)
 {
 	dev *d = devices_find(t, id);
 	*h = (dev_hello){.registered = !d || !d->known};
+	/* it cannot hold records past its next one, nor more than a ring */
+	if (seq_before(g->next_seq, g->seq) || g->next_seq - g->seq > DEVICES_HELD) {
+		h->refused = true;
+		t->implausible++;
+		return NULL;
+	}
 	if (!d && !(d = add(t, id)))
 		return NULL;
-	if (h->registered && (!d->greeted || seq_before(d->expected, seq))) {
-		d->expected = seq; /* a new device starts where it is */
-		d->last = seq - 1;
-	}
-	h->lost = seq_before(d->expected, seq) ? seq - d->expected : 0;
-	if (h->lost) { /* a cold boot lost records the device never sent us */
-		t->lost += h->lost;
-		d->expected = seq;
-		d->last = seq - 1;
+	if (h->registered && (!d->greeted || seq_before(d->expected, g->seq))) {
+		d->expected = g->seq; /* a new device starts where it is */
+		d->last = g->seq - 1;
+	} else if (!h->registered) {
+		hello_known(t, d, g, h);
+		if (h->refused)
+			return NULL;
 	}
 	d->greeted = true;
 	/* A registration already in this batch is not made twice. */
-	h->news = (h->registered && !d->dirty) || boot != d->boot || h->lost;
+	h->news = (h->registered && !d->dirty) || g->boot != d->boot || h->lost || h->restarted;
 	return d;
 }
 
@@ -279,7 +344,11 @@ void devices_seen(devices *t, uint32_t id, const char *link, uint64_t now_ms)
 
 void devices_counts_get(const devices *t, devices_counts *out)
 {
-	*out = (devices_counts){.devices = t->n, .refused = t->refused, .lost = t->lost};
+	*out = (devices_counts){.devices = t->n,
+				.refused = t->refused,
+				.lost = t->lost,
+				.restarts = t->restarts,
+				.implausible = t->implausible};
 }
 
 size_t devices_list(const devices *t, const dev **out)

@@ -65,6 +65,14 @@ static const char *record_type(const fw_record *r)
 	return "sensor.reading";
 }
 
+#define Y2000_MS 946684800000ull
+#define DAY_MS	 86400000ull
+
+bool link_time_plausible(uint64_t wall_ms, uint64_t now_ms)
+{
+	return wall_ms >= Y2000_MS && wall_ms - DAY_MS <= now_ms;
+}
+
 es_event *link_record_event(uint32_t device, const char *link, uint32_t seq, const fw_record *r)
 {
 	cJSON *o = data_of(device, link);
@@ -78,8 +86,8 @@ es_event *link_record_event(uint32_t device, const char *link, uint32_t seq, con
 	return make(record_type(r), device, o);
 }
 
-es_event *link_hello_event(uint32_t device, const char *link, const fw_hello *h, bool registered,
-			   uint32_t lost)
+es_event *link_hello_event(uint32_t device, const char *link, const fw_hello *h,
+			   const dev_hello *what)
 {
 	cJSON *o = data_of(device, link), *kinds = cJSON_AddArrayToObject(o, "sensors");
 	char fw[16];
@@ -90,7 +98,9 @@ es_event *link_hello_event(uint32_t device, const char *link, const fw_hello *h,
 	for (uint8_t k = 1; k <= FW_KIND_MAX_; k++)
 		if (h->kinds & (1u << (k - 1)))
 			cJSON_AddItemToArray(kinds, cJSON_CreateString(fw_kind_name(k)));
-	if (lost)
-		cJSON_AddNumberToObject(o, "records_lost", lost);
-	return make(registered ? "device.registered" : "device.seen", device, o);
+	if (what->lost)
+		cJSON_AddNumberToObject(o, "records_lost", what->lost);
+	if (what->restarted)
+		cJSON_AddBoolToObject(o, "sequence_restarted", true);
+	return make(what->registered ? "device.registered" : "device.seen", device, o);
 }

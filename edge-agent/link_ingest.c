@@ -10,6 +10,8 @@
 #include "links_int.h"
 #include "log.h"
 
+#define ASK_HELLO_MS 1000 /* at most one hello asked of a device out of step a second */
+
 /* ---- output --------------------------------------------------------------- */
 
 static void conn_send(struct conn *c, const fw_frame *f)
@@ -60,6 +62,29 @@ static void dead_letter(struct links *l, struct conn *c, const fw_frame *f)
 	es_journal_dead_letter(l->o.journal, c->name, why, f->payload, f->len);
 }
 
+/* A record the table could not place (DEV_OUT_OF_STEP): never acked, the
+ * device is asked for a hello, at most once a second (each ask makes it
+ * send its window again). */
+static void out_of_step(struct conn *c, dev *d)
+{
+	uint64_t now = es_clock_mono_ms();
+	c->st->out_of_step++;
+	if (d->hello_asked_ms && now - d->hello_asked_ms < ASK_HELLO_MS)
+		return;
+	d->hello_asked_ms = now;
+	send_ack(c, d->id, 0, FW_ACK_SEND_HELLO);
+}
+
+/* A device time that cannot be one (2^64 - 1 would read as the year 9999)
+ * is left out of the event, and counted. */
+static void check_time(struct conn *c, fw_record *r)
+{
+	if ((r->flags & FW_REC_WALL) && !link_time_plausible(r->wall_ms, es_clock_wall_ms())) {
+		r->flags = (uint8_t)(r->flags & ~FW_REC_WALL);
+		c->st->bad_time++;
+	}
+}
+
 static void on_record(struct links *l, struct conn *c, const fw_frame *f)
 {
 	dev *d;
@@ -71,6 +96,10 @@ static void on_record(struct links *l, struct conn *c, const fw_frame *f)
 		return;
 	}
 	d->conn = c;
+	if (v == DEV_OUT_OF_STEP) {
+		out_of_step(c, d);
+		return;
+	}
 	if (v != DEV_TAKE) { /* journaled (or in this batch), or one before it lost */
 		if (v == DEV_DUPLICATE)
 			c->st->duplicates++;
@@ -87,9 +116,25 @@ static void on_record(struct links *l, struct conn *c, const fw_frame *f)
 		dead_letter(l, c, f);
 		return;
 	}
+	check_time(c, &r);
 	batch_add(l, link_record_event(d->id, c->name, f->seq, &r));
 	d->reading = r;
 	d->has_reading = true;
+}
+
+/* A hello the table refused: no answer (so the device says it again, which
+ * is how a real one gets taken in the end), a warning now and then. */
+static void refused_hello(struct conn *c, const fw_frame *f, const fw_hello *h)
+{
+	uint64_t now = es_clock_mono_ms();
+	c->st->hellos_implausible++;
+	if (now < c->odd_log_at)
+		return;
+	c->odd_log_at = now + FAULT_LOG_MS;
+	es_warn(TAG,
+		"%s: device %u says hello from record %u (next %u, boot %u), which its last known "
+		"state cannot explain: refused until it keeps saying so; %" PRIu64 " such so far",
+		c->name, f->device, f->seq, h->next_seq, h->boot, c->st->hellos_implausible);
 }
 
 static void on_hello(struct links *l, struct conn *c, const fw_frame *f)
@@ -100,7 +145,13 @@ static void on_hello(struct links *l, struct conn *c, const fw_frame *f)
 		c->st->bad_payload++;
 		return;
 	}
-	dev *d = devices_hello(l->devs, f->device, f->seq, h.boot, &what);
+	dev_greeting g = {.seq = f->seq,
+			  .next_seq = h.next_seq,
+			  .boot = h.boot,
+			  .now_ms = es_clock_mono_ms()};
+	dev *d = devices_hello(l->devs, f->device, &g, &what);
+	if (what.refused)
+		refused_hello(c, f, &h);
 	if (!d)
 		return;
 	d->conn = c;
@@ -108,7 +159,7 @@ static void on_hello(struct links *l, struct conn *c, const fw_frame *f)
 	if (what.news) {
 		if (l->batch.n == BATCH_MAX || !devices_stage_hello(l->devs, d, h.boot))
 			return; /* next hello, then */
-		batch_add(l, link_hello_event(d->id, c->name, &h, what.registered, what.lost));
+		batch_add(l, link_hello_event(d->id, c->name, &h, &what));
 	} else if (!d->dirty) {
 		send_ack(c, d->id, d->last, 0);
 	}

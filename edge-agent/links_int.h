@@ -46,6 +46,9 @@ enum conn_kind { C_SERIAL, C_LISTENER, C_CLIENT };
 struct link_stats {
 	uint64_t opens, bytes_in, frames, records, duplicates, early, unknown_device;
 	uint64_t bad_payload, wrong_direction, acks, out_dropped, clients_refused;
+	uint64_t out_of_step;	     /* records the table could not place: hello asked */
+	uint64_t hellos_implausible; /* implausible hellos (devices.h) */
+	uint64_t bad_time;	     /* records whose device time was implausible: dropped */
 	uint64_t faults[FW_FAULT_COUNT_];
 };
 
@@ -65,7 +68,7 @@ struct conn {
 	fw_decoder dec;
 	uint8_t out[OUT_MAX];
 	size_t nout;
-	uint64_t time_at, fault_log_at;
+	uint64_t time_at, fault_log_at, odd_log_at;
 	bool warned; /* C_SERIAL: said that it cannot open, since the last open */
 };
 
@@ -141,10 +144,14 @@ void link_subject(uint32_t device, char *buf, size_t cap);
 /* The event of record seq of device d heard on link: sensor.reading,
  * alarm.raised or alarm.cleared. NULL when out of memory (logged). */
 es_event *link_record_event(uint32_t device, const char *link, uint32_t seq, const fw_record *r);
-/* The event of a hello: device.registered (registered) or device.seen,
- * with records_lost when lost. NULL when out of memory (logged). */
-es_event *link_hello_event(uint32_t device, const char *link, const fw_hello *h, bool registered,
-			   uint32_t lost);
+/* The event of a hello: device.registered (what->registered) or
+ * device.seen, with records_lost when what->lost and sequence_restarted
+ * when what->restarted. NULL when out of memory (logged). */
+es_event *link_hello_event(uint32_t device, const char *link, const fw_hello *h,
+			   const dev_hello *what);
+/* True when a device's wall time (ms) can be one: from 2000 on, at most a
+ * day past now_ms (the gateway's wall clock, which set the device's). */
+bool link_time_plausible(uint64_t wall_ms, uint64_t now_ms);
 /* Adds a reading's value to a JSON object: "open" for a door, else "value"
  * and "unit". */
 void link_add_value(struct cJSON *o, const fw_record *r);

@@ -126,6 +126,9 @@ static void add_counts(cJSON *o, const struct link_stats *s)
 		COUNT(acks, "acks_sent"),
 		COUNT(out_dropped, "out_dropped"),
 		COUNT(clients_refused, "clients_refused"),
+		COUNT(out_of_step, "out_of_step"),
+		COUNT(hellos_implausible, "hellos_implausible"),
+		COUNT(bad_time, "bad_time"),
 	};
 #undef COUNT
 	cJSON *f = cJSON_CreateObject();
@@ -163,6 +166,8 @@ char *links_status_json(links *l)
 	cJSON_AddNumberToObject(o, "devices", (double)dc.devices);
 	cJSON_AddNumberToObject(o, "devices_refused", (double)dc.refused);
 	cJSON_AddNumberToObject(o, "records_lost_at_devices", (double)dc.lost);
+	cJSON_AddNumberToObject(o, "sequence_restarts", (double)dc.restarts);
+	cJSON_AddNumberToObject(o, "hellos_implausible", (double)dc.implausible);
 	cJSON_AddNumberToObject(o, "journal_refused", (double)l->journal_refused);
 	pthread_mutex_unlock(&l->lock);
 	char *text = cJSON_PrintUnformatted(o);

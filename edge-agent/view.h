@@ -16,6 +16,7 @@ typedef struct agent_view agent_view;
 
 typedef struct agent_view_data {
 	bool connected; /* to the broker */
+	bool running;	/* started: the links' thread and the MQTT client run */
 	bool stopping;	/* shutdown has begun */
 	uint64_t connects, failures, inflight, connected_since_ms;
 	uint64_t published, acked, refused; /* the publisher's */

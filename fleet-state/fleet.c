@@ -65,7 +65,8 @@ struct fleet {
 	es_loop *loop;
 	pthread_t consumer_thread; /* runs the consumer from fleet_start */
 	bool started, joined;
-	es_err result; /* the consumer's, once joined */
+	_Atomic bool consuming; /* from fleet_start to fleet_shutdown */
+	es_err result;		/* the consumer's, once joined */
 	es_consumer *consumer;
 	fleet_projection *projection;
 	es_source *source;
@@ -186,6 +187,19 @@ static int healthz(es_http_req *req, void *ctx)
 	return es_japi_reply_json(req, 200, o);
 }
 
+/* Ready: the consumer runs, and its source consumes the queue (AMQP) or
+ * holds acknowledged subscriptions (MQTT). The state store opened before
+ * the HTTP server started. */
+static int readyz(es_http_req *req, void *ctx)
+{
+	fleet *f = ctx;
+	es_ready_check checks[] = {
+		{"running", atomic_load(&f->consuming)},
+		{"source", es_source_ready(f->source)},
+	};
+	return es_japi_reply_ready(req, checks, sizeof checks / sizeof checks[0]);
+}
+
 static int devices(es_http_req *req, void *ctx)
 {
 	fleet *f = ctx;
@@ -272,6 +286,8 @@ static es_err http_open(fleet *f)
 	if (!err)
 		err = es_http_route_flags(f->http, "GET", "/healthz", ES_ROUTE_PUBLIC, healthz, f);
 	if (!err)
+		err = es_http_route_flags(f->http, "GET", "/readyz", ES_ROUTE_PUBLIC, readyz, f);
+	if (!err)
 		err = es_http_route_flags(f->http, "GET", "/metrics", ES_ROUTE_METRICS, metrics, f);
 	if (!err)
 		err = es_http_route(f->http, "GET", "/api/devices", devices, f);
@@ -339,6 +355,7 @@ static void *consume(void *arg)
 {
 	fleet *f = arg;
 	f->result = es_consumer_run(f->consumer, f->source);
+	atomic_store(&f->consuming, false);
 	es_loop_stop(f->loop);
 	return NULL;
 }
@@ -351,11 +368,13 @@ es_err fleet_start(fleet *f)
 		return ES_ESYS;
 	}
 	f->started = true;
+	atomic_store(&f->consuming, true);
 	return ES_OK;
 }
 
 void fleet_shutdown(fleet *f)
 {
+	atomic_store(&f->consuming, false);
 	es_consumer_stop(f->consumer);
 }
 

@@ -14,10 +14,17 @@ packages=(
   prometheus # for promtool: the metrics test checks /metrics with it
   iproute2 nftables # tests/fault: the uplink partition (ip netns, nft rules in it)
   faketime # tests/fault: clock jumps (libfaketime under the agent)
+  stress-ng # scripts/test.sh --load: the suite again with one core kept busy
   rabbitmq-server # tests/cluster: a RabbitMQ cluster with its MQTT plugin
   chromium nodejs
   lintian dpkg-dev systemd adduser # tests/package: lintian, dpkg-shlibdeps, systemd-analyze verify, the packages' postinst
   python3-yaml # tests/package: parses deploy/docker-compose.yml
+  # tests/deploy: a debootstrapped bookworm booted under systemd-nspawn (the
+  # packages under systemd as PID 1), and the compose file under podman
+  # (runc: crun refuses hybrid cgroups; netavark and aardvark-dns: the
+  # compose network and its service names; iptables: netavark's firewall).
+  debootstrap systemd-container
+  podman runc podman-compose netavark aardvark-dns iptables
 )
 
 missing=()

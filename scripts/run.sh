@@ -76,13 +76,16 @@ broker edge "$mqtt_port"
   --http.listen "127.0.0.1:$http_port" --link.serial "$run/fleet-tty" \
   2>"$run/agent.log" &
 pids+=($!)
-wait_for "the edge agent" 10 curl -fsS "http://127.0.0.1:$http_port/healthz"
+# Each program is waited for until it is ready (GET /readyz 200: for the
+# bridge and fleet-state, their subscriptions acknowledged by the broker),
+# not merely alive (/healthz), so that nothing sent next goes unheard.
+wait_for "the edge agent to be ready" 15 curl -fsS "http://127.0.0.1:$http_port/readyz"
 
 "$build/cloud-bridge/cloud-bridge" --node.site demo --node.id bridge-1 \
   --edge.url "mqtt://127.0.0.1:$mqtt_port" --cloud.url "mqtt://127.0.0.1:$cloud_port" \
   --journal.path "$run/bridge.db" --http.listen "127.0.0.1:$bridge_port" 2>"$run/bridge.log" &
 pids+=($!)
-wait_for "the cloud bridge" 10 curl -fsS "http://127.0.0.1:$bridge_port/healthz"
+wait_for "the cloud bridge to be ready" 15 curl -fsS "http://127.0.0.1:$bridge_port/readyz"
 
 # The cloud side's consumer: fleet-state keeps every device's state from the
 # events on the cloud broker (and fills holes from the agent's journal).
@@ -90,7 +93,7 @@ wait_for "the cloud bridge" 10 curl -fsS "http://127.0.0.1:$bridge_port/healthz"
   --repair.node "/demo/gw-1=http://127.0.0.1:$http_port" \
   --state.path "$run/fleet-state.db" --http.listen "127.0.0.1:$fleet_port" 2>"$run/fleet-state.log" &
 pids+=($!)
-wait_for "fleet-state" 10 curl -fsS "http://127.0.0.1:$fleet_port/healthz"
+wait_for "fleet-state to be ready" 15 curl -fsS "http://127.0.0.1:$fleet_port/readyz"
 
 # The simulated fleet: the firmware core built for the host, one pty that
 # the agent opens as its serial line.

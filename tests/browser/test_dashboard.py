@@ -176,12 +176,11 @@ class Orchestra:
                             extra=["--http.auth_file", self.auth_file])
         b.start(connected=False)
 
-        def linked():
+        def linked():  # /readyz needs no credentials; /api/status does
             b.proc.check_alive()
             st = get_json(b.http_port, "/api/status")
-            return (st["cloud"]["state"] == "connected" and
-                    all(e["state"] == "connected" for e in st["edge"]))
-        h.wait_for(linked, 20, "the bridge to connect both sides", interval=0.2)
+            return st["cloud"]["state"] == "connected" and h.ready(b.http_port)
+        h.wait_for(linked, 20, "the bridge to be ready and connect to the cloud", interval=0.2)
         self.bridge = b
         return "http://127.0.0.1:%d" % b.http_port
 

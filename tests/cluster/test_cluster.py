@@ -202,16 +202,14 @@ class Fleet:
                 "--state.path", self.db, "--http.listen", "127.0.0.1:%d" % self.http_port]
 
     def start(self, timeout=30):
-        """Starts it; waits until /api/stats says it is connected."""
+        """Starts it; waits until GET /readyz answers 200 (consuming the
+        quorum queue)."""
         self.proc = self.env.spawn("fleet-state", self.argv())
 
         def up():
             self.proc.check_alive()
-            try:
-                return self.stats()["connected_to"]
-            except (OSError, ValueError, h.TestFailure, h.http.client.HTTPException):
-                return False
-        h.wait_for(up, timeout, "fleet-state to connect to the cluster")
+            return h.ready(self.http_port)
+        h.wait_for(up, timeout, "fleet-state to be ready (GET /readyz 200)")
 
     def get(self, path):
         status, body = h.http_call(self.http_port, "GET", path)

@@ -24,7 +24,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,27 +43,9 @@ SKIP = 77                    # exit code of a skipped scenario (ctest SKIP_RETUR
 
 
 def stable_port():
-    """A free loopback port below the kernel's ephemeral range (32768-60999
-    on Linux), for a program the scenario restarts many times: while it is
-    down, its port must not be handed to someone else's bind(0) or outgoing
-    connection (harness.free_port picks from that range)."""
-    lo, hi = 20000, 32000
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            first = int(f.read().split()[0])
-        hi = min(hi, first - 1)
-        lo = min(lo, hi - 1000)
-    except (OSError, ValueError, IndexError):
-        pass
-    for _ in range(200):
-        port = random.randint(lo, hi)
-        if not h.port_open(port):
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
-                    sk.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
+    """A free loopback port for a program the scenario restarts many times;
+    harness.free_port picks below the kernel's ephemeral range, so nobody's
+    bind(0) or outgoing connection takes it while the program is down."""
     return h.free_port()
 
 
@@ -202,15 +183,7 @@ class FaultAgent(h.Agent):
         self.proc_env = proc_env
 
     def start(self, timeout=15):
-        self.proc = self.env.spawn(self.name, self.argv(), env=self.proc_env)
-
-        def healthy():
-            self.proc.check_alive()
-            try:
-                return h.http_call(self.http_port, "GET", "/healthz", timeout=2)[0] == 200
-            except (OSError, http.client.HTTPException):
-                return False
-        h.wait_for(healthy, timeout, "%s to answer /healthz" % self.name)
+        super().start(timeout, env=self.proc_env)
 
 
 def integrity_check(path):

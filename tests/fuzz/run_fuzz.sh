@@ -44,8 +44,9 @@ config)
 topic)
   srcs=("$common"/{topic,utf8}.c); incs=(-I"$common"); libs=(); max_len=2048 ;;
 params)
-  # es_japi_parse_u64 lives in japi.c, which needs the rest of es_common.
-  srcs=($(ls "$common"/*.c)); incs=(-I"$common" $(pkg-config --cflags libcjson))
+  # es_japi_parse_u64 lives in japi.c, which needs the rest of es_common
+  # (common/CMakeLists.txt's es_common: every file but httpc.c, es_httpc).
+  srcs=($(ls "$common"/*.c | grep -v '/httpc\.c$')); incs=(-I"$common" $(pkg-config --cflags libcjson))
   libs=($(pkg-config --libs libcjson inih sqlite3 libcrypt openssl librabbitmq) -lpaho-mqtt3as
         -lcivetweb -lpthread)
   max_len=256 ;;

@@ -25,6 +25,7 @@ import atexit
 import http.client
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -72,11 +73,45 @@ def hold(seconds, still_ok=None):
         time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
 
+def _below_ephemeral():
+    """(lo, hi): the ports free_port picks from, below the kernel's ephemeral
+    range (net.ipv4.ip_local_port_range, 32768-60999 by default)."""
+    lo, hi = 20000, 32000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[0])
+        hi = min(hi, first - 1)
+        lo = min(lo, hi - 1000)
+    except (OSError, ValueError, IndexError):
+        pass
+    return lo, hi
+
+
+_picked = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago (bind to 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port for a program a test starts (and may restart on
+    the same port): free now, and below the kernel's ephemeral range. A port
+    bind(0) handed out would be in that range, where the kernel gives the
+    next outgoing connection (or bind(0)) of any process on a busy machine a
+    port of its own choosing: it could take ours between this check and the
+    program's bind, or while the program is down for a restart. Ports are
+    picked at random, never twice in one test, and checked free by binding."""
+    lo, hi = _below_ephemeral()
+    rng = random.Random()  # not the scenario's seeded one: runs must not agree
+    for _ in range(500):
+        port = rng.randint(lo, hi)
+        if port in _picked:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _picked.add(port)
+        return port
+    raise TestFailure("no free loopback port in %d..%d" % (lo, hi))
 
 
 def port_open(port):
@@ -85,6 +120,15 @@ def port_open(port):
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
     except OSError:
+        return False
+
+
+def ready(port, timeout=2):
+    """GET /readyz on 127.0.0.1:port answered 200: the program has what it
+    needs in place (docs/api.md). False on 503 or while it does not answer."""
+    try:
+        return http_call(port, "GET", "/readyz", timeout=timeout)[0] == 200
+    except (OSError, http.client.HTTPException):
         return False
 
 
@@ -322,17 +366,19 @@ class Agent:
                 "--mqtt.backoff_base_ms", "50", "--mqtt.backoff_max_ms", "500",
                 "--status.interval_s", "1"] + self.extra
 
-    def start(self, timeout=15):
-        """Starts the agent and waits until GET /healthz answers 200."""
-        self.proc = self.env.spawn(self.name, self.argv())
+    def start(self, timeout=15, env=None):
+        """Starts the agent (with env as its environment, if given) and waits
+        until GET /readyz answers 200: started, journal open and committing.
+        Under $ES_TEST_WRAP (valgrind, qemu: 10 to 50 times slower) the
+        time-out is four times longer."""
+        self.proc = self.env.spawn(self.name, self.argv(), env=env)
+        if os.environ.get("ES_TEST_WRAP"):
+            timeout *= 4
 
-        def healthy():
+        def up():
             self.proc.check_alive()
-            try:
-                return http_call(self.http_port, "GET", "/healthz", timeout=2)[0] == 200
-            except (OSError, http.client.HTTPException):
-                return False
-        wait_for(healthy, timeout, "%s to answer /healthz" % self.name)
+            return ready(self.http_port)
+        wait_for(up, timeout, "%s to be ready (GET /readyz 200)" % self.name)
 
     def get(self, path):
         """GET path; returns (status, parsed JSON body)."""
@@ -386,25 +432,23 @@ class Bridge:
                 "--gap.grace_ms", "300", "--gap.retry_ms", "2000"] + self.extra
 
     def start(self, timeout=15, connected=True):
-        """Starts the bridge; waits until GET /healthz answers 200 and (unless
-        connected is False) /api/status shows every edge link and the cloud
-        link connected."""
+        """Starts the bridge. Unless connected is False, waits until GET
+        /readyz answers 200 (every edge broker acknowledged its subscriptions:
+        what an agent publishes from then on reaches the bridge) and the cloud
+        link is connected; with connected=False (a side is meant to be down),
+        only until GET /healthz answers 200."""
         self.proc = self.env.spawn(self.name, self.argv())
 
-        def ready():
+        def up():
             self.proc.check_alive()
             try:
-                if http_call(self.http_port, "GET", "/healthz", timeout=2)[0] != 200:
-                    return False
                 if not connected:
-                    return True
-                st = self.status()
+                    return http_call(self.http_port, "GET", "/healthz", timeout=2)[0] == 200
+                return ready(self.http_port) and self.status()["cloud"]["state"] == "connected"
             except (OSError, http.client.HTTPException, ValueError):
                 return False
-            return (all(e["state"] == "connected" for e in st["edge"]) and
-                    st["cloud"]["state"] == "connected")
-        wait_for(ready, timeout, "%s to answer /healthz%s" %
-                 (self.name, " and connect both sides" if connected else ""))
+        wait_for(up, timeout, "%s to %s" % (self.name, "be ready (GET /readyz 200) and connect "
+                                            "to the cloud" if connected else "answer /healthz"))
 
     def get(self, path):
         """GET path; returns (status, parsed JSON body)."""
@@ -630,7 +674,9 @@ class Sub:
         self.seqs = {}         # id -> set of sequences seen with it
 
     def start(self, timeout=15):
-        """Starts the consumer; ready when its stats say connected."""
+        """Starts the consumer; ready when its stats say subscribed (the
+        broker acknowledged its subscriptions: what is published from then on
+        reaches it)."""
         argv = [self.env.args.cli, "sub",
                 "--mqtt.url", "mqtt://127.0.0.1:%d" % self.broker_port,
                 "--mqtt.client_id", "it-" + self.name, "--sub.out", self.out,
@@ -638,11 +684,11 @@ class Sub:
                 "--mqtt.backoff_max_ms", "500", "--log.level", "info"] + self.flags
         self.proc = self.env.spawn(self.name, argv)
 
-        def connected():
+        def subscribed():
             self.proc.check_alive()
             st = self.stats()
-            return st is not None and st.get("connected") is True
-        wait_for(connected, timeout, "%s to connect (stats connected: true)" % self.name)
+            return st is not None and st.get("subscribed") is True
+        wait_for(subscribed, timeout, "%s to subscribe (stats subscribed: true)" % self.name)
 
     def stats(self):
         """The stats file as a dict, or None before it exists."""

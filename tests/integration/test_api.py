@@ -161,6 +161,38 @@ def first_sse(port, timeout=10):
     return json.loads(line)
 
 
+def readyz(port):
+    """(status, body) of GET /readyz."""
+    status, body = h.http_call(port, "GET", "/readyz")
+    return status, json.loads(body)
+
+
+def check_readiness(env, agent, edge, cloud):
+    """/readyz: the agent's names its checks; a bridge whose edge broker is
+    away is alive (/healthz 200) but not ready (503, edge false), and ready
+    once the broker is there and acknowledged its subscriptions."""
+    status, body = readyz(agent.http_port)
+    h.check(status == 200 and body == {"ready": True, "checks": {"running": True,
+                                                                "journal": True}},
+            "the agent's GET /readyz: %d %s" % (status, body))
+    away = h.Broker(env, name="edge-later")
+    bridge = env.bridge(away.port, cloud.port, name="br-wait", node="br-wait")
+    bridge.start(connected=False)  # alive: /healthz 200, which comes before it runs
+    h.wait_for(lambda: readyz(bridge.http_port)[1]["checks"]["running"], 10,
+               "br-wait to run (its /readyz check running true)")
+    status, body = readyz(bridge.http_port)
+    h.check(status == 503 and body == {"ready": False, "checks": {
+        "running": True, "inbox": True, "edge": False}},
+            "GET /readyz of a bridge without its edge broker: %d %s" % (status, body))
+    h.check(h.http_call(bridge.http_port, "GET", "/healthz")[0] == 200,
+            "a bridge without its edge broker is alive: /healthz should be 200")
+    away.start()
+    h.wait_for(lambda: h.ready(bridge.http_port), 15, "br-wait to be ready once its edge is up")
+    st = bridge.status()
+    h.check(st["edge"][0]["subscribed"] is True, "subscribed not shown: %s" % st["edge"])
+    bridge.stop()
+
+
 def scenario(env):
     edge, cloud = env.broker(name="edge"), env.broker(name="cloud")
     sub = env.sub(edge.port)
@@ -203,6 +235,7 @@ def scenario(env):
     h.check(live.get("kind") == "agent" and "journal" in live and "series_last" in live,
             "the live event lacks the status: %.300s" % live)
 
+    check_readiness(env, agent, edge, cloud)
     bridge = env.bridge(edge.port, cloud.port)
     bridge.start()
     blive = first_sse(bridge.http_port)

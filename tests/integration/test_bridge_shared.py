@@ -98,8 +98,14 @@ def scenario(env):
     h.check(len(every) == 2 * PER_AGENT, "%d acknowledged" % len(every))
     csub.wait_all(every, 60)
     deliver_s = time.monotonic() - t0
-    h.wait_for(lambda: all(b.quiet() for b in bridges) and
-               all(a.pending() == 0 for a in agents), 30, "both bridges and the agents to drain")
+    try:
+        h.wait_for(lambda: all(b.quiet() for b in bridges) and
+                   all(a.pending() == 0 for a in agents), 30,
+                   "both bridges and the agents to drain")
+    except h.TestFailure as e:
+        raise h.TestFailure("%s: %s; held %s; agents pending %s" % (
+            e, "; ".join(h.bridge_figures(b.status()) for b in bridges),
+            [b.status()["order"]["held"] for b in bridges], [a.pending() for a in agents]))
 
     f = h.check_nodes_delivery(acked, csub)
     h.check(set(csub.seqs) == set(every), "the cloud's ids differ from the acknowledged set")

@@ -52,9 +52,9 @@ def scenario(env):
     br2 = env.bridge(edge.port, cloud.port, name="bridge2", node="br2", cloud_url=url,
                      extra=["--cloud.ca", ca[0]])
     br2.start(connected=False)
-    h.wait_for(lambda: br2.status()["edge"][0]["state"] == "connected" and
-               br2.status()["cloud"]["failures"] >= 2, 20,
-               "br2 to connect to the edge and fail connecting to the cloud twice")
+    h.wait_for(lambda: h.ready(br2.http_port) and br2.status()["cloud"]["failures"] >= 2, 20,
+               "br2 to be ready (subscribed at the edge) and fail connecting to the cloud "
+               "twice")
     post_all(posters, LATER)
     acked = h.acked_by_node(agents, posters)
     every = h.merge_acked(acked)

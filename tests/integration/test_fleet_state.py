@@ -171,16 +171,14 @@ class Fleet:
             self.extra + list(extra)
 
     def start(self, timeout=15):
-        """Starts it; ready when /api/stats says it is connected."""
+        """Starts it; waits until GET /readyz answers 200 (consuming, its
+        subscriptions acknowledged by the broker)."""
         self.proc = self.env.spawn("fleet", self.argv())
 
         def ready():
             self.proc.check_alive()
-            try:
-                return self.stats()["connected_to"] != ""
-            except (OSError, ValueError, h.TestFailure):
-                return False
-        h.wait_for(ready, timeout, "fleet-state to connect")
+            return h.ready(self.http_port)
+        h.wait_for(ready, timeout, "fleet-state to be ready (GET /readyz 200)")
 
     def get(self, path):
         status, body = h.http_call(self.http_port, "GET", path)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""pkg_compose: deploy/docker-compose.yml cannot run here (no container
-engine), so this checks what can be checked without one: every file it
-names exists (Dockerfile, its build targets, mounted configs); each port a
+"""pkg_compose: what can be checked of deploy/docker-compose.yml without a
+container engine (tests/deploy/test_compose_up.py brings it up under
+podman-compose): every file it names exists (Dockerfile, its build targets, mounted configs); each port a
 service publishes is the port its mounted config listens on; the agent's and
 the bridge's broker URLs and the fleet's device link point at a service and
 the port that service's config listens on; the compose broker configs keep

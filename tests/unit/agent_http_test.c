@@ -1,6 +1,6 @@
 /* agent_http_test.c - the agent's parts on the HTTP threads, in-process
  * through their headers: ingest (edge-agent/ingest.h: POST /api/events),
- * the API (api.h: /healthz, /api/status, /api/devices, /api/replay) and
+ * the API (api.h: /healthz, /readyz, /api/status, /api/devices, /api/replay) and
  * the view of the loop's state they read (view.h). A real HTTP server on a
  * free loopback port, the real journal on a temporary SQLite file; the
  * re-send service behind /api/replay runs on a loop thread of the test's. */
@@ -204,7 +204,13 @@ static void closed_ingest_answers_503(void **state)
 static void status_shows_the_view(void **state)
 {
 	env *e = *state;
+	/* Not started yet: alive, not ready. */
+	assert_int_equal(get(e, "/healthz"), 200);
+	assert_int_equal(get(e, "/readyz"), 503);
+	assert_string_equal(e->body, "{\"ready\":false,\"checks\":{\"running\":false,"
+				     "\"journal\":true}}");
 	agent_view_data v = {.connected = true,
+			     .running = true,
 			     .connects = 3,
 			     .published = 7,
 			     .acked = 6,
@@ -220,9 +226,13 @@ static void status_shows_the_view(void **state)
 	has(e, "\"client_id\":\"cid-1\"");
 	assert_int_equal(get(e, "/healthz"), 200);
 	has(e, "\"status\":\"ok\"");
+	assert_int_equal(get(e, "/readyz"), 200);
+	assert_string_equal(e->body, "{\"ready\":true,\"checks\":{\"running\":true,"
+				     "\"journal\":true}}");
 
 	v.stopping = true;
 	agent_view_set(e->view, &v);
+	assert_int_equal(get(e, "/readyz"), 503);
 	assert_int_equal(get(e, "/healthz"), 503);
 	has(e, "\"status\":\"stopping\"");
 	assert_int_equal(get(e, "/api/status"), 200);

@@ -24,11 +24,26 @@ static devices *table(size_t max)
 	return t;
 }
 
+/* A hello from a device holding nothing (its next record is seq), at time
+ * 0. */
+static dev *hello(devices *t, uint32_t id, uint32_t seq, uint32_t boot, dev_hello *h)
+{
+	return devices_hello(t, id, &(dev_greeting){.seq = seq, .next_seq = seq, .boot = boot}, h);
+}
+
+/* A hello from a device holding seq .. next - 1, at now_ms. */
+static dev *hello_at(devices *t, uint32_t id, uint32_t seq, uint32_t next, uint32_t boot,
+		     uint64_t now_ms, dev_hello *h)
+{
+	dev_greeting g = {.seq = seq, .next_seq = next, .boot = boot, .now_ms = now_ms};
+	return devices_hello(t, id, &g, h);
+}
+
 /* A hello that must be news; staged. */
 static dev *greet(devices *t, uint32_t id, uint32_t seq, uint32_t boot)
 {
 	dev_hello h;
-	dev *d = devices_hello(t, id, seq, boot, &h);
+	dev *d = hello(t, id, seq, boot, &h);
 	assert_non_null(d);
 	assert_true(h.news);
 	assert_true(devices_stage_hello(t, d, boot));
@@ -77,7 +92,7 @@ static void new_device_starts_where_it_says(void **state)
 	dev_hello h;
 	char kv[128];
 	struct acks acks = {0};
-	d = devices_hello(t, 7, 100, 1, &h);
+	d = hello(t, 7, 100, 1, &h);
 	assert_non_null(d);
 	assert_true(h.registered && h.news);
 	assert_int_equal(h.lost, 0);
@@ -165,10 +180,10 @@ static void hello_of_a_known_device(void **state)
 	take(t, 4, 10);
 	devices_done(t, true, NULL, NULL);
 	/* Same boot, holding what was journaled: nothing new, re-ack. */
-	assert_ptr_equal(devices_hello(t, 4, 10, 1, &h), d);
+	assert_ptr_equal(hello_at(t, 4, 10, 11, 1, 0, &h), d);
 	assert_false(h.registered || h.news || h.lost);
 	/* A new boot: news, not a registration. */
-	devices_hello(t, 4, 11, 2, &h);
+	hello(t, 4, 11, 2, &h);
 	assert_false(h.registered);
 	assert_true(h.news);
 	assert_int_equal(h.lost, 0);
@@ -176,7 +191,7 @@ static void hello_of_a_known_device(void **state)
 	devices_done(t, true, NULL, NULL);
 	assert_int_equal(d->boot, 2);
 	/* A cold boot lost 11..14: the device now holds from 15. */
-	devices_hello(t, 4, 15, 3, &h);
+	hello(t, 4, 15, 3, &h);
 	assert_true(h.news);
 	assert_int_equal(h.lost, 4);
 	assert_int_equal(d->expected, 15);
@@ -193,13 +208,150 @@ static void registration_once_per_batch(void **state)
 	devices *t = table(10);
 	dev_hello h;
 	greet(t, 8, 1, 1);
-	devices_hello(t, 8, 1, 1, &h);
+	hello(t, 8, 1, 1, &h);
 	assert_true(h.registered);
 	assert_false(h.news);
 	/* But if that batch fails, the next hello registers it again. */
 	devices_done(t, false, NULL, NULL);
-	devices_hello(t, 8, 1, 1, &h);
+	hello(t, 8, 1, 1, &h);
 	assert_true(h.registered && h.news);
+	devices_free(t);
+}
+
+/* A device at 1,000,000 records (journaled) and boot 5. */
+static dev *far_along(devices *t, uint32_t id)
+{
+	dev *d = greet(t, id, 999999, 5);
+	take(t, id, 999999);
+	devices_done(t, true, NULL, NULL);
+	assert_int_equal(d->expected, 1000000);
+	return d;
+}
+
+/* A device whose sequence began again (its memory wiped, or replaced) holds
+ * new records under numbers the table has journaled before: they are taken,
+ * never called duplicates (acked and dropped). */
+static void restarted_sequence_is_new_data(void **state)
+{
+	static const struct {
+		uint32_t seq, next, boot;
+	} lives[] = {
+		{1, 1, 6},	 /* a new boot, the counter back at 1 */
+		{1, 3, 1},	 /* its boot count wiped too, holding 1 and 2 */
+		{1, 1, 5},	 /* wiped back to the same boot count */
+		{5000, 5010, 2}, /* another unit: boot count lower, sequence anywhere */
+	};
+	for (size_t i = 0; i < sizeof lives / sizeof lives[0]; i++) {
+		devices *t = table(10);
+		dev_hello h;
+		devices_counts c;
+		dev *d = far_along(t, 1);
+		assert_ptr_equal(hello_at(t, 1, lives[i].seq, lives[i].next, lives[i].boot, 0, &h),
+				 d);
+		assert_true(h.restarted && h.news);
+		assert_false(h.registered || h.refused);
+		assert_int_equal(h.lost, 0);
+		assert_true(devices_stage_hello(t, d, lives[i].boot));
+		take(t, 1, lives[i].seq);
+		devices_done(t, true, NULL, NULL);
+		assert_int_equal(d->last, lives[i].seq);
+		assert_int_equal(d->boot, lives[i].boot);
+		devices_counts_get(t, &c);
+		assert_int_equal(c.restarts, 1);
+		assert_int_equal(c.lost, 0);
+		devices_free(t);
+	}
+}
+
+/* A warm reset keeps the ring: its oldest held may be journaled already
+ * (the ACK was lost), and its next record is past what was taken. That is
+ * the same sequence, not a restart: re-ack, nothing taken twice. */
+static void warm_reset_is_not_a_restart(void **state)
+{
+	devices *t = table(10);
+	dev_hello h;
+	dev *d = far_along(t, 1), *same;
+	assert_ptr_equal(hello_at(t, 1, 999990, 1000003, 6, 0, &h), d);
+	assert_false(h.restarted || h.refused);
+	assert_int_equal(h.lost, 0);
+	assert_true(h.news); /* its boot */
+	assert_int_equal(d->expected, 1000000);
+	assert_int_equal(devices_record(t, 1, 999990, &same), DEV_DUPLICATE);
+	devices_free(t);
+}
+
+/* A hello whose gap its boots cannot explain is refused and counted, and
+ * moves nothing: the device's records go on being taken. */
+static void implausible_hello_refused(void **state)
+{
+	devices *t = table(10);
+	dev_hello h;
+	devices_counts c;
+	dev *d = far_along(t, 1);
+	/* a cold boot skips at most DEVICES_BOOT_SKIP a boot */
+	assert_null(hello_at(t, 1, 1000000 + 999988, 1000000 + 999988, 6, 1000, &h));
+	assert_true(h.refused);
+	assert_null(hello_at(t, 1, 1000000 + DEVICES_BOOT_SKIP + 1, 1000000 + DEVICES_BOOT_SKIP + 1,
+			     6, 1000, &h));
+	assert_true(h.refused);
+	assert_null(hello_at(t, 1, 1000000 + 2 * DEVICES_BOOT_SKIP + 1,
+			     1000000 + 2 * DEVICES_BOOT_SKIP + 1, 7, 1000, &h));
+	/* records it cannot hold: next before the oldest, or more than a ring */
+	assert_null(hello_at(t, 2, 10, 9, 1, 1000, &h));
+	assert_true(h.refused);
+	assert_null(hello_at(t, 2, 10, 10 + DEVICES_HELD + 1, 1, 1000, &h));
+	assert_null(devices_find(t, 2));
+	devices_counts_get(t, &c);
+	assert_int_equal(c.implausible, 5);
+	assert_int_equal(c.lost, 0);
+	assert_int_equal(c.devices, 1);
+	assert_int_equal(d->expected, 1000000);
+	take(t, 1, 1000000);
+	/* within what its boots explain: records lost at the device */
+	assert_ptr_equal(hello_at(t, 1, 1000001 + 3 * DEVICES_BOOT_SKIP,
+				  1000001 + 3 * DEVICES_BOOT_SKIP, 8, 1000, &h),
+			 d);
+	assert_int_equal(h.lost, 3 * DEVICES_BOOT_SKIP);
+	devices_free(t);
+}
+
+/* ... unless the device keeps saying it, with nothing taken from it, for
+ * DEVICES_INSIST_MS: then its sequence begins again there. */
+static void insisting_hello_is_taken(void **state)
+{
+	devices *t = table(10);
+	dev_hello h;
+	dev *d = far_along(t, 1);
+	const uint32_t far = 1000000 + 999988;
+	assert_null(hello_at(t, 1, far, far, 6, 1000, &h));
+	assert_null(hello_at(t, 1, far, far, 6, 1000 + DEVICES_INSIST_MS - 1, &h));
+	/* a record taken where the table expects the device: it is alive there */
+	take(t, 1, 1000000);
+	assert_null(hello_at(t, 1, far, far, 6, 1000 + DEVICES_INSIST_MS, &h));
+	assert_null(hello_at(t, 1, far, far, 6, 1000 + 2 * DEVICES_INSIST_MS - 1, &h));
+	/* another sequence starts the wait again */
+	assert_null(hello_at(t, 1, far + 1, far + 1, 6, 1000 + 2 * DEVICES_INSIST_MS, &h));
+	assert_null(hello_at(t, 1, far + 1, far + 1, 6, 1000 + 3 * DEVICES_INSIST_MS - 1, &h));
+	assert_ptr_equal(hello_at(t, 1, far + 1, far + 1, 6, 1000 + 3 * DEVICES_INSIST_MS, &h), d);
+	assert_true(h.restarted && h.news);
+	assert_int_equal(h.lost, 0);
+	assert_int_equal(d->expected, far + 1);
+	devices_free(t);
+}
+
+/* A device in step sends nothing DEVICES_HELD or more from what is
+ * expected: such a record is out of step, never acked. */
+static void out_of_step_records(void **state)
+{
+	devices *t = table(10);
+	dev *d;
+	far_along(t, 1);
+	assert_int_equal(devices_record(t, 1, 1000000 + DEVICES_HELD - 1, &d), DEV_EARLY);
+	assert_int_equal(devices_record(t, 1, 1000000 + DEVICES_HELD, &d), DEV_OUT_OF_STEP);
+	assert_int_equal(devices_record(t, 1, 1000000 - DEVICES_HELD, &d), DEV_DUPLICATE);
+	assert_int_equal(devices_record(t, 1, 1000000 - DEVICES_HELD - 1, &d), DEV_OUT_OF_STEP);
+	assert_int_equal(devices_record(t, 1, 1, &d), DEV_OUT_OF_STEP);
+	assert_non_null(d);
 	devices_free(t);
 }
 
@@ -212,9 +364,9 @@ static void table_full(void **state)
 	devices_counts c;
 	greet(t, 1, 1, 1);
 	greet(t, 2, 1, 1);
-	assert_null(devices_hello(t, 3, 1, 1, &h));
-	assert_null(devices_hello(t, 4, 1, 1, &h));
-	assert_non_null(devices_hello(t, 1, 1, 1, &h)); /* known ones still */
+	assert_null(hello(t, 3, 1, 1, &h));
+	assert_null(hello(t, 4, 1, 1, &h));
+	assert_non_null(hello(t, 1, 1, 1, &h)); /* known ones still */
 	devices_counts_get(t, &c);
 	assert_int_equal(c.devices, 2);
 	assert_int_equal(c.refused, 2);
@@ -231,15 +383,15 @@ static void grows_between_batches(void **state)
 	const dev *all[100];
 	dev *first = greet(t, 1, 1, 1);
 	for (uint32_t id = 2; id <= 32; id++)
-		assert_non_null(devices_hello(t, id, 1, 1, &h));
-	assert_null(devices_hello(t, 33, 1, 1, &h)); /* would grow under the staged list */
+		assert_non_null(hello(t, id, 1, 1, &h));
+	assert_null(hello(t, 33, 1, 1, &h)); /* would grow under the staged list */
 	assert_int_equal(first->id, 1);
 	char kv[128];
 	staged(t, kv, sizeof kv);
 	assert_string_equal(kv, "x.dev.1=1 0 0;");
 	devices_done(t, true, NULL, NULL);
 	for (uint32_t id = 33; id <= 100; id++)
-		assert_non_null(devices_hello(t, id, 1, 1, &h));
+		assert_non_null(hello(t, id, 1, 1, &h));
 	devices_counts_get(t, &c);
 	assert_int_equal(c.devices, 100);
 	assert_int_equal(c.refused, 0);
@@ -327,6 +479,11 @@ int main(void)
 		cmocka_unit_test(sequence_wraps),
 		cmocka_unit_test(hello_of_a_known_device),
 		cmocka_unit_test(registration_once_per_batch),
+		cmocka_unit_test(restarted_sequence_is_new_data),
+		cmocka_unit_test(warm_reset_is_not_a_restart),
+		cmocka_unit_test(implausible_hello_refused),
+		cmocka_unit_test(insisting_hello_is_taken),
+		cmocka_unit_test(out_of_step_records),
 		cmocka_unit_test(table_full),
 		cmocka_unit_test(grows_between_batches),
 		cmocka_unit_test(seen_and_connections),

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <pthread.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -58,12 +60,19 @@ static int on_item(es_http_req *r, void *ctx)
 	return es_http_reply(r, 200, "text/plain", tail, strlen(tail));
 }
 
-/* "<name param>|<raw query>|<X-Test header>|<path>" */
+/* "<name param>|<raw query>|<X-Test header>|<path>"; the param is "(none)"
+ * when absent, else "(<error>)" when es_http_query_param fails. */
 static int on_query(es_http_req *r, void *ctx)
 {
-	char name[64], out[512];
-	if (!es_http_query_param(r, "name", name, sizeof name))
+	char name[8], out[512];
+	es_err err = es_http_query_param(r, "name", name, sizeof name);
+	if (err == ES_ENOTFOUND)
 		snprintf(name, sizeof name, "(none)");
+	else if (err)
+		snprintf(name, sizeof name, "%s",
+			 err == ES_ETOOBIG  ? "(big)"
+			 : err == ES_EEXIST ? "(twice)"
+					    : "(bad)");
 	const char *q = es_http_query(r), *h = es_http_header(r, "X-Test");
 	int n = snprintf(out, sizeof out, "%s|%s|%s|%s %s", name, q ? q : "(null)",
 			 h ? h : "(null)", es_http_method(r), es_http_path(r));
@@ -73,6 +82,14 @@ static int on_query(es_http_req *r, void *ctx)
 static int on_fail(es_http_req *r, void *ctx)
 {
 	return es_http_reply_error(r, 503, "not now", "queue");
+}
+
+/* Replies twice: only the first goes out, and its status is returned. */
+static int on_twice(es_http_req *r, void *ctx)
+{
+	int first = es_http_reply(r, 200, "text/plain", "first", 5);
+	int second = es_http_reply_error(r, 500, "second", NULL);
+	return first == 200 && second == 200 ? 200 : 500;
 }
 
 static int on_stream(es_http_req *r, void *ctx)
@@ -138,7 +155,8 @@ static int start_server(void **state)
 	    es_http_route(server, "GET", "/stream", on_stream, NULL) ||
 	    es_http_assets(server, assets, sizeof assets / sizeof assets[0]) ||
 	    es_http_route(server, "POST", "/echo", on_echo, NULL) ||
-	    es_http_route(server, "GET", "/query", on_query, NULL) ||
+	    es_http_route_flags(server, "GET", "/query", ES_ROUTE_QUERY, on_query, NULL) ||
+	    es_http_route(server, "GET", "/twice", on_twice, NULL) ||
 	    es_http_route(server, "GET", "/fail", on_fail, NULL) ||
 	    es_http_route_prefix(server, "GET", "/items/", on_item, NULL) ||
 	    es_http_route_prefix(server, "DELETE", "/items/", on_item, NULL))
@@ -377,6 +395,82 @@ static void query_and_headers(void **state)
 	expect_body(&r, "(none)|(null)|(null)|GET /query");
 }
 
+/* A value that is not there exactly as asked is never taken as absent. */
+static void query_param_errors(void **state)
+{
+	static const struct {
+		const char *query, *want;
+	} cases[] = {
+		{"name=1234567", "1234567"}, /* 7 bytes and the NUL: fits */
+		{"name=12345678", "(big)"},
+		{"name=%41%42%43%44%45%46%47", "ABCDEFG"},
+		{"name=%41%42%43%44%45%46%47%48", "(big)"},
+		{"name=a+b", "a b"},
+		{"name=", ""},
+		{"name", "(bad)"},	/* no '=' */
+		{"name=a%zz", "(bad)"}, /* a bad escape */
+		{"name=a%2", "(bad)"},
+		{"name=a%00b", "(bad)"}, /* a NUL inside */
+		{"name=a&name=b", "(twice)"},
+		{"name=a&name", "(twice)"},
+		{"names=a", "(none)"},
+		{"nam=a", "(none)"},
+		{"Name=a", "(none)"}, /* names are exact */
+		{"x=1&&name=z&", "z"},
+	};
+	char req[256], want[128];
+	response r;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(req, sizeof req,
+			 "GET /query?%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			 cases[i].query);
+		roundtrip(req, &r);
+		assert_int_equal(r.status, 200);
+		int n = snprintf(want, sizeof want, "%s|%s|(null)|GET /query", cases[i].want,
+				 cases[i].query);
+		if (r.body_len != (size_t)n || memcmp(r.body, want, (size_t)n) != 0)
+			fail_msg("%s: got %.*s, want %s", cases[i].query, (int)r.body_len, r.body,
+				 want);
+	}
+}
+
+/* A route that reads no parameter refuses any, naming it: it would not
+ * filter what it answers. */
+static void params_refused_where_unread(void **state)
+{
+	response r;
+	roundtrip("GET /hello?id=7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 400);
+	expect_body(&r, "{\"error\":\"id is not a parameter of /hello\",\"field\":\"id\"}");
+	roundtrip("GET /items/3?x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 400);
+	expect_body(&r, "{\"error\":\"x is not a parameter of /items/\",\"field\":\"x\"}");
+	roundtrip("GET /hello? HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	roundtrip("GET /hello?&& HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	roundtrip("GET /hello?&y=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 400);
+	expect_body(&r, "{\"error\":\"y is not a parameter of /hello\",\"field\":\"y\"}");
+	/* assets are not routes: a query changes nothing there */
+	roundtrip("GET /app.js?v=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+}
+
+static void one_response_per_request(void **state)
+{
+	response r;
+	client *c = dial();
+	send_text(c, "GET /twice HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n"
+		     "Connection: close\r\n\r\n");
+	read_response(c, &r, false);
+	assert_int_equal(r.status, 200);
+	expect_body(&r, "first");
+	read_response(c, &r, false); /* the next response is the next request's */
+	expect_body(&r, "hello");
+	hang_up(c);
+}
+
 static void body_with_content_length(void **state)
 {
 	response r;
@@ -502,6 +596,173 @@ static void keep_alive_serves_two_requests(void **state)
 	read_response(c, &r, false);
 	expect_body(&r, "p2");
 	hang_up(c);
+}
+
+/* The connection ends with nothing more after what was read. */
+static void expect_closed(client *c)
+{
+	while (fill(c))
+		;
+	if (c->len)
+		fail_msg("more after the response: %.*s", (int)c->len, c->buf);
+}
+
+/* What a proxy in front could frame otherwise is refused, and the connection
+ * closed: what follows (here a smuggled GET) is never read as a request. */
+static void framing_refused(void **state)
+{
+	static const char *const heads[] = {
+		"Content-Length: 5\r\nContent-Length: 40\r\n",
+		"Content-Length: 5\r\nContent-Length: 5\r\n",
+		"Content-Length: 5, 40\r\n",
+		"Content-Length: +5\r\n",
+		"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+		"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+		"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+		"Transfer-Encoding: identity\r\nContent-Length: 5\r\n",
+	};
+	char req[512];
+	for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+		snprintf(req, sizeof req,
+			 "POST /echo HTTP/1.1\r\nHost: x\r\n%s\r\n5\r\nhello\r\n0\r\n\r\n"
+			 "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+			 heads[i]);
+		client *c = dial();
+		send_text(c, req);
+		response r;
+		read_response(c, &r, false);
+		if (r.status != 400)
+			fail_msg("%s: %d, want 400", heads[i], r.status);
+		expect_header(&r, "Connection", "close");
+		expect_header(&r, "Content-Type", "application/json");
+		assert_non_null(strstr(r.body, "\"field\":\""));
+		expect_closed(c);
+		hang_up(c);
+	}
+	/* One chunked body, or one Content-Length, is served as before. */
+	response r;
+	roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n"
+		  "Connection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+		  &r);
+	assert_int_equal(r.status, 200);
+	expect_body(&r, "ok");
+}
+
+/* A reply that leaves the body unread closes the connection instead of
+ * reading and dropping the body at the client's pace. */
+static void unread_body_closes(void **state)
+{
+	client *c = dial();
+	send_text(c, "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc");
+	response r;
+	read_response(c, &r, false);
+	assert_int_equal(r.status, 200);
+	expect_header(&r, "Connection", "close");
+	expect_closed(c);
+	hang_up(c);
+	/* read, it keeps the connection */
+	c = dial();
+	send_text(c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+		     "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	read_response(c, &r, false);
+	expect_body(&r, "hi");
+	read_response(c, &r, false);
+	expect_body(&r, "hello");
+	hang_up(c);
+}
+
+/* 16 KiB of head at most (413), 63 header fields at most (431). */
+static void head_limits(void **state)
+{
+	char *big = malloc(20000);
+	assert_non_null(big);
+	int n = sprintf(big, "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ");
+	memset(big + n, 'h', 17000);
+	sprintf(big + n + 17000, "\r\n\r\n");
+	response r;
+	roundtrip(big, &r);
+	assert_int_equal(r.status, 413);
+	expect_header(&r, "Content-Type", "application/json");
+	expect_header(&r, "Connection", "close");
+	n = sprintf(big, "GET /hello HTTP/1.1\r\n");
+	for (int i = 0; i < 64; i++)
+		n += sprintf(big + n, "X-F%d: %d\r\n", i, i);
+	sprintf(big + n, "\r\n");
+	roundtrip(big, &r);
+	assert_int_equal(r.status, 431);
+	n = sprintf(big, "GET /hello HTTP/1.1\r\n");
+	for (int i = 0; i < 62; i++)
+		n += sprintf(big + n, "X-F%d: %d\r\n", i, i);
+	sprintf(big + n, "Connection: close\r\n\r\n");
+	roundtrip(big, &r);
+	assert_int_equal(r.status, 200);
+	free(big);
+}
+
+/* civetweb drops these without a word; they get an answer. */
+static void targets_not_paths(void **state)
+{
+	response r;
+	client *c = dial();
+	send_text(c, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+	read_response(c, &r, true);
+	assert_int_equal(r.status, 204);
+	expect_header(&r, "Allow", "GET, HEAD, POST");
+	expect_closed(c);
+	hang_up(c);
+	roundtrip("GET * HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+	assert_int_equal(r.status, 400);
+	expect_body(&r, "{\"error\":\"the request target must be a path\"}");
+	roundtrip("GET http://elsewhere.example/hello HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n",
+		  &r);
+	assert_int_equal(r.status, 400);
+}
+
+/* A head or a body that does not arrive within request_timeout_ms is 408,
+ * also when it trickles in: a client cannot hold a worker past it. */
+static void time_limits(void **state)
+{
+	es_http *h;
+	es_http_opts o = {.listen = "127.0.0.1:0", .threads = 2, .request_timeout_ms = 600};
+	assert_int_equal(es_http_new(&o, &h), ES_OK);
+	assert_int_equal(es_http_route(h, "POST", "/echo", on_echo, NULL), ES_OK);
+	assert_int_equal(es_http_start(h), ES_OK);
+	int saved = port;
+	port = es_http_port(h);
+	static const char *const starts[] = {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-",
+					     "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
+					     "50\r\n\r\nabc"};
+	for (int i = 0; i < 2; i++) {
+		client *c = dial();
+		uint64_t t0 = es_clock_mono_ms();
+		send_text(c, starts[i]);
+		response r;
+		/* a byte every 100 ms: never a pause as long as the limit */
+		for (int k = 0; k < 40 && !memmem(c->buf, c->len, "\r\n\r\n", 4); k++) {
+			struct timespec ts = {0, 100000000};
+			nanosleep(&ts, NULL);
+			if (send(c->fd, "x", 1, MSG_NOSIGNAL) != 1)
+				break;
+			struct timeval tv = {0};
+			setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+			fd_set fds;
+			FD_ZERO(&fds);
+			FD_SET(c->fd, &fds);
+			if (select(c->fd + 1, &fds, NULL, NULL, &tv) == 1)
+				break;
+		}
+		struct timeval tv = {.tv_sec = 10};
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		read_response(c, &r, false);
+		uint64_t took = es_clock_mono_ms() - t0;
+		print_message("%s: %d after %" PRIu64 " ms\n", i ? "body" : "head", r.status, took);
+		assert_int_equal(r.status, 408);
+		expect_header(&r, "Connection", "close");
+		assert_in_range(took, 550, 2000);
+		hang_up(c);
+	}
+	es_http_free(h);
+	port = saved;
 }
 
 static es_http_stats stats(void)
@@ -964,6 +1225,14 @@ int main(void)
 		cmocka_unit_test(wrong_method_gives_405),
 		cmocka_unit_test(prefix_route_gets_tail),
 		cmocka_unit_test(query_and_headers),
+		cmocka_unit_test(query_param_errors),
+		cmocka_unit_test(params_refused_where_unread),
+		cmocka_unit_test(one_response_per_request),
+		cmocka_unit_test(framing_refused),
+		cmocka_unit_test(unread_body_closes),
+		cmocka_unit_test(head_limits),
+		cmocka_unit_test(targets_not_paths),
+		cmocka_unit_test(time_limits),
 		cmocka_unit_test(body_with_content_length),
 		cmocka_unit_test(body_limit),
 		cmocka_unit_test(chunked_body),

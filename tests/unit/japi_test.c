@@ -140,10 +140,12 @@ static void append(fixture *f, const char *type, const char *subject)
 /* GET path: the status must be want; the body parsed (the caller frees). */
 static cJSON *get(fixture *f, const char *path, long want)
 {
-	char url[512];
+	char *url = malloc(strlen(f->base) + strlen(path) + 1);
 	es_httpc_resp r;
-	snprintf(url, sizeof url, "%s%s", f->base, path);
+	assert_non_null(url);
+	sprintf(url, "%s%s", f->base, path);
 	assert_int_equal(es_httpc_get(f->client, url, &r), ES_OK);
+	free(url);
 	if (r.status != want)
 		fail_msg("GET %s: %ld, not %ld: %s", path, r.status, want, r.body);
 	cJSON *o = cJSON_ParseWithLength(r.body, r.len);
@@ -287,14 +289,37 @@ static void events_bad_parameters(void **state)
 	static const struct {
 		const char *query, *field;
 	} bad[] = {
-		{"limit=0", "limit"},	       {"limit=501", "limit"},
-		{"limit=abc", "limit"},	       {"limit=-1", "limit"},
-		{"before=0", "before"},	       {"after=x", "after"},
-		{"after=1&before=5", "after"}, {"state=lost", "state"},
-		{"type=a*b", "type"},	       {"type=", "type"},
-		{"type=a%20b", "type"},	       {"since=yesterday", "since"},
-		{"until=12:00", "until"},      {"subject=", "subject"},
-		{"colour=red", "colour"},      {"limit=5&x=1", "x"},
+		{"limit=0", "limit"},
+		{"limit=501", "limit"},
+		{"limit=abc", "limit"},
+		{"limit=-1", "limit"},
+		{"before=0", "before"},
+		{"after=x", "after"},
+		{"after=1&before=5", "after"},
+		{"state=lost", "state"},
+		{"type=a*b", "type"},
+		{"type=", "type"},
+		{"type=a%20b", "type"},
+		{"since=yesterday", "since"},
+		{"until=12:00", "until"},
+		{"subject=", "subject"},
+		{"colour=red", "colour"},
+		{"limit=5&x=1", "x"},
+		/* read as absent, these answered with every event (issue 14) */
+		{"until=0", "until"},
+		{"until=1970-01-01T00:00:00Z", "until"},
+		{"type", "type"},
+		{"type=a.x&type=b.y", "type"},
+		{"type=a%zz", "type"},
+		{"subject=s%001", "subject"},
+		{"subject=s%2", "subject"},
+		{"limit=5&limit=6", "limit"},
+		{"state=pendingpendingpending", "state"},
+		{"limit=000000000000000000000000000005", "limit"},
+		{"before=100000000000000000000000000000", "before"},
+		{"after=100000000000000000000000000000", "after"},
+		{"since=2026-01-01T00:00:00.000000000000000000000000000000Z", "since"},
+		{"subject=%ff", "subject"},
 	};
 	char path[128];
 	five(f);
@@ -305,17 +330,80 @@ static void events_bad_parameters(void **state)
 		assert_non_null(strstr(str(o, "error"), bad[i].field));
 		cJSON_Delete(o);
 	}
-	char subject[300] = "/api/events?subject=";
-	memset(subject + strlen(subject), 's', 256);
-	cJSON *o = get(f, subject, 400);
-	assert_string_equal(str(o, "field"), "subject");
-	cJSON_Delete(o);
-	o = get(f, "/api/events?colour=red", 400);
+	cJSON *o = get(f, "/api/events?colour=red", 400);
 	assert_string_equal(str(o, "error"), "colour is not a parameter of /api/events");
 	cJSON_Delete(o);
 	o = get(f, "/api/deadletters?after=1", 400);
 	assert_string_equal(str(o, "field"), "after");
 	cJSON_Delete(o);
+}
+
+/* "/api/events?<name>=" and n times c (then more, may be NULL). */
+static char *long_query(const char *name, char c, size_t n, const char *more)
+{
+	char *path = malloc(64 + n + (more ? strlen(more) : 0));
+	assert_non_null(path);
+	int len = sprintf(path, "/api/events?%s=", name);
+	memset(path + len, c, n);
+	sprintf(path + len + n, "%s", more ? more : "");
+	return path;
+}
+
+/* A value as long as the events' own is a filter that applies; one byte
+ * longer is a 400 naming it: never an answer with every event. */
+static void events_long_values(void **state)
+{
+	fixture *f = *state;
+	five(f);
+	char *type = malloc(ES_EVENT_TYPE_MAX + 1), *subject = malloc(ES_EVENT_SUBJECT_MAX + 1);
+	assert_true(type && subject);
+	memset(type, 't', ES_EVENT_TYPE_MAX);
+	type[ES_EVENT_TYPE_MAX] = '\0';
+	memset(subject, 's', ES_EVENT_SUBJECT_MAX);
+	subject[ES_EVENT_SUBJECT_MAX] = '\0';
+	append(f, type, subject);
+	free(type);
+	free(subject);
+	static const struct {
+		const char *name;
+		size_t n;
+		const char *more, *want; /* rows, or NULL: a 400 */
+	} cases[] = {
+		{"type", ES_EVENT_TYPE_MAX, NULL, "6"},
+		{"type", ES_EVENT_TYPE_MAX - 1, "*", "6"},
+		{"type", ES_EVENT_TYPE_MAX, "*", "6"},
+		{"type", ES_EVENT_TYPE_MAX + 1, NULL, NULL},
+		{"type", 300, NULL, NULL},
+		{"subject", ES_EVENT_SUBJECT_MAX, NULL, "6"},
+		{"subject", ES_EVENT_SUBJECT_MAX - 1, NULL, ""},
+		{"subject", ES_EVENT_SUBJECT_MAX + 1, NULL, NULL},
+		{"subject", 300, NULL, NULL},
+		{"subject", 5000, NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char c = cases[i].name[0];
+		char *path = long_query(cases[i].name, c, cases[i].n, cases[i].more);
+		if (cases[i].want) {
+			expect_seqs(f, path, cases[i].want);
+		} else {
+			cJSON *o = get(f, path, 400);
+			assert_string_equal(str(o, "field"), cases[i].name);
+			cJSON_Delete(o);
+		}
+		free(path);
+	}
+	/* 256 characters of UTF-8 (512 bytes) are a subject too */
+	char *path = malloc(64 + 6 * ES_EVENT_SUBJECT_MAX);
+	assert_non_null(path);
+	int len = sprintf(path, "/api/events?subject=");
+	for (int i = 0; i < ES_EVENT_SUBJECT_MAX; i++)
+		len += sprintf(path + len, "%%C3%%A9");
+	expect_seqs(f, path, "");
+	sprintf(path + len, "%%C3%%A9");
+	cJSON *o = get(f, path, 400);
+	assert_string_equal(str(o, "field"), "subject");
+	cJSON_Delete(o);
+	free(path);
 }
 
 /* ---- GET /api/events/{id} ------------------------------------------------- */
@@ -537,6 +625,7 @@ int main(void)
 		T(events_pages),
 		T(events_filters),
 		T(events_bad_parameters),
+		T(events_long_values),
 		T(one_event),
 		T(deadletters),
 		T(series),

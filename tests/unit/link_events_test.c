@@ -126,8 +126,9 @@ static void hellos(void **state)
 		      .fw_minor = 4,
 		      .kinds = 1u << (FW_KIND_TEMPERATURE - 1) | 1u << (FW_KIND_DOOR - 1)};
 	char type[32];
-	cJSON *root, *d = decoded(link_hello_event(0xdeadbeef, LINK, &h, true, 0), type,
-				  sizeof type, &root);
+	cJSON *root, *d = decoded(link_hello_event(0xdeadbeef, LINK, &h,
+						   &(dev_hello){.registered = true, .news = true}),
+				  type, sizeof type, &root);
 	assert_string_equal(type, "device.registered");
 	assert_string_equal(str(root, "subject"), "dev-deadbeef");
 	assert_string_equal(str(d, "firmware"), "1.4");
@@ -138,13 +139,37 @@ static void hellos(void **state)
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(sensors, 0)), "temperature");
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(sensors, 1)), "door");
 	assert_null(field(d, "records_lost"));
+	assert_null(field(d, "sequence_restarted"));
 	cJSON_Delete(root);
 	h.kinds = 0;
-	d = decoded(link_hello_event(5, LINK, &h, false, 17), type, sizeof type, &root);
+	d = decoded(link_hello_event(5, LINK, &h, &(dev_hello){.lost = 17, .news = true}), type,
+		    sizeof type, &root);
 	assert_string_equal(type, "device.seen");
 	assert_int_equal(num(d, "records_lost"), 17);
 	assert_int_equal(cJSON_GetArraySize(field(d, "sensors")), 0);
+	assert_null(field(d, "sequence_restarted"));
 	cJSON_Delete(root);
+	d = decoded(link_hello_event(5, LINK, &h, &(dev_hello){.restarted = true, .news = true}),
+		    type, sizeof type, &root);
+	assert_string_equal(type, "device.seen");
+	assert_true(cJSON_IsTrue(field(d, "sequence_restarted")));
+	assert_null(field(d, "records_lost"));
+	cJSON_Delete(root);
+}
+
+/* From 2000 to a day past the gateway's clock: a wall time of 2^64 - 1
+ * would read as the year 9999. */
+static void device_times(void **state)
+{
+	const uint64_t now = 1795752306566ull; /* 2026-11-27 */
+	assert_true(link_time_plausible(now, now));
+	assert_true(link_time_plausible(946684800000ull, now));
+	assert_true(link_time_plausible(now + 86400000ull, now));
+	assert_false(link_time_plausible(now + 86400001ull, now));
+	assert_false(link_time_plausible(946684799999ull, now));
+	assert_false(link_time_plausible(0, now));
+	assert_false(link_time_plausible(UINT64_MAX, now));
+	assert_false(link_time_plausible(UINT64_MAX - 86400000ull, now));
 }
 
 static void subjects(void **state)
@@ -161,7 +186,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(reading),  cmocka_unit_test(door_and_device_time),
 		cmocka_unit_test(alarms),   cmocka_unit_test(hellos),
-		cmocka_unit_test(subjects),
+		cmocka_unit_test(subjects), cmocka_unit_test(device_times),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

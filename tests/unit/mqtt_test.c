@@ -196,6 +196,7 @@ typedef struct mq {
 	es_loop *loop;
 	es_mqtt *m;
 	int connected, disconnected, stopped;
+	int subscribed; /* subscribed() callbacks */
 	bool session_present;
 	char cause[192];
 	uint64_t retry_ms, min_retry, max_retry;
@@ -212,6 +213,12 @@ static void on_connected(void *ctx, bool session_present)
 	mq *q = ctx;
 	q->connected++;
 	q->session_present = session_present;
+}
+
+static void on_subscribed(void *ctx)
+{
+	mq *q = ctx;
+	q->subscribed++;
 }
 
 static void on_disconnected(void *ctx, const char *cause, uint64_t retry_ms)
@@ -270,7 +277,7 @@ static es_mqtt_opts opts_for(mq *q, int version, const char *client_id)
 		.connect_timeout_s = 5,
 		.backoff_base_ms = 100,
 		.backoff_max_ms = 400,
-		.cbs = {on_connected, on_disconnected, on_published, on_message},
+		.cbs = {on_connected, on_disconnected, on_published, on_message, on_subscribed},
 		.ctx = q,
 	};
 }
@@ -377,6 +384,11 @@ static bool run_until(mq *q, pred_fn pred, int want, uint64_t ms)
 static bool connected_n(const mq *q, int want)
 {
 	return q->connected >= want;
+}
+
+static bool subscribed_n(const mq *q, int want)
+{
+	return q->subscribed >= want;
 }
 
 static bool disconnected_n(const mq *q, int want)
@@ -592,6 +604,51 @@ static void invalid_topics_and_filters(void **state)
 	mq_free(q);
 }
 
+/* Ready means subscribed: es_mqtt_is_subscribed() and subscribed() only
+ * once the broker acknowledged every subscription of the connection; a
+ * subscription added while connected makes it false until its SUBACK; a
+ * reconnection starts over. Without subscriptions, subscribed at connect. */
+static void subscribed_after_every_suback(void **state)
+{
+	int version = *(int *)*state;
+	mq *q = mq_new();
+	mq_make(q, version, NULL);
+	assert_int_equal(es_mqtt_subscribe(q->m, "es/ut/a/#", 1), ES_OK);
+	assert_int_equal(es_mqtt_subscribe(q->m, "es/ut/b/#", 0), ES_OK);
+	assert_false(es_mqtt_is_subscribed(q->m));
+	assert_int_equal(es_mqtt_start(q->m), ES_OK);
+	WAIT(q, subscribed_n, 1);
+	assert_int_equal(q->connected, 1);
+	assert_true(es_mqtt_is_subscribed(q->m));
+	es_mqtt_stats s;
+	es_mqtt_stats_get(q->m, &s);
+	assert_true(s.subscribed);
+
+	assert_int_equal(es_mqtt_subscribe(q->m, "es/ut/c/#", 1), ES_OK);
+	assert_false(es_mqtt_is_subscribed(q->m)); /* until its SUBACK */
+	WAIT(q, subscribed_n, 2);
+	assert_true(es_mqtt_is_subscribed(q->m));
+
+	broker_kill(&B);
+	WAIT(q, disconnected_n, 1);
+	assert_false(es_mqtt_is_subscribed(q->m));
+	es_mqtt_stats_get(q->m, &s);
+	assert_false(s.subscribed);
+	assert_true(broker_start(&B));
+	WAIT(q, subscribed_n, 3);
+	assert_int_equal(q->connected, 2);
+	assert_true(es_mqtt_is_subscribed(q->m));
+	mq_free(q);
+
+	q = mq_new(); /* nothing to subscribe to: subscribed once connected */
+	mq_make(q, version, NULL);
+	assert_int_equal(es_mqtt_start(q->m), ES_OK);
+	WAIT(q, subscribed_n, 1);
+	assert_int_equal(q->connected, 1);
+	assert_true(es_mqtt_is_subscribed(q->m));
+	mq_free(q);
+}
+
 /* Losing the broker: disconnected() with a retry delay, retries with backoff
  * while it is down, and connected() again once it is back on the same port;
  * subscriptions are made again. */
@@ -750,6 +807,31 @@ static void inflight_at_stop_not_reported(void **state)
 	assert_int_equal(q->failures, 0);
 	assert_int_equal(q->acks, 0);
 	assert_int_equal(es_mqtt_inflight(q->m), 0);
+	mq_free(q);
+}
+
+/* A full window of QoS 1 publishes that the broker does not read leaves
+ * room for QoS 0 ones, and every publish within the window is taken: paho's
+ * own limit on publishes waiting to be written (100 by default, QoS 0 and 1
+ * alike) refused them with -12 once its socket buffers were full. */
+static void qos0_has_room_beside_a_full_window(void **state)
+{
+	enum { WINDOW = 150, BIG = 256 * 1024 };
+	int version = *(int *)*state;
+	mq *q = connected_client(version, WINDOW);
+	char *big = malloc(BIG);
+	assert_non_null(big);
+	memset(big, 'x', BIG);
+	assert_int_equal(kill(B.pid, SIGSTOP), 0); /* reads nothing: 37 MiB wait */
+	for (unsigned i = 1; i <= WINDOW; i++)
+		assert_int_equal(es_mqtt_publish(q->m, "es/big", big, BIG, 1, false, i), ES_OK);
+	assert_int_equal(es_mqtt_publish(q->m, "es/big", big, BIG, 1, false, 0), ES_EBUSY);
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(es_mqtt_publish(q->m, "es/big", big, BIG, 0, false, 0), ES_OK);
+	assert_int_equal(kill(B.pid, SIGCONT), 0);
+	WAIT(q, acks_n, WINDOW);
+	assert_int_equal(q->failures, 0);
+	free(big);
 	mq_free(q);
 }
 
@@ -958,6 +1040,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test_prestate_setup_teardown(inflight_at_stop_not_reported, NULL,
 							 cleanup, &v5),
 		cmocka_unit_test_teardown(fails_over_across_urls, cleanup),
+		cmocka_unit_test_prestate_setup_teardown(qos0_has_room_beside_a_full_window, NULL,
+							 cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(qos0_has_room_beside_a_full_window, NULL,
+							 cleanup, &v5),
+		cmocka_unit_test_prestate_setup_teardown(subscribed_after_every_suback, NULL,
+							 cleanup, &v4),
+		cmocka_unit_test_prestate_setup_teardown(subscribed_after_every_suback, NULL,
+							 cleanup, &v5),
 		cmocka_unit_test_prestate_setup_teardown(reconnects_after_broker_restart, NULL,
 							 cleanup, &v4),
 		cmocka_unit_test_prestate_setup_teardown(reconnects_after_broker_restart, NULL,
