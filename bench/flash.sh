@@ -6,7 +6,7 @@
 # memory"). It builds nothing.
 #
 #   bench/flash.sh [BUILD_DIR] [flash.py options: --seconds S, --only dev20,http1,
-#                   --agent-arg=--journal.commit_linger_ms --agent-arg=0, --json FILE]
+#                   --agent-arg=--journal.linger_ms --agent-arg=0, --json FILE]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${ES_BUILD_DIR:-$root/build}"
