@@ -220,7 +220,7 @@ es_err es_jnl_append_request(es_journal *j, struct request *r, uint64_t now);
 
 /* journal_retain.c */
 es_err es_jnl_used_bytes(es_journal *j, uint64_t *out);
-es_err es_jnl_cap_check(es_journal *j, uint64_t before, uint64_t *after, bool *over);
+es_err es_jnl_cap_check(es_journal *j, uint64_t before, uint64_t *after, uint64_t *over);
 uint64_t es_jnl_db_share(const es_journal *j);
 void es_jnl_shares(es_journal *j);
 es_err es_jnl_make_room(es_journal *j, uint64_t need);

@@ -55,14 +55,15 @@ uint64_t es_jnl_db_share(const es_journal *j)
 	return j->o.max_bytes > others ? j->o.max_bytes - others : 0;
 }
 
-/* Inside the open transaction, after its inserts: whether the cap is
- * passed. It holds for every file the journal owns: the database's pages
- * in use must stay within its share, and the moment after this commit --
- * the database, the WAL grown by what this transaction writes (the pages
- * it added and those it changed), the -shm file -- within max_bytes (which
- * only bites when readers kept the WAL from starting again). *after gets
- * the database's used size. */
-es_err es_jnl_cap_check(es_journal *j, uint64_t before, uint64_t *after, bool *over)
+/* Inside the open transaction, after its inserts: by how many bytes the
+ * cap is passed (0: it is not). It holds for every file the journal owns:
+ * the database's pages in use must stay within its share, and the moment
+ * after this commit -- the database, the WAL grown by what this
+ * transaction writes (the pages it added and those it changed), the -shm
+ * file -- within max_bytes (which bites when readers kept the WAL from
+ * starting again, or one transaction outgrows the WAL's share). *after
+ * gets the database's used size. */
+es_err es_jnl_cap_check(es_journal *j, uint64_t before, uint64_t *after, uint64_t *over)
 {
 	es_err err = es_jnl_used_bytes(j, after);
 	if (err)
@@ -75,7 +76,10 @@ es_err es_jnl_cap_check(es_journal *j, uint64_t before, uint64_t *after, bool *o
 		wal = file;
 	if (wal < j->wal_share)
 		wal = j->wal_share;
-	*over = *after > es_jnl_db_share(j) || *after + wal + shm_for(j, wal) > j->o.max_bytes;
+	uint64_t total = *after + wal + shm_for(j, wal), share = es_jnl_db_share(j);
+	uint64_t by_files = total > j->o.max_bytes ? total - j->o.max_bytes : 0;
+	uint64_t by_db = *after > share ? *after - share : 0;
+	*over = by_files > by_db ? by_files : by_db;
 	return ES_OK;
 }
 

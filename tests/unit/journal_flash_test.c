@@ -414,6 +414,34 @@ static void cap_holds_for_every_file(void **state)
 	es_journal_close(j);
 }
 
+/* The evict policy under a small cap: batches of 50 (each writing more
+ * WAL than the WAL's share of a 256 KiB cap: the database must leave room
+ * for that too) keep being taken, acked ones evicted to make room, and the
+ * files stay within the cap. */
+static void evict_makes_room_under_a_small_cap(void **state)
+{
+	fixture *f = *state;
+	es_journal_opts o = base_opts(f);
+	o.max_bytes = 262144;
+	o.on_full = ES_ON_FULL_EVICT;
+	es_journal *j = open_with(&o);
+	uint64_t most = 0, seq = 0;
+	for (int k = 0; k < 40; k++) {
+		assert_int_equal(append_n(j, 50, 250), ES_OK);
+		for (int i = 0; i < 50; i++)
+			assert_int_equal(es_journal_ack(j, ++seq), ES_OK);
+		assert_true(wait_counter(j, seq));
+		uint64_t d = on_disk(f->path);
+		most = d > most ? d : most;
+	}
+	print_message("evict, cap 262144: %" PRIu64 " evicted; files at most %" PRIu64 "\n",
+		      counters_of(j).evicted, most);
+	assert_true(counters_of(j).evicted > 0);
+	assert_int_equal(counters_of(j).refused_full, 0);
+	assert_true(most <= 262144);
+	es_journal_close(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +454,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(commits_come_at_most_every_linger, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_full_batch_does_not_linger, setup, teardown),
 		cmocka_unit_test_setup_teardown(cap_holds_for_every_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(evict_makes_room_under_a_small_cap, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
