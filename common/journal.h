@@ -67,9 +67,10 @@ typedef struct es_journal_opts {
 	 * soon after a commit waits for the next, up to this long; 0 = every
 	 * append commits at once (with whatever else is queued). */
 	uint64_t linger_ms;
-	/* Acks and side writes (es_journal_put, dead letters) reach the file
-	 * with the next commit of events, or this long after they came at the
-	 * latest; 0 = in the next transaction, at once. */
+	/* Acks reach the file with the next commit of events or side writes
+	 * (es_journal_put, dead letters: these come like events, at most
+	 * linger_ms after the last commit), or this long after they came at
+	 * the latest; 0 = in the next transaction, at once. */
 	uint64_t ack_flush_ms;
 	uint32_t page_size; /* a new file's page size; 0 = ES_DB_PAGE_SIZE */
 	/* Called on the writer thread after each commit that added events, with

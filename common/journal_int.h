@@ -30,8 +30,8 @@
  * makes few of them. Acks move the watermark in memory at once (acked_mem:
  * what readers, the publisher and the figures see) and reach the file
  * (acked_db) only every ack_flush_ms, with the next commit that has events
- * or in one of their own; side writes ride along the same way. Commits of
- * events come at most every linger_ms, unless LINGER_FILL_BYTES of them
+ * or side writes, or in one of their own. Commits of events and side
+ * writes come at most every linger_ms, unless LINGER_FILL_BYTES of events
  * are queued. The last sequence given is written only by transactions
  * that delete rows: otherwise max(seq) says it.
  */

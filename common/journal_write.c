@@ -1,9 +1,9 @@
 /* journal_write.c - the writer thread: group commit, kind to flash. It
  * applies acks in memory as they come, and runs a transaction when one is
  * due: queued requests (up to batch_max events), at low rates no sooner
- * than linger_ms after the last commit; side writes and the ack
- * watermark with the next transaction that has events, or on their own
- * ack_flush_ms after they came at the latest. Each request runs under its
+ * than linger_ms after the last commit; side writes (dead letters, state
+ * values) the same way; the ack watermark with the next transaction, or on
+ * its own ack_flush_ms after the acks came at the latest. Each request runs under its
  * own savepoint, the transaction commits once, and every producer of the
  * batch is woken; retention runs between batches and when idle.
  */
@@ -250,18 +250,19 @@ static void finish_batch(es_journal *j, struct batch *b, es_err err, uint64_t ap
  * most every linger_ms, unless LINGER_FILL_BYTES of them are queued: a request
  * that comes after a quiet spell is committed at once, one that comes soon
  * after a commit waits for the next (with whatever else came meanwhile).
- * Side writes and the watermark wait for their flush time. */
+ * Side writes (dead letters, state values) come like events; the watermark
+ * alone waits for its flush time. */
 static uint64_t due_in(es_journal *j, uint64_t now)
 {
 	uint64_t in = UINT64_MAX;
-	if (j->head) {
+	if (j->head || j->ops) {
 		uint64_t since = (es_jnl_now_us() - j->last_commit_us) / 1000;
 		if (j->closing || flush_wanted(j) || since >= j->o.linger_ms ||
 		    j->queued_bytes >= LINGER_FILL_BYTES)
 			return 0;
 		in = j->o.linger_ms - since;
 	}
-	if (j->ops || es_jnl_acks_unsaved(j)) {
+	if (es_jnl_acks_unsaved(j)) {
 		if (!j->flush_at)
 			j->flush_at = now + j->o.ack_flush_ms;
 		if (j->closing || flush_wanted(j) || now >= j->flush_at)
