@@ -353,6 +353,8 @@ static es_err open_inbox(bridge *b)
 		.on_full = s->journal.on_full ? ES_ON_FULL_EVICT : ES_ON_FULL_REFUSE,
 		.source = source,
 		.max_event_bytes = (size_t)s->event_max_bytes, /* at most 16 MiB */
+		.linger_ms = (uint64_t)s->journal.linger_ms,
+		.ack_flush_ms = (uint64_t)s->journal.ack_flush_ms,
 	};
 	es_err err = es_journal_open(&o, &b->journal);
 	if (err)

@@ -476,7 +476,7 @@ es_err es_consumer_new(const es_consumer_opts *o, es_consumer **out)
 	c->o.dedup_max = o->dedup_max ? o->dedup_max : 1000000;
 	c->o.event_max_bytes = o->event_max_bytes ? o->event_max_bytes : ES_EVENT_MAX_BYTES_DEFAULT;
 	c->o.batch_max = o->batch_max ? o->batch_max : 256;
-	c->o.linger_ms = o->linger_ms ? o->linger_ms : 5;
+	c->o.linger_ms = o->linger_ms ? o->linger_ms : ES_CONSUMER_LINGER_MS;
 	c->path = strdup(o->path);
 	es_gap_opts go = {.from_start = false};
 	es_err err = c->path ? es_gap_new(&go, &c->gap) : ES_ENOMEM;
@@ -945,12 +945,21 @@ static void drop(es_delivery *b, size_t *n)
 }
 
 /* Fills b with up to batch_max deliveries: waits POLL_MS for the first,
- * linger_ms for each next. ES_ENOTCONN: the connection of those gathered
- * was lost (they are dropped: the broker has them still). */
+ * then takes what comes until linger_ms after it (one transaction for
+ * them all: a commit writes whole pages to flash, and at low rates every
+ * delivery would otherwise be a commit of its own). ES_ENOTCONN: the
+ * connection of those gathered was lost (they are dropped: the broker has
+ * them still). */
 static es_err gather(es_consumer *c, es_source *src, es_delivery *b, size_t *n)
 {
+	uint64_t until = 0;
 	while (*n < c->o.batch_max) {
-		es_err err = es_source_next(src, *n ? c->o.linger_ms : POLL_MS, &b[*n]);
+		uint64_t now = es_clock_mono_ms(), wait = POLL_MS;
+		if (*n && now >= until)
+			return ES_OK;
+		if (*n)
+			wait = until - now;
+		es_err err = es_source_next(src, wait, &b[*n]);
 		if (err == ES_ETIMEDOUT)
 			return ES_OK;
 		if (err == ES_ENOTCONN) {
@@ -959,7 +968,8 @@ static es_err gather(es_consumer *c, es_source *src, es_delivery *b, size_t *n)
 		}
 		if (err)
 			return err;
-		(*n)++;
+		if ((*n)++ == 0)
+			until = es_clock_mono_ms() + c->o.linger_ms;
 	}
 	return ES_OK;
 }

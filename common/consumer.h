@@ -75,17 +75,22 @@ typedef es_err (*es_consumer_reset_fn)(void *arg);
  * copy back in place of the state. */
 typedef es_err (*es_consumer_snap_fn)(void *arg);
 
+#define ES_CONSUMER_LINGER_MS 250
+
 typedef struct es_consumer_opts {
 	const char *path;	  /* the SQLite file (marked "ESC1", versioned) */
 	uint64_t dedup_max;	  /* ids remembered at most; 0: 1,000,000 */
 	uint64_t dedup_max_age_s; /* and at most this long; 0: forever */
 	size_t event_max_bytes;	  /* 0: ES_EVENT_MAX_BYTES_DEFAULT */
 	size_t batch_max;	  /* deliveries per transaction; 0: 256 */
-	uint64_t linger_ms;	  /* wait this long for more of a batch; 0: 5 */
-	bool keep_log;		  /* keep the event log (for rebuild); usually true */
-	bool sync_full;		  /* fsync each commit (power-loss safe) */
-	uint64_t snapshot_every;  /* events logged between snapshots; 0: none */
-	uint64_t log_keep;	  /* events kept in the log before the latest snapshot */
+	/* a batch takes what comes until this long after its first delivery
+	 * (fewer commits, less flash worn; each waits as long to be applied);
+	 * 0: ES_CONSUMER_LINGER_MS */
+	uint64_t linger_ms;
+	bool keep_log;		 /* keep the event log (for rebuild); usually true */
+	bool sync_full;		 /* fsync each commit (power-loss safe) */
+	uint64_t snapshot_every; /* events logged between snapshots; 0: none */
+	uint64_t log_keep;	 /* events kept in the log before the latest snapshot */
 } es_consumer_opts;
 
 typedef struct es_consumer_stats {

@@ -10,13 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
-#define CACHE_MAX	   32
-#define BUSY_TIMEOUT_MS	   5000
-#define JOURNAL_SIZE_LIMIT "16777216" /* the WAL kept at most between checkpoints */
-#define CACHE_SIZE	   "-2048"    /* KiB of page cache */
+#define CACHE_MAX	32
+#define BUSY_TIMEOUT_MS 5000
+#define WAL_FRAME_HEAD	24 /* bytes before each page in the WAL */
+#define WAL_HEAD	32 /* the WAL file's header */
 
 /* Transaction statements, prepared on first use: a writer runs them
  * thousands of times a second. */
@@ -37,6 +38,10 @@ struct es_db {
 	sqlite3 *db;
 	char tag[16];
 	bool synced; /* synchronous=FULL now */
+	uint64_t page_size;
+	uint64_t wal_max;    /* the WAL's bound, bytes */
+	uint64_t wal_frames; /* in the WAL after the last commit */
+	uint64_t checkpoints;
 	sqlite3_stmt *fixed[T_COUNT_];
 	struct cached cache[CACHE_MAX];
 	size_t ncache;
@@ -332,19 +337,108 @@ static es_err migrate(es_db *db, const es_db_schema *s)
 	return ES_OK;
 }
 
+/* ---- the WAL -------------------------------------------------------------- */
+
+static uint64_t frame_bytes(const es_db *db)
+{
+	return db->page_size + WAL_FRAME_HEAD;
+}
+
+/* A checkpoint after a commit: PASSIVE once the WAL holds half its bound
+ * (it copies what no reader needs and lets the next commit start the WAL
+ * again from its beginning); TRUNCATE, which waits for the readers, once
+ * readers kept the WAL from starting again until it reached its bound. */
+static void checkpoint_if_due(es_db *db)
+{
+	uint64_t used = WAL_HEAD + db->wal_frames * frame_bytes(db);
+	if (used < db->wal_max / 2)
+		return;
+	int mode = used >= db->wal_max ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
+	int log = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(db->db, NULL, mode, &log, &done);
+	db->checkpoints++;
+	if (rc == SQLITE_OK && mode == SQLITE_CHECKPOINT_TRUNCATE)
+		db->wal_frames = 0;
+	else if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		es_warn(db->tag, "checkpoint: %s (sqlite %d)", sqlite3_errstr(rc), rc);
+}
+
+/* SQLite's WAL hook, after each commit of this connection: it replaces the
+ * automatic checkpoint, so the WAL's bound is ours to keep. */
+static int on_wal_commit(void *arg, sqlite3 *h, const char *name, int frames)
+{
+	es_db *db = arg;
+	(void)h;
+	(void)name;
+	db->wal_frames = frames > 0 ? (uint64_t)frames : 0;
+	checkpoint_if_due(db);
+	return SQLITE_OK;
+}
+
+uint64_t es_db_wal_bytes(const es_db *db)
+{
+	return db->wal_frames ? WAL_HEAD + db->wal_frames * frame_bytes(db) : 0;
+}
+
+uint64_t es_db_wal_file_bytes(const es_db *db)
+{
+	const char *path = sqlite3_db_filename(db->db, "main");
+	char wal[4096];
+	struct stat sb;
+	if (!path || !*path || (size_t)snprintf(wal, sizeof wal, "%s-wal", path) >= sizeof wal)
+		return 0;
+	return stat(wal, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+void es_db_wal_trim(es_db *db)
+{
+	if (es_db_wal_file_bytes(db) > db->wal_max)
+		es_db_checkpoint(db);
+}
+
+uint64_t es_db_wal_max(const es_db *db)
+{
+	return db->wal_max;
+}
+
+uint64_t es_db_page_size(const es_db *db)
+{
+	return db->page_size;
+}
+
+uint64_t es_db_checkpoints(const es_db *db)
+{
+	return db->checkpoints;
+}
+
 /* ---- opening and closing ------------------------------------------------ */
 
-static es_err configure(es_db *db, bool sync_full)
+/* Runs "PRAGMA name = v". */
+static es_err pragma_u64(es_db *db, const char *name, uint64_t v)
 {
-	es_err err = es_db_exec(db, "PRAGMA journal_mode = WAL");
+	char sql[96];
+	snprintf(sql, sizeof sql, "PRAGMA %s = %" PRIu64, name, v);
+	return es_db_exec(db, sql);
+}
+
+/* The page size first: it applies only to a file that has no page yet,
+ * before WAL mode writes the first. */
+static es_err configure(es_db *db, const es_db_opts *o)
+{
+	uint64_t page = o->page_size ? o->page_size : ES_DB_PAGE_SIZE;
+	es_err err = pragma_u64(db, "page_size", page);
 	if (!err)
-		err = es_db_exec(db, sync_full ? "PRAGMA synchronous = FULL"
-					       : "PRAGMA synchronous = NORMAL");
+		err = es_db_exec(db, "PRAGMA journal_mode = WAL");
 	if (!err)
-		err = es_db_exec(db, "PRAGMA journal_size_limit = " JOURNAL_SIZE_LIMIT);
+		err = es_db_exec(db, o->sync_full ? "PRAGMA synchronous = FULL"
+						  : "PRAGMA synchronous = NORMAL");
 	if (!err)
-		err = es_db_exec(db, "PRAGMA cache_size = " CACHE_SIZE);
-	db->synced = sync_full;
+		err = pragma_u64(db, "journal_size_limit", db->wal_max);
+	if (!err)
+		err = es_db_query_u64(db, "PRAGMA page_size", &db->page_size);
+	if (!err)
+		sqlite3_wal_hook(db->db, on_wal_commit, db);
+	db->synced = o->sync_full;
 	return err;
 }
 
@@ -361,15 +455,30 @@ static es_err open_connection(es_db *db, const es_db_opts *o)
 	return ES_OK;
 }
 
+/* The page cache, in KiB (SQLite's negative cache_size). */
+static es_err cache(es_db *db, const es_db_opts *o)
+{
+	char sql[64];
+	unsigned kib = o->cache_kib  ? o->cache_kib
+		       : o->readonly ? ES_DB_READER_CACHE_KIB
+				     : ES_DB_CACHE_KIB;
+	snprintf(sql, sizeof sql, "PRAGMA cache_size = -%u", kib);
+	return es_db_exec(db, sql);
+}
+
 static es_err setup(es_db *db, const es_db_opts *o)
 {
 	es_err err = open_connection(db, o);
+	if (!err)
+		err = cache(db, o);
 	if (!err && o->readonly)
 		err = es_db_exec(db, "PRAGMA query_only = 1");
 	if (!err && o->schema)
 		err = o->readonly ? check_readonly(db, o->schema) : check_writable(db, o->schema);
 	if (!err && !o->readonly)
-		err = configure(db, o->sync_full);
+		err = configure(db, o);
+	if (!err && o->readonly)
+		err = es_db_query_u64(db, "PRAGMA page_size", &db->page_size);
 	if (!err && !o->readonly && o->schema)
 		err = migrate(db, o->schema);
 	return err;
@@ -383,6 +492,7 @@ es_err es_db_open(const es_db_opts *o, es_db **out)
 	if (!db)
 		return ES_ENOMEM;
 	snprintf(db->tag, sizeof db->tag, "%s", o->tag ? o->tag : "db");
+	db->wal_max = o->wal_max ? o->wal_max : ES_DB_WAL_MAX;
 	es_err err = setup(db, o);
 	if (err) {
 		es_db_close(db);
@@ -395,8 +505,11 @@ es_err es_db_open(const es_db_opts *o, es_db **out)
 es_err es_db_checkpoint(es_db *db)
 {
 	int rc = sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-	if (rc == SQLITE_OK)
+	db->checkpoints++;
+	if (rc == SQLITE_OK) {
+		db->wal_frames = 0;
 		return ES_OK;
+	}
 	/* Readers of other processes may hold the WAL: not an error worth a
 	 * line at every close, and SQLite checkpoints again later. */
 	es_debug(db->tag, "checkpoint: %s (sqlite %d)", sqlite3_errstr(rc), rc);

@@ -9,8 +9,11 @@
  * tag and the raw SQLite code. Everything else in edgespool sees no SQLite.
  *
  * A writable file is opened with the project's settings: WAL, synchronous
- * FULL or NORMAL, a WAL size limit, a 2 MiB page cache, a 5 s busy timeout,
- * extended result codes. A read-only connection is also query_only.
+ * FULL or NORMAL, a bound on the WAL (wal_max: its file never stays larger,
+ * and it is checkpointed once it holds half of that), a small page cache, a
+ * 5 s busy timeout, extended result codes; a new file gets a page size
+ * chosen for flash (ES_DB_PAGE_SIZE: a commit writes whole pages, so small
+ * ones write less per commit). A read-only connection is also query_only.
  *
  * A schema (es_db_schema) marks the file with PRAGMA application_id and
  * versions it with PRAGMA user_version: a file that is not ours, or comes
@@ -47,6 +50,14 @@ typedef struct es_db_schema {
 	bool (*adopt)(es_db *db, uint64_t version);
 } es_db_schema;
 
+/* The defaults of es_db_opts (docs/decisions.md, "flash"). */
+#define ES_DB_PAGE_SIZE	       1024u	  /* bytes, a new file's pages */
+#define ES_DB_WAL_MAX	       (4u << 20) /* bytes: the WAL's bound */
+#define ES_DB_CACHE_KIB	       256u	  /* a writer's page cache */
+#define ES_DB_READER_CACHE_KIB 128u	  /* a reader's */
+/* The -shm file beside a WAL: 32 KiB for every 4096 frames of the WAL. */
+#define ES_DB_SHM_BYTES 32768u
+
 typedef struct es_db_opts {
 	const char *path;
 	const char *tag; /* the owner's log tag ("journal") */
@@ -55,6 +66,11 @@ typedef struct es_db_opts {
 	/* NULL: the file is not checked. Read-only: the file must be at a
 	 * version in [1, count] and carry the mark (nothing is migrated). */
 	const es_db_schema *schema;
+	/* Writable, a new file: its page size, a power of two in [512, 65536]
+	 * (0: ES_DB_PAGE_SIZE). A file keeps the size it was made with. */
+	uint32_t page_size;
+	uint64_t wal_max;   /* writable: the WAL's bound (0: ES_DB_WAL_MAX) */
+	uint32_t cache_kib; /* page cache (0: ES_DB_CACHE_KIB, readers less) */
 } es_db_opts;
 
 /* Opens path, checks it against o->schema, applies the settings above and
@@ -70,6 +86,22 @@ void es_db_close(es_db *db);
 /* Folds the WAL back into the file and truncates it (before a close, so
  * the file alone is the database). */
 es_err es_db_checkpoint(es_db *db);
+
+/* The WAL as this writable connection's last commit left it: the bytes of
+ * its frames since it last started again (0 after a TRUNCATE checkpoint),
+ * and its bound. The page size of the file. Checkpoints run so far. The
+ * connection's thread. */
+uint64_t es_db_wal_bytes(const es_db *db);
+/* The WAL file's size now (it may hold more than the frames in use: a
+ * transaction larger than the page cache spills there, even one rolled
+ * back). */
+uint64_t es_db_wal_file_bytes(const es_db *db);
+/* Outside a transaction: a WAL file grown past its bound is checkpointed
+ * and truncated (TRUNCATE waits for readers, up to the busy timeout). */
+void es_db_wal_trim(es_db *db);
+uint64_t es_db_wal_max(const es_db *db);
+uint64_t es_db_page_size(const es_db *db);
+uint64_t es_db_checkpoints(const es_db *db);
 
 /* Translates a SQLite result code rc, logging it once with what was being
  * done, the raw code and SQLite's message: SQLITE_FULL -> ES_EFULL, NOMEM

@@ -143,7 +143,7 @@ static es_err load_state(es_journal *j)
 			 acked, j->next_seq - 1);
 		return ES_ECORRUPT;
 	}
-	j->acked_db = acked;
+	j->acked_db = j->acked_mem = acked;
 	atomic_store(&j->acked_seq, acked);
 	atomic_store(&j->pending, j->next_seq - 1 - acked);
 	atomic_store(&j->latest_seq, j->next_seq - 1);
@@ -172,15 +172,20 @@ static es_err check_opts(const es_journal_opts *o)
 
 static es_err setup(es_journal *j)
 {
+	j->page_size = j->o.page_size ? j->o.page_size : ES_DB_PAGE_SIZE;
+	es_jnl_shares(j);
 	es_db_opts o = {.path = j->path,
 			.tag = TAG,
 			.sync_full = j->o.sync == ES_SYNC_FULL,
-			.schema = &es_jnl_schema};
+			.schema = &es_jnl_schema,
+			.page_size = j->o.page_size,
+			.wal_max = j->wal_share};
 	es_err err = es_db_open(&o, &j->db);
-	if (!err)
-		err = es_db_query_u64(j->db, "PRAGMA page_size", &j->page_size);
-	if (!err)
+	if (!err) {
+		j->page_size = es_db_page_size(j->db); /* the file's, if it had one */
+		es_jnl_shares(j);
 		err = ensure_journal_id(j);
+	}
 	if (!err)
 		err = load_state(j);
 	if (!err)
@@ -264,6 +269,14 @@ void es_journal_close(es_journal *j)
 }
 
 /* ---- figures ------------------------------------------------------------ */
+
+void es_journal_on_wait(es_journal *j, void (*fn)(void *ctx, double seconds), void *ctx)
+{
+	pthread_mutex_lock(&j->lock);
+	j->on_wait = fn;
+	j->wait_ctx = ctx;
+	pthread_mutex_unlock(&j->lock);
+}
 
 void es_journal_counters_get(const es_journal *j, es_journal_counters *out)
 {

@@ -11,10 +11,16 @@
  * so the held sequences are always one contiguous range.
  *
  * Writes go through one writer thread that owns the write connection and
- * applies group commit: appends from any number of producer threads, and
- * acks, are batched into one transaction (one fsync with sync=full for many
- * events); es_journal_append() returns only after its transaction committed.
- * Each append call is atomic: all its events are committed, or none.
+ * applies group commit: appends from any number of producer threads are
+ * batched into one transaction (one fsync with sync=full for many events);
+ * es_journal_append() returns only after its transaction committed. Each
+ * append call is atomic: all its events are committed, or none. Flash
+ * wears by the page written, so the writer makes few commits: at low rates
+ * commits come at most every linger_ms, and acks move the
+ * watermark in memory at once but reach the file only every ack_flush_ms
+ * (a crash then re-publishes what was acked since: duplicates, never a
+ * loss). The cap, max_bytes, holds for every file of the journal: the
+ * database, its WAL (bounded to a share of the cap) and the -shm file.
  *
  * Reads go through es_journal_reader objects, one per thread, each with its
  * own read-only connection (WAL lets them run beside the writer).
@@ -56,6 +62,17 @@ typedef struct es_journal_opts {
 	const char *source;	/* "/site/node", stamped on events without one */
 	size_t max_event_bytes; /* 0 = ES_EVENT_MAX_BYTES_DEFAULT */
 	size_t batch_max;	/* events per transaction at most; 0 = 4096 */
+	/* Commits of events come at most this often, unless a few pages of
+	 * them are queued: an append after a quiet spell commits at once, one
+	 * soon after a commit waits for the next, up to this long; 0 = every
+	 * append commits at once (with whatever else is queued). */
+	uint64_t linger_ms;
+	/* Acks reach the file with the next commit of events or side writes
+	 * (es_journal_put, dead letters: these come like events, at most
+	 * linger_ms after the last commit), or this long after they came at
+	 * the latest; 0 = in the next transaction, at once. */
+	uint64_t ack_flush_ms;
+	uint32_t page_size; /* a new file's page size; 0 = ES_DB_PAGE_SIZE */
 	/* Called on the writer thread after each commit that added events, with
 	 * the newest sequence; keep it short (post to your own loop). */
 	void (*committed)(void *ctx, uint64_t latest_seq);
@@ -151,14 +168,21 @@ es_err es_journal_dead_letter(es_journal *j, const char *topic, const char *reas
  * not wait. For a program's own state (e.g. a consumer's progress). */
 es_err es_journal_put(es_journal *j, const char *key, const void *value, size_t len);
 
-/* Marks seq acked. Does not wait: the writer applies it in its next
- * transaction, with every other ack and append queued meanwhile. An ack lost
- * in a crash only means the event is published again. Acking an acked or
- * unknown sequence is harmless. Any thread. ES_ENOMEM. */
+/* Marks seq acked. Does not wait: the writer applies it in memory when it
+ * next wakes (readers and the counters see it then) and writes the
+ * watermark to the file lazily (ack_flush_ms). An ack lost in a crash only
+ * means the event is published again. Acking an acked or unknown sequence
+ * is harmless. Any thread. ES_ENOMEM. */
 es_err es_journal_ack(es_journal *j, uint64_t seq);
 
-/* Waits until every ack queued so far is committed (tests, shutdown). */
+/* Waits until every ack queued so far is written to the file (tests,
+ * shutdown), whatever ack_flush_ms says. ES_EIO if that commit failed. */
 es_err es_journal_sync_acks(es_journal *j);
+
+/* Has fn(ctx, seconds) called on the writer thread, for every request
+ * committed, with the time from its queuing to its commit (a metric).
+ * fn NULL: none. Any thread. */
+void es_journal_on_wait(es_journal *j, void (*fn)(void *ctx, double seconds), void *ctx);
 
 void es_journal_counters_get(const es_journal *j, es_journal_counters *out);
 
@@ -196,8 +220,11 @@ typedef struct es_journal_stats {
 	uint64_t oldest_pending_seq;	 /* 0 when none pending */
 	uint64_t oldest_pending_ms;	 /* journaled_ms of that event */
 	uint64_t acked_seq;		 /* all <= this are acked */
-	uint64_t used_bytes, file_bytes; /* used pages; file + WAL size */
-	uint64_t deadletters;		 /* dead letters kept */
+	/* The database's pages in use, and its file's size (at least all its
+	 * pages, some of which may be in the WAL still); each with the WAL and
+	 * the -shm file as they are on disk now. */
+	uint64_t used_bytes, file_bytes;
+	uint64_t deadletters; /* dead letters kept */
 } es_journal_stats;
 
 /* A read connection for the calling thread, on an open journal. */

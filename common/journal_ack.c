@@ -1,11 +1,15 @@
 /* journal_ack.c - acknowledgement as a watermark: every sequence up to
- * acked_db is acked (kept in meta.acked_seq), plus a small sorted set of
- * acks above it in memory (ooo). Producers queue acks without waiting; the
- * writer folds them into the set in its next transaction and moves the
- * watermark over whatever follows it without a gap, once committed.
+ * acked_mem is acked, plus a small sorted set of acks above it (ooo), both
+ * in memory. Producers queue acks without waiting; the writer folds them
+ * into the set as soon as it wakes and moves the watermark over whatever
+ * follows it without a gap. The file (meta.acked_seq, acked_db) gets the
+ * watermark lazily (journal_write.c says when): after a crash the events
+ * acked since are published again, duplicates the contract allows, never
+ * a loss.
  */
 #include "journal_int.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,11 +42,14 @@ es_err es_journal_sync_acks(es_journal *j)
 {
 	pthread_mutex_lock(&j->lock);
 	uint64_t gen = j->ack_gen_queued;
+	if (gen > j->flush_gen)
+		j->flush_gen = gen;
 	pthread_cond_signal(&j->work);
-	while (j->ack_gen_done < gen)
+	while (j->ack_gen_done < gen && j->ack_gen_failed < gen)
 		pthread_cond_wait(&j->done, &j->lock);
+	es_err err = j->ack_gen_done >= gen ? ES_OK : ES_EIO;
 	pthread_mutex_unlock(&j->lock);
-	return ES_OK;
+	return err;
 }
 
 /* ---- the writer's side -------------------------------------------------- */
@@ -79,51 +86,60 @@ static void ooo_add(es_journal *j, uint64_t seq)
 	j->nooo++;
 }
 
-/* Folds the batch's acks into the set; b->advance counts how many of its
- * first entries now follow the watermark without a gap. PUBACKs of one
- * connection come in publish order, so the set is nearly always consumed
- * whole. The set only shrinks in es_jnl_acks_committed, after the commit. */
-void es_jnl_apply_acks(es_journal *j, struct batch *b)
+/* Moves the watermark over the acks that follow it without a gap. PUBACKs
+ * of one connection come in publish order, so the set is nearly always
+ * consumed whole. */
+static void advance(es_journal *j)
 {
-	uint64_t newest = j->next_seq - 1;
-	qsort(b->acks, b->nacks, sizeof *b->acks, cmp_u64);
-	size_t before = j->nooo;
-	for (size_t i = 0; i < b->nacks; i++)
-		if (b->acks[i] > j->acked_db && b->acks[i] <= newest)
-			ooo_add(j, b->acks[i]);
-	b->acked = j->nooo - before;
-	b->advance = 0;
-	while (b->advance < j->nooo && j->ooo[b->advance] == j->acked_db + b->advance + 1)
-		b->advance++;
+	size_t n = 0;
+	while (n < j->nooo && j->ooo[n] == j->acked_mem + n + 1)
+		n++;
+	if (!n)
+		return;
+	j->acked_mem += n;
+	j->nooo -= n;
+	memmove(j->ooo, j->ooo + n, j->nooo * sizeof *j->ooo);
 }
 
-/* After the commit of b: the watermark moves and the figures follow. */
-void es_jnl_acks_committed(es_journal *j, const struct batch *b)
+/* Caller holds the lock (acks come in under it; applying them is a sort
+ * and a merge). In memory only: readers, the publisher and the figures
+ * see the new watermark at once; the file gets it with a later commit. */
+bool es_jnl_take_acks(es_journal *j)
 {
-	if (b->advance) {
-		j->acked_db += b->advance;
-		j->nooo -= b->advance;
-		memmove(j->ooo, j->ooo + b->advance, j->nooo * sizeof *j->ooo);
-	}
-	atomic_fetch_add(&j->acked, b->acked);
-	atomic_store(&j->acked_seq, j->acked_db);
+	if (!j->nacks)
+		return false;
+	uint64_t newest = j->next_seq - 1, before = j->nooo, mark = j->acked_mem;
+	qsort(j->acks, j->nacks, sizeof *j->acks, cmp_u64);
+	for (size_t i = 0; i < j->nacks; i++)
+		if (j->acks[i] > j->acked_mem && j->acks[i] <= newest)
+			ooo_add(j, j->acks[i]);
+	uint64_t added = j->nooo - before;
+	j->nacks = 0;
+	j->ack_gen_applied = j->ack_gen_queued;
+	advance(j);
+	atomic_fetch_add(&j->acked, added);
+	atomic_store(&j->acked_seq, j->acked_mem);
+	atomic_store(&j->pending, newest - j->acked_mem - j->nooo);
+	return added > 0 || j->acked_mem != mark;
 }
 
-/* Caller holds the lock. Puts acks of a failed batch back in the queue. */
-void es_jnl_requeue_acks(es_journal *j, struct batch *b)
+bool es_jnl_acks_unsaved(const es_journal *j)
 {
-	if (!b->nacks)
-		return;
-	uint64_t *merged = realloc(b->acks, (b->nacks + j->nacks) * sizeof *merged);
-	if (!merged) {
-		es_error(TAG, "out of memory re-queuing %zu acks; they will be re-published",
-			 b->nacks);
-		return;
-	}
-	if (j->nacks)
-		memcpy(merged + b->nacks, j->acks, j->nacks * sizeof *merged);
-	free(j->acks);
-	j->acks = merged;
-	j->nacks = j->capacks = b->nacks + j->nacks;
-	b->acks = NULL;
+	return j->acked_mem > j->acked_db;
+}
+
+/* In the open transaction: the newest sequence given and the watermark. */
+es_err es_jnl_save_meta(es_journal *j)
+{
+	sqlite3_stmt *st = j->st[S_SET_LAST];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(j->next_seq - 1));
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->acked_mem);
+	return es_db_step_done(j->db, st);
+}
+
+/* After the commit of a transaction that saved watermark. */
+void es_jnl_meta_saved(es_journal *j, uint64_t watermark)
+{
+	if (watermark > j->acked_db)
+		j->acked_db = watermark;
 }

@@ -73,6 +73,12 @@ static es_err submit(es_journal *j, struct request *r)
 		return ES_ECLOSED;
 	}
 	j->appenders++;
+	for (size_t i = 0; i < r->n; i++)
+		r->bytes += r->prep[i].len;
+	for (size_t i = 0; i < r->nkv; i++)
+		r->bytes += r->kv[i].len;
+	r->queued_us = es_jnl_now_us();
+	j->queued_bytes += r->bytes;
 	if (j->tail)
 		j->tail->next = r;
 	else

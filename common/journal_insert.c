@@ -113,45 +113,89 @@ static void undo_request(es_journal *j, uint64_t first_seq)
 	j->next_seq = first_seq;
 }
 
-/* Inserts r; if the cap was passed, undoes it, makes room (evict policy)
- * and inserts it again, or refuses it. */
-static es_err insert_again(es_journal *j, struct request *r, uint64_t now, uint64_t first_seq,
-			   uint64_t grew)
+/* Room to make for r, inserted over a database of `used` bytes, that grew
+ * it by `grew` and passed the cap by `over`: the database must shrink by
+ * that much before r goes in again (its WAL may outgrow the WAL's share;
+ * the database then leaves room for it), and by `grew` more: a try undone
+ * inside the transaction leaves its spilled pages in the WAL file, so the
+ * next one finds the WAL larger. */
+static uint64_t room_needed(const es_journal *j, uint64_t used, uint64_t grew, uint64_t over)
 {
-	undo_request(j, first_seq);
-	es_err err = es_jnl_make_room(j, grew);
-	if (!err) {
-		if (!(err = insert_all(j, r, now))) {
+	uint64_t shrink = over + grew;
+	uint64_t keep = used > shrink ? used - shrink : 0, share = es_jnl_db_share(j);
+	return share > keep ? share - keep : 0;
+}
+
+/* Inserts r again after making room (evict policy), checking the cap once
+ * more, a few times; or refuses it. */
+static es_err insert_again(es_journal *j, struct request *r, uint64_t now, uint64_t first_seq,
+			   uint64_t need)
+{
+	es_err err = ES_EFULL;
+	bool held = true; /* r's rows are in, under their savepoint */
+	for (int tries = 0; tries < 4 && j->o.on_full == ES_ON_FULL_EVICT; tries++) {
+		uint64_t before = 0, after = 0, over = 0;
+		undo_request(j, first_seq);
+		held = false;
+		if ((err = es_jnl_make_room(j, need)) || (err = es_jnl_used_bytes(j, &before)))
+			break;
+		err = insert_all(j, r, now);
+		held = true;
+		if (err || (err = es_jnl_cap_check(j, before, &after, &over)))
+			break;
+		if (!over) {
 			es_db_savepoint_release(j->db);
 			return ES_OK;
 		}
-		undo_request(j, first_seq);
+		need = room_needed(j, before, after > before ? after - before : 0, over);
+		err = ES_EFULL;
 	}
+	if (held)
+		undo_request(j, first_seq);
 	if (err == ES_EFULL)
 		atomic_fetch_add(&j->refused_full, r->n);
 	return err;
 }
 
+/* Before inserting: a request whose bodies alone pass the database's share
+ * of the cap is refused (or makes room) at once. Inserted and then undone,
+ * it would still have written its pages to the WAL (a transaction larger
+ * than the page cache spills there), beyond the cap. *used gets the
+ * database's used size. */
+static es_err room_first(es_journal *j, const struct request *r, uint64_t *used)
+{
+	es_err err = es_jnl_used_bytes(j, used);
+	if (err || *used + r->bytes <= es_jnl_db_share(j))
+		return err;
+	if ((err = es_jnl_make_room(j, r->bytes))) {
+		if (err == ES_EFULL)
+			atomic_fetch_add(&j->refused_full, r->n);
+		return err;
+	}
+	return es_jnl_used_bytes(j, used);
+}
+
 /* One request inside the group transaction, under its own savepoint so a
  * failure leaves the others intact. The cap is checked exactly: insert, look
- * at the used size, and if it went over, undo, make room (evict policy) and
- * insert again, or refuse. */
+ * at what the files would take (es_jnl_cap_check), and if that passes the
+ * cap, undo, make room (evict policy) and insert again, or refuse. */
 es_err es_jnl_append_request(es_journal *j, struct request *r, uint64_t now)
 {
-	uint64_t first_seq = j->next_seq, before = 0, after = 0;
+	uint64_t first_seq = j->next_seq, before = 0, after = 0, over = 0;
 	es_err err;
-	if (j->o.max_bytes && (err = es_jnl_used_bytes(j, &before)))
+	if (j->o.max_bytes && (err = room_first(j, r, &before)))
 		return err;
 	if ((err = insert_all(j, r, now))) {
 		undo_request(j, first_seq);
 		return err;
 	}
-	if (!j->o.max_bytes || (err = es_jnl_used_bytes(j, &after)) || after <= j->o.max_bytes) {
+	if (!j->o.max_bytes || (err = es_jnl_cap_check(j, before, &after, &over)) || !over) {
 		if (err)
 			undo_request(j, first_seq);
 		else
 			es_db_savepoint_release(j->db);
 		return err;
 	}
-	return insert_again(j, r, now, first_seq, after > before ? after - before : 0);
+	return insert_again(j, r, now, first_seq,
+			    room_needed(j, before, after > before ? after - before : 0, over));
 }

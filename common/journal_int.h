@@ -17,11 +17,23 @@
  * Functions shared between them are prefixed es_jnl_.
  *
  * Threads: the writer thread owns `db`, every statement in `st`, next_seq,
- * acked_db, ooo and scratch. Producers and the publisher talk to it through
- * the queue. Lock `lock` guards: head, tail, acks/nacks/capacks, ops,
- * closing, every request's `done` and `err`, appenders, ack_gen_queued,
- * ack_gen_done and last_error. `id_lock` guards ids (producers make their
- * own ids). Counters are atomics so readers need no lock.
+ * acked_db, acked_mem, ooo, flush_at, last_commit_us, ack_gen_applied and
+ * scratch.
+ * Producers and the publisher talk to it through the queue. Lock `lock`
+ * guards: head, tail, queued_bytes, acks/nacks/capacks, ops, closing, every
+ * request's `done` and `err`, appenders, ack_gen_queued, ack_gen_done,
+ * flush_gen, on_wait/wait_ctx and last_error. `id_lock` guards ids
+ * (producers make their own ids). Counters are atomics so readers need no
+ * lock.
+ *
+ * Flash (docs/decisions.md): a commit writes whole pages, so the writer
+ * makes few of them. Acks move the watermark in memory at once (acked_mem:
+ * what readers, the publisher and the figures see) and reach the file
+ * (acked_db) only every ack_flush_ms, with the next commit that has events
+ * or side writes, or in one of their own. Commits of events and side
+ * writes come at most every linger_ms, unless LINGER_FILL_BYTES of events
+ * are queued. The last sequence given is written only by transactions
+ * that delete rows: otherwise max(seq) says it.
  */
 #ifndef ES_JOURNAL_INT_H
 #define ES_JOURNAL_INT_H
@@ -44,6 +56,13 @@
 #define DEADLETTERS_KEPT  100000
 /* Acks above the watermark kept at most (an ack beyond is a re-publish). */
 #define OOO_MAX (1u << 20)
+/* Queued events of this many bytes commit without lingering (a batch of a
+ * hundred small events does). */
+#define LINGER_FILL_BYTES (16u * 1024u)
+/* Pages a transaction changes besides the ones it adds (the last leaf of
+ * the events and of the id index, meta, the header page, a freelist trunk,
+ * interior pages), for the WAL's share of the cap. */
+#define TXN_PAGES_CHANGED 8
 
 /* One event as the writer inserts it, made ready in its producer's thread.
  * A node's own event is stamped and encoded there without its sequence
@@ -78,6 +97,8 @@ struct request {
 	const es_journal_kv *kv; /* written with the events, atomically */
 	size_t nkv;
 	es_append_result *res;
+	size_t bytes;	    /* the events' encoded size */
+	uint64_t queued_us; /* monotonic, when it was queued */
 	es_err err;
 	bool done;
 	struct request *next;
@@ -86,12 +107,10 @@ struct request {
 /* What one transaction of the writer does. */
 struct batch {
 	struct request *reqs; /* a chain taken from the queue */
-	uint64_t *acks;
-	size_t nacks;
-	uint64_t ack_gen;
-	struct op *ops; /* dead letters and puts */
-	uint64_t acked; /* sequences newly acknowledged */
-	size_t advance; /* how far the watermark moves */
+	struct op *ops;	      /* dead letters and puts */
+	bool flush;	      /* write the ack watermark */
+	uint64_t ack_gen;     /* acks applied before it, for es_journal_sync_acks */
+	uint64_t watermark;   /* acked_mem when it began */
 };
 
 /* The writer's statements, prepared once at open (journal.c has the SQL):
@@ -123,22 +142,33 @@ struct es_journal {
 	pthread_cond_t work, done;
 	pthread_mutex_t id_lock;
 	struct request *head, *tail;
+	size_t queued_bytes; /* of the requests queued */
 	uint64_t *acks;
 	size_t nacks, capacks;
 	bool closing;
 	unsigned appenders; /* threads inside es_journal_append */
 	struct op *ops;	    /* queued dead letters and puts */
 	uint64_t ack_gen_queued, ack_gen_done;
+	uint64_t flush_gen;	 /* es_journal_sync_acks wants acks up to it written */
+	uint64_t ack_gen_failed; /* a flush of acks up to it failed */
+	void (*on_wait)(void *ctx, double seconds);
+	void *wait_ctx;
 	char last_error[160];
 
 	/* writer thread only */
 	uint64_t next_seq;
-	uint64_t acked_db; /* the ack watermark as of the last commit */
-	char *scratch;	   /* where bodies are finished */
+	uint64_t acked_db;	 /* the ack watermark in the file */
+	uint64_t acked_mem;	 /* the ack watermark (>= acked_db) */
+	uint64_t flush_at;	 /* mono ms: acks or side writes wait till then; 0 none */
+	uint64_t last_commit_us; /* of events, monotonic */
+	uint64_t ack_gen_applied;
+	bool deleted;  /* the open transaction deleted rows */
+	char *scratch; /* where bodies are finished */
 	size_t capscratch;
-	uint64_t *ooo; /* acked sequences above the watermark, sorted */
+	uint64_t *ooo; /* acked sequences above acked_mem, sorted */
 	size_t nooo, capooo;
 	uint64_t page_size;
+	uint64_t wal_share, shm_share; /* of max_bytes, theirs */
 	uint64_t last_maintain_ms;
 	es_uuid7_gen *ids;
 
@@ -180,8 +210,9 @@ es_err es_jnl_op_new(struct op **out, const void *blob, size_t len);
 es_err es_jnl_op_enqueue(es_journal *j, struct op *o); /* takes o */
 void es_jnl_ops_free(struct op *o);
 
-/* journal_write.c */
+/* journal_write.c; es_jnl_now_us: a monotonic clock in microseconds. */
 void *es_jnl_writer_main(void *arg);
+uint64_t es_jnl_now_us(void);
 
 /* journal_insert.c: one request in the open transaction, under its own
  * savepoint; its error is the request's. */
@@ -189,13 +220,19 @@ es_err es_jnl_append_request(es_journal *j, struct request *r, uint64_t now);
 
 /* journal_retain.c */
 es_err es_jnl_used_bytes(es_journal *j, uint64_t *out);
+es_err es_jnl_cap_check(es_journal *j, uint64_t before, uint64_t *after, uint64_t *over);
+uint64_t es_jnl_db_share(const es_journal *j);
+void es_jnl_shares(es_journal *j);
 es_err es_jnl_make_room(es_journal *j, uint64_t need);
 void es_jnl_maintain(es_journal *j, uint64_t now);
 
-/* journal_ack.c (writer thread; requeue with the lock held) */
-void es_jnl_apply_acks(es_journal *j, struct batch *b);
-void es_jnl_acks_committed(es_journal *j, const struct batch *b);
-void es_jnl_requeue_acks(es_journal *j, struct batch *b);
+/* journal_ack.c (writer thread). take_acks with the lock held: applies
+ * (in memory) every ack queued and returns whether the watermark or the
+ * set above it changed. */
+bool es_jnl_take_acks(es_journal *j);
+bool es_jnl_acks_unsaved(const es_journal *j);
+es_err es_jnl_save_meta(es_journal *j);
+void es_jnl_meta_saved(es_journal *j, uint64_t watermark);
 
 /* journal_kv.c and journal_dead.c: the writer's inserts */
 es_err es_jnl_put_kv(es_journal *j, const char *key, const void *value, size_t len);

@@ -229,8 +229,12 @@ es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out)
 	s.pending = r->j ? atomic_load(&r->j->pending)
 			 : (s.latest_seq > s.acked_seq ? s.latest_seq - s.acked_seq : 0);
 	s.count = s.latest_seq ? s.latest_seq - s.oldest_seq + 1 : 0;
-	s.used_bytes = (pages - free_pages) * page_size;
-	s.file_bytes = file_size(r->path, "") + file_size(r->path, "-wal");
+	/* Pages in the WAL only are in the database as soon as it is folded
+	 * back: the file counts at least page_count pages. */
+	uint64_t wal = file_size(r->path, "-wal") + file_size(r->path, "-shm");
+	uint64_t file = file_size(r->path, "");
+	s.used_bytes = (pages - free_pages) * page_size + wal;
+	s.file_bytes = (file > pages * page_size ? file : pages * page_size) + wal;
 	*out = s;
 	return ES_OK;
 }

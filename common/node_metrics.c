@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "japi.h"
@@ -11,6 +12,9 @@
 static const double latency_buckets[] = {.001, .0025, .005, .01, .025, .05, .1, .25,
 					 .5,   1,     2.5,  5,	 10,   30,  60};
 static const double http_buckets[] = {.001, .005, .01, .05, .1, .5, 1, 5};
+/* Arrival to commit: a commit lingers up to journal.linger_ms at low rates. */
+static const double wait_buckets[] = {.0005, .001, .0025, .005, .01, .025, .05, .1,  .15,
+				      .2,    .25,  .3,	  .4,	.5,  .75,  1,	2.5, 5};
 
 /* The families by what fills them: the journal's collector, the loop
  * thread's counts, the node's collector (links) and the http hook. */
@@ -23,8 +27,8 @@ struct es_node_metrics {
 	es_metric_family *build, *journaled, *pending, *oldest_age, *evicted, *expired;
 	es_metric_family *jbytes, *jfile, *jcap, *jcommits, *jerrors, *jwritable;
 	es_metric_family *sent, *acked, *latency, *link_up, *reconnects, *failures;
-	es_metric_family *http, *http_time;
-	es_metric *c_sent, *c_acked;
+	es_metric_family *http, *http_time, *wait, *uss, *written;
+	es_metric *c_sent, *c_acked, *c_wait;
 	es_latency *lat; /* loop thread */
 };
 
@@ -69,6 +73,40 @@ static void collect_journal(void *ctx)
 				    : 0.0);
 	set(nm->jbytes, (double)st.used_bytes);
 	set(nm->jfile, (double)st.file_bytes);
+}
+
+/* ---- the process: its own memory and what it wrote --------------------------- */
+
+/* The sum of the fields named a and b in a /proc file of "Name: value"
+ * lines (kB in smaps_rollup, bytes in io); 0 if it cannot be read. */
+static double proc_fields(const char *path, const char *a, const char *b)
+{
+	char line[128];
+	double sum = 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t la = strlen(a), lb = b ? strlen(b) : 0;
+	while (fgets(line, sizeof line, f))
+		if ((strncmp(line, a, la) == 0 && line[la] == ':') ||
+		    (b && strncmp(line, b, lb) == 0 && line[lb] == ':'))
+			sum += strtod(strchr(line, ':') + 1, NULL);
+	fclose(f);
+	return sum;
+}
+
+static void collect_process(void *ctx)
+{
+	es_node_metrics *nm = ctx;
+	set(nm->uss,
+	    1024 * proc_fields("/proc/self/smaps_rollup", "Private_Clean", "Private_Dirty"));
+	set(nm->written, proc_fields("/proc/self/io", "write_bytes", NULL));
+}
+
+/* The journal's writer, for each request committed (under its lock). */
+static void observe_wait(void *ctx, double seconds)
+{
+	es_metric_observe(((es_node_metrics *)ctx)->c_wait, seconds);
 }
 
 void es_node_metrics_link(es_node_metrics *nm, const char *link, bool up, uint64_t connects,
@@ -126,6 +164,13 @@ static es_err add_shared(es_node_metrics *nm, const es_node_metrics_words *w)
 		 "Failed connection attempts and lost connections."},
 		{F(http), C, "edgespool_http_requests_total", "method,route,status",
 		 "HTTP requests answered, by method, route pattern and status."},
+		{F(uss), G, "edgespool_process_unique_memory_bytes", NULL,
+		 "Memory of this process alone (USS: Private_Clean + Private_Dirty of "
+		 "/proc/self/smaps_rollup); process_resident_memory_bytes also counts shared "
+		 "library pages."},
+		{F(written), C, "edgespool_process_write_bytes_total", NULL,
+		 "Bytes this process had written to storage (write_bytes of /proc/self/io): "
+		 "per event journaled, the flash it wears."},
 	};
 	return add_table(nm->m, defs, sizeof defs / sizeof defs[0], nm);
 }
@@ -143,9 +188,17 @@ static es_err add_histograms(es_node_metrics *nm, const es_node_metrics_words *w
 			     .labels = "route",
 			     .buckets = http_buckets,
 			     .nbuckets = sizeof http_buckets / sizeof http_buckets[0]};
+	es_metric_desc wait = {
+		.type = ES_METRIC_HISTOGRAM,
+		.name = "edgespool_journal_commit_wait_seconds",
+		.help = "Time from an append's arrival at the journal to its commit.",
+		.buckets = wait_buckets,
+		.nbuckets = sizeof wait_buckets / sizeof wait_buckets[0]};
 	es_err err = es_metrics_add(nm->m, &lat, &nm->latency);
 	if (!err)
 		err = es_metrics_add(nm->m, &ht, &nm->http_time);
+	if (!err)
+		err = es_metrics_add(nm->m, &wait, &nm->wait);
 	return err;
 }
 
@@ -160,6 +213,7 @@ static es_err add_families(es_node_metrics *nm, const es_node_metrics_opts *o)
 		return err;
 	nm->c_sent = es_metric_child(nm->sent, NULL);
 	nm->c_acked = es_metric_child(nm->acked, NULL);
+	nm->c_wait = es_metric_child(nm->wait, NULL);
 	es_metric_set(es_metric_child(nm->build, o->words->version, o->words->program), 1);
 	return es_latency_new(es_metric_child(nm->latency, NULL), 0, &nm->lat);
 }
@@ -171,6 +225,8 @@ static es_err start(es_node_metrics *nm, const es_node_metrics_opts *o)
 		err = es_metrics_add_process(nm->m);
 	if (!err)
 		err = es_metrics_collector(nm->m, collect_journal, nm);
+	if (!err)
+		err = es_metrics_collector(nm->m, collect_process, nm);
 	if (!err && o->collect)
 		err = es_metrics_collector(nm->m, o->collect, o->ctx);
 	if (!err)
@@ -198,6 +254,7 @@ es_err es_node_metrics_new(const es_node_metrics_opts *o, es_node_metrics **out)
 		es_node_metrics_free(nm);
 		return err;
 	}
+	es_journal_on_wait(nm->journal, observe_wait, nm);
 	*out = nm;
 	return ES_OK;
 }
@@ -206,6 +263,8 @@ void es_node_metrics_free(es_node_metrics *nm)
 {
 	if (!nm)
 		return;
+	if (nm->c_wait)
+		es_journal_on_wait(nm->journal, NULL, NULL);
 	es_latency_free(nm->lat);
 	es_metrics_free(nm->m);
 	free(nm);

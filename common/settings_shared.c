@@ -24,6 +24,12 @@ const es_setting es_journal_rows[ES_JOURNAL_ROWS] = {
 	 "keep acknowledged events this long (for re-sends and replay)"},
 	{"on_full", ES_CFG_ENUM, J(on_full), "refuse", 0, 0, full_policies, 0,
 	 "at the cap: refuse new events, or evict the oldest acknowledged ones"},
+	{"linger_ms", ES_CFG_MS, J(linger_ms), "250", 0, 10000, NULL, 0,
+	 "at low rates a commit waits up to this long for more events: fewer, fuller commits "
+	 "write less to flash; each event's acknowledgement waits as long (0: commit at once)"},
+	{"ack_flush_ms", ES_CFG_MS, J(ack_flush_ms), "5s", 0, 3600000, NULL, 0,
+	 "write what the broker acknowledged to the file at most this often; after a crash what "
+	 "was acknowledged since is published again (duplicates, never a loss)"},
 };
 
 const es_setting es_http_rows[ES_HTTP_ROWS] = {

@@ -26,10 +26,11 @@ typedef struct es_journal_settings {
 	uint64_t max_bytes;
 	int64_t retain_s;
 	int on_full; /* ES_JOURNAL_REFUSE or ES_JOURNAL_EVICT */
+	int64_t linger_ms, ack_flush_ms;
 } es_journal_settings;
 
-/* Rows: path, sync, max_bytes, retain_s, on_full. */
-#define ES_JOURNAL_ROWS 5
+/* Rows: path, sync, max_bytes, retain_s, on_full, linger_ms, ack_flush_ms. */
+#define ES_JOURNAL_ROWS 7
 extern const es_setting es_journal_rows[ES_JOURNAL_ROWS];
 
 /* The HTTP server: where it listens, who is let in, how many workers. */

@@ -5,6 +5,9 @@
  * event every 2 s); when that cannot be opened (503, or a "busy" event: too
  * many streams) the page polls /api/status every 2 s and /api/series every
  * 10 s instead, and tries the stream again a minute later.
+ * Flash wear and memory come from /metrics, read every 10 s: bytes the
+ * process wrote per event journaled and commits per second over the last
+ * minute, its own memory (USS) beside its RSS.
  * Every text from the node goes in through textContent (never innerHTML),
  * and a failed request shows in the banner, never on the console: the page
  * runs under "default-src 'self'" with no inline script or style.
@@ -17,6 +20,8 @@
 	const STALE_MS = 7000;
 	const LIVE_RETRY_MS = 60000;
 	const PAGES = ['overview', 'events', 'devices', 'problems'];
+	const WEAR_POLL_MS = 10000;
+	const WEAR_WINDOW_MS = 60000;
 
 	const S = {
 		status: null,
@@ -33,6 +38,8 @@
 		deadAt: 0,
 		pend: [], /* [ms, pending] of the last 30 s */
 		peak: 0,
+		wear: [], /* {t, written, journaled, commits} of the last minute, from /metrics */
+		mem: {}, /* {uss, rss} */
 	};
 
 	/* ---- small helpers ---------------------------------------------- */
@@ -235,6 +242,60 @@
 		parent.append(p);
 	}
 
+	/* ---- flash wear and memory, from /metrics ---------------------------- */
+
+	/* Prometheus text as {"name{labels}": value}. */
+	function parseMetrics(text) {
+		const out = {};
+		for (const line of text.split('\n')) {
+			if (!line || line[0] === '#') continue;
+			const i = line.lastIndexOf(' ');
+			const v = Number(line.slice(i + 1));
+			if (i > 0 && isFinite(v)) out[line.slice(0, i)] = v;
+		}
+		return out;
+	}
+
+	async function pollWear() {
+		let text;
+		try {
+			const r = await fetch('/metrics', {cache: 'no-store'});
+			if (!r.ok) throw new HttpError(r.status, r.statusText || 'failed');
+			text = await r.text();
+			report('metrics', null);
+		} catch (e) {
+			report('metrics', 'GET /metrics: ' + (e.status ? e.status + ' ' : '') + e.message);
+			return;
+		}
+		const m = parseMetrics(text);
+		const t = Date.now();
+		S.wear.push({t: t, written: m.edgespool_process_write_bytes_total,
+			journaled: m.edgespool_events_journaled_total, commits: m.edgespool_journal_commits_total});
+		while (S.wear.length > 2 && S.wear[1].t <= t - WEAR_WINDOW_MS) S.wear.shift();
+		S.mem = {uss: m.edgespool_process_unique_memory_bytes, rss: m.process_resident_memory_bytes};
+		if (S.page === 'overview') renderOverview();
+	}
+
+	/* {perEvent, commits} over the samples kept (null: not yet known). */
+	function wearRates() {
+		const a = S.wear;
+		if (a.length < 2) return {perEvent: null, commits: null};
+		const p = a[0], q = a[a.length - 1];
+		const secs = (q.t - p.t) / 1000, events = q.journaled - p.journaled;
+		return {perEvent: events > 0 ? (q.written - p.written) / events : null,
+			commits: secs > 0 ? (q.commits - p.commits) / secs : null};
+	}
+
+	function wearCard(box) {
+		const w = wearRates();
+		const c = card(box, 'Flash and memory');
+		c.parentNode.dataset.k = 'wear';
+		stat(c, 'wear.per_event', 'written per event, last minute', w.perEvent === null ? '–' : bytes(Math.round(w.perEvent)), 'big');
+		stat(c, 'wear.commits', 'commits /s', num(w.commits), 'big');
+		stat(c, 'mem.uss', 'own memory (USS)', bytes(S.mem.uss));
+		stat(c, 'mem.rss', 'resident (RSS, shared libraries too)', bytes(S.mem.rss));
+	}
+
 	/* ---- overview: the agent ------------------------------------------ */
 
 	function agentCards(st, box) {
@@ -384,6 +445,7 @@
 			agentCards(st, box);
 			agentLinks(st, links);
 		}
+		wearCard(box);
 		renderReplay();
 	}
 
@@ -899,6 +961,8 @@
 		await loadSeries();
 		startLive();
 		setInterval(watchStale, 2000);
+		pollWear();
+		setInterval(pollWear, WEAR_POLL_MS);
 	}
 
 	start();

@@ -296,6 +296,8 @@ static es_err open_journal(agent *a)
 								  : ES_ON_FULL_REFUSE,
 		.source = a->source,
 		.max_event_bytes = (size_t)s->event_max_bytes, /* at most 16 MiB */
+		.linger_ms = (uint64_t)s->journal.linger_ms,
+		.ack_flush_ms = (uint64_t)s->journal.ack_flush_ms,
 		.committed = on_committed,
 		.ctx = a,
 	};

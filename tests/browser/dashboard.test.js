@@ -121,6 +121,13 @@ async function overviewMoves(page) {
 	await until(page, 'journal.appended', '>', before, 15000);
 	await page.waitForSelector('#chart-rate svg path.line.in', {timeout: 25000});
 	log('overview: appended went from ' + before + ' to ' + (await figure(page, 'journal.appended')) + ' without a reload');
+	/* Flash wear and memory, from /metrics every 10 s: a rate needs two reads. */
+	await until(page, 'mem.uss', '!=', '–', 15000);
+	await until(page, 'wear.per_event', '!=', '–', 30000);
+	await until(page, 'wear.commits', '>', 0, 30000);
+	const wear = await page.evaluate(() => ['wear.per_event', 'wear.commits', 'mem.uss', 'mem.rss']
+		.map((k) => k + ' ' + document.querySelector('[data-k="' + k + '"] .v').textContent).join(', '));
+	log('overview: flash and memory shown: ' + wear);
 	await shot(page, 'overview');
 }
 
@@ -205,6 +212,7 @@ async function bridge(ctx) {
 	await until(page, 'inbox.received', '>', 0, 15000);
 	await page.waitForFunction(() => document.getElementById('live').textContent === 'live', null, {timeout: 10000});
 	if (await page.isVisible('#nav-devices')) throw new Error('the bridge shows a Devices page');
+	await until(page, 'mem.uss', '!=', '–', 15000);
 	await shot(page, 'bridge');
 	log('bridge: its dashboard shows the cloud link connected and events received');
 	await page.close();

@@ -949,6 +949,17 @@ def journal_stats(env, path):
     return out
 
 
+def journal_settled(env, path, timeout=30):
+    """journal_stats once the file says nothing is pending: a daemon writes
+    its ack watermark to the file lazily (journal.ack_flush_ms), so the file
+    may lag what the daemon shows by that long."""
+    def settled():
+        js = journal_stats(env, path)
+        return js if js.get("pending") == 0 else None
+    return wait_for(settled, timeout, "the watermark in %s to show nothing pending" %
+                    os.path.basename(path), interval=0.2)
+
+
 def journal_deadletters(env, path):
     """The reasons of the dead letters in a journal, oldest first (read-only)."""
     import sqlite3

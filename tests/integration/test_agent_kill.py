@@ -53,7 +53,7 @@ def scenario(env):
     acked = poster.snapshot()
     h.check(len(acked) == TOTAL, "%d events acknowledged, expected %d" % (len(acked), TOTAL))
     stats, copies, dups = h.settle(agent, sub, acked, 120)
-    js = h.journal_stats(env, agent.db)
+    js = h.journal_settled(env, agent.db)
     h.check(js["count"] >= TOTAL and js["pending"] == 0, "journal at the end: %s" % js)
     h.journal_verify(env, agent.db)
     return ("%d events acknowledged over %d agent kills (%d while posting, %.1f s, %d post "

@@ -218,9 +218,13 @@ def scenario(env):
             all(d["records"] == 20 and "last_reading" in d for d in fleet_devs),
             "GET /api/devices: %s" % devs)
 
-    status, dead = get(agent, "/api/deadletters?limit=5")
-    h.check(status == 200 and any("777" in d["reason"] for d in dead["deadletters"]),
-            "GET /api/deadletters: %s" % dead)
+    # A dead letter is committed with the journal's next commit, up to
+    # journal.linger_ms after the last one.
+    def dead_letter():
+        status, dead = get(agent, "/api/deadletters?limit=5")
+        h.check(status == 200, "GET /api/deadletters: %d %s" % (status, dead))
+        return dead if any("777" in d["reason"] for d in dead["deadletters"]) else None
+    h.wait_for(dead_letter, 10, "GET /api/deadletters to show the malformed record (777)")
     expect_error(agent, "/api/deadletters?limit=9999", 400, "limit")
 
     replayed = check_replay(agent, sub, acked)

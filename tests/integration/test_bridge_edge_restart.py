@@ -83,7 +83,7 @@ def scenario(env):
     h.check(inv <= st["order"]["out_of_order"],
             "the cloud saw %d first arrivals out of order, the bridge counted only %d "
             "out_of_order" % (inv, st["order"]["out_of_order"]))
-    js = h.journal_stats(env, bridge.db)
+    js = h.journal_settled(env, bridge.db)
     h.check(js["count"] == len(every) and js["pending"] == 0,
             "bridge inbox: count %s pending %s, expected %d and 0" %
             (js["count"], js["pending"], len(every)))

@@ -110,7 +110,7 @@ def scenario(env):
             "bridge links failed in an undisturbed run: %s" % st)
     h.check(g["nodes"] == len(NODES), "bridge tracks %d nodes, expected %d" %
             (g["nodes"], len(NODES)))
-    js = h.journal_stats(env, bridge.db)
+    js = h.journal_settled(env, bridge.db)
     h.check(js["count"] == total and js["pending"] == 0,
             "bridge inbox: count %s pending %s, expected %d and 0" %
             (js["count"], js["pending"], total))

@@ -68,7 +68,10 @@ def evict(env):
                       extra=["--journal.max_bytes", CAP, "--journal.on_full",
                              "evict-oldest-acked"])
     agent.start()
-    poster = h.Poster(agent.http_port)
+    # Batches of 50: the cap holds for the database, its WAL and -shm file
+    # together, and a batch of 100 writes about 100 KiB of pages to each
+    # (1 KiB pages): with nothing yet acked to evict, it would not fit.
+    poster = h.Poster(agent.http_port, batch=50)
     total = 5000
     # Paced by the agent: each batch waits until the one before is published.
     # What is pending is never evicted, and a cap full of pending events

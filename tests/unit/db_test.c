@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -147,7 +148,11 @@ static void new_file_is_marked_migrated_and_tuned(void **state)
 	assert_int_equal(es_db_query_u64(db, "PRAGMA synchronous", &v), ES_OK);
 	assert_int_equal(v, 2); /* FULL */
 	assert_int_equal(es_db_query_u64(db, "PRAGMA journal_size_limit", &v), ES_OK);
-	assert_int_equal(v, 16777216);
+	assert_int_equal(v, ES_DB_WAL_MAX);
+	assert_int_equal(es_db_page_size(db), ES_DB_PAGE_SIZE);
+	assert_int_equal(es_db_wal_max(db), ES_DB_WAL_MAX);
+	assert_int_equal(es_db_query_u64(db, "PRAGMA cache_size", &v), ES_OK);
+	assert_int_equal((int64_t)v, -(int64_t)ES_DB_CACHE_KIB);
 	assert_int_equal(es_db_set_sync(db, false), ES_OK);
 	assert_int_equal(es_db_query_u64(db, "PRAGMA synchronous", &v), ES_OK);
 	assert_int_equal(v, 1); /* NORMAL */
@@ -163,6 +168,50 @@ static void new_file_is_marked_migrated_and_tuned(void **state)
 	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
 	sqlite3_close(raw);
+}
+
+/* A file keeps the page size it was made with; a new one gets the one
+ * asked for. */
+static void page_size_is_a_new_files(void **state)
+{
+	fixture *f = *state;
+	es_db_schema s = schema_of(2, NULL);
+	es_db *db;
+	es_db_opts o = {.path = f->path, .tag = "test", .schema = &s, .page_size = 4096};
+	assert_int_equal(es_db_open(&o, &db), ES_OK);
+	assert_int_equal(es_db_page_size(db), 4096);
+	es_db_close(db);
+	o.page_size = 0; /* the default, 1 KiB, does not change a file made before */
+	assert_int_equal(es_db_open(&o, &db), ES_OK);
+	assert_int_equal(es_db_page_size(db), 4096);
+	es_db_close(db);
+	assert_int_equal(raw_int(f->path, "PRAGMA page_size"), 4096);
+}
+
+/* The WAL stays within wal_max through many commits: checkpointed at half
+ * of it, its file never kept larger. */
+static void wal_stays_within_its_bound(void **state)
+{
+	fixture *f = *state;
+	es_db_schema s = schema_of(2, NULL);
+	es_db *db;
+	es_db_opts o = {.path = f->path, .tag = "test", .schema = &s, .wal_max = 65536};
+	assert_int_equal(es_db_open(&o, &db), ES_OK);
+	uint64_t most = 0;
+	for (int i = 0; i < 400; i++) {
+		assert_int_equal(es_db_begin(db), ES_OK);
+		assert_int_equal(es_db_exec(db, "INSERT INTO b(y) VALUES(printf('%.600c', 'y'))"),
+				 ES_OK);
+		assert_int_equal(es_db_commit(db), ES_OK);
+		uint64_t w = es_db_wal_file_bytes(db);
+		most = w > most ? w : most;
+		assert_true(es_db_wal_bytes(db) <= 65536);
+	}
+	print_message("WAL file at most %" PRIu64 " bytes (bound 65536); %" PRIu64 " checkpoints\n",
+		      most, es_db_checkpoints(db));
+	assert_true(most <= 65536);
+	assert_true(es_db_checkpoints(db) >= 3);
+	es_db_close(db);
 }
 
 /* A file at version 1 gets migration 2 only (a second run of 1 would fail:
@@ -446,6 +495,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(new_file_is_marked_migrated_and_tuned, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(page_size_is_a_new_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(wal_stays_within_its_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(older_file_is_migrated_forward, setup, teardown),
 		cmocka_unit_test_setup_teardown(failed_migration_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(newer_file_is_refused_untouched, setup, teardown),

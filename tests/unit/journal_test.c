@@ -1007,6 +1007,7 @@ static void cap_refuse_keeps_range_whole(void **state)
 	assert_int_equal(s.count, n);
 	assert_int_equal(s.latest_seq, n);
 	assert_int_equal(s.pending, n);
+	print_message("used %" PRIu64 " file %" PRIu64 "\n", s.used_bytes, s.file_bytes);
 	assert_true(s.used_bytes <= CAP_BYTES);
 	expect_range(j, 1, n);
 	expect_verified(j);
@@ -1979,21 +1980,25 @@ static void unstorable_dead_letter_does_not_block_events(void **state)
 	assert_int_equal(latest, 3);
 }
 
-/* Closing while every commit fails (a failing or full disk; here a trigger
- * fails every write of the meta table) ends, as it does with queued acks:
- * what is still queued cannot be kept. A queued dead letter must not make
- * the writer retry for ever. */
+/* Closing while every commit fails (a failing or full disk; here triggers
+ * fail every write of the meta and events tables) ends, with an ack
+ * waiting to be written: what is still queued cannot be kept. A queued dead
+ * letter must not make the writer retry for ever. */
 static void close_ends_while_commits_fail(void **state)
 {
 	fixture *f = *state;
 	es_journal *j = open_default(f);
+	es_append_result res;
+	assert_int_equal(append_one(j, 1, 10, &res), ES_OK);
 	raw_exec_wait(f->path, "CREATE TRIGGER fail_ins BEFORE INSERT ON meta "
 			       "BEGIN SELECT RAISE(ABORT, 'disk failing'); END;"
 			       "CREATE TRIGGER fail_upd BEFORE UPDATE ON meta "
+			       "BEGIN SELECT RAISE(ABORT, 'disk failing'); END;"
+			       "CREATE TRIGGER fail_ev BEFORE INSERT ON events "
 			       "BEGIN SELECT RAISE(ABORT, 'disk failing'); END;");
+	assert_int_equal(es_journal_ack(j, 1), ES_OK); /* its watermark cannot be written */
 	assert_int_equal(es_journal_dead_letter(j, "t", "r", "p", 1), ES_OK);
-	es_append_result res;
-	assert_int_not_equal(append_one(j, 1, 10, &res), ES_OK); /* the disk is failing */
+	assert_int_not_equal(append_one(j, 2, 10, &res), ES_OK); /* the disk is failing */
 
 	/* A writer retrying without pause logs each failure: keep them out. */
 	int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
@@ -2008,7 +2013,9 @@ static void close_ends_while_commits_fail(void **state)
 		nap_ms(5);
 	bool ended = atomic_load(&closer.finished);
 	if (!ended) /* let it end, so nothing is left running */
-		raw_exec_wait(f->path, "DROP TRIGGER fail_ins; DROP TRIGGER fail_upd;");
+		raw_exec_wait(
+			f->path,
+			"DROP TRIGGER fail_ins; DROP TRIGGER fail_upd; DROP TRIGGER fail_ev;");
 	int joined = pthread_join(tc, NULL);
 	dup2(saved, 2);
 	close(saved);
