@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "agent_fixture.h"
 #include "clock.h"
 #include "event.h"
@@ -119,8 +120,7 @@ int fx_setup(void **state)
 	fx *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/es-agent-test-XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (es_tmpdir_make(f->dir, sizeof f->dir, "agent-test")) {
 		free(f);
 		return -1;
 	}
@@ -137,18 +137,7 @@ int fx_teardown(void **state)
 	fx *f = *state;
 	fx_clear(f);
 	close_journal(f);
-	DIR *d = opendir(f->dir);
-	struct dirent *e;
-	char name[512];
-	while (d && (e = readdir(d))) {
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(name, sizeof name, "%s/%s", f->dir, e->d_name);
-			unlink(name);
-		}
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	es_tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "forward.h"
 #include "journal.h"
 #include "loop.h"
@@ -155,16 +156,7 @@ static int teardown(void **state)
 	bridge_forward_free(x->f);
 	es_journal_close(x->journal);
 	es_loop_free(x->loop);
-	DIR *d = opendir(x->dir);
-	for (struct dirent *e; d && (e = readdir(d));) {
-		char p[400];
-		snprintf(p, sizeof p, "%s/%s", x->dir, e->d_name);
-		if (e->d_name[0] != '.')
-			unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(x->dir);
+	es_tmpdir_remove(x->dir);
 	free(x);
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "clock.h"
 #include "control.h"
 #include "journal.h"
@@ -105,8 +106,7 @@ static int setup(void **state)
 	char path[128];
 	if (!x)
 		return -1;
-	snprintf(x->dir, sizeof x->dir, "/tmp/es-repair-test-XXXXXX");
-	if (!mkdtemp(x->dir))
+	if (es_tmpdir_make(x->dir, sizeof x->dir, "repair-test"))
 		return -1;
 	snprintf(path, sizeof path, "%s/inbox.db", x->dir);
 	es_journal_opts o = {.path = path, .sync = ES_SYNC_NORMAL, .source = "/site-0/bridge"};
@@ -122,16 +122,7 @@ static int teardown(void **state)
 	fixture *x = *state;
 	bridge_repair_free(x->r);
 	es_journal_close(x->journal);
-	DIR *d = opendir(x->dir);
-	for (struct dirent *e; d && (e = readdir(d));) {
-		char p[400];
-		snprintf(p, sizeof p, "%s/%s", x->dir, e->d_name);
-		if (e->d_name[0] != '.')
-			unlink(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(x->dir);
+	es_tmpdir_remove(x->dir);
 	free(x);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "tmpdir.h"
 #include "batch.h"
 #include "clock.h"
 #include "consumer.h"
@@ -26,8 +27,7 @@ static char dir[64];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/es-consumer-test-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return es_tmpdir_make(dir, sizeof dir, "consumer-test");
 }
 
 static int teardown(void **state)

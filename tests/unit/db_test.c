@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "db.h"
 
 #define APP 0x54535431 /* "TST1" */
@@ -33,8 +34,7 @@ static int setup(void **state)
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/es-db-test-XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (es_tmpdir_make(f->dir, sizeof f->dir, "db-test")) {
 		free(f);
 		return -1;
 	}

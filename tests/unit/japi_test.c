@@ -19,6 +19,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "http.h"
 #include "httpc.h"
 #include "japi.h"
@@ -93,8 +94,7 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	*state = f;
-	snprintf(f->dir, sizeof f->dir, "/tmp/es-japi-test-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (es_tmpdir_make(f->dir, sizeof f->dir, "japi-test"))
 		return -1;
 	snprintf(f->path, sizeof f->path, "%s/journal.db", f->dir);
 	if (start(f))

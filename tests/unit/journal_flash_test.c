@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "clock.h"
 #include "event.h"
 #include "journal.h"
@@ -41,8 +42,7 @@ static int setup(void **state)
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/es-journal-flash-XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (es_tmpdir_make(f->dir, sizeof f->dir, "journal-flash")) {
 		free(f);
 		return -1;
 	}

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "clock.h"
 #include "event.h"
 #include "journal.h"
@@ -46,8 +47,7 @@ static int setup(void **state)
 	fixture *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/es-journal-test-XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (es_tmpdir_make(f->dir, sizeof f->dir, "journal-test")) {
 		free(f);
 		return -1;
 	}
@@ -120,19 +120,7 @@ static int teardown(void **state)
 	for (size_t i = 0; i < 4; i++)
 		if (open_set[i])
 			close_journal(open_set[i]);
-	DIR *d = opendir(f->dir);
-	if (d) {
-		struct dirent *e;
-		char name[512];
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(name, sizeof name, "%s/%s", f->dir, e->d_name);
-			unlink(name);
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
+	es_tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "clock.h"
 #include "loop.h"
 #include "mqtt.h"
@@ -141,28 +142,12 @@ static bool broker_start(broker *b)
 	return false;
 }
 
-static void rm_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		char name[512];
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				snprintf(name, sizeof name, "%s/%s", dir, e->d_name);
-				unlink(name);
-			}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 static void at_exit(void)
 {
 	broker_kill(&B2);
 	broker_kill(&B);
 	if (B.dir[0])
-		rm_dir(B.dir);
+		es_tmpdir_remove(B.dir);
 	B.dir[0] = '\0';
 }
 
@@ -173,8 +158,7 @@ static int group_setup(void **state)
 		return -1;
 	}
 	atexit(at_exit);
-	snprintf(B.dir, sizeof B.dir, "/tmp/es-mqtt-test-XXXXXX");
-	if (!mkdtemp(B.dir))
+	if (es_tmpdir_make(B.dir, sizeof B.dir, "mqtt-test"))
 		return -1;
 	snprintf(B.conf, sizeof B.conf, "%s/mosquitto.conf", B.dir);
 	snprintf(B.log, sizeof B.log, "%s/mosquitto.log", B.dir);

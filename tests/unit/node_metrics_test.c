@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tmpdir.h"
 #include "clock.h"
 #include "http.h"
 #include "httpc.h"
@@ -98,8 +99,7 @@ static int setup(void **state)
 		return -1;
 	*state = f;
 	pthread_mutex_init(&f->reader_lock, NULL);
-	snprintf(f->dir, sizeof f->dir, "/tmp/es-node-metrics-test-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (es_tmpdir_make(f->dir, sizeof f->dir, "node-metrics-test"))
 		return -1;
 	snprintf(f->path, sizeof f->path, "%s/journal.db", f->dir);
 	es_journal_opts jo = {.path = f->path, .sync = ES_SYNC_NORMAL, .source = "/site/node"};

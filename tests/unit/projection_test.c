@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "tmpdir.h"
 #include "consumer.h"
 #include "projection.h"
 
@@ -23,8 +24,7 @@ static char dir[64];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/es-projection-test-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return es_tmpdir_make(dir, sizeof dir, "projection-test");
 }
 
 static int teardown(void **state)
