@@ -79,11 +79,12 @@ struct bridge_intake {
 	es_err last_err;
 	bool stop;
 
-	bridge_intake_stats counts; /* the loop's */
-	es_lograte lograte;	    /* the loop's: dead letters, a few lines a second */
-	bridge_nodes *tops;	    /* the loop's: struct top */
-	bridge_nodes *epochs;	    /* the inbox thread's: struct epoch */
-	es_journal_reader *reader;  /* the inbox thread's */
+	bridge_intake_stats counts;   /* the loop's */
+	es_lograte lograte;	      /* the loop's: dead letters, a few lines a second */
+	es_lograte conflicts_lograte; /* the loop's: conflicts, the same */
+	bridge_nodes *tops;	      /* the loop's: struct top */
+	bridge_nodes *epochs;	      /* the inbox thread's: struct epoch */
+	es_journal_reader *reader;    /* the inbox thread's */
 	pthread_mutex_t stats_lock;
 	bridge_intake_stats shown;
 };
@@ -301,9 +302,11 @@ static void report(bridge_intake *in, const struct item *it)
 	if (it->conflict) {
 		in->counts.conflicts++;
 		in->counts.invalid++;
-		es_error(TAG,
-			 "%s sequence %" PRIu64 ": a second id (%s); kept aside as a dead letter",
-			 it->origin, it->origin_seq, it->id);
+		if (es_lograte_line(&in->conflicts_lograte, TAG, "conflicts"))
+			es_error(TAG,
+				 "%s sequence %" PRIu64
+				 ": a second id (%s); kept aside as a dead letter",
+				 it->origin, it->origin_seq, it->id);
 		return;
 	}
 	bridge_stored s = {.node = it->origin,

@@ -524,7 +524,14 @@ static bool new_epoch_of(const node *n, const es_status_msg *m)
 		return false;
 	if (strcmp(n->journal_id, m->journal_id) != 0)
 		return true;
-	return n->boot_id[0] && strcmp(n->boot_id, m->boot_id) != 0 && m->latest_seq < n->latest;
+	/* What the node had: the most it announced, or more if its events said
+	 * so (it may stop before announcing what it published last). A latest
+	 * of 0 may be a status that does not say; only an announcement counts
+	 * against it. */
+	uint64_t had = n->latest;
+	if (m->latest_seq && n->tracking && n->seen_max > had)
+		had = n->seen_max;
+	return n->boot_id[0] && strcmp(n->boot_id, m->boot_id) != 0 && m->latest_seq < had;
 }
 
 static bool stale(const node *n, const es_status_msg *m)

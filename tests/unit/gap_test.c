@@ -1163,6 +1163,30 @@ static void catch_up_asks_for_what_the_node_holds(void **state)
 	es_gap_free(g);
 }
 
+/* A journal restored to a state older than what its node published last,
+ * though never announced (the node stopped before its next status), is a new
+ * epoch too: the events received say what the node had. */
+static void a_journal_behind_its_events_is_a_new_epoch(void **state)
+{
+	(void)state;
+	es_gap *g = make(&(es_gap_opts){.catchup = UINT64_MAX});
+	es_status_msg m = status_of(JID_1, BOOT1, 1, 10, 10, 1000);
+	announce(g, &m, 0);
+	for (uint64_t s = 11; s <= 30; s++)
+		assert_int_equal(see(g, NODE, s, 0), ES_GAP_NEW);
+	m = status_of(JID_1, BOOT2, 1, 20, 20, 3000); /* restored: 21..30 again */
+	assert_true(announce(g, &m, 0));
+	assert_int_equal(info(g).epoch, 2);
+	assert_int_equal(see(g, NODE, 21, 0), ES_GAP_NEW);
+	/* a restart that has all it published is no new epoch */
+	for (uint64_t s = 22; s <= 40; s++)
+		see(g, NODE, s, 0);
+	m = status_of(JID_1, BOOT1, 1, 40, 40, 4000);
+	assert_false(announce(g, &m, 0));
+	assert_int_equal(info(g).epoch, 2);
+	es_gap_free(g);
+}
+
 /* A replaced journal, or one restored from a backup, is a new epoch; a
  * stale status and a plain restart are not. */
 static void new_journals_are_new_epochs(void **state)
@@ -1313,6 +1337,7 @@ int main(void)
 		cmocka_unit_test(many_nodes_and_holes_round_trip),
 		cmocka_unit_test(catch_up_asks_for_what_the_node_holds),
 		cmocka_unit_test(new_journals_are_new_epochs),
+		cmocka_unit_test(a_journal_behind_its_events_is_a_new_epoch),
 		cmocka_unit_test(what_a_node_never_had_is_void),
 		cmocka_unit_test(nodes_are_listed_and_old_saves_load),
 	};
