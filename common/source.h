@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control.h"
 #include "err.h"
 #include "mqtt.h"
 
@@ -38,6 +39,13 @@ void es_delivery_clear(es_delivery *d);
 
 typedef struct es_source es_source;
 
+/* An answer to one of a source's re-send requests: the node as the
+ * events' `source` names it ("/<site>/<node>") and the reply. */
+typedef struct es_source_reply {
+	char node[136];
+	es_resend_reply r;
+} es_source_reply;
+
 typedef struct es_source_ops {
 	const char *name; /* "amqp", "mqtt" */
 	es_err (*next)(es_source *s, uint64_t wait_ms, es_delivery *out);
@@ -53,6 +61,15 @@ typedef struct es_source_ops {
 	 * every subscription (MQTT): what is published from now on reaches
 	 * this source. Any thread. Optional (NULL: always ready). */
 	bool (*ready)(es_source *s);
+	/* Optional (NULL: this source cannot ask): asks node (an event's
+	 * `source`, "/<site>/<node>") to re-send from..to on the source's
+	 * broker (docs/protocol.md, Re-send), without waiting: the request goes
+	 * out on the source's own thread. ES_EBUSY when too many wait to go,
+	 * ES_EINVAL for a node that is not "/<site>/<node>". Any thread. */
+	es_err (*ask)(es_source *s, const char *node, uint64_t from, uint64_t to);
+	/* Optional: takes the oldest answer to this source's requests into
+	 * *out; false when there is none. Any thread. */
+	bool (*reply)(es_source *s, es_source_reply *out);
 	void (*free)(es_source *s);
 } es_source_ops;
 
@@ -93,6 +110,12 @@ typedef struct es_msource_opts {
 	const char *const *topics; /* filters; none: "edgespool/#" */
 	size_t ntopics;
 	size_t queue_max; /* messages held for the puller; 0: 1024 */
+	/* The nodes' topic root for re-send requests (ask/reply above):
+	 * requests go to <root>/<site>/<node>/cmd/resend with request ids
+	 * "<client id>-<n>", answers are taken from <root>/+/+/reply/resend
+	 * (subscribed to) and never handed to the puller, nor are requests
+	 * seen on a broad subscription. NULL: the source does not ask. */
+	const char *resend_root;
 } es_msource_opts;
 
 /* Checks an amqp:// or amqps:// URL: NULL when valid, else why not. */

@@ -128,6 +128,13 @@ static es_err amqp_open(fleet *f)
 	return es_amqp_source_new(&o, &f->source);
 }
 
+/* Holes asked for on the MQTT source's broker: the default, unless
+ * repair.node fetches them over HTTP. */
+static bool asks(const fleet_settings *s)
+{
+	return s->repair_ask && !s->repair_node.n && !s->source_amqp.n;
+}
+
 static es_err source_open(fleet *f)
 {
 	const fleet_settings *s = f->s;
@@ -142,6 +149,7 @@ static es_err source_open(fleet *f)
 	es_msource_opts o = {
 		.topics = (const char *const *)s->source_topic.v,
 		.ntopics = s->source_topic.n,
+		.resend_root = asks(s) ? s->repair_root : NULL,
 	};
 	es_link_mqtt_opts(&s->source, s->node_id, f->password, &o.mqtt);
 	o.mqtt.urls = (const char *const *)s->source_mqtt.v;
@@ -333,6 +341,8 @@ es_err fleet_new(const fleet_settings *s, es_loop *loop, fleet **out)
 		err = fleet_repair_new(&s->repair_node, &f->repair);
 	if (!err && f->repair)
 		err = es_consumer_on_idle(f->consumer, repair, f);
+	if (!err && asks(s))
+		err = es_consumer_ask_source(f->consumer, true);
 	if (!err)
 		err = source_open(f);
 	if (!err)
