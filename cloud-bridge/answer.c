@@ -1,11 +1,13 @@
 /* answer.c - re-send requests over the cloud broker (answer.h).
  *
- * A request waits in a fixed table: first served from the inbox, sequence
- * by sequence from `next` (each a lookup by origin sequence within the
- * node's current epoch, any state), at most the rate's tokens a tick; at
- * the first sequence the inbox no longer holds, the rest [next, to] is
- * relayed to the agent and the request waits for its reply. The reply to
- * the asker sums both: what the inbox sent and what the agent said.
+ * A request waits in a fixed table and is served from `next` on, sequence
+ * by sequence (each a lookup by origin sequence within the node's current
+ * epoch, any state), at most the rate's tokens a tick. A run of sequences
+ * the inbox no longer holds (at most SCAN_MAX looked up) is relayed to the
+ * agent, and the request waits for its reply before it goes on after the
+ * run. The answer to the asker sums what the inbox and the agent sent and
+ * what the agent said is gone, so a sequence the inbox still holds is never
+ * answered gone.
  */
 #include "answer.h"
 
@@ -28,6 +30,7 @@
 #define NODE_MAX    (2 * ES_TOPIC_ID_MAX + 2)
 #define EPOCH_KEY   "x.epoch."
 #define RELAY_INFIX ".relay-"
+#define SCAN_MAX    1024
 
 enum lvl { L_LIT, L_ROOT, L_SITE, L_NODE };
 
@@ -41,9 +44,11 @@ struct req {
 	bool used, relayed;
 	char id[ES_REQUEST_ID_MAX], asker[ES_REQUEST_ID_MAX];
 	char node[NODE_MAX];
-	uint64_t from, to, next; /* next: the first not yet sent from the inbox */
-	uint64_t after;		 /* the node's epoch began after this inbox row */
-	uint64_t relay_no, deadline_ms;
+	uint64_t from, to, next;		  /* next: the first not yet dealt with */
+	uint64_t after;				  /* the node's epoch began after this inbox row */
+	uint64_t relay_no, relay_to, deadline_ms; /* relayed: next..relay_to */
+	uint64_t sent_from, sent_to, gone_from, gone_to, latest;
+	bool partial; /* the agent said part is not journaled yet */
 };
 
 struct bridge_answer {
@@ -345,14 +350,42 @@ static int one_row(void *ctx, const es_journal_row *row)
 	return 1;
 }
 
-/* Sends the agent what the inbox does not hold: [next, to]. */
+static void note_sent(struct req *q, uint64_t from, uint64_t to)
+{
+	if (!q->sent_from || from < q->sent_from)
+		q->sent_from = from;
+	if (to > q->sent_to)
+		q->sent_to = to;
+}
+
+/* Whether the inbox holds node's seq (in the request's epoch). */
+static int held_row(void *ctx, const es_journal_row *row)
+{
+	(void)row;
+	*(bool *)ctx = true;
+	return 1;
+}
+
+static bool inbox_holds(bridge_answer *a, const struct req *q, uint64_t seq)
+{
+	bool held = false;
+	return !es_journal_find_origin(a->reader, q->node, seq, q->after, 1, held_row, &held) &&
+	       held;
+}
+
+/* Sends the agent the run the inbox does not hold from next on (at most
+ * SCAN_MAX, never past to). */
 static void relay(bridge_answer *a, struct req *q)
 {
 	char topic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1], *json;
 	size_t len;
 	const char *slash = strchr(q->node, '/');
 	snprintf(site, sizeof site, "%.*s", (int)(slash - q->node), q->node);
-	es_resend_req r = {.from = q->next, .to = q->to};
+	uint64_t end = q->next;
+	while (end < q->to && end - q->next + 1 < SCAN_MAX && !inbox_holds(a, q, end + 1))
+		end++;
+	q->relay_to = end;
+	es_resend_req r = {.from = q->next, .to = end};
 	q->relay_no = ++a->relay_no;
 	snprintf(r.request_id, sizeof r.request_id, "%.40s" RELAY_INFIX "%" PRIu64, a->client_id,
 		 q->relay_no);
@@ -374,6 +407,25 @@ static void finish(bridge_answer *a, struct req *q)
 	q->used = false;
 }
 
+/* The answer to the asker, from what was sent and what is gone. */
+static void answer_of(const struct req *q, es_resend_reply *r)
+{
+	*r = (es_resend_reply){.from = q->from,
+			       .to = q->to,
+			       .sent_from = q->sent_from,
+			       .sent_to = q->sent_to,
+			       .gone_from = q->gone_from,
+			       .gone_to = q->gone_to,
+			       .latest_seq = q->latest};
+	snprintf(r->request_id, sizeof r->request_id, "%s", q->id);
+	if (!q->gone_from && !q->partial)
+		r->status = ES_RESEND_OK;
+	else if (!q->sent_from && !q->partial)
+		r->status = ES_RESEND_GONE;
+	else
+		r->status = ES_RESEND_PARTIAL;
+}
+
 /* Serves q from the inbox while the rate allows; relays what it lacks. */
 static void serve(bridge_answer *a, struct req *q)
 {
@@ -387,14 +439,11 @@ static void serve(bridge_answer *a, struct req *q)
 		if (!f.sent)
 			return; /* no room now: the next tick */
 		count(a, &a->stats.from_inbox, 1);
+		note_sent(q, q->next, q->next);
 		q->next++;
 	}
-	es_resend_reply r = {.from = q->from,
-			     .to = q->to,
-			     .status = ES_RESEND_OK,
-			     .sent_from = q->from,
-			     .sent_to = q->to};
-	snprintf(r.request_id, sizeof r.request_id, "%s", q->id);
+	es_resend_reply r;
+	answer_of(q, &r);
 	if (reply(a, q->node, &r))
 		finish(a, q);
 }
@@ -432,7 +481,7 @@ static bool awaited(const bridge_answer *a, const char *node, uint64_t seq)
 {
 	for (size_t i = 0; i < a->o.queue; i++) {
 		const struct req *q = &a->q[i];
-		if (q->used && q->relayed && seq >= q->next && seq <= q->to &&
+		if (q->used && q->relayed && seq >= q->next && seq <= q->relay_to &&
 		    strcmp(q->node, node) == 0)
 			return true;
 	}
@@ -486,36 +535,40 @@ static struct req *relay_of(bridge_answer *a, const char *node, const char *id)
 	return NULL;
 }
 
-/* What the inbox sent (from..next-1) and what the agent said, as one. */
-static void combine(const struct req *q, const es_resend_reply *ag, es_resend_reply *r)
+/* Takes what the agent said of the run; the request goes on after it,
+ * unless the agent could not serve it ("busy", "invalid": said as is). */
+static void take_agent(bridge_answer *a, struct req *q, const es_resend_reply *ag)
 {
-	bool inbox = q->next > q->from;
-	*r = *ag;
-	snprintf(r->request_id, sizeof r->request_id, "%s", q->id);
-	r->from = q->from;
-	r->to = q->to;
-	if (!inbox)
+	if (ag->status == ES_RESEND_BUSY || ag->status == ES_RESEND_INVALID) {
+		refuse(a, q->node, q->id, q->from, q->to, ag->status, ag->reason);
+		finish(a, q);
 		return;
-	if (r->status == ES_RESEND_GONE)
-		r->status = ES_RESEND_PARTIAL;
-	if (r->status == ES_RESEND_OK || r->status == ES_RESEND_PARTIAL) {
-		r->sent_from = q->from;
-		r->sent_to = ag->sent_to ? ag->sent_to : q->next - 1;
 	}
+	if (ag->sent_from && ag->sent_to >= ag->sent_from)
+		note_sent(q, ag->sent_from, ag->sent_to);
+	if (ag->gone_from && ag->gone_to >= ag->gone_from) {
+		q->gone_from =
+			q->gone_from && q->gone_from < ag->gone_from ? q->gone_from : ag->gone_from;
+		q->gone_to = ag->gone_to > q->gone_to ? ag->gone_to : q->gone_to;
+	}
+	q->partial |= ag->status == ES_RESEND_PARTIAL && !ag->gone_from;
+	q->latest = ag->latest_seq > q->latest ? ag->latest_seq : q->latest;
+	q->next = q->relay_to + 1;
+	q->relayed = false;
+	a->relays--;
+	serve(a, q); /* the rest, or the answer */
 }
 
 bool bridge_answer_reply(bridge_answer *a, const char *node, const void *payload, size_t len)
 {
-	es_resend_reply ag, r;
+	es_resend_reply ag;
 	char why[160];
 	if (!a->relays || es_resend_reply_decode(payload, len, &ag, why, sizeof why))
 		return false;
 	struct req *q = relay_of(a, node, ag.request_id);
 	if (!q)
 		return false;
-	combine(q, &ag, &r);
-	reply(a, node, &r);
-	finish(a, q);
+	take_agent(a, q, &ag);
 	return true;
 }
 

@@ -264,6 +264,37 @@ static void gone_at_the_agent(void **state)
 	assert_int_equal(r.gone_from, 6);
 }
 
+/* Only the run the inbox lacks is relayed; after the agent's answer the
+ * inbox serves the rest: what it holds is never answered gone. */
+static void relays_only_the_missing_run(void **state)
+{
+	fixture *x = *state;
+	store(x, 1, 1);
+	store(x, 3, 3);
+	ask(x, CMD, "{\"from\":1,\"to\":3,\"request_id\":\"fleet-11\"}");
+	bridge_answer_tick(x->a);
+	assert_int_equal(x->npub, 1);
+	assert_int_equal(x->nrelays, 1);
+	es_resend_req req;
+	char why[160];
+	const char *p = x->relays[0].payload;
+	assert_int_equal(es_resend_req_decode(p, strlen(p), &req, why, sizeof why), ES_OK);
+	assert_int_equal(req.from, 2);
+	assert_int_equal(req.to, 2);
+	const char *ag = "{\"request_id\":\"br-1.relay-1\",\"from\":2,\"to\":2,\"status\":"
+			 "\"gone\",\"sent_from\":0,\"sent_to\":0,\"gone_from\":2,\"gone_to\":2}";
+	assert_true(bridge_answer_reply(x->a, NODE, ag, strlen(ag)));
+	assert_int_equal(x->npub, 3); /* 3 from the inbox, then the answer */
+	assert_non_null(strstr(x->pub[1].payload, "\"sequence\":\"3\""));
+	es_resend_reply r = reply_at(x, 2);
+	assert_string_equal(r.request_id, "fleet-11");
+	assert_int_equal(r.status, ES_RESEND_PARTIAL);
+	assert_int_equal(r.sent_from, 1);
+	assert_int_equal(r.sent_to, 3);
+	assert_int_equal(r.gone_from, 2);
+	assert_int_equal(r.gone_to, 2);
+}
+
 /* Bounds: a quarter of the queue per asker, then "busy"; what cannot be
  * read is "invalid" with a reason; a topic not ours is ignored. */
 static void bounds_each_asker(void **state)
@@ -357,6 +388,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(answers_from_the_inbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(relays_what_the_inbox_lacks, setup, teardown),
 		cmocka_unit_test_setup_teardown(gone_at_the_agent, setup, teardown),
+		cmocka_unit_test_setup_teardown(relays_only_the_missing_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(bounds_each_asker, setup, teardown),
 		cmocka_unit_test_setup_teardown(keeps_to_the_rate, setup, teardown),
 		cmocka_unit_test_setup_teardown(relay_times_out_busy, setup, teardown),
