@@ -300,8 +300,9 @@ void bridge_answer_request(bridge_answer *a, const char *topic, const void *payl
 {
 	char node[NODE_MAX], why[160], asker[ES_REQUEST_ID_MAX];
 	es_resend_req req;
-	if (!tmpl_match(&a->req_t, a->root, topic, node))
-		return; /* not one of our nodes' request topics */
+	if (!tmpl_match(&a->req_t, a->root, topic, node) ||
+	    (a->d.knows && !a->d.knows(a->d.ctx, node)))
+		return; /* not a request topic, or another bridge's node */
 	count(a, &a->stats.requests, 1);
 	if (es_resend_req_decode(payload, len, &req, why, sizeof why)) {
 		es_resend_req_id(payload, len, req.request_id);

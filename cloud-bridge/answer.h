@@ -62,6 +62,10 @@ typedef struct bridge_answer_deps {
 	/* A request to node ("site/node") over its edge link. */
 	es_err (*relay)(void *ctx, const char *node, const char *topic, const void *payload,
 			size_t len);
+	/* Optional (NULL: every node): whether node is one of this bridge's
+	 * (its status was seen). Requests for other nodes are another site's
+	 * bridge's business: ignored, not answered. */
+	bool (*knows)(void *ctx, const char *node);
 } bridge_answer_deps;
 
 /* Checks the templates (why[0..cap) on ES_EINVAL: each of {site} and

@@ -273,6 +273,13 @@ static es_err answer_publish(void *ctx, const char *topic, const void *payload, 
 	return es_mqtt_publish(b->cloud, topic, payload, len, 1, false, tag);
 }
 
+static bool knows(void *ctx, const char *node)
+{
+	bridge *b = ctx;
+	char why[200];
+	return bridge_repair_admit(b->repair, node, 1, why, sizeof why) != BRIDGE_REPAIR_REFUSED;
+}
+
 static void show_cloud(bridge *b)
 {
 	es_mqtt_stats cs;
@@ -438,8 +445,11 @@ static es_err make_answer(bridge *b)
 				.queue = (size_t)s->cloud_resend_queue,
 				.relay_ms = (uint64_t)s->cloud_resend_relay_ms,
 				.event_max_bytes = (size_t)s->event_max_bytes};
-	bridge_answer_deps d = {
-		.journal = b->journal, .ctx = b, .publish = answer_publish, .relay = send_request};
+	bridge_answer_deps d = {.journal = b->journal,
+				.ctx = b,
+				.publish = answer_publish,
+				.relay = send_request,
+				.knows = knows};
 	es_err err = bridge_answer_new(&o, &d, &b->answer, why, sizeof why);
 	if (err)
 		es_error(TAG, "cannot answer re-sends from the cloud: %s", why);

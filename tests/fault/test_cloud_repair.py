@@ -110,11 +110,11 @@ class Fleet:
 
         def ready():
             self.proc.check_alive()
-            try:
-                return self.stats()["connected_to"] != ""
-            except (OSError, ValueError, h.TestFailure):
+            try:  # subscribed: what is published from now on reaches it
+                return h.http_call(self.http_port, "GET", "/readyz", timeout=2)[0] == 200
+            except (OSError, ValueError):
                 return False
-        h.wait_for(ready, 15, "fleet-state to connect")
+        h.wait_for(ready, 15, "fleet-state to be ready (subscribed)")
 
     def stats(self):
         status, body = h.http_call(self.http_port, "GET", "/api/stats")

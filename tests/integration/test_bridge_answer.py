@@ -88,6 +88,11 @@ def scenario(env):
     agent = env.agent(edge.port)
     agent.start()
     listener = Listener(env, cloud.port)
+
+    def probed():  # subscribed: what is published from now on reaches it
+        ask(cloud.port, {"request_id": "probe"}, ROOT + "/reply/resend")
+        return listener.reply("probe")
+    h.wait_for(probed, 10, "the listener to subscribe", interval=0.2)
     poster = h.Poster(agent.http_port)
     h.check(poster.post_many(TOTAL) == TOTAL, "not every batch was acknowledged")
     by_seq = {seq: i for i, seq in poster.snapshot().items()}

@@ -64,6 +64,13 @@ static es_err fake_relay(void *ctx, const char *node, const char *topic, const v
 	return ES_OK;
 }
 
+/* Only site-1's nodes are ours. */
+static bool fake_knows(void *ctx, const char *node)
+{
+	(void)ctx;
+	return strncmp(node, "site-1/", 7) == 0;
+}
+
 static es_err remake(fixture *x, uint32_t rate, size_t queue, uint64_t relay_ms, const char *topic)
 {
 	char why[160];
@@ -78,8 +85,11 @@ static es_err remake(fixture *x, uint32_t rate, size_t queue, uint64_t relay_ms,
 				.queue = queue,
 				.relay_ms = relay_ms,
 				.event_max_bytes = 65536};
-	bridge_answer_deps d = {
-		.journal = x->journal, .ctx = x, .publish = fake_publish, .relay = fake_relay};
+	bridge_answer_deps d = {.journal = x->journal,
+				.ctx = x,
+				.publish = fake_publish,
+				.relay = fake_relay,
+				.knows = fake_knows};
 	return bridge_answer_new(&o, &d, &x->a, why, sizeof why);
 }
 
@@ -314,6 +324,7 @@ static void bounds_each_asker(void **state)
 	assert_true(r.reason[0] != '\0');
 	ask(x, "edgespool/site-1/gw-1/cmd/other", "{\"from\":1,\"to\":3}");
 	ask(x, "other/site-1/gw-1/cmd/resend", "{\"from\":1,\"to\":3}");
+	ask(x, "edgespool/site-2/gw-1/cmd/resend", "{\"from\":1,\"to\":3}"); /* not ours */
 	assert_int_equal(x->npub, 2);
 	bridge_answer_stats st;
 	bridge_answer_stats_get(x->a, &st);
