@@ -661,12 +661,16 @@ static es_err log_event(es_consumer *c, const es_event *ev, const char *json, si
 	return step(c, c->log_ins);
 }
 
-/* A source the tracker cannot take (a name too long) is not tracked. */
-static es_err track_seq(es_consumer *c, const es_event *ev)
+/* A source the tracker cannot take (a name too long) is not tracked. An
+ * id applied before also covers its sequence: a copy that comes while the
+ * tracker holds it missing (its checkpoint older than the commit that
+ * applied it) fills the hole rather than have it asked for forever. */
+static es_err track_seq(es_consumer *c, const es_event *ev, bool dup)
 {
 	es_gap_verdict v;
 	if (!es_event_seq(ev) ||
-	    es_gap_seen(c->gap, es_event_source(ev), es_event_seq(ev), es_clock_mono_ms(), &v))
+	    es_gap_seen(c->gap, es_event_source(ev), es_event_seq(ev), es_clock_mono_ms(), &v) ||
+	    (dup && v == ES_GAP_DUP))
 		return ES_OK;
 	return mark_dirty(c, es_event_source(ev));
 }
@@ -683,10 +687,10 @@ static es_err apply_event(es_consumer *c, es_event *ev, const char *json, size_t
 		err = dispatch(c, ev, json, len);
 	if (!err && !dup && c->o.keep_log && !(err = log_event(c, ev, json, len, now)))
 		t->logged++;
-	if (!err && !dup) {
+	if (!err && !dup)
 		t->applied++;
-		err = track_seq(c, ev);
-	}
+	if (!err)
+		err = track_seq(c, ev, dup);
 	es_event_free(ev);
 	return err;
 }
