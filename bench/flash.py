@@ -47,6 +47,7 @@ import traceback
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "integration"))
 import harness as h  # noqa: E402
+import walstat  # noqa: E402
 
 SCENARIOS = {
     "dev20": {"kind": "dev", "devices": 20, "rate": 1},
@@ -390,10 +391,14 @@ def run_scenario(env, args, name):
              if args.perf else {})
     for path in site.files().values():
         checkpoint(path)
+    wal = walstat.Watcher(site.agent.db)
+    wal.start()
     a = snapshot(site)
     h.hold(args.seconds, lambda: [p.check_alive() for p in
                                   (site.agent.proc, site.bridge.proc, site.fs)])
     b = snapshot(site)
+    wal.stop()
+    frames, wal_commits = walstat.breakdown(site.agent.db, wal.follower)
     owed = {n: checkpoint(path) for n, path in site.files().items()}
     nsync = {n: s.stop() for n, s in syncs.items()}
     sampler.stop_ev.set()
@@ -428,7 +433,8 @@ def run_scenario(env, args, name):
             "threads": sampler.peak[pid][2]})
     return {"scenario": name, "seconds": dt, "event_bytes": ev_bytes, "rows": rows,
             "post_p50_ms": ms(pct(rtts, 0.5)), "post_p99_ms": ms(pct(rtts, 0.99)),
-            "posts": len(rtts)}
+            "posts": len(rtts), "wal_frames": frames, "wal_commits": wal_commits,
+            "frame_bytes": wal.follower.page + walstat.FRAME_HEADER}
 
 
 def q_ms(hist, q):
@@ -472,6 +478,11 @@ def report(res):
             r["rss_idle"] / 1e6, r["uss_idle"] / 1e6, r["rss_load"] / 1e6,
             r["uss_load"] / 1e6, r["threads"]))
     print("   (RSS, USS: MB idle, before the load; RSS*, USS*: the largest under it)")
+    if res["wal_frames"]:
+        print("   agent WAL frames (%d B) a commit, by b-tree (%d commits seen): %s; %.1f in all" % (
+            res["frame_bytes"], res["wal_commits"],
+            ", ".join("%s %.2f" % kv for kv in res["wal_frames"]),
+            sum(v for _, v in res["wal_frames"])))
     verdicts = []
     agent = res["rows"][0]
     if name in TARGETS and agent["x"] is not None:

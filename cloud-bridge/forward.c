@@ -11,7 +11,9 @@
  * Rows that fill a hole arrive late, so they sit in the inbox after rows
  * already held (perhaps beyond what the bounded read has reached): they are
  * read for their node by origin sequence, out of inbox order, and skipped
- * when the inbox-order read comes to them (node.taken_upto).
+ * when the inbox-order read comes to them (bridge_forward.taken: their inbox
+ * sequences, not an origin-sequence mark, since a copy of a lower origin
+ * sequence may still come later, from a re-send or a partner's share).
  */
 #include "forward.h"
 
@@ -42,8 +44,6 @@ struct held {
 /* What the forwarder knows of one source node (a record of `nodes`). */
 struct node {
 	uint64_t forwarded_max; /* highest origin sequence forwarded */
-	uint64_t taken_upto;	/* rows up to this origin sequence were read out of
-				   inbox order (to fill a hole): skip them in order */
 	struct held *held;	/* held[first..first+nheld), sorted by origin_seq */
 	size_t first, nheld, capheld;
 	bool active; /* on the active list */
@@ -67,6 +67,9 @@ struct bridge_forward {
 	es_async *pump;	      /* one pump per batch of completions */
 	struct node **heap;   /* drain_nodes' scratch */
 	size_t capheap;
+	uint64_t *taken; /* inbox sequences above cursor read to fill a
+			    hole, ascending: taken[taken_first..ntaken) */
+	size_t taken_first, ntaken, captaken;
 	bridge_forward_stats counts;
 	pthread_mutex_t stats_lock;
 	bridge_forward_stats shown;
@@ -142,6 +145,7 @@ void bridge_forward_free(bridge_forward *f)
 		return;
 	bridge_nodes_free(f->nodes, drop_node, f);
 	free(f->heap);
+	free(f->taken);
 	es_async_free(f->pump);
 	es_journal_reader_free(f->reader);
 	bridge_remap_free(f->remap);
@@ -164,7 +168,7 @@ static void clear_marks(void *ctx, void *record)
 {
 	struct node *x = record;
 	(void)ctx;
-	x->forwarded_max = x->taken_upto = 0;
+	x->forwarded_max = 0;
 }
 
 void bridge_forward_reset(bridge_forward *f)
@@ -179,6 +183,7 @@ void bridge_forward_reset(bridge_forward *f)
 	f->active = NULL;
 	f->rows = f->bytes = 0;
 	f->cursor = 0;
+	f->taken_first = f->ntaken = 0;
 	f->more = true;
 	f->d.lost(f->d.ctx);
 	show(f);
@@ -244,17 +249,76 @@ static bool take(bridge_forward *f, struct node *x, const es_journal_row *row)
 	return true;
 }
 
+/* Room for one more sequence in `taken` (false: out of memory). */
+static bool taken_room(bridge_forward *f)
+{
+	if (f->ntaken == f->captaken && f->taken_first) {
+		f->ntaken -= f->taken_first;
+		memmove(f->taken, f->taken + f->taken_first, f->ntaken * sizeof *f->taken);
+		f->taken_first = 0;
+	}
+	if (f->ntaken < f->captaken)
+		return true;
+	size_t cap = f->captaken ? f->captaken * 2 : 64;
+	uint64_t *grown = realloc(f->taken, cap * sizeof *grown);
+	if (!grown)
+		return false;
+	f->taken = grown;
+	f->captaken = cap;
+	return true;
+}
+
+/* Notes that the row at inbox sequence seq was read to fill a hole (room
+ * made by taken_room); kept ascending, mostly an append. */
+static void taken_add(bridge_forward *f, uint64_t seq)
+{
+	size_t i = f->ntaken;
+	while (i > f->taken_first && f->taken[i - 1] > seq)
+		i--;
+	memmove(&f->taken[i + 1], &f->taken[i], (f->ntaken - i) * sizeof *f->taken);
+	f->taken[i] = seq;
+	f->ntaken++;
+}
+
+/* Whether seq is among those read to fill a hole. */
+static bool taken_has(const bridge_forward *f, uint64_t seq)
+{
+	size_t lo = f->taken_first, hi = f->ntaken;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->taken[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->ntaken && f->taken[lo] == seq;
+}
+
+/* Whether the inbox-order read's row seq was read already, to fill a hole;
+ * forgets it (and anything below: the read has passed it). */
+static bool taken_passed(bridge_forward *f, uint64_t seq)
+{
+	while (f->taken_first < f->ntaken && f->taken[f->taken_first] < seq)
+		f->taken_first++;
+	bool hit = f->taken_first < f->ntaken && f->taken[f->taken_first] == seq;
+	if (hit)
+		f->taken_first++;
+	if (f->taken_first == f->ntaken)
+		f->taken_first = f->ntaken = 0;
+	return hit;
+}
+
 /* A row in inbox order. */
 static int take_row(void *ctx, const es_journal_row *row)
 {
 	bridge_forward *f = ctx;
+	if (taken_passed(f, row->seq)) {
+		f->cursor = row->seq;
+		return 0;
+	}
 	if (f->rows >= HELD_MAX_ROWS || f->bytes >= HELD_MAX_BYTES)
 		return 1;
 	struct node *x = row->origin ? bridge_nodes_get(f->nodes, row->origin) : NULL;
-	if (x && row->origin_seq <= x->taken_upto) {
-		f->cursor = row->seq; /* read already, to fill a hole */
-		return 0;
-	}
 	if (!take(f, x, row))
 		return 1;
 	f->cursor = row->seq;
@@ -271,11 +335,11 @@ struct fill_ctx {
 static int take_fill(void *ctx, const es_journal_row *row)
 {
 	struct fill_ctx *c = ctx;
-	if (row->seq <= c->f->cursor)
-		return 0; /* read in inbox order already: held, or sent */
-	if (!take(c->f, c->x, row))
+	if (row->seq <= c->f->cursor || taken_has(c->f, row->seq))
+		return 0; /* read already: held, or sent */
+	if (!taken_room(c->f) || !take(c->f, c->x, row))
 		return 1;
-	c->x->taken_upto = row->origin_seq;
+	taken_add(c->f, row->seq);
 	c->n++;
 	return 0;
 }
@@ -494,7 +558,7 @@ void bridge_forward_epoch(bridge_forward *f, const char *node)
 {
 	struct node *x = bridge_nodes_find(f->nodes, node);
 	if (x)
-		x->forwarded_max = x->taken_upto = 0;
+		x->forwarded_max = 0;
 }
 
 void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err)

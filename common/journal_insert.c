@@ -36,8 +36,9 @@ static es_err insert_row(es_journal *j, const struct prepared *p, uint64_t now, 
 	sqlite3_stmt *st = j->st[S_INSERT];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->next_seq);
 	sqlite3_bind_text(st, 2, p->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, p->type, -1, SQLITE_STATIC);
-	bind_text_or_null(st, 4, p->subject);
+	/* An event made here has both in its body (ES_JNL_ROW_COLUMNS). */
+	sqlite3_bind_text(st, 3, p->open ? "" : p->type, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 4, p->open ? NULL : p->subject);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
 	sqlite3_bind_blob(st, 6, body, (int)len, SQLITE_STATIC);
 	bind_text_or_null(st, 7, p->origin);

@@ -16,11 +16,12 @@ static void query_sql(const es_journal_query *q, char *sql, size_t cap)
 				    "SELECT " ES_JNL_ROW_COLUMNS " FROM events WHERE seq BETWEEN "
 				    "?1 AND ?2");
 	if (q->type && q->type[0] && q->type[strlen(q->type) - 1] == '*')
-		n += (size_t)snprintf(sql + n, cap - n, " AND substr(type, 1, ?3) = ?4");
+		n += (size_t)snprintf(sql + n, cap - n,
+				      " AND substr(" ES_JNL_TYPE_SQL ", 1, ?3) = ?4");
 	else if (q->type && q->type[0])
-		n += (size_t)snprintf(sql + n, cap - n, " AND type = ?4");
+		n += (size_t)snprintf(sql + n, cap - n, " AND " ES_JNL_TYPE_SQL " = ?4");
 	if (q->subject && q->subject[0])
-		n += (size_t)snprintf(sql + n, cap - n, " AND subject = ?5");
+		n += (size_t)snprintf(sql + n, cap - n, " AND " ES_JNL_SUBJECT_SQL " = ?5");
 	if (q->state == ES_STATE_PENDING)
 		n += (size_t)snprintf(sql + n, cap - n, " AND seq > ?6");
 	else if (q->state == ES_STATE_ACKED)
@@ -94,7 +95,7 @@ static es_err run_query(es_journal_reader *r, sqlite3_stmt *st, uint64_t acked,
 es_err es_journal_query_rows(es_journal_reader *r, const es_journal_query *q, es_journal_row_fn fn,
 			     void *ctx, uint64_t *next)
 {
-	char sql[640];
+	char sql[1536];
 	sqlite3_stmt *st;
 	uint64_t acked, oldest = 0, newest = 0, lo, hi, last = 0;
 	size_t rows = 0;

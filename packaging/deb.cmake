@@ -23,9 +23,12 @@ set(ES_DEB_ARCH "${es_arch_guess}" CACHE STRING "Debian architecture of the pack
 # dpkg-shlibdeps cannot read) get the same list. Debian 12 names, the
 # versions dpkg-shlibdeps gives for the native build; the package test
 # (tests/package) fails when dpkg-shlibdeps names anything missing here.
+# libsqlite3-0 is raised above what dpkg-shlibdeps finds (3.20.0): the
+# journal's readers use SQLite's JSON functions, built in since 3.38.0
+# (decision 63).
 set(ES_DEB_LIBS_DAEMON "libc6 (>= 2.34), libcivetweb1 (>= 1.15), libcjson1 (>= 1.7.13), \
 libcrypt1 (>= 1:4.1.0), libinih1 (>= 40), libpaho-mqtt1.3 (>= 1.3.0), \
-libsqlite3-0 (>= 3.20.0), libssl3 (>= 3.0.0)")
+libsqlite3-0 (>= 3.38.0), libssl3 (>= 3.0.0)")
 set(ES_DEB_DEPENDS_agent "${ES_DEB_LIBS_DAEMON}, adduser")
 set(ES_DEB_DEPENDS_bridge "${ES_DEB_LIBS_DAEMON}, adduser")
 # zlib1g, libzstd1: batches (common/batch.c), read by the consumers (fleet-state,
@@ -35,7 +38,7 @@ set(ES_DEB_DEPENDS_fleet "${ES_DEB_LIBS_DAEMON}, libcurl4 (>= 7.16.2), \
 librabbitmq4 (>= 0.10.0), ${ES_DEB_LIBS_BATCH}, adduser")
 set(ES_DEB_DEPENDS_tools "libc6 (>= 2.34), libcjson1 (>= 1.7.13), libcrypt1 (>= 1:4.1.0), \
 libcurl4 (>= 7.16.2), libinih1 (>= 40), libpaho-mqtt1.3 (>= 1.3.0), \
-librabbitmq4 (>= 0.10.0), libsqlite3-0 (>= 3.20.0), libssl3 (>= 3.0.0), ${ES_DEB_LIBS_BATCH}")
+librabbitmq4 (>= 0.10.0), libsqlite3-0 (>= 3.38.0), libssl3 (>= 3.0.0), ${ES_DEB_LIBS_BATCH}")
 
 # The daemon packages: they share the edgespool user and /var/lib/edgespool,
 # which a purge removes only when none of the others is left (postrm.in).

@@ -124,8 +124,17 @@ def check_http_counter(port, who):
         key = ("edgespool_http_requests_total",
                frozenset({"method": "GET", "route": "/api/status", "status": "200"}.items()))
         return m.get(key, 0)
-    before = count()
+    # A request is counted when its handler returns, just after the answer
+    # is sent: the count can lag the answer by a moment (seen under load), so
+    # it is polled, both before (the harness's own last /api/status) and after.
+    seen = [count()]
+
+    def steady():
+        seen.append(count())
+        return seen[-1] == seen[-2] and (seen[-1],)
+    before, = h.wait_for(steady, 10, "%s: the request count to settle" % who)
     h.check(h.http_call(port, "GET", "/api/status")[0] == 200, "GET /api/status")
+    h.wait_for(lambda: count() >= before + 1, 10, "%s: GET /api/status counted" % who)
     after = count()
     h.check(after == before + 1, "%s: GET /api/status counted %s -> %s" % (who, before, after))
 

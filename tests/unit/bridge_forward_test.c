@@ -318,6 +318,37 @@ static void trusts_the_tracker_after_a_reconnect(void **state)
 	assert_sent(x, 2, "site-1/gw-1#3");
 }
 
+/* Bridges sharing a subscription: the partner holds #2, so the tracker has
+ * nothing missing below #4 once #3 is in. #3 is read out of inbox order to
+ * fill the hole (committed, but not yet announced). A copy of #2 re-sent
+ * later, to this bridge this time, comes after it in the inbox: it must
+ * still go (out of order), or it would sit in the backlog for good. */
+static void sends_a_late_row_below_one_read_to_fill_a_hole(void **state)
+{
+	fixture *x = *state;
+	store(x, "site-1/gw-1", 1, "t");
+	store(x, "site-1/gw-1", 4, "t");
+	x->contiguous = 1;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 1);
+	store(x, "site-1/gw-1", 3, "t");
+	x->contiguous = 4;
+	bridge_forward_pump(x->f); /* a PUBACK's pump, before the commit's */
+	assert_int_equal(x->nsent, 3);
+	assert_sent(x, 1, "site-1/gw-1#3");
+	assert_sent(x, 2, "site-1/gw-1#4");
+	store(x, "site-1/gw-1", 2, "t");
+	bridge_forward_committed(x->f); /* #3's commit, then #2's */
+	assert_int_equal(x->nsent, 4);
+	assert_sent(x, 3, "site-1/gw-1#2");
+	ack_all(x, 0);
+	assert_int_equal(pending(x), 0);
+	bridge_forward_stats st;
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.out_of_order, 1);
+	assert_int_equal(st.forwarded, 4);
+}
+
 /* With no wait for holes, the row above one goes at once; the late row is
  * then out of order. */
 static void sends_out_of_order_after_the_hole_wait(void **state)
@@ -438,6 +469,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(sends_out_of_order_after_the_hole_wait, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(sends_a_late_row_below_one_read_to_fill_a_hole,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(keeps_within_the_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(sends_again_after_a_lost_connection, setup,
 						teardown),

@@ -2084,6 +2084,75 @@ static struct seqs run_query(es_journal *j, const es_journal_query *q, uint64_t 
 }
 
 /* Pages newest first and oldest first, with filters, a state and an id. */
+/* The type and subject of one row read back, copied out of the callback. */
+struct named {
+	char type[32], subject[32];
+	bool has_subject;
+};
+
+static int name_of(void *ctx, const es_journal_row *row)
+{
+	struct named *n = ctx;
+	snprintf(n->type, sizeof n->type, "%s", row->type ? row->type : "(null)");
+	n->has_subject = row->subject != NULL;
+	snprintf(n->subject, sizeof n->subject, "%s", row->subject ? row->subject : "");
+	return 1;
+}
+
+static struct named named_row(const char *path, uint64_t seq)
+{
+	es_journal_reader *r = NULL;
+	struct named n = {{0}, {0}, false};
+	assert_int_equal(es_journal_reader_open_path(path, &r), ES_OK);
+	assert_int_equal(es_journal_read(r, seq, seq, 1, false, name_of, &n), ES_OK);
+	es_journal_reader_free(r);
+	return n;
+}
+
+/* An event made here is stored with its type and subject in its body only
+ * (the row holds '' and NULL: fewer bytes a row on flash), and is read and
+ * filtered by them as before; a row of an older file, with the columns
+ * filled and any body, reads as it was written. */
+static void own_events_keep_type_and_subject_in_their_body(void **state)
+{
+	fixture *f = *state;
+	es_journal *j = open_default(f);
+	es_append_result res[3];
+	assert_int_equal(append_n(j, 1, 3, 10, res), ES_OK); /* 3 has no subject */
+	close_journal(j);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM events WHERE type = '' AND "
+					  "subject IS NULL"),
+			 3);
+	assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+	struct named n = named_row(f->path, 1);
+	assert_string_equal(n.type, "sensor.reading");
+	assert_string_equal(n.subject, "dev-1");
+	n = named_row(f->path, 3);
+	assert_string_equal(n.type, "sensor.reading");
+	assert_false(n.has_subject);
+
+	/* As an older program wrote it: the columns hold them, the body is not
+	 * even JSON. */
+	raw_exec(f->path, "INSERT INTO events(seq, id, type, subject, journaled_ms, body) "
+			  "VALUES(4, 'old-4', 'door.opened', 'dev-9', 1, X'00FF')");
+	n = named_row(f->path, 4);
+	assert_string_equal(n.type, "door.opened");
+	assert_string_equal(n.subject, "dev-9");
+	j = open_default(f);
+	uint64_t next;
+	struct seqs s =
+		run_query(j, &(es_journal_query){.limit = 9, .type = "door.*", .state = -1}, &next);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.v[0], 4);
+	s = run_query(j, &(es_journal_query){.limit = 9, .subject = "dev-2", .state = -1}, &next);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.v[0], 2);
+	s = run_query(j, &(es_journal_query){.limit = 9, .type = "sensor.reading", .state = -1},
+		      &next);
+	assert_int_equal(s.n, 3);
+	close_journal(j);
+}
+
 static void query_pages_and_filters(void **state)
 {
 	fixture *f = *state;
@@ -2171,6 +2240,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(append_kv_is_atomic_with_the_events, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(query_pages_and_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(own_events_keep_type_and_subject_in_their_body,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(unstorable_dead_letter_does_not_block_events, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(close_ends_while_commits_fail, setup, teardown),
