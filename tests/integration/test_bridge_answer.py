@@ -14,9 +14,12 @@ replies and events. Then:
   forwarded event): the request is relayed to the agent and its re-published
   events, already forwarded once, pass the bridge as answers; the reply
   carries the asker's request id;
-- the agent restarted with journal.retain_s 0 too: "gone" for the range.
+- the agent restarted with journal.retain_s 0 too: "gone" for the range;
+- GET /metrics says what /api/status's cloud_resend says
+  (edgespool_cloud_resend_*).
 """
 import json
+import re
 import subprocess
 
 import harness as h
@@ -77,6 +80,49 @@ def restart(proc_owner, env):
     proc_owner.start()
     h.wait_for(lambda: h.journal_stats(env, proc_owner.db)["count"] == 0, 20,
                "retention to remove %s's forwarded events" % proc_owner.name)
+
+
+METRIC = re.compile(r'^(edgespool_cloud_resend_\w+)(?:\{(\w+)="(\w+)"\})? (\S+)$', re.M)
+
+
+def resend_metrics(bridge):
+    """({(name, label value): value} of /metrics, the same from /api/status)."""
+    status, body = h.http_call(bridge.http_port, "GET", "/metrics")
+    h.check(status == 200, "GET /metrics answered %d" % status)
+    text = body.decode()
+    for name in ("requests_total", "events_total", "relays_total", "replies_total",
+                 "dropped_total", "waiting"):
+        h.check("# HELP edgespool_cloud_resend_%s " % name in text,
+                "/metrics has no HELP for edgespool_cloud_resend_%s" % name)
+    got = {(m[0], m[2]): float(m[3]) for m in METRIC.findall(text)}
+    st = bridge.status()["cloud_resend"]
+    want = {("edgespool_cloud_resend_requests_total", ""): st["requests"],
+            ("edgespool_cloud_resend_events_total", "inbox"): st["from_inbox"],
+            ("edgespool_cloud_resend_events_total", "agent"): st["passed"],
+            ("edgespool_cloud_resend_relays_total", ""): st["relayed"],
+            ("edgespool_cloud_resend_dropped_total", ""): st["dropped"],
+            ("edgespool_cloud_resend_waiting", ""): st["waiting"]}
+    for k in ("ok", "partial", "gone", "busy", "invalid"):
+        want[("edgespool_cloud_resend_replies_total", k)] = st[k]
+    return got, want
+
+
+def check_metrics(bridge):
+    """The cloud_resend counters of /api/status, read again from /metrics
+    (polled: a counter may move between the two reads)."""
+    seen = []
+
+    def agree():
+        seen.append(resend_metrics(bridge))
+        return seen[-1][0] == seen[-1][1] and seen[-1][0]
+    try:
+        got = h.wait_for(agree, 10, "/metrics to agree with /api/status")
+    except h.TestFailure:
+        h.check(False, "/metrics says %s, /api/status %s" % seen[-1])
+    h.check(got[("edgespool_cloud_resend_replies_total", "gone")] >= 1 and
+            got[("edgespool_cloud_resend_events_total", "agent")] >= 6 and
+            got[("edgespool_cloud_resend_relays_total", "")] >= 1,
+            "/metrics does not show the relay, its copies and the gone answer: %s" % got)
 
 
 def scenario(env):
@@ -149,6 +195,9 @@ def scenario(env):
     ask(cloud.port, {"from": 1, "to": 5, "request_id": "c-3"})
     r = answer(listener, "c-3")
     h.check(r["status"] == "gone" and (r["gone_from"], r["gone_to"]) == (1, 5), "c-3: %s" % r)
+    h.wait_for(lambda: bridge.status()["cloud_resend"]["waiting"] == 0, 10,
+               "no request to wait")
+    check_metrics(bridge)
     return ("inbox answers, relayed answers, gone, unasked copies dropped, a flood bounded: %s"
             % bridge.status()["cloud_resend"])
 
