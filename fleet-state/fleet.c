@@ -104,6 +104,13 @@ static es_err consumer_open(const fleet_settings *s, es_consumer **out, fleet_pr
 	return err;
 }
 
+/* Holes asked for on the source's broker (MQTT or AMQP): the default,
+ * unless repair.node fetches them over HTTP. */
+static bool asks(const fleet_settings *s)
+{
+	return s->repair_ask && !s->repair_node.n;
+}
+
 static es_err amqp_open(fleet *f)
 {
 	const fleet_settings *s = f->s;
@@ -124,15 +131,10 @@ static es_err amqp_open(fleet *f)
 		.cert_file = s->source.cert,
 		.key_file = s->source.key,
 		.tls_insecure = !s->source.tls_verify,
+		.resend_root = asks(s) ? s->repair_root : NULL,
+		.asker_id = s->node_id,
 	};
 	return es_amqp_source_new(&o, &f->source);
-}
-
-/* Holes asked for on the MQTT source's broker: the default, unless
- * repair.node fetches them over HTTP. */
-static bool asks(const fleet_settings *s)
-{
-	return s->repair_ask && !s->repair_node.n && !s->source_amqp.n;
 }
 
 static es_err source_open(fleet *f)

@@ -71,8 +71,8 @@ static const es_setting state_rows[] = {
 	 "SOURCE=URL: fetch that source's missing sequences from the node's HTTP API "
 	 "(e.g. /site-1/gw-7=http://gw-7:8080)"},
 	{"repair.ask", ES_CFG_BOOL, F(repair_ask), "true", 0, 0, NULL, 0,
-	 "without repair.node: ask the nodes to re-send on the MQTT source's broker (their site's "
-	 "bridge answers)"},
+	 "without repair.node: ask the nodes to re-send on the source's broker, MQTT or AMQP "
+	 "(their site's bridge answers)"},
 	{"repair.root", ES_CFG_STR, F(repair_root), "edgespool", 0, 0, NULL, 0,
 	 "the nodes' topic root for those requests"},
 };
