@@ -115,6 +115,23 @@ static void add_inbox(bridge_api *a, const bridge_view *v, cJSON *o)
 	cJSON_AddNumberToObject(j, "max_bytes", (double)a->journal_max_bytes);
 }
 
+/* Re-send requests that came over the cloud (answer.c). */
+static void add_answers(const bridge_answer_stats *a, cJSON *o)
+{
+	cJSON *r = cJSON_AddObjectToObject(o, "cloud_resend");
+	const struct {
+		const char *name;
+		uint64_t v;
+	} f[] = {{"requests", a->requests}, {"from_inbox", a->from_inbox},
+		 {"relayed", a->relayed},   {"passed", a->passed},
+		 {"dropped", a->dropped},   {"ok", a->ok},
+		 {"partial", a->partial},   {"gone", a->gone},
+		 {"busy", a->busy},	    {"invalid", a->invalid},
+		 {"waiting", a->waiting}};
+	for (size_t i = 0; r && i < sizeof f / sizeof f[0]; i++)
+		cJSON_AddNumberToObject(r, f[i].name, (double)f[i].v);
+}
+
 static void add_gaps(const bridge_view *v, cJSON *o)
 {
 	const es_gap_stats *gap = &v->repair.gap;
@@ -148,6 +165,7 @@ char *bridge_api_status_json(void *api)
 	add_links(a, &v, o);
 	add_inbox(a, &v, o);
 	add_gaps(&v, o);
+	add_answers(&v.answer, o);
 	es_japi_add_recent_errors(o);
 	char *text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);

@@ -29,8 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
 #include "api.h"
 #include "config.h"
+#include "control.h"
 #include "edge.h"
 #include "forward.h"
 #include "intake.h"
@@ -53,6 +55,7 @@ struct bridge {
 	es_loop *loop;
 	es_journal *journal; /* the inbox */
 	bridge_repair *repair;
+	bridge_answer *answer; /* re-sends asked over the cloud */
 	bridge_forward *forward;
 	bridge_intake *intake;
 	bridge_edge *edge;
@@ -82,6 +85,7 @@ static void drain_step(bridge *b);
 static void edge_message(void *ctx, const char *topic, const void *payload, size_t len)
 {
 	bridge *b = ctx;
+	bridge_answer_event(b->answer, topic, payload, len);
 	bridge_intake_message(b->intake, topic, payload, len);
 }
 
@@ -94,7 +98,8 @@ static void on_status(void *ctx, const char *node, const void *payload, size_t l
 static void on_reply(void *ctx, const char *node, const void *payload, size_t len)
 {
 	bridge *b = ctx;
-	bridge_repair_reply(b->repair, node, payload, len);
+	if (!bridge_answer_reply(b->answer, node, payload, len))
+		bridge_repair_reply(b->repair, node, payload, len);
 }
 
 static void on_peer(void *ctx, const void *payload, size_t len)
@@ -249,9 +254,30 @@ static void cloud_down(void *ctx, const char *cause, uint64_t retry_ms)
 static void cloud_published(void *ctx, uint64_t tag, es_err err)
 {
 	bridge *b = ctx;
-	bridge_forward_published(b->forward, tag, err);
+	if (!(tag & BRIDGE_ANSWER_TAG)) /* an answer needs nothing on PUBACK */
+		bridge_forward_published(b->forward, tag, err);
 	if (b->phase == B_DRAINING)
 		drain_step(b);
+}
+
+static void cloud_message(void *ctx, const char *topic, const void *payload, size_t len)
+{
+	bridge *b = ctx;
+	bridge_answer_request(b->answer, topic, payload, len);
+}
+
+static es_err answer_publish(void *ctx, const char *topic, const void *payload, size_t len,
+			     uint64_t tag)
+{
+	bridge *b = ctx;
+	return es_mqtt_publish(b->cloud, topic, payload, len, 1, false, tag);
+}
+
+static bool knows(void *ctx, const char *node)
+{
+	bridge *b = ctx;
+	char why[200];
+	return bridge_repair_admit(b->repair, node, 1, why, sizeof why) != BRIDGE_REPAIR_REFUSED;
 }
 
 static void show_cloud(bridge *b)
@@ -287,6 +313,7 @@ static void view(void *ctx, bridge_view *v)
 	bridge_intake_stats_get(b->intake, &v->intake);
 	bridge_forward_stats_get(b->forward, &v->forward);
 	bridge_repair_stats_get(b->repair, &v->repair);
+	bridge_answer_stats_get(b->answer, &v->answer);
 }
 
 /* ---- making the parts from the settings ------------------------------------ */
@@ -405,6 +432,30 @@ static es_err make_forward(bridge *b)
 	return bridge_forward_new(&o, &d, &b->forward);
 }
 
+static es_err make_answer(bridge *b)
+{
+	const bridge_settings *s = b->s;
+	char why[200];
+	bridge_answer_opts o = {.root = s->edge_root,
+				.event_topic = s->cloud_topic,
+				.topic = s->cloud_resend_topic,
+				.reply_topic = s->cloud_reply_topic,
+				.client_id = b->client_edge,
+				.rate = (uint32_t)s->cloud_resend_rate,
+				.queue = (size_t)s->cloud_resend_queue,
+				.relay_ms = (uint64_t)s->cloud_resend_relay_ms,
+				.event_max_bytes = (size_t)s->event_max_bytes};
+	bridge_answer_deps d = {.journal = b->journal,
+				.ctx = b,
+				.publish = answer_publish,
+				.relay = send_request,
+				.knows = knows};
+	es_err err = bridge_answer_new(&o, &d, &b->answer, why, sizeof why);
+	if (err)
+		es_error(TAG, "cannot answer re-sends from the cloud: %s", why);
+	return err;
+}
+
 static es_err make_intake(bridge *b)
 {
 	bridge_intake_opts o = {.root = b->s->edge_root,
@@ -460,10 +511,16 @@ static es_err make_cloud(bridge *b)
 	es_mqtt_opts o = link_opts(c, b->client_cloud, b->cloud_password);
 	o.urls = (const char *const *)c->url.v;
 	o.nurls = c->url.n;
-	o.cbs = (es_mqtt_cbs){
-		.connected = cloud_up, .disconnected = cloud_down, .published = cloud_published};
+	o.cbs = (es_mqtt_cbs){.connected = cloud_up,
+			      .disconnected = cloud_down,
+			      .published = cloud_published,
+			      .message = cloud_message};
 	o.ctx = b;
-	return es_mqtt_new(b->loop, &o, &b->cloud);
+	o.max_message = ES_CONTROL_MAX_BYTES; /* a larger request is let go unread */
+	err = es_mqtt_new(b->loop, &o, &b->cloud);
+	if (!err && (err = es_mqtt_subscribe(b->cloud, bridge_answer_filter(b->answer), 1)))
+		es_mqtt_free(b->cloud);
+	return err;
 }
 
 /* The HTTP server with the API (api.c) and the metrics (metrics.c). */
@@ -522,6 +579,8 @@ es_err bridge_new(const bridge_settings *s, es_loop *loop, bridge **out)
 		goto fail_repair;
 	if ((err = make_forward(b)))
 		goto fail_forward;
+	if ((err = make_answer(b)))
+		goto fail_answer;
 	if ((err = make_intake(b)))
 		goto fail_intake;
 	if ((err = make_edge(b)))
@@ -539,6 +598,8 @@ fail_cloud:
 fail_edge:
 	bridge_intake_free(b->intake);
 fail_intake:
+	bridge_answer_free(b->answer);
+fail_answer:
 	bridge_forward_free(b->forward);
 fail_forward:
 	bridge_repair_free(b->repair);
@@ -559,6 +620,8 @@ static void tick(void *arg)
 	bridge *b = arg;
 	b->tick = 0;
 	bridge_repair_tick(b->repair, b->phase == B_RUNNING);
+	if (b->phase == B_RUNNING)
+		bridge_answer_tick(b->answer);
 	bridge_forward_pump(b->forward);
 	bridge_edge_show(b->edge);
 	show_cloud(b);
@@ -685,6 +748,7 @@ void bridge_free(bridge *b)
 	bridge_edge_free(b->edge);
 	es_mqtt_free(b->cloud);
 	bridge_forward_free(b->forward);
+	bridge_answer_free(b->answer);
 	bridge_repair_free(b->repair);
 	bridge_metrics_free(b->metrics);
 	close_inbox(b);

@@ -47,6 +47,8 @@ struct families {
 	es_metric_family *received, *duplicates, *deadlettered, *refused, *out_of_order, *held;
 	es_metric_family *holes_detected, *holes_open, *missing, *filled, *lost, *requests;
 	es_metric_family *gone, *nodes, *failovers, *cloud_node, *voided, *epochs;
+	es_metric_family *cr_requests, *cr_events, *cr_relays, *cr_replies, *cr_dropped;
+	es_metric_family *cr_waiting;
 };
 
 #define F(field) offsetof(struct families, field)
@@ -88,6 +90,20 @@ static const es_node_metric_def defs[] = {
 	 "Connections made to another cloud.url (cluster node) than the previous one."},
 	{F(cloud_node), G, "edgespool_cloud_node", "url",
 	 "1 for the cloud.url (cluster node) in use or being tried, 0 for the others."},
+	{F(cr_requests), C, "edgespool_cloud_resend_requests_total", NULL,
+	 "Re-send requests received over the cloud broker (from cloud consumers)."},
+	{F(cr_events), C, "edgespool_cloud_resend_events_total", "from",
+	 "Events sent to the cloud for those requests, by where from (inbox: re-published "
+	 "from the inbox; agent: the agent's copies passed while a relay waited)."},
+	{F(cr_relays), C, "edgespool_cloud_resend_relays_total", NULL,
+	 "Those requests relayed to the agent, for what the inbox no longer holds."},
+	{F(cr_replies), C, "edgespool_cloud_resend_replies_total", "status",
+	 "Answers sent to the cloud, by status (ok, partial, gone, busy, invalid)."},
+	{F(cr_dropped), C, "edgespool_cloud_resend_dropped_total", NULL,
+	 "Answers and events for those requests dropped for want of room under "
+	 "cloud.resend_rate (the asker asks again)."},
+	{F(cr_waiting), G, "edgespool_cloud_resend_waiting", NULL,
+	 "Those requests waiting now (queued, or relayed to the agent)."},
 };
 #undef F
 #undef C
@@ -146,6 +162,21 @@ static void collect_gaps(struct families *f, const bridge_view *v)
 	set(f->epochs, (double)g->resets);
 }
 
+static void collect_answers(struct families *f, const bridge_answer_stats *a)
+{
+	set(f->cr_requests, (double)a->requests);
+	set1(f->cr_events, "inbox", (double)a->from_inbox);
+	set1(f->cr_events, "agent", (double)a->passed);
+	set(f->cr_relays, (double)a->relayed);
+	set1(f->cr_replies, "ok", (double)a->ok);
+	set1(f->cr_replies, "partial", (double)a->partial);
+	set1(f->cr_replies, "gone", (double)a->gone);
+	set1(f->cr_replies, "busy", (double)a->busy);
+	set1(f->cr_replies, "invalid", (double)a->invalid);
+	set(f->cr_dropped, (double)a->dropped);
+	set(f->cr_waiting, (double)a->waiting);
+}
+
 static void collect_links(bridge_metrics *m, const bridge_view *v)
 {
 	char link[300];
@@ -167,6 +198,7 @@ static void collect(void *ctx)
 	m->d.view(m->d.ctx, &v);
 	collect_inbox(m, &v);
 	collect_gaps(&m->f, &v);
+	collect_answers(&m->f, &v.answer);
 	collect_links(m, &v);
 }
 

@@ -5,6 +5,7 @@
 
 #include "http.h"
 #include "mqtt.h"
+#include "answer.h"
 #include "remap.h"
 #include "topic.h"
 
@@ -45,6 +46,18 @@ static const es_setting_edit cloud_edits[] = {
 static const es_setting cloud_rows[] = {
 	{"cloud.topic", ES_CFG_STR, F(cloud_topic), BRIDGE_REMAP_DEFAULT, 0, 0, NULL, 0,
 	 "cloud topic template: {root} {site} {node} {type}"},
+	{"cloud.resend_topic", ES_CFG_STR, F(cloud_resend_topic), BRIDGE_ANSWER_DEFAULT_TOPIC, 0, 0,
+	 NULL, 0,
+	 "re-send requests from the cloud, on the cloud broker: {root} {site} {node} (whole "
+	 "levels)"},
+	{"cloud.reply_topic", ES_CFG_STR, F(cloud_reply_topic), BRIDGE_ANSWER_DEFAULT_REPLY, 0, 0,
+	 NULL, 0, "answers to them, on the cloud broker"},
+	{"cloud.resend_rate", ES_CFG_INT, F(cloud_resend_rate), "1000", 1, 1000000, NULL, 0,
+	 "events and answers re-published to the cloud a second, at most"},
+	{"cloud.resend_queue", ES_CFG_INT, F(cloud_resend_queue), "64", 1, 4096, NULL, 0,
+	 "re-send requests from the cloud waiting at most (a quarter per asker)"},
+	{"cloud.resend_relay_ms", ES_CFG_MS, F(cloud_resend_relay_ms), "30s", 100, 3600000, NULL, 0,
+	 "a request relayed to the agent unanswered this long is answered busy"},
 };
 
 /* The bridge's journal is its inbox. */
@@ -138,6 +151,10 @@ static bool check_topics(const bridge_settings *s, char *err, size_t cap)
 	if (bridge_remap_new(s->cloud_topic, &r, why, sizeof why))
 		return fail(err, cap, "cloud.topic", s->cloud_topic, why);
 	bridge_remap_free(r);
+	if (bridge_answer_check_topic(s->cloud_resend_topic, why, sizeof why))
+		return fail(err, cap, "cloud.resend_topic", s->cloud_resend_topic, why);
+	if (bridge_answer_check_topic(s->cloud_reply_topic, why, sizeof why))
+		return fail(err, cap, "cloud.reply_topic", s->cloud_reply_topic, why);
 	return true;
 }
 

@@ -23,6 +23,8 @@ typedef struct bridge_settings {
 	bridge_link_settings edge, cloud;
 	char *edge_root, *edge_filter, *edge_share_group;
 	char *cloud_topic;
+	char *cloud_resend_topic, *cloud_reply_topic; /* re-sends asked over the cloud */
+	int64_t cloud_resend_rate, cloud_resend_queue, cloud_resend_relay_ms;
 
 	es_journal_settings journal;
 	uint64_t event_max_bytes;

@@ -49,6 +49,15 @@ typedef struct bridge_repair_stats {
 	uint64_t gone_replies; /* re-send replies that said "gone" */
 } bridge_repair_stats;
 
+/* answer.c: re-send requests that came over the cloud */
+typedef struct bridge_answer_stats {
+	uint64_t requests;		  /* received */
+	uint64_t from_inbox, relayed;	  /* events re-published; requests relayed */
+	uint64_t passed, dropped;	  /* agent's answers passed; answers with no room */
+	uint64_t ok, partial, gone, busy; /* replies by status */
+	uint64_t invalid, waiting;	  /* replies "invalid"; requests waiting now */
+} bridge_answer_stats;
+
 /* the cloud link (bridge.c) */
 typedef struct bridge_cloud_view {
 	bool up;
@@ -67,6 +76,7 @@ typedef struct bridge_view {
 	bridge_intake_stats intake;
 	bridge_forward_stats forward;
 	bridge_repair_stats repair;
+	bridge_answer_stats answer;
 } bridge_view;
 
 /* Fills out with the bridge's state now. Any thread. */

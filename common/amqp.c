@@ -13,13 +13,25 @@
  * client certificate when given. OpenSSL itself is named here only to give
  * that socket the system's CAs, which rabbitmq-c does not load.
  *
- * Threads: the puller's thread owns everything; cur, failovers and up are
- * atomics because src_where is called from any thread (the HTTP status).
+ * With a resend_root the source also asks nodes to re-send (source.h's
+ * ask/reply) through an asker: a second source of this kind (its own
+ * connection, an exclusive auto-delete queue bound to the answers' routing
+ * key) run by a thread of its own, which publishes the requests posted to
+ * it (at most ASK_MAX wait; while it is not connected they are let go: the
+ * gap tracker asks again) and keeps the answers to our request ids for the
+ * puller in a bounded list (REPLY_MAX; the oldest let go beyond it).
+ *
+ * Threads: the puller's thread owns everything but the asker; cur,
+ * failovers and up are atomics because src_where is called from any thread
+ * (the HTTP status). The asker's thread owns its link; its lock guards
+ * jobs and replies.
  */
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <inttypes.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +41,21 @@
 
 #include "backoff.h"
 #include "clock.h"
+#include "control.h"
 #include "log.h"
 #include "source.h"
+#include "topic.h"
 
 #define TAG	       "amqp"
 #define CHANNEL	       1
 #define RPC_TIMEOUT_MS 10000
 #define EXCHANGE       "amq.topic"
 #define FRAME_MAX      131072
+#define ASK_MAX	       64
+#define REPLY_MAX      64
+#define ASK_POLL_MS    100
+
+struct asker;
 
 struct amqp_src {
 	es_source base;
@@ -52,6 +71,28 @@ struct amqp_src {
 	_Atomic uint64_t failovers;
 	atomic_bool up; /* connected and consuming */
 	bool blocked;
+	struct asker *asker; /* NULL: the source does not ask */
+};
+
+/* A request waiting for the asker's thread. */
+struct ask_job {
+	char key[ES_TOPIC_MAX];
+	uint64_t from, to;
+};
+
+/* The asking side (see the opening comment). */
+struct asker {
+	struct amqp_src *link; /* the thread's: its connection and queue */
+	char *root, *id;
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	pthread_mutex_t lock;
+	struct ask_job jobs[ASK_MAX];
+	size_t jhead, jn;
+	es_source_reply replies[REPLY_MAX];
+	size_t rhead, rn;
+	uint64_t asked; /* the thread's */
 };
 
 static struct timeval tv_ms(uint64_t ms)
@@ -96,6 +137,60 @@ bool es_amqp_url_has_password(const char *url)
 	const char *at = memchr(auth, '@', n);
 	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
 	return colon && colon + 1 < at;
+}
+
+/* Contract in source.h. */
+es_err es_amqp_resend_key(const char *root, const char *node, char *buf, size_t cap)
+{
+	char site[ES_TOPIC_ID_MAX + 1], topic[ES_TOPIC_MAX];
+	const char *slash = node && node[0] == '/' ? strchr(node + 1, '/') : NULL;
+	if (!root || !buf || !slash || slash == node + 1 ||
+	    (size_t)(slash - node - 1) > ES_TOPIC_ID_MAX || strchr(root, '.') || strchr(node, '.'))
+		return ES_EINVAL;
+	snprintf(site, sizeof site, "%.*s", (int)(slash - node - 1), node + 1);
+	es_err err = es_topic_build(topic, sizeof topic, root, site, slash + 1, "cmd", "resend");
+	if (err)
+		return err;
+	size_t len = strlen(topic);
+	if (len >= cap)
+		return ES_ETOOBIG;
+	for (size_t i = 0; i <= len; i++)
+		buf[i] = topic[i] == '/' ? '.' : topic[i];
+	return ES_OK;
+}
+
+/* Whether key starts with root, each of root's '/' a '.'. */
+static bool has_root(const char *key, const char *root)
+{
+	size_t i = 0;
+	for (; root[i]; i++)
+		if (key[i] != (root[i] == '/' ? '.' : root[i]))
+			return false;
+	return i > 0;
+}
+
+/* The node of key "<root>.<site>.<node><tail>" into node (NULL: only
+ * whether key is one); false when it is not, or does not fit. */
+static bool key_node(const char *root, const char *key, const char *tail, char *node, size_t cap)
+{
+	if (!root || !key || !has_root(key, root) || key[strlen(root)] != '.')
+		return false;
+	const char *site = key + strlen(root) + 1;
+	size_t sl = strcspn(site, ".");
+	const char *name = site[sl] ? site + sl + 1 : site + sl;
+	size_t nl = strcspn(name, ".");
+	if (!sl || !nl || sl > ES_TOPIC_ID_MAX || nl > ES_TOPIC_ID_MAX ||
+	    strcmp(name + nl, tail) != 0 || (node && sl + nl + 3 > cap))
+		return false;
+	if (node)
+		snprintf(node, cap, "/%.*s/%.*s", (int)sl, site, (int)nl, name);
+	return true;
+}
+
+/* Contract in source.h. */
+bool es_amqp_reply_node(const char *root, const char *key, char *node, size_t cap)
+{
+	return node && key_node(root, key, ".reply.resend", node, cap);
 }
 
 /* A reply that is not normal, said in words, for the log. */
@@ -381,6 +476,8 @@ static es_err take(amqp_envelope_t *env, es_delivery *out)
 	return ES_OK;
 }
 
+static bool resend_traffic(const struct amqp_src *s, const amqp_envelope_t *env);
+
 static es_err src_next(es_source *base, uint64_t wait_ms, es_delivery *out)
 {
 	struct amqp_src *s = (struct amqp_src *)base;
@@ -390,6 +487,11 @@ static es_err src_next(es_source *base, uint64_t wait_ms, es_delivery *out)
 	struct timeval tv = tv_ms(wait_ms);
 	amqp_maybe_release_buffers(s->conn);
 	amqp_rpc_reply_t r = amqp_consume_message(s->conn, &env, &tv, 0);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL && resend_traffic(s, &env)) {
+		int rc = amqp_basic_ack(s->conn, CHANNEL, env.delivery_tag, 0);
+		amqp_destroy_envelope(&env);
+		return rc == AMQP_STATUS_OK ? ES_ETIMEDOUT : lost(s, amqp_error_string2(rc));
+	}
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
 		es_err err = take(&env, out);
 		amqp_destroy_envelope(&env);
@@ -432,6 +534,146 @@ static bool src_ready(es_source *base)
 	return atomic_load(&((struct amqp_src *)base)->up);
 }
 
+/* ---- the asker ---------------------------------------------------------- */
+
+/* Asker's thread: an answer consumed; kept when it is to one of ours. */
+static void take_reply(struct asker *k, const es_delivery *d)
+{
+	es_source_reply r;
+	char why[160];
+	size_t own = strlen(k->id);
+	if (!es_amqp_reply_node(k->root, d->where, r.node, sizeof r.node) ||
+	    es_resend_reply_decode(d->body, d->len, &r.r, why, sizeof why) ||
+	    strncmp(r.r.request_id, k->id, own) != 0 || r.r.request_id[own] != '-')
+		return; /* another asker's, or unreadable */
+	pthread_mutex_lock(&k->lock);
+	if (k->rn == REPLY_MAX) { /* the oldest goes: its range is asked again */
+		k->rhead = (k->rhead + 1) % REPLY_MAX;
+		k->rn--;
+	}
+	k->replies[(k->rhead + k->rn++) % REPLY_MAX] = r;
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* Puller's thread: a re-send request or answer that a broad binding
+ * brought into the events' queue (like the MQTT source, an asking source
+ * hands none of them over: they are no events). */
+static bool resend_traffic(const struct amqp_src *s, const amqp_envelope_t *env)
+{
+	char key[ES_TOPIC_MAX];
+	size_t n = env->routing_key.len;
+	if (!s->asker || !n || n >= sizeof key)
+		return false;
+	memcpy(key, env->routing_key.bytes, n);
+	key[n] = '\0';
+	return key_node(s->asker->root, key, ".cmd.resend", NULL, 0) ||
+	       key_node(s->asker->root, key, ".reply.resend", NULL, 0);
+}
+
+/* Asker's thread: publishes one request on amq.topic; a failed write is a
+ * lost connection (the link connects again in its next()). */
+static void publish_ask(struct asker *k, const struct ask_job *j)
+{
+	es_resend_req req = {.from = j->from, .to = j->to};
+	char *json;
+	size_t len;
+	snprintf(req.request_id, sizeof req.request_id, "%s-%" PRIu64, k->id, ++k->asked);
+	if (es_resend_req_encode(&req, &json, &len))
+		return;
+	amqp_basic_properties_t p = {._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+					       AMQP_BASIC_DELIVERY_MODE_FLAG,
+				     .content_type = amqp_cstring_bytes("application/json"),
+				     .delivery_mode = 1};
+	int rc = amqp_basic_publish(k->link->conn, CHANNEL, amqp_cstring_bytes(EXCHANGE),
+				    amqp_cstring_bytes(j->key), 0, 0, &p,
+				    (amqp_bytes_t){.len = len, .bytes = json});
+	free(json);
+	if (rc != AMQP_STATUS_OK)
+		(void)lost(k->link, amqp_error_string2(rc));
+}
+
+/* The oldest request waiting into *out; false when none waits. */
+static bool take_job(struct asker *k, struct ask_job *out)
+{
+	pthread_mutex_lock(&k->lock);
+	bool any = k->jn > 0;
+	if (any) {
+		*out = k->jobs[k->jhead];
+		k->jhead = (k->jhead + 1) % ASK_MAX;
+		k->jn--;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return any;
+}
+
+/* The asker's thread: answers taken as they come, requests published
+ * between them (let go while not connected: the gap tracker asks again). */
+static void *ask_run(void *arg)
+{
+	struct asker *k = arg;
+	struct ask_job j;
+	while (!atomic_load(&k->stop)) {
+		es_delivery d = {0};
+		if (src_next(&k->link->base, ASK_POLL_MS, &d) == ES_OK) {
+			take_reply(k, &d);
+			(void)src_ack(&k->link->base, d.tag);
+			es_delivery_clear(&d);
+		}
+		while (take_job(k, &j))
+			if (atomic_load(&k->link->up))
+				publish_ask(k, &j);
+	}
+	return NULL;
+}
+
+static es_err src_ask(es_source *base, const char *node, uint64_t from, uint64_t to)
+{
+	struct asker *k = ((struct amqp_src *)base)->asker;
+	struct ask_job j = {.from = from, .to = to};
+	if (!k || !from || from > to || es_amqp_resend_key(k->root, node, j.key, sizeof j.key))
+		return ES_EINVAL;
+	pthread_mutex_lock(&k->lock);
+	bool room = k->jn < ASK_MAX && !atomic_load(&k->stop);
+	if (room)
+		k->jobs[(k->jhead + k->jn++) % ASK_MAX] = j;
+	pthread_mutex_unlock(&k->lock);
+	return room ? ES_OK : ES_EBUSY;
+}
+
+static bool src_reply(es_source *base, es_source_reply *out)
+{
+	struct asker *k = ((struct amqp_src *)base)->asker;
+	if (!k)
+		return false;
+	pthread_mutex_lock(&k->lock);
+	bool any = k->rn > 0;
+	if (any) {
+		*out = k->replies[k->rhead];
+		k->rhead = (k->rhead + 1) % REPLY_MAX;
+		k->rn--;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return any;
+}
+
+static void src_free(es_source *base);
+
+static void asker_free(struct asker *k)
+{
+	if (!k)
+		return;
+	if (k->started) {
+		atomic_store(&k->stop, true);
+		pthread_join(k->thread, NULL);
+		pthread_mutex_destroy(&k->lock);
+	}
+	if (k->link)
+		src_free(&k->link->base);
+	free(k->root);
+	free(k->id);
+	free(k);
+}
+
 static void free_list(char **v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)
@@ -447,6 +689,7 @@ static void src_free(es_source *base)
 		amqp_connection_close(s->conn, AMQP_REPLY_SUCCESS);
 	}
 	disconnect(s);
+	asker_free(s->asker);
 	free_list(s->urls, s->o.nurls);
 	free_list(s->binds, s->o.nbinds);
 	free_list(s->shown, s->o.nurls);
@@ -465,6 +708,8 @@ static const es_source_ops amqp_ops = {.name = "amqp",
 				       .ack = src_ack,
 				       .where = src_where,
 				       .ready = src_ready,
+				       .ask = src_ask,
+				       .reply = src_reply,
 				       .free = src_free};
 
 static char **dup_list(const char *const *v, size_t n)
@@ -543,13 +788,10 @@ static bool dup_tls(struct amqp_src *s, const es_amqp_opts *o)
 	       dup_opt(o->key_file, &s->key);
 }
 
-es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out)
+/* A source from checked options, not yet connected, not asking. */
+static es_err src_make(const es_amqp_opts *o, struct amqp_src **out)
 {
 	static const char *const all[] = {"#"};
-	if (!o || !out || o->nurls == 0)
-		return ES_EINVAL;
-	if (check_urls(o))
-		return ES_EINVAL;
 	struct amqp_src *s = calloc(1, sizeof *s);
 	if (!s)
 		return ES_ENOMEM;
@@ -570,6 +812,76 @@ es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out)
 		src_free(&s->base);
 		return ES_ENOMEM;
 	}
-	*out = &s->base;
+	*out = s;
 	return ES_OK;
+}
+
+/* The asker's link: the same URLs and credentials, an exclusive queue of
+ * its own bound to the answers' routing key, consumed under "<id>-resend". */
+static es_err link_new(const es_amqp_opts *o, struct asker *k)
+{
+	char bind[ES_TOPIC_MAX], tag[ES_REQUEST_ID_MAX + 8];
+	const char *binds[] = {bind};
+	size_t n = strlen(k->root);
+	if (n + sizeof ".*.*.reply.resend" > sizeof bind)
+		return ES_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		bind[i] = k->root[i] == '/' ? '.' : k->root[i];
+	memcpy(bind + n, ".*.*.reply.resend", sizeof ".*.*.reply.resend");
+	snprintf(tag, sizeof tag, "%s-resend", k->id);
+	es_amqp_opts lo = *o;
+	lo.queue = NULL;
+	lo.binds = binds;
+	lo.nbinds = 1;
+	lo.bind_none = false;
+	lo.consumer_tag = tag;
+	lo.prefetch = REPLY_MAX;
+	lo.resend_root = NULL;
+	return src_make(&lo, &k->link);
+}
+
+/* The asking side, its thread started. ES_EINVAL (logged) for a bad root. */
+static es_err asker_new(const es_amqp_opts *o, struct asker **out)
+{
+	const char *id = o->asker_id	   ? o->asker_id
+			 : o->consumer_tag ? o->consumer_tag
+					   : "edgespool";
+	if (es_topic_check_root(o->resend_root) || strchr(o->resend_root, '.')) {
+		es_error(TAG, "re-send root '%s' is not a topic root without dots", o->resend_root);
+		return ES_EINVAL;
+	}
+	struct asker *k = calloc(1, sizeof *k);
+	if (!k)
+		return ES_ENOMEM;
+	k->root = strdup(o->resend_root);
+	k->id = strndup(id, 40); /* room for "-<n>" in a request id */
+	es_err err = k->root && k->id ? link_new(o, k) : ES_ENOMEM;
+	if (!err && pthread_mutex_init(&k->lock, NULL) != 0)
+		err = ES_ENOMEM;
+	if (!err && pthread_create(&k->thread, NULL, ask_run, k) != 0) {
+		pthread_mutex_destroy(&k->lock);
+		err = ES_ENOMEM;
+	}
+	k->started = !err;
+	if (err) {
+		asker_free(k);
+		return err;
+	}
+	*out = k;
+	return ES_OK;
+}
+
+es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out)
+{
+	struct amqp_src *s;
+	if (!o || !out || o->nurls == 0)
+		return ES_EINVAL;
+	if (check_urls(o))
+		return ES_EINVAL;
+	es_err err = src_make(o, &s);
+	if (!err && o->resend_root && (err = asker_new(o, &s->asker)))
+		src_free(&s->base);
+	if (!err)
+		*out = &s->base;
+	return err;
 }

@@ -15,6 +15,7 @@
  */
 #include "consumer.h"
 
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -62,6 +63,7 @@ struct es_consumer {
 	void *reset_arg;
 	es_consumer_idle_fn idle;
 	void *idle_arg;
+	bool ask_source; /* es_consumer_ask_source */
 	struct counters st;
 	atomic_bool stop;
 };
@@ -659,12 +661,16 @@ static es_err log_event(es_consumer *c, const es_event *ev, const char *json, si
 	return step(c, c->log_ins);
 }
 
-/* A source the tracker cannot take (a name too long) is not tracked. */
-static es_err track_seq(es_consumer *c, const es_event *ev)
+/* A source the tracker cannot take (a name too long) is not tracked. An
+ * id applied before also covers its sequence: a copy that comes while the
+ * tracker holds it missing (its checkpoint older than the commit that
+ * applied it) fills the hole rather than have it asked for forever. */
+static es_err track_seq(es_consumer *c, const es_event *ev, bool dup)
 {
 	es_gap_verdict v;
 	if (!es_event_seq(ev) ||
-	    es_gap_seen(c->gap, es_event_source(ev), es_event_seq(ev), es_clock_mono_ms(), &v))
+	    es_gap_seen(c->gap, es_event_source(ev), es_event_seq(ev), es_clock_mono_ms(), &v) ||
+	    (dup && v == ES_GAP_DUP))
 		return ES_OK;
 	return mark_dirty(c, es_event_source(ev));
 }
@@ -681,10 +687,10 @@ static es_err apply_event(es_consumer *c, es_event *ev, const char *json, size_t
 		err = dispatch(c, ev, json, len);
 	if (!err && !dup && c->o.keep_log && !(err = log_event(c, ev, json, len, now)))
 		t->logged++;
-	if (!err && !dup) {
+	if (!err && !dup)
 		t->applied++;
-		err = track_seq(c, ev);
-	}
+	if (!err)
+		err = track_seq(c, ev, dup);
 	es_event_free(ev);
 	return err;
 }
@@ -928,6 +934,61 @@ es_err es_consumer_gone(es_consumer *c, const char *source, uint64_t from, uint6
 	return finish(c, &t, es_clock_wall_ms(), err);
 }
 
+/* What a node answered of our request, in one transaction: nothing above
+ * its latest exists (void, not lost); a range gone, or refused, is lost. */
+static es_err take_answer(es_consumer *c, const es_source_reply *a)
+{
+	const es_resend_reply *r = &a->r;
+	uint64_t gone_from = r->gone_from, gone_to = r->gone_to;
+	if (r->status == ES_RESEND_INVALID && r->from && r->from <= r->to)
+		gone_from = r->from, gone_to = r->to;
+	if (!r->latest_seq && !(gone_from && gone_from <= gone_to))
+		return ES_OK;
+	struct tally t;
+	es_err err = begin(c, &t);
+	if (!err && r->latest_seq)
+		err = es_gap_void(c->gap, a->node, r->latest_seq);
+	if (!err && gone_from && gone_from <= gone_to)
+		err = es_gap_gone(c->gap, a->node, gone_from, gone_to);
+	if (!err)
+		err = mark_dirty(c, a->node);
+	return finish(c, &t, es_clock_wall_ms(), err);
+}
+
+/* Between batches, never waiting: the holes due are asked for through the
+ * source; its answers are taken. A range counted lost is logged once. */
+static void ask_through(es_consumer *c, es_source *src)
+{
+	es_gap_request q[8];
+	es_source_reply a;
+	size_t n = es_consumer_holes_due(c, q, 8);
+	for (size_t i = 0; i < n; i++)
+		(void)src->ops->ask(src, q[i].node, q[i].from, q[i].to);
+	while (src->ops->reply(src, &a)) {
+		uint64_t before = atomic_load(&c->st.lost);
+		es_err err = take_answer(c, &a);
+		uint64_t lost = atomic_load(&c->st.lost) - before;
+		if (err)
+			es_warn(TAG, "re-send answer of %s: %s (asked again later)", a.node,
+				es_strerror(err));
+		else if (lost)
+			es_error(TAG,
+				 "%s no longer holds %" PRIu64 "..%" PRIu64 ": %" PRIu64
+				 " events LOST (%s)",
+				 a.node, a.r.gone_from ? a.r.gone_from : a.r.from,
+				 a.r.gone_to ? a.r.gone_to : a.r.to, lost,
+				 es_resend_status_name(a.r.status));
+	}
+}
+
+es_err es_consumer_ask_source(es_consumer *c, bool on)
+{
+	if (!c)
+		return ES_EINVAL;
+	c->ask_source = on;
+	return ES_OK;
+}
+
 /* ---- the run loop ------------------------------------------------------- */
 
 static void pause_ms(uint64_t ms)
@@ -1007,6 +1068,8 @@ es_err es_consumer_run(es_consumer *c, es_source *src)
 			settle(c, src, b, &n);
 		if (c->idle)
 			c->idle(c->idle_arg);
+		if (c->ask_source && src->ops->ask && src->ops->reply)
+			ask_through(c, src);
 	}
 	/* What an MQTT client acknowledged already is applied, not lost. */
 	if (src->ops->quiesce) {

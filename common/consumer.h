@@ -146,6 +146,16 @@ es_err es_consumer_on_idle(es_consumer *c, es_consumer_idle_fn fn, void *arg);
  * out, marks them asked, and returns how many. Owner thread. */
 size_t es_consumer_holes_due(es_consumer *c, es_gap_request *out, size_t cap);
 
+/* Makes es_consumer_run close holes through its source, when the source
+ * can ask (source.h's ask and reply: an MQTT or AMQP source made with a
+ * resend_root): between batches the holes due are asked for on the
+ * source's broker without waiting (the request goes out on the source's
+ * thread); an answer's latest_seq voids what lies above it, and a range
+ * answered gone (or refused) is counted lost once (es_consumer_gone's
+ * counter, logged with its range) and never asked for again. Owner
+ * thread, before es_consumer_run. ES_EINVAL. */
+es_err es_consumer_ask_source(es_consumer *c, bool on);
+
 /* Records, in one transaction, that source answered the sequences
  * from..to are no longer held: the holes there are counted lost (once) and
  * never asked for again. Owner thread. ES_EINVAL, ES_EIO, ES_ENOMEM. */

@@ -11,9 +11,17 @@
  * Several URLs are one service's nodes: es_mqtt stays on one and moves to
  * the next when it loses it (rotation.h), under the same client id.
  *
- * Lock `lock` guards the queue (head, tail, n) and `connected`,
- * `subscribed`, `url`, `failovers`; the loop thread owns `mqtt`.
+ * With a resend_root, the source also asks nodes to re-send (source.h's
+ * ask): a request is posted to the loop thread, which publishes it (at most
+ * ASK_MAX wait to go); answers to our request ids are kept for the puller
+ * in a bounded list (REPLY_MAX; older ones beyond it are let go: the gap
+ * tracker asks again), never handed over as deliveries.
+ *
+ * Lock `lock` guards the queue (head, tail, n), the replies, `asks` and
+ * `connected`, `subscribed`, `url`, `failovers`; the loop thread owns
+ * `mqtt` and `asked`.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,12 +30,17 @@
 #include <time.h>
 
 #include "batch.h"
+#include "clock.h"
+#include "control.h"
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
 #include "source.h"
+#include "topic.h"
 
-#define TAG "msource"
+#define TAG	  "msource"
+#define ASK_MAX	  64
+#define REPLY_MAX 64
 
 struct item {
 	es_delivery d;
@@ -50,6 +63,19 @@ struct msrc {
 	bool draining, quiet; /* quiesce asked; the client is gone */
 	char url[sizeof(((es_mqtt_stats *)0)->url)]; /* the one connected to */
 	uint64_t failovers;
+	char *root, *client_id; /* resend_root (NULL: no asking), ours */
+	char reply_filter[ES_TOPIC_MAX], cmd_filter[ES_TOPIC_MAX];
+	size_t asks; /* posted, not yet published */
+	uint64_t asked;
+	es_source_reply replies[REPLY_MAX];
+	size_t rhead, rn;
+};
+
+/* A request posted to the loop thread. */
+struct ask_job {
+	struct msrc *s;
+	char topic[ES_TOPIC_MAX];
+	uint64_t from, to;
 };
 
 static void deadline_in(struct timespec *ts, uint64_t ms)
@@ -99,11 +125,40 @@ static struct item *make_item(const es_mqtt_msg *m)
 	return it;
 }
 
+/* Loop thread: an answer on a reply topic; kept when it is ours. */
+static void take_reply(struct msrc *s, const es_mqtt_msg *m)
+{
+	es_source_reply r;
+	char why[160];
+	es_topic_parts p;
+	size_t own = strlen(s->client_id);
+	if (es_resend_reply_decode(m->payload, m->len, &r.r, why, sizeof why) ||
+	    strncmp(r.r.request_id, s->client_id, own) != 0 || r.r.request_id[own] != '-' ||
+	    es_topic_split(m->topic, s->root, &p))
+		return; /* another asker's, or unreadable */
+	snprintf(r.node, sizeof r.node, "/%.*s/%.*s", (int)p.site_len, p.site, (int)p.node_len,
+		 p.node);
+	pthread_mutex_lock(&s->lock);
+	if (s->rn == REPLY_MAX) { /* the oldest goes: its range is asked again */
+		s->rhead = (s->rhead + 1) % REPLY_MAX;
+		s->rn--;
+	}
+	s->replies[(s->rhead + s->rn++) % REPLY_MAX] = r;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* Loop thread: queue a copy; waits while the queue is full (paho holds
- * further messages meanwhile: back-pressure, nothing dropped). */
+ * further messages meanwhile: back-pressure, nothing dropped). Re-send
+ * answers and requests are no deliveries. */
 static void on_message(void *ctx, const es_mqtt_msg *m)
 {
 	struct msrc *s = ctx;
+	if (s->root && es_topic_match(s->reply_filter, m->topic)) {
+		take_reply(s, m);
+		return;
+	}
+	if (s->root && es_topic_match(s->cmd_filter, m->topic))
+		return;
 	struct item *it = make_item(m);
 	if (!it) {
 		es_error(TAG, "out of memory: a message on %s dropped", m->topic);
@@ -180,6 +235,8 @@ static es_err make_client(struct msrc *s, const es_msource_opts *o)
 	const char *const *topics = o->ntopics ? o->topics : all;
 	for (size_t i = 0; !err && i < (o->ntopics ? o->ntopics : 1); i++)
 		err = es_mqtt_subscribe(s->mqtt, topics[i], 1);
+	if (!err && s->root)
+		err = es_mqtt_subscribe(s->mqtt, s->reply_filter, 1);
 	if (!err)
 		err = es_mqtt_start(s->mqtt);
 	return err;
@@ -306,7 +363,83 @@ static void src_free(es_source *base)
 	}
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
+	free(s->root);
+	free(s->client_id);
 	free(s);
+}
+
+/* Loop thread, posted: publishes one request. One that cannot go now
+ * (not connected, the window full) is let go: the gap tracker asks again. */
+static void send_ask(void *arg)
+{
+	struct ask_job *j = arg;
+	struct msrc *s = j->s;
+	es_resend_req req = {.from = j->from, .to = j->to};
+	char *json;
+	size_t len;
+	snprintf(req.request_id, sizeof req.request_id, "%.40s-%" PRIu64, s->client_id, ++s->asked);
+	if (s->mqtt && !es_resend_req_encode(&req, &json, &len)) {
+		(void)es_mqtt_publish(s->mqtt, j->topic, json, len, 1, false, 0);
+		free(json);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->asks--;
+	pthread_mutex_unlock(&s->lock);
+	free(j);
+}
+
+/* The topic of node's requests ("/<site>/<node>"); false when it is not one. */
+static bool ask_topic(const struct msrc *s, const char *node, char *buf, size_t cap)
+{
+	char site[ES_TOPIC_ID_MAX + 1];
+	const char *slash = node[0] == '/' ? strchr(node + 1, '/') : NULL;
+	if (!slash || (size_t)(slash - node - 1) > ES_TOPIC_ID_MAX || slash == node + 1)
+		return false;
+	snprintf(site, sizeof site, "%.*s", (int)(slash - node - 1), node + 1);
+	return es_topic_build(buf, cap, s->root, site, slash + 1, "cmd", "resend") == ES_OK;
+}
+
+static es_err src_ask(es_source *base, const char *node, uint64_t from, uint64_t to)
+{
+	struct msrc *s = (struct msrc *)base;
+	if (!s->root || !node || !from || from > to)
+		return ES_EINVAL;
+	struct ask_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return ES_ENOMEM;
+	*j = (struct ask_job){.s = s, .from = from, .to = to};
+	if (!ask_topic(s, node, j->topic, sizeof j->topic)) {
+		free(j);
+		return ES_EINVAL;
+	}
+	pthread_mutex_lock(&s->lock);
+	bool room = s->asks < ASK_MAX && !s->stopping;
+	s->asks += room;
+	pthread_mutex_unlock(&s->lock);
+	es_err err = room ? es_loop_post(s->loop, send_ask, j) : ES_EBUSY;
+	if (err) {
+		if (room) {
+			pthread_mutex_lock(&s->lock);
+			s->asks--;
+			pthread_mutex_unlock(&s->lock);
+		}
+		free(j);
+	}
+	return err;
+}
+
+static bool src_reply(es_source *base, es_source_reply *out)
+{
+	struct msrc *s = (struct msrc *)base;
+	pthread_mutex_lock(&s->lock);
+	bool any = s->rn > 0;
+	if (any) {
+		*out = s->replies[s->rhead];
+		s->rhead = (s->rhead + 1) % REPLY_MAX;
+		s->rn--;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return any;
 }
 
 static const es_source_ops mqtt_ops = {.name = "mqtt",
@@ -315,6 +448,8 @@ static const es_source_ops mqtt_ops = {.name = "mqtt",
 				       .quiesce = src_quiesce,
 				       .where = src_where,
 				       .ready = src_ready,
+				       .ask = src_ask,
+				       .reply = src_reply,
 				       .free = src_free};
 
 static es_err init_sync(struct msrc *s)
@@ -330,6 +465,22 @@ static es_err init_sync(struct msrc *s)
 	return ES_OK;
 }
 
+/* The re-send topics and our client id (request ids begin with it). */
+static es_err init_asking(struct msrc *s, const es_msource_opts *o)
+{
+	if (!o->resend_root)
+		return ES_OK;
+	if (es_topic_check_root(o->resend_root))
+		return ES_EINVAL;
+	s->root = strdup(o->resend_root);
+	s->client_id = strdup(o->mqtt.client_id);
+	if (!s->root || !s->client_id)
+		return ES_ENOMEM;
+	snprintf(s->reply_filter, sizeof s->reply_filter, "%s/+/+/reply/resend", s->root);
+	snprintf(s->cmd_filter, sizeof s->cmd_filter, "%s/+/+/cmd/resend", s->root);
+	return ES_OK;
+}
+
 /* Contract in source.h. */
 es_err es_msource_new(const es_msource_opts *o, es_source **out)
 {
@@ -342,7 +493,9 @@ es_err es_msource_new(const es_msource_opts *o, es_source **out)
 	}
 	s->base.ops = &mqtt_ops;
 	s->queue_max = o->queue_max ? o->queue_max : 1024;
-	es_err err = es_loop_new(&s->loop);
+	es_err err = init_asking(s, o);
+	if (!err)
+		err = es_loop_new(&s->loop);
 	if (!err)
 		err = make_client(s, o);
 	if (!err && pthread_create(&s->thread, NULL, run, s) != 0)

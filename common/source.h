@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "control.h"
 #include "err.h"
 #include "mqtt.h"
 
@@ -38,6 +39,13 @@ void es_delivery_clear(es_delivery *d);
 
 typedef struct es_source es_source;
 
+/* An answer to one of a source's re-send requests: the node as the
+ * events' `source` names it ("/<site>/<node>") and the reply. */
+typedef struct es_source_reply {
+	char node[136];
+	es_resend_reply r;
+} es_source_reply;
+
 typedef struct es_source_ops {
 	const char *name; /* "amqp", "mqtt" */
 	es_err (*next)(es_source *s, uint64_t wait_ms, es_delivery *out);
@@ -53,6 +61,17 @@ typedef struct es_source_ops {
 	 * every subscription (MQTT): what is published from now on reaches
 	 * this source. Any thread. Optional (NULL: always ready). */
 	bool (*ready)(es_source *s);
+	/* Optional (NULL: this source cannot ask): asks node (an event's
+	 * `source`, "/<site>/<node>") to re-send from..to on the source's
+	 * broker (docs/protocol.md, Re-send), without waiting: the request goes
+	 * out on the source's own thread. ES_EBUSY when too many wait to go,
+	 * ES_EINVAL for a node that is not "/<site>/<node>" (AMQP: or has a
+	 * '.' in its names), or a source made without a resend_root. Any
+	 * thread. */
+	es_err (*ask)(es_source *s, const char *node, uint64_t from, uint64_t to);
+	/* Optional: takes the oldest answer to this source's requests into
+	 * *out; false when there is none. Any thread. */
+	bool (*reply)(es_source *s, es_source_reply *out);
 	void (*free)(es_source *s);
 } es_source_ops;
 
@@ -81,6 +100,17 @@ typedef struct es_amqp_opts {
 	 * tls_insecure. A client certificate and its key, both or neither. */
 	const char *ca_file, *cert_file, *key_file;
 	bool tls_insecure;
+	/* The nodes' topic root, as MQTT names it, for re-send requests
+	 * (ask/reply above): a request is published on amq.topic with routing
+	 * key es_amqp_resend_key() (RabbitMQ's MQTT plugin hands it to the
+	 * site's bridge as <root>/<site>/<node>/cmd/resend), with request ids
+	 * "<asker_id>-<n>"; answers are consumed from an exclusive auto-delete
+	 * queue bound to <root>.*.*.reply.resend. Both go over a connection of
+	 * their own, on a thread of their own, so neither waits on the puller
+	 * nor makes it wait. NULL: the source does not ask. A root with a '.'
+	 * in a level is refused (ES_EINVAL): it would be a word more in AMQP. */
+	const char *resend_root;
+	const char *asker_id; /* NULL: consumer_tag, else "edgespool" */
 } es_amqp_opts;
 
 typedef struct es_msource_opts {
@@ -93,6 +123,12 @@ typedef struct es_msource_opts {
 	const char *const *topics; /* filters; none: "edgespool/#" */
 	size_t ntopics;
 	size_t queue_max; /* messages held for the puller; 0: 1024 */
+	/* The nodes' topic root for re-send requests (ask/reply above):
+	 * requests go to <root>/<site>/<node>/cmd/resend with request ids
+	 * "<client id>-<n>", answers are taken from <root>/+/+/reply/resend
+	 * (subscribed to) and never handed to the puller, nor are requests
+	 * seen on a broad subscription. NULL: the source does not ask. */
+	const char *resend_root;
 } es_msource_opts;
 
 /* Checks an amqp:// or amqps:// URL: NULL when valid, else why not. */
@@ -101,11 +137,25 @@ const char *es_amqp_check_url(const char *url);
 /* True when an amqp:// URL carries a password (user:password@). */
 bool es_amqp_url_has_password(const char *url);
 
+/* The AMQP routing key of node's ("/<site>/<node>") re-send requests under
+ * root (a topic root as MQTT names it): "<root>.<site>.<node>.cmd.resend",
+ * the request topic with each '/' a '.'. ES_EINVAL for a node that is not
+ * "/<site>/<node>" of valid names, or a root, site or node with a '.' of
+ * its own (a word more in AMQP, which no bridge's subscription matches);
+ * ES_ETOOBIG when it does not fit in cap. */
+es_err es_amqp_resend_key(const char *root, const char *node, char *buf, size_t cap);
+
+/* The node ("/<site>/<node>") that answered with routing key key
+ * ("<root>.<site>.<node>.reply.resend", root as above) into node; false
+ * (node untouched) when key is not such an answer's or does not fit. */
+bool es_amqp_reply_node(const char *root, const char *key, char *node, size_t cap);
+
 /* Makes a source. ES_EINVAL (logged) for a bad URL, or a client
- * certificate without its key; ES_ENOMEM. A URL with a password in it is
- * logged as a warning. The AMQP source connects in the first next(), the
- * MQTT one on a thread of its own from the start; the options' strings are
- * copied. */
+ * certificate without its key, or a bad resend_root; ES_ENOMEM. A URL with
+ * a password in it is logged as a warning. The AMQP source connects in the
+ * first next() (its asking side, with a resend_root, at once on its own
+ * thread), the MQTT one on a thread of its own from the start; the
+ * options' strings are copied. */
 es_err es_amqp_source_new(const es_amqp_opts *o, es_source **out);
 es_err es_msource_new(const es_msource_opts *o, es_source **out);
 

@@ -104,6 +104,13 @@ static es_err consumer_open(const fleet_settings *s, es_consumer **out, fleet_pr
 	return err;
 }
 
+/* Holes asked for on the source's broker (MQTT or AMQP): the default,
+ * unless repair.node fetches them over HTTP. */
+static bool asks(const fleet_settings *s)
+{
+	return s->repair_ask && !s->repair_node.n;
+}
+
 static es_err amqp_open(fleet *f)
 {
 	const fleet_settings *s = f->s;
@@ -124,6 +131,8 @@ static es_err amqp_open(fleet *f)
 		.cert_file = s->source.cert,
 		.key_file = s->source.key,
 		.tls_insecure = !s->source.tls_verify,
+		.resend_root = asks(s) ? s->repair_root : NULL,
+		.asker_id = s->node_id,
 	};
 	return es_amqp_source_new(&o, &f->source);
 }
@@ -142,6 +151,7 @@ static es_err source_open(fleet *f)
 	es_msource_opts o = {
 		.topics = (const char *const *)s->source_topic.v,
 		.ntopics = s->source_topic.n,
+		.resend_root = asks(s) ? s->repair_root : NULL,
 	};
 	es_link_mqtt_opts(&s->source, s->node_id, f->password, &o.mqtt);
 	o.mqtt.urls = (const char *const *)s->source_mqtt.v;
@@ -333,6 +343,8 @@ es_err fleet_new(const fleet_settings *s, es_loop *loop, fleet **out)
 		err = fleet_repair_new(&s->repair_node, &f->repair);
 	if (!err && f->repair)
 		err = es_consumer_on_idle(f->consumer, repair, f);
+	if (!err && asks(s))
+		err = es_consumer_ask_source(f->consumer, true);
 	if (!err)
 		err = source_open(f);
 	if (!err)

@@ -70,6 +70,11 @@ static const es_setting state_rows[] = {
 	{"repair.node", ES_CFG_LIST, F(repair_node), NULL, 0, 0, NULL, 0,
 	 "SOURCE=URL: fetch that source's missing sequences from the node's HTTP API "
 	 "(e.g. /site-1/gw-7=http://gw-7:8080)"},
+	{"repair.ask", ES_CFG_BOOL, F(repair_ask), "true", 0, 0, NULL, 0,
+	 "without repair.node: ask the nodes to re-send on the source's broker, MQTT or AMQP "
+	 "(their site's bridge answers)"},
+	{"repair.root", ES_CFG_STR, F(repair_root), "edgespool", 0, 0, NULL, 0,
+	 "the nodes' topic root for those requests"},
 };
 
 static const es_setting_edit http_edits[] = {
@@ -128,6 +133,14 @@ static const char *check_bind(const char *b)
 	return NULL;
 }
 
+static bool check_root(const char *root, char *err, size_t cap)
+{
+	const char *why = es_topic_check_root(root);
+	if (why)
+		snprintf(err, cap, "repair.root '%s': %s", root, why);
+	return why == NULL;
+}
+
 bool fleet_settings_check(const fleet_settings *s, bool need_source, char *err, size_t cap)
 {
 	const char *why;
@@ -147,5 +160,6 @@ bool fleet_settings_check(const fleet_settings *s, bool need_source, char *err, 
 	       check_list(&s->source_mqtt, "source.mqtt", es_mqtt_check_url, err, cap) &&
 	       check_list(&s->source_topic, "source.topic", check_filter, err, cap) &&
 	       check_list(&s->source_bind, "source.bind", check_bind, err, cap) &&
-	       check_list(&s->repair_node, "repair.node", check_repair, err, cap);
+	       check_list(&s->repair_node, "repair.node", check_repair, err, cap) &&
+	       check_root(s->repair_root, err, cap);
 }

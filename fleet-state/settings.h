@@ -16,6 +16,8 @@ typedef struct fleet_settings {
 	char *node_id;
 	es_strlist source_amqp, source_bind, source_mqtt, source_topic;
 	es_strlist repair_node;
+	bool repair_ask;   /* ask on the source's broker (MQTT source, no repair.node) */
+	char *repair_root; /* the nodes' topic root for those requests */
 	char *source_queue;
 	int64_t source_prefetch, source_heartbeat_s;
 	/* source.username, .password_file (MQTT) and .backoff_* (both

@@ -18,6 +18,15 @@ CA nobody uses. A user `fleet` whose password only a file holds.
      CA but no client certificate, is refused by the broker.
   3. source.tls_verify false with the other CA connects (the setting does
      what it says).
+  4. The AMQP source asks for holes (repair.ask, the default): events 41, 43
+     and 45 leave holes at 42 and 44; the test, as the site's bridge,
+     takes fleet-state's requests from the MQTT plugin
+     (edgespool/site1/gw1/cmd/resend: published on amq.topic as
+     edgespool.site1.gw1.cmd.resend by the source's asker connection,
+     over TLS too), answers 42 with the event and "ok" and 44 with "gone"
+     on reply/resend: 42 is applied, 44 counted lost once, no hole left;
+     the requests and answers its queue's binding (edgespool.#) brings in
+     are not taken for events (none invalid).
 """
 import json
 import os
@@ -109,6 +118,62 @@ def phase_flow(env, cluster, node, url, files):
     return fleet
 
 
+def resend_requests(node, want, timeout=30):
+    """fleet-state's requests for the ranges in want, as a bridge sees them
+    on the MQTT plugin ({(from, to): request}); a hole unanswered is asked
+    again 5 s later, so one missed while subscribing comes again."""
+    proc = subprocess.Popen(["mosquitto_sub", "-p", str(node.mqtt_port), "-q", "1",
+                             "-t", "edgespool/site1/gw1/cmd/resend", "-W", str(timeout)],
+                            stdout=subprocess.PIPE, text=True)
+    got = {}
+    try:
+        for line in proc.stdout:
+            req = json.loads(line)
+            got[(req["from"], req["to"])] = req
+            if want <= set(got):
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    h.check(want <= set(got), "fleet-state asked for %s, not %s" % (sorted(got), sorted(want)))
+    return got
+
+
+def publish(node, topic, messages):
+    lines = "\n".join(json.dumps(m) for m in messages) + "\n"
+    subprocess.run(["mosquitto_pub", "-p", str(node.mqtt_port), "-q", "1", "-l", "-t", topic],
+                   input=lines, text=True, check=True, timeout=30)
+
+
+def phase_ask(node, fleet):
+    """Holes at 42 and 44, asked for through the AMQP source: one answered
+    with its event, one gone."""
+    ev = "edgespool/site1/gw1/ev/sensor.reading"
+    publish(node, ev, [event(41), event(43), event(45)])
+    h.wait_for(lambda: fleet.stats()["gaps"]["missing"] == 2, 30, "holes at 42 and 44")
+    asked = resend_requests(node, {(42, 42), (44, 44)})
+    for req in asked.values():
+        h.check(req["request_id"].startswith("fleet-tls-"),
+                "request id %r is not the asker's" % req["request_id"])
+    publish(node, ev, [event(42)])
+    ok = {"request_id": asked[(42, 42)]["request_id"], "from": 42, "to": 42, "status": "ok",
+          "sent_from": 42, "sent_to": 42, "latest_seq": 45}
+    gone = {"request_id": asked[(44, 44)]["request_id"], "from": 44, "to": 44,
+            "status": "gone", "gone_from": 44, "gone_to": 44, "latest_seq": 45}
+    publish(node, "edgespool/site1/gw1/reply/resend", [ok, gone])
+
+    def closed():
+        g = fleet.stats()["gaps"]
+        return g["missing"] == 0 and g["lost"] >= 1 and g
+    g = h.wait_for(closed, 30, "fleet-state to take the answers")
+    st = fleet.stats()
+    h.check(st["applied"] == EVENTS + 4 and g["lost"] == 1 and g["holes_open"] == 0,
+            "after the answers: applied %d, gaps %s" % (st["applied"], g))
+    h.check(st["invalid"] == 0, "requests or answers taken for events: %d invalid" %
+            st["invalid"])
+    return "a hole answered with its event, one answered gone (lost 1)"
+
+
 def phase_refused(env, node, url, pwfile, ca, client, other):
     """The other CA: not verified (and the URL's password warned about); no
     client certificate: refused by the broker. Neither connects."""
@@ -157,7 +222,8 @@ def scenario(env):
     url = "amqps://fleet@localhost:%d/%%2f" % tls_port
     files = ["--source.password_file", pwfile, "--source.ca", ca[0],
              "--source.cert", client[0], "--source.key", client[1]]
-    phase_flow(env, cluster, node, url, files)
+    fleet = phase_flow(env, cluster, node, url, files)
+    asked = phase_ask(node, fleet)
     why = phase_refused(env, node, url, pwfile, ca, client, other)
     insecure = Fleet(env, "fleet-insecure", url, "--source.password_file", pwfile,
                      "--source.ca", other[0], "--source.cert", client[0],
@@ -166,7 +232,7 @@ def scenario(env):
                "fleet-state with tls_verify false to connect")
     return ("fleet-state and tail over amqps:// with a client certificate and a password "
             "file: %d events; the other CA refused (%s), no client certificate refused, "
-            "tls_verify false connects" % (EVENTS, why))
+            "tls_verify false connects; asking: %s" % (EVENTS, why, asked))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ fleet-state (MQTT, QoS 1, persistent session) and `edgespool tail`.
    log, the counts and `applied` agree, each id once), every event is either
    applied or counted as a missing sequence (gaps.missing: what paho had
    acknowledged before the kill and the commit, the MQTT hop's known gap),
-   and the projection equals the one computed from what it applied.
+   and the projection equals the one computed from what it applied. (Up to
+   here fleet-state runs with repair.ask off, so the holes stay for 4 to
+   close; asking on the broker is it_bridge_answer's and the fault suite's.)
 4. Restarted with `repair.node` naming both agents' HTTP APIs, fleet-state
    fetches the missing sequences from their journals by itself: nothing
    missing, each id applied once, the projection equals the one computed
@@ -170,7 +172,7 @@ class Fleet:
         self.http_port = h.free_port()
         self.db = env.path("fleet.db")
         self.proc = None
-        self.extra = []
+        self.extra = ["--repair.ask", "false"]
 
     def argv(self, *extra):
         return [self.env.args.fleet, "--node.id", "it-fleet",

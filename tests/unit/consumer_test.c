@@ -659,6 +659,107 @@ static void stop_drains_what_was_taken(void **state)
 		free(e[i]);
 }
 
+/* An asking source: records what is asked, answers "gone" for 3..4 with
+ * the node's latest 5; after its script, idles until an answer was taken. */
+struct asking {
+	struct fake f;
+	es_gap_request asked[8];
+	size_t nasked;
+	bool answered;
+	uint64_t until_ms;
+};
+
+static es_err asking_next(es_source *s, uint64_t wait_ms, es_delivery *out)
+{
+	struct asking *a = (struct asking *)s;
+	(void)wait_ms;
+	if (a->f.i < a->f.n)
+		return fake_next(s, wait_ms, out);
+	if (a->answered || es_clock_mono_ms() > a->until_ms)
+		es_consumer_stop(a->f.c);
+	usleep(10000);
+	return ES_ETIMEDOUT;
+}
+
+static es_err asking_ask(es_source *s, const char *node, uint64_t from, uint64_t to)
+{
+	struct asking *a = (struct asking *)s;
+	assert_true(a->nasked < 8);
+	es_gap_request *q = &a->asked[a->nasked++];
+	snprintf(q->node, sizeof q->node, "%s", node);
+	q->from = from;
+	q->to = to;
+	return ES_OK;
+}
+
+static bool asking_reply(es_source *s, es_source_reply *out)
+{
+	struct asking *a = (struct asking *)s;
+	if (!a->nasked || a->answered)
+		return false;
+	a->answered = true;
+	*out = (es_source_reply){.node = "/site-1/gw-1",
+				 .r = {.from = 3,
+				       .to = 4,
+				       .status = ES_RESEND_GONE,
+				       .gone_from = 3,
+				       .gone_to = 4,
+				       .latest_seq = 5}};
+	snprintf(out->r.request_id, sizeof out->r.request_id, "c-1");
+	return true;
+}
+
+static es_err asking_ack(es_source *s, uint64_t tag)
+{
+	(void)s;
+	(void)tag;
+	return ES_OK;
+}
+
+static const es_source_ops asking_ops = {.name = "asking",
+					 .next = asking_next,
+					 .ack = asking_ack,
+					 .where = fake_where,
+					 .ask = asking_ask,
+					 .reply = asking_reply,
+					 .free = fake_free};
+
+/* With es_consumer_ask_source, a hole is asked for through the source (not
+ * before it is due, and never by the apply itself), and a range answered
+ * gone is counted lost once: no hole left, not asked again. */
+static void run_asks_through_the_source(void **state)
+{
+	(void)state;
+	char *e[3];
+	unsigned seqs[3] = {1, 2, 5};
+	for (unsigned i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "a-%u", i);
+		e[i] = event(id, "sensor.reading", "dev-1", seqs[i]);
+	}
+	const char *script[] = {e[0], e[1], e[2]};
+	struct counter k = {0};
+	es_consumer *c = open_consumer("ask.db", 0, &k);
+	assert_int_equal(es_consumer_ask_source(c, true), ES_OK);
+	struct asking a = {.f = {.base.ops = &asking_ops, .c = c, .script = script, .n = 3},
+			   .until_ms = es_clock_mono_ms() + 8000};
+	assert_int_equal(es_consumer_run(c, &a.f.base), ES_OK);
+	assert_int_equal(a.nasked, 1);
+	assert_string_equal(a.asked[0].node, "/site-1/gw-1");
+	assert_int_equal(a.asked[0].from, 3);
+	assert_int_equal(a.asked[0].to, 4);
+	es_consumer_stats st;
+	es_consumer_stats_get(c, &st);
+	assert_int_equal(st.applied, 3);
+	assert_int_equal(st.lost, 2);
+	assert_int_equal(st.holes_open, 0);
+	es_gap_request r[2];
+	assert_int_equal(es_consumer_holes_due(c, r, 2), 0);
+	es_consumer_free(c);
+	for (unsigned i = 0; i < 3; i++)
+		free(e[i]);
+}
+
 /* Rebuild: the reset runs, then the log is re-applied in order. */
 static int resets;
 static es_err count_reset(void *arg)
@@ -782,6 +883,7 @@ int main(void)
 		cmocka_unit_test(unreadable_holes_start_afresh),
 		cmocka_unit_test(run_acks_after_commit),
 		cmocka_unit_test(stop_drains_what_was_taken),
+		cmocka_unit_test(run_asks_through_the_source),
 		cmocka_unit_test(rebuild_replays_the_log),
 		cmocka_unit_test(unmarked_store_is_adopted),
 		cmocka_unit_test(foreign_or_newer_store_is_refused),
