@@ -28,6 +28,7 @@
 #include "db.h"
 #include "gap.h"
 #include "log.h"
+#include "lograte.h"
 
 #define TAG		 "consumer"
 #define DEADLETTERS_KEPT 1000
@@ -63,7 +64,8 @@ struct es_consumer {
 	void *reset_arg;
 	es_consumer_idle_fn idle;
 	void *idle_arg;
-	bool ask_source; /* es_consumer_ask_source */
+	bool ask_source;    /* es_consumer_ask_source */
+	es_lograte ask_log; /* requests the source cannot make */
 	struct counters st;
 	atomic_bool stop;
 };
@@ -962,8 +964,16 @@ static void ask_through(es_consumer *c, es_source *src)
 	es_gap_request q[8];
 	es_source_reply a;
 	size_t n = es_consumer_holes_due(c, q, 8);
-	for (size_t i = 0; i < n; i++)
-		(void)src->ops->ask(src, q[i].node, q[i].from, q[i].to);
+	for (size_t i = 0; i < n; i++) {
+		/* busy or down: the tracker asks again when the hole is due */
+		es_err err = src->ops->ask(src, q[i].node, q[i].from, q[i].to);
+		if (err == ES_EINVAL && es_lograte_line(&c->ask_log, TAG, "refused requests"))
+			es_warn(TAG,
+				"cannot ask %s for %" PRIu64 "..%" PRIu64
+				" through this source (a name it cannot address); "
+				"the hole stays open (repair.node fetches it over HTTP)",
+				q[i].node, q[i].from, q[i].to);
+	}
 	while (src->ops->reply(src, &a)) {
 		uint64_t before = atomic_load(&c->st.lost);
 		es_err err = take_answer(c, &a);
@@ -986,6 +996,7 @@ es_err es_consumer_ask_source(es_consumer *c, bool on)
 	if (!c)
 		return ES_EINVAL;
 	c->ask_source = on;
+	c->ask_log.max = 1; /* a refused hole is asked again each retry */
 	return ES_OK;
 }
 
