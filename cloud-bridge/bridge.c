@@ -518,7 +518,11 @@ static es_err make_cloud(bridge *b)
 	o.ctx = b;
 	o.max_message = ES_CONTROL_MAX_BYTES; /* a larger request is let go unread */
 	err = es_mqtt_new(b->loop, &o, &b->cloud);
-	if (!err && (err = es_mqtt_subscribe(b->cloud, bridge_answer_filter(b->answer), 1)))
+	/* QoS 0: an asker asks again, and on a persistent session a QoS 1
+	 * subscription is a durable queue that RabbitMQ keeps on the node the
+	 * bridge was connected to, so after that node fails every other one
+	 * refuses the re-subscription (NOT_FOUND) and the link never comes up. */
+	if (!err && (err = es_mqtt_subscribe(b->cloud, bridge_answer_filter(b->answer), 0)))
 		es_mqtt_free(b->cloud);
 	return err;
 }
