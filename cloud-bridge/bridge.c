@@ -140,7 +140,9 @@ static void edge_oversized(void *ctx, const char *topic, size_t len)
 static void on_stored(void *ctx, const bridge_stored *s)
 {
 	bridge *b = ctx;
-	if (s->duplicate)
+	if (s->earlier_epoch)
+		bridge_repair_earlier(b->repair, s->duplicate ? 0 : s->seq);
+	else if (s->duplicate)
 		bridge_repair_duplicate(b->repair, s->node, s->node_seq);
 	else
 		bridge_repair_stored(b->repair, s->node, s->node_seq, s->seq);

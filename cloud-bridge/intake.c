@@ -46,15 +46,17 @@ struct item {
 	uint64_t origin_seq;
 	bool check;	      /* look for a conflict before journaling it */
 	bool mark, fresh;     /* an epoch mark (see bridge_intake_epoch) */
-	uint32_t epoch;	      /* mark: the epoch */
+	uint32_t epoch;	      /* mark: the epoch; event: its node's `fresh` when admitted */
 	bool conflict;	      /* the inbox thread kept it aside */
 	es_append_result res; /* filled by the inbox thread */
 	struct item *next;
 };
 
-/* The loop's record of a node: the highest sequence queued this epoch. */
+/* The loop's record of a node: the highest sequence queued this epoch, and
+ * how many fresh epochs it began while this bridge ran. */
 struct top {
 	uint64_t seq;
+	uint32_t fresh;
 };
 
 /* The inbox thread's record of a node: its epoch and where it began. */
@@ -309,10 +311,12 @@ static void report(bridge_intake *in, const struct item *it)
 				 it->origin, it->origin_seq, it->id);
 		return;
 	}
+	const struct top *t = bridge_nodes_find(in->tops, it->origin);
 	bridge_stored s = {.node = it->origin,
 			   .node_seq = it->origin_seq,
 			   .seq = it->res.seq,
-			   .duplicate = it->res.duplicate};
+			   .duplicate = it->res.duplicate,
+			   .earlier_epoch = t && t->fresh != it->epoch};
 	if (s.duplicate)
 		in->counts.duplicates++;
 	if (s.duplicate || s.seq)
@@ -536,6 +540,7 @@ static void take_valid(bridge_intake *in, const char *node, const es_event *ev, 
 		return;
 	}
 	it->check = seen || seq <= t->seq;
+	it->epoch = t->fresh;
 	t->seq = seq > t->seq ? seq : t->seq;
 	enqueue(in, it);
 }
@@ -623,8 +628,10 @@ void bridge_intake_epoch(bridge_intake *in, const char *node, uint32_t epoch, bo
 		es_error(TAG, "out of memory marking %s's epoch %" PRIu32, node, epoch);
 		return;
 	}
-	if (fresh)
+	if (fresh) {
 		t->seq = 0;
+		t->fresh++;
+	}
 	snprintf(m->origin, sizeof m->origin, "%s", node);
 	m->mark = true;
 	m->fresh = fresh;

@@ -53,6 +53,10 @@ typedef struct bridge_stored {
 	uint64_t node_seq;
 	uint64_t seq; /* its inbox sequence (a duplicate: the earlier copy's) */
 	bool duplicate;
+	/* Admitted before the node's current epoch began (it was still on its
+	 * way into the inbox when a new journal was announced): the old
+	 * journal's sequence, not the new one's. */
+	bool earlier_epoch;
 } bridge_stored;
 
 /* What the node's tracker says of an event's sequence. */

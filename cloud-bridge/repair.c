@@ -68,11 +68,16 @@ static void report(bridge_repair *r, const char *node, uint64_t seq)
 	r->report_len += (size_t)n;
 }
 
+void bridge_repair_earlier(bridge_repair *r, uint64_t seq)
+{
+	if (seq > r->covers)
+		r->covers = seq;
+}
+
 void bridge_repair_stored(bridge_repair *r, const char *node, uint64_t node_seq, uint64_t seq)
 {
 	seen(r, node, node_seq);
-	if (seq > r->covers)
-		r->covers = seq;
+	bridge_repair_earlier(r, seq);
 	if (r->peer_topic)
 		report(r, node, node_seq);
 }
