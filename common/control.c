@@ -147,6 +147,9 @@ static bool status_valid(const es_status_msg *m, bad *b)
 	return uuid_ok(b, "boot_id", m->boot_id) && uuid_ok(b, "journal_id", m->journal_id) &&
 	       seq_ok(b, "latest_seq", m->latest_seq) && seq_ok(b, "acked_seq", m->acked_seq) &&
 	       seq_ok(b, "oldest_seq", m->oldest_seq) && seq_ok(b, "pending", m->pending) &&
+	       seq_ok(b, "boot_seq", m->boot_seq) &&
+	       (m->boot_seq <= m->latest_seq ||
+		fail_at(b, "boot_seq", "greater than latest_seq")) &&
 	       (m->acked_seq <= m->latest_seq ||
 		fail_at(b, "acked_seq", "greater than latest_seq")) &&
 	       (m->oldest_seq <= m->latest_seq ||
@@ -230,7 +233,7 @@ es_err es_status_encode(const es_status_msg *m, char **json, size_t *len)
 	bool built = add_str(o, "state", m->online ? "online" : "offline") &&
 		     add_str(o, "boot_id", m->boot_id) && add_str(o, "journal_id", m->journal_id) &&
 		     add_seq(o, "latest_seq", m->latest_seq) &&
-		     add_seq(o, "acked_seq", m->acked_seq) &&
+		     add_seq(o, "boot_seq", m->boot_seq) && add_seq(o, "acked_seq", m->acked_seq) &&
 		     add_seq(o, "oldest_seq", m->oldest_seq) && add_seq(o, "pending", m->pending) &&
 		     cJSON_AddBoolToObject(o, "clock_synced", m->clock_synced) &&
 		     add_str(o, "time", when);
@@ -366,6 +369,17 @@ static es_err get_seq(const dec *d, const char *name, bool required, uint64_t *o
 	return ES_OK;
 }
 
+/* An optional sequence: dflt when absent. */
+static es_err get_seq_or(const dec *d, const char *name, uint64_t dflt, uint64_t *out)
+{
+	const cJSON *it;
+	es_err err = member(d, name, false, &it);
+	if (err || it)
+		return err ? err : get_seq(d, name, false, out);
+	*out = dflt;
+	return ES_OK;
+}
+
 /* A string member, borrowed from the tree; "" when absent and not required. */
 static es_err get_strp(const dec *d, const char *name, bool required, const char **out)
 {
@@ -410,7 +424,7 @@ static es_err get_bool(const dec *d, const char *name, bool *out)
 
 static es_err get_state(const dec *d, bool *online)
 {
-	const char *s;
+	const char *s = NULL;
 	es_err err = get_strp(d, "state", true, &s);
 	if (err)
 		return err;
@@ -422,7 +436,7 @@ static es_err get_state(const dec *d, bool *online)
 
 static es_err get_time(const dec *d, uint64_t *ms)
 {
-	const char *s;
+	const char *s = NULL;
 	es_err err = get_strp(d, "time", true, &s);
 	if (err)
 		return err;
@@ -455,6 +469,8 @@ static es_err read_status(const dec *d, es_status_msg *m)
 		err = get_str(d, "journal_id", true, m->journal_id, sizeof m->journal_id);
 	if (!err)
 		err = get_seq(d, "latest_seq", true, &m->latest_seq);
+	if (!err)
+		err = get_seq_or(d, "boot_seq", m->latest_seq, &m->boot_seq); /* see control.h */
 	if (!err)
 		err = get_seq(d, "acked_seq", true, &m->acked_seq);
 	if (!err)

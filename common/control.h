@@ -40,9 +40,15 @@ typedef struct es_status_msg {
 	char boot_id[ES_UUID_STR];    /* new at every process start */
 	char journal_id[ES_UUID_STR]; /* made when the journal was created */
 	uint64_t latest_seq;	      /* newest sequence journaled (0: none yet) */
-	uint64_t acked_seq;	      /* every sequence <= this was PUBACKed */
-	uint64_t oldest_seq;	      /* oldest sequence still held (0: none) */
-	uint64_t pending;	      /* journaled, not yet PUBACKed */
+	/* The newest sequence the journal held when this boot opened it: what
+	 * the node had before it started. Below what it announced or sent
+	 * before, its journal went back (restored from a backup, or lost its
+	 * last commits): a new epoch. Absent from an older node's status: its
+	 * latest_seq. */
+	uint64_t boot_seq;
+	uint64_t acked_seq;  /* every sequence <= this was PUBACKed */
+	uint64_t oldest_seq; /* oldest sequence still held (0: none) */
+	uint64_t pending;    /* journaled, not yet PUBACKed */
 	bool clock_synced;
 	uint64_t time_ms;
 } es_status_msg;

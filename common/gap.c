@@ -531,7 +531,9 @@ static bool new_epoch_of(const node *n, const es_status_msg *m)
 	uint64_t had = n->latest;
 	if (m->latest_seq && n->tracking && n->seen_max > had)
 		had = n->seen_max;
-	return n->boot_id[0] && strcmp(n->boot_id, m->boot_id) != 0 && m->latest_seq < had;
+	/* What its journal held when this boot began, not its latest: events
+	 * journaled before it connected would hide a journal that went back. */
+	return n->boot_id[0] && strcmp(n->boot_id, m->boot_id) != 0 && m->boot_seq < had;
 }
 
 static bool stale(const node *n, const es_status_msg *m)

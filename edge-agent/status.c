@@ -28,6 +28,7 @@ struct agent_status {
 	const agent_pub_ops *ops;
 	void *ops_ctx;
 	char *topic, *boot_id;
+	uint64_t boot_seq; /* the journal's newest sequence when this boot began */
 	struct control_msg *head, *tail;
 	size_t n;
 	es_lograte lograte; /* drops in a flood of requests: a few lines a second */
@@ -40,8 +41,13 @@ es_err agent_status_new(const agent_status_opts *o, agent_status **out)
 	agent_status *st = calloc(1, sizeof *st);
 	if (!st)
 		return ES_ENOMEM;
-	*st = (agent_status){
-		.journal = o->journal, .reader = o->reader, .ops = o->ops, .ops_ctx = o->ops_ctx};
+	es_journal_counters c;
+	es_journal_counters_get(o->journal, &c);
+	*st = (agent_status){.journal = o->journal,
+			     .reader = o->reader,
+			     .ops = o->ops,
+			     .ops_ctx = o->ops_ctx,
+			     .boot_seq = c.latest_seq};
 	if (!(st->topic = strdup(o->topic)) || !(st->boot_id = strdup(o->boot_id))) {
 		agent_status_free(st);
 		return ES_ENOMEM;
@@ -81,6 +87,7 @@ es_err agent_status_encode(agent_status *st, bool online, char **json, size_t *l
 	snprintf(m.boot_id, sizeof m.boot_id, "%s", st->boot_id);
 	snprintf(m.journal_id, sizeof m.journal_id, "%s", es_journal_id(st->journal));
 	m.latest_seq = c.latest_seq;
+	m.boot_seq = st->boot_seq < c.latest_seq ? st->boot_seq : c.latest_seq;
 	if (online && es_journal_stats_get(st->reader, &s) == ES_OK) {
 		m.acked_seq = s.acked_seq;
 		m.oldest_seq = s.oldest_seq;

@@ -12,9 +12,11 @@ not duplicates, conflicts or a hole of millions (issue 14).
 2. Restored: the agent is stopped, its journal copied, more events
    journaled, then the old copy put back: the same journal_id, but its
    sequence goes back. The bridge takes it as a new epoch (a new boot
-   announcing less than its journal did): the events journaled after the
-   restore reuse sequences the inbox holds under other ids, and still are
-   no conflict; every one reaches the cloud.
+   whose journal held less when it began, boot_seq, than the journal had
+   announced or sent; the events posted as it starts are journaled before
+   its first status, so its latest_seq may not say so): the events
+   journaled after the restore reuse sequences the inbox holds under other
+   ids, and still are no conflict; every one reaches the cloud.
 """
 import os
 import shutil

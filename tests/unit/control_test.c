@@ -22,6 +22,7 @@ static es_status_msg sample_status(void)
 	es_status_msg m = {
 		.online = true,
 		.latest_seq = SEQ_MAX,
+		.boot_seq = 5000,
 		.acked_seq = 1000,
 		.oldest_seq = 1,
 		.pending = 7,
@@ -57,6 +58,7 @@ static void status_round_trip(void **state)
 		assert_string_equal(back.boot_id, m.boot_id);
 		assert_string_equal(back.journal_id, m.journal_id);
 		assert_int_equal(back.latest_seq, m.latest_seq);
+		assert_int_equal(back.boot_seq, m.boot_seq);
 		assert_int_equal(back.acked_seq, m.acked_seq);
 		assert_int_equal(back.oldest_seq, m.oldest_seq);
 		assert_int_equal(back.pending, m.pending);
@@ -66,10 +68,16 @@ static void status_round_trip(void **state)
 		/* The other way round: offline, unsynchronised, empty journal. */
 		m.online = false;
 		m.clock_synced = false;
-		m.latest_seq = m.acked_seq = m.oldest_seq = m.pending = m.time_ms = 0;
+		m.latest_seq = m.boot_seq = m.acked_seq = m.oldest_seq = m.pending = m.time_ms = 0;
 	}
 	assert_int_equal(back.time_ms, 0);
 	assert_false(back.online);
+	/* A node from before boot_seq: its latest_seq, the rule it had. */
+	const char *old = "{\"state\":\"online\",\"boot_id\":\"" BOOT "\",\"journal_id\":\"" JOURNAL
+			  "\",\"latest_seq\":70,\"acked_seq\":60,\"oldest_seq\":1,\"pending\":10,"
+			  "\"clock_synced\":true,\"time\":\"2026-11-27T10:00:00.123Z\"}";
+	assert_int_equal(es_status_decode(old, strlen(old), &back, NULL, 0), ES_OK);
+	assert_int_equal(back.boot_seq, 70);
 }
 
 static void req_round_trip(void **state)
@@ -158,6 +166,7 @@ static const kv status_base[] = {
 	{"boot_id", "\"" BOOT "\""},
 	{"journal_id", "\"" JOURNAL "\""},
 	{"latest_seq", "100"},
+	{"boot_seq", "80"},
 	{"acked_seq", "90"},
 	{"oldest_seq", "5"},
 	{"pending", "10"},
@@ -180,7 +189,9 @@ enum msg { STATUS, REQ, REPLY };
 static void build(enum msg m, const char *key, const char *val, char *out, size_t cap)
 {
 	const kv *b = m == STATUS ? status_base : m == REQ ? req_base : reply_base;
-	size_t n = m == STATUS ? 9 : m == REQ ? 3 : 9;
+	size_t n = m == STATUS ? sizeof status_base / sizeof *status_base
+		   : m == REQ  ? sizeof req_base / sizeof *req_base
+			       : sizeof reply_base / sizeof *reply_base;
 	bool done = false;
 	size_t at = (size_t)snprintf(out, cap, "{");
 	for (size_t i = 0; i < n; i++) {
@@ -262,6 +273,8 @@ static const bad_case bad_cases[] = {
 	{STATUS, "journal_id", "42", "journal_id: not a string"},
 	{STATUS, "latest_seq", NULL, "latest_seq: missing"},
 	{STATUS, "latest_seq", "-5", "latest_seq: negative"},
+	{STATUS, "boot_seq", "101", "boot_seq: greater than latest_seq"},
+	{STATUS, "boot_seq", "1.5", "boot_seq: not an integer"},
 	{STATUS, "acked_seq", NULL, "acked_seq: missing"},
 	{STATUS, "acked_seq", "101", "acked_seq: greater than latest_seq"},
 	{STATUS, "oldest_seq", NULL, "oldest_seq: missing"},

@@ -1090,6 +1090,7 @@ static es_status_msg status_of(const char *jid, const char *boot, uint64_t oldes
 			   .oldest_seq = oldest,
 			   .acked_seq = acked,
 			   .latest_seq = latest,
+			   .boot_seq = latest,
 			   .clock_synced = true,
 			   .time_ms = time_ms};
 	snprintf(m.journal_id, sizeof m.journal_id, "%s", jid);
@@ -1182,6 +1183,32 @@ static void a_journal_behind_its_events_is_a_new_epoch(void **state)
 	for (uint64_t s = 22; s <= 40; s++)
 		see(g, NODE, s, 0);
 	m = status_of(JID_1, BOOT1, 1, 40, 40, 4000);
+	assert_false(announce(g, &m, 0));
+	assert_int_equal(info(g).epoch, 2);
+	es_gap_free(g);
+}
+
+/* A restored journal may journal as much again before its first status
+ * (events posted while it connects): its latest then looks like what it
+ * had. What it held when the boot began (boot_seq) still says it went back;
+ * a plain restart that journaled more before connecting is no new epoch. */
+static void a_journal_gone_back_is_known_by_what_its_boot_began_with(void **state)
+{
+	(void)state;
+	es_gap *g = make(&(es_gap_opts){.catchup = UINT64_MAX});
+	es_status_msg m = status_of(JID_1, BOOT1, 1, 2000, 2000, 1000);
+	announce(g, &m, 0);
+	for (uint64_t s = 2001; s <= 2300; s++)
+		see(g, NODE, s, 0);
+	m = status_of(JID_1, BOOT2, 1, 2000, 2300, 2000); /* restored at 2000, 300 new */
+	m.boot_seq = 2000;
+	assert_true(announce(g, &m, 0));
+	assert_int_equal(info(g).epoch, 2);
+	assert_int_equal(see(g, NODE, 2001, 0), ES_GAP_NEW);
+	for (uint64_t s = 2002; s <= 2300; s++)
+		see(g, NODE, s, 0);
+	m = status_of(JID_1, BOOT1, 1, 2300, 2400, 3000); /* a plain restart, 100 new */
+	m.boot_seq = 2300;
 	assert_false(announce(g, &m, 0));
 	assert_int_equal(info(g).epoch, 2);
 	es_gap_free(g);
@@ -1337,6 +1364,7 @@ int main(void)
 		cmocka_unit_test(many_nodes_and_holes_round_trip),
 		cmocka_unit_test(catch_up_asks_for_what_the_node_holds),
 		cmocka_unit_test(new_journals_are_new_epochs),
+		cmocka_unit_test(a_journal_gone_back_is_known_by_what_its_boot_began_with),
 		cmocka_unit_test(a_journal_behind_its_events_is_a_new_epoch),
 		cmocka_unit_test(what_a_node_never_had_is_void),
 		cmocka_unit_test(nodes_are_listed_and_old_saves_load),
