@@ -25,6 +25,7 @@
 #include "log.h"
 #include "nodes.h"
 #include "remap.h"
+#include "seqset.h"
 #include "topic.h"
 
 #define TAG	       "forward"
@@ -67,9 +68,7 @@ struct bridge_forward {
 	es_async *pump;	      /* one pump per batch of completions */
 	struct node **heap;   /* drain_nodes' scratch */
 	size_t capheap;
-	uint64_t *taken; /* inbox sequences above cursor read to fill a
-			    hole, ascending: taken[taken_first..ntaken) */
-	size_t taken_first, ntaken, captaken;
+	es_seqset taken; /* inbox sequences above cursor read to fill a hole */
 	bridge_forward_stats counts;
 	pthread_mutex_t stats_lock;
 	bridge_forward_stats shown;
@@ -145,7 +144,7 @@ void bridge_forward_free(bridge_forward *f)
 		return;
 	bridge_nodes_free(f->nodes, drop_node, f);
 	free(f->heap);
-	free(f->taken);
+	es_seqset_free(&f->taken);
 	es_async_free(f->pump);
 	es_journal_reader_free(f->reader);
 	bridge_remap_free(f->remap);
@@ -183,7 +182,7 @@ void bridge_forward_reset(bridge_forward *f)
 	f->active = NULL;
 	f->rows = f->bytes = 0;
 	f->cursor = 0;
-	f->taken_first = f->ntaken = 0;
+	es_seqset_clear(&f->taken);
 	f->more = true;
 	f->d.lost(f->d.ctx);
 	show(f);
@@ -249,70 +248,11 @@ static bool take(bridge_forward *f, struct node *x, const es_journal_row *row)
 	return true;
 }
 
-/* Room for one more sequence in `taken` (false: out of memory). */
-static bool taken_room(bridge_forward *f)
-{
-	if (f->ntaken == f->captaken && f->taken_first) {
-		f->ntaken -= f->taken_first;
-		memmove(f->taken, f->taken + f->taken_first, f->ntaken * sizeof *f->taken);
-		f->taken_first = 0;
-	}
-	if (f->ntaken < f->captaken)
-		return true;
-	size_t cap = f->captaken ? f->captaken * 2 : 64;
-	uint64_t *grown = realloc(f->taken, cap * sizeof *grown);
-	if (!grown)
-		return false;
-	f->taken = grown;
-	f->captaken = cap;
-	return true;
-}
-
-/* Notes that the row at inbox sequence seq was read to fill a hole (room
- * made by taken_room); kept ascending, mostly an append. */
-static void taken_add(bridge_forward *f, uint64_t seq)
-{
-	size_t i = f->ntaken;
-	while (i > f->taken_first && f->taken[i - 1] > seq)
-		i--;
-	memmove(&f->taken[i + 1], &f->taken[i], (f->ntaken - i) * sizeof *f->taken);
-	f->taken[i] = seq;
-	f->ntaken++;
-}
-
-/* Whether seq is among those read to fill a hole. */
-static bool taken_has(const bridge_forward *f, uint64_t seq)
-{
-	size_t lo = f->taken_first, hi = f->ntaken;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (f->taken[mid] < seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < f->ntaken && f->taken[lo] == seq;
-}
-
-/* Whether the inbox-order read's row seq was read already, to fill a hole;
- * forgets it (and anything below: the read has passed it). */
-static bool taken_passed(bridge_forward *f, uint64_t seq)
-{
-	while (f->taken_first < f->ntaken && f->taken[f->taken_first] < seq)
-		f->taken_first++;
-	bool hit = f->taken_first < f->ntaken && f->taken[f->taken_first] == seq;
-	if (hit)
-		f->taken_first++;
-	if (f->taken_first == f->ntaken)
-		f->taken_first = f->ntaken = 0;
-	return hit;
-}
-
 /* A row in inbox order. */
 static int take_row(void *ctx, const es_journal_row *row)
 {
 	bridge_forward *f = ctx;
-	if (taken_passed(f, row->seq)) {
+	if (es_seqset_pass(&f->taken, row->seq)) { /* read already, to fill a hole */
 		f->cursor = row->seq;
 		return 0;
 	}
@@ -335,11 +275,11 @@ struct fill_ctx {
 static int take_fill(void *ctx, const es_journal_row *row)
 {
 	struct fill_ctx *c = ctx;
-	if (row->seq <= c->f->cursor || taken_has(c->f, row->seq))
+	if (row->seq <= c->f->cursor || es_seqset_has(&c->f->taken, row->seq))
 		return 0; /* read already: held, or sent */
-	if (!taken_room(c->f) || !take(c->f, c->x, row))
+	if (es_seqset_reserve(&c->f->taken) || !take(c->f, c->x, row))
 		return 1;
-	taken_add(c->f, row->seq);
+	(void)es_seqset_add(&c->f->taken, row->seq); /* room reserved, no bound */
 	c->n++;
 	return 0;
 }

@@ -213,7 +213,7 @@ static void teardown(es_journal *j)
 	pthread_cond_destroy(&j->done);
 	free(j->acks);
 	es_jnl_ops_free(j->ops);
-	free(j->ooo);
+	es_seqset_free(&j->ooo);
 	free(j->scratch);
 	pthread_mutex_destroy(&j->id_lock);
 	free(j->path);
@@ -228,6 +228,7 @@ es_err es_journal_open(const es_journal_opts *opts, es_journal **out)
 	es_journal *j = calloc(1, sizeof *j);
 	if (!j)
 		return ES_ENOMEM;
+	es_seqset_init(&j->ooo, OOO_MAX);
 	j->o = *opts;
 	if (!j->o.batch_max)
 		j->o.batch_max = DEFAULT_BATCH;

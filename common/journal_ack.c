@@ -60,47 +60,6 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Adds seq to the sorted set of acks above the watermark (no duplicates). */
-static void ooo_add(es_journal *j, uint64_t seq)
-{
-	size_t lo = 0, hi = j->nooo;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (j->ooo[mid] < seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < j->nooo && j->ooo[lo] == seq)
-		return;
-	if (j->nooo == j->capooo) {
-		size_t cap = j->capooo ? j->capooo * 2 : 1024;
-		uint64_t *grown = cap <= OOO_MAX ? realloc(j->ooo, cap * sizeof *grown) : NULL;
-		if (!grown) /* the event stays pending: a duplicate after a reconnect */
-			return;
-		j->ooo = grown;
-		j->capooo = cap;
-	}
-	memmove(&j->ooo[lo + 1], &j->ooo[lo], (j->nooo - lo) * sizeof *j->ooo);
-	j->ooo[lo] = seq;
-	j->nooo++;
-}
-
-/* Moves the watermark over the acks that follow it without a gap. PUBACKs
- * of one connection come in publish order, so the set is nearly always
- * consumed whole. */
-static void advance(es_journal *j)
-{
-	size_t n = 0;
-	while (n < j->nooo && j->ooo[n] == j->acked_mem + n + 1)
-		n++;
-	if (!n)
-		return;
-	j->acked_mem += n;
-	j->nooo -= n;
-	memmove(j->ooo, j->ooo + n, j->nooo * sizeof *j->ooo);
-}
-
 /* Caller holds the lock (acks come in under it; applying them is a sort
  * and a merge). In memory only: readers, the publisher and the figures
  * see the new watermark at once; the file gets it with a later commit. */
@@ -108,18 +67,23 @@ bool es_jnl_take_acks(es_journal *j)
 {
 	if (!j->nacks)
 		return false;
-	uint64_t newest = j->next_seq - 1, before = j->nooo, mark = j->acked_mem;
+	uint64_t newest = j->next_seq - 1, mark = j->acked_mem;
+	size_t before = es_seqset_count(&j->ooo);
 	qsort(j->acks, j->nacks, sizeof *j->acks, cmp_u64);
+	/* At the bound or out of memory, an ack is let go: the event stays
+	 * pending, a duplicate after a reconnect. */
 	for (size_t i = 0; i < j->nacks; i++)
 		if (j->acks[i] > j->acked_mem && j->acks[i] <= newest)
-			ooo_add(j, j->acks[i]);
-	uint64_t added = j->nooo - before;
+			(void)es_seqset_add(&j->ooo, j->acks[i]);
+	uint64_t added = es_seqset_count(&j->ooo) - before;
 	j->nacks = 0;
 	j->ack_gen_applied = j->ack_gen_queued;
-	advance(j);
+	/* PUBACKs of one connection come in publish order, so the set is nearly
+	 * always taken whole. */
+	j->acked_mem += es_seqset_take_run(&j->ooo, j->acked_mem);
 	atomic_fetch_add(&j->acked, added);
 	atomic_store(&j->acked_seq, j->acked_mem);
-	atomic_store(&j->pending, newest - j->acked_mem - j->nooo);
+	atomic_store(&j->pending, newest - j->acked_mem - es_seqset_count(&j->ooo));
 	return added > 0 || j->acked_mem != mark;
 }
 

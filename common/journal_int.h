@@ -45,6 +45,7 @@
 
 #include "db.h"
 #include "journal.h"
+#include "seqset.h"
 #include "uuid.h"
 
 #define TAG		  "journal"
@@ -165,8 +166,7 @@ struct es_journal {
 	bool deleted;  /* the open transaction deleted rows */
 	char *scratch; /* where bodies are finished */
 	size_t capscratch;
-	uint64_t *ooo; /* acked sequences above acked_mem, sorted */
-	size_t nooo, capooo;
+	es_seqset ooo; /* acked sequences above acked_mem (OOO_MAX at most) */
 	uint64_t page_size;
 	uint64_t wal_share, shm_share; /* of max_bytes, theirs */
 	uint64_t last_maintain_ms;

@@ -204,7 +204,8 @@ static void publish(es_journal *j, const struct batch *b, es_err err, uint64_t a
 				atomic_fetch_add(&j->duplicates, 1);
 	if (!err) {
 		atomic_fetch_add(&j->appended, appended);
-		atomic_store(&j->pending, j->next_seq - 1 - j->acked_mem - j->nooo);
+		atomic_store(&j->pending,
+			     j->next_seq - 1 - j->acked_mem - es_seqset_count(&j->ooo));
 		atomic_store(&j->latest_seq, j->next_seq - 1);
 	}
 	atomic_store(&j->failing, err != ES_OK);
