@@ -1,5 +1,6 @@
 /* edgespool sub: a consumer that misses nothing. Subscribes to every node's
- * events, status and re-send replies; tracks each node's sequence with the
+ * events (one a message, or a bridge's uplink batches: batch.h), status and
+ * re-send replies; tracks each node's sequence with the
  * gap tracker; asks nodes to re-send what is missing (--sub.resend); writes
  * every event it receives as one NDJSON line, and its counts to a stats
  * file. */
@@ -14,6 +15,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "cli.h"
 #include "clock.h"
 #include "config.h"
@@ -35,7 +37,8 @@ extern char **environ;
 static const char usage[] =
 	"usage: edgespool sub [--mqtt.url URL] [--sub.out FILE] [--sub.resend] ...\n"
 	"\n"
-	"Receives every node's events and prints one NDJSON line per event:\n"
+	"Receives every node's events (one a message, or in uplink batches) and\n"
+	"prints one NDJSON line per event:\n"
 	"  "
 	"{\"node\":\"SITE/"
 	"NODE\",\"seq\":N,\"id\":\"...\",\"verdict\":\"new|filled|dup\",\"event\":{...}}\n"
@@ -99,6 +102,7 @@ static const es_settings_part parts[] = {
 struct counts {
 	uint64_t received, valid, invalid, fresh, filled, duplicates, gone_replies, sent;
 	uint64_t deduped; /* copies of an id already written, not written */
+	uint64_t batches; /* uplink batches read (their events are counted each) */
 };
 
 struct sub {
@@ -212,9 +216,39 @@ static void on_reply(struct sub *sb, const char *key, const char *payload, size_
 	}
 }
 
-static void on_message(void *ctx, const char *topic, const void *payload, size_t len)
+/* Each event of an uplink batch, as if it had come alone; a batch that
+ * cannot be read is counted invalid, with why. */
+static void on_batch(struct sub *sb, const char *key, const es_mqtt_msg *msg)
+{
+	es_batch_meta meta;
+	es_batch *b = NULL;
+	char why[256];
+	es_batch_meta_from_props(&msg->props, &meta);
+	es_batch_limits lim = {.event_max_bytes = ES_EVENT_MAX_BYTES_DEFAULT * 16};
+	es_err err = es_batch_read(msg->topic, '/', &meta, msg->payload, msg->len, &lim, &b, why,
+				   sizeof why);
+	if (!err && !b)
+		snprintf(why, sizeof why, "the topic's last level names no coding");
+	if (err || !b) {
+		sb->n.invalid++;
+		es_warn("sub", "a batch on %s that cannot be read: %s", msg->topic, why);
+		return;
+	}
+	sb->n.batches++;
+	for (size_t i = 0; i < es_batch_count(b); i++) {
+		size_t len;
+		const char *json = es_batch_json(b, i, &len);
+		on_event(sb, key, json, len);
+	}
+	es_batch_free(b);
+}
+
+static void on_message(void *ctx, const es_mqtt_msg *msg)
 {
 	struct sub *sb = ctx;
+	const char *topic = msg->topic;
+	const void *payload = msg->payload;
+	size_t len = msg->len;
 	es_topic_parts p;
 	char key[2 * ES_TOPIC_ID_MAX + 2];
 	sb->n.received++;
@@ -225,6 +259,9 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
 	}
 	if (p.kind_len == 2 && memcmp(p.kind, "ev", 2) == 0)
 		on_event(sb, key, payload, len);
+	else if (p.kind_len == strlen(ES_BATCH_KIND) &&
+		 memcmp(p.kind, ES_BATCH_KIND, p.kind_len) == 0)
+		on_batch(sb, key, msg);
 	else if (p.kind_len == 6 && memcmp(p.kind, "status", 6) == 0)
 		on_status(sb, key, payload, len);
 	else if (p.kind_len == 5 && memcmp(p.kind, "reply", 5) == 0)
@@ -274,7 +311,7 @@ static void write_stats(struct sub *sb)
 		"{\"received\":%llu,\"valid\":%llu,\"invalid\":%llu,\"new\":%llu,\"filled\":%llu,"
 		"\"duplicates\":%llu,\"nodes\":%llu,\"holes_open\":%llu,\"missing\":%llu,"
 		"\"holes_detected\":%llu,\"lost\":%llu,\"requests\":%llu,\"gone\":%llu,"
-		"\"deduped\":%llu,\"connected\":%s,\"subscribed\":%s}\n",
+		"\"deduped\":%llu,\"batches\":%llu,\"connected\":%s,\"subscribed\":%s}\n",
 		(unsigned long long)sb->n.received, (unsigned long long)sb->n.valid,
 		(unsigned long long)sb->n.invalid, (unsigned long long)sb->n.fresh,
 		(unsigned long long)sb->n.filled, (unsigned long long)sb->n.duplicates,
@@ -282,6 +319,7 @@ static void write_stats(struct sub *sb)
 		(unsigned long long)g.missing, (unsigned long long)g.holes_detected,
 		(unsigned long long)g.lost, (unsigned long long)sb->n.sent,
 		(unsigned long long)sb->n.gone_replies, (unsigned long long)sb->n.deduped,
+		(unsigned long long)sb->n.batches,
 		es_mqtt_is_connected(sb->mqtt) ? "true" : "false",
 		es_mqtt_is_subscribed(sb->mqtt) ? "true" : "false");
 	if (fclose(f) != 0 || rename(tmp, sb->s.stats) != 0)
@@ -345,7 +383,7 @@ static es_err make_mqtt(struct sub *sb)
 	o.url = s->mqtt_url;
 	o.cbs = (es_mqtt_cbs){.connected = on_connected,
 			      .disconnected = on_disconnected,
-			      .message = on_message,
+			      .message_props = on_message,
 			      .subscribed = on_subscribed};
 	o.ctx = sb;
 	char filter[ES_TOPIC_MAX];
@@ -354,6 +392,10 @@ static es_err make_mqtt(struct sub *sb)
 		snprintf(filter, sizeof filter, "%s/+/+/ev/#", s->root);
 	if (!err)
 		err = es_mqtt_subscribe(sb->mqtt, s->filter ? s->filter : filter, 1);
+	if (!err)
+		snprintf(filter, sizeof filter, "%s/+/+/" ES_BATCH_KIND "/#", s->root);
+	if (!err)
+		err = es_mqtt_subscribe(sb->mqtt, filter, 1);
 	if (!err)
 		snprintf(filter, sizeof filter, "%s/+/+/status", s->root);
 	if (!err)

@@ -67,6 +67,8 @@ static void add_cloud(const bridge_api *a, const bridge_view *v, cJSON *o)
 	cJSON_AddNumberToObject(c, "failovers", (double)v->cloud.failovers);
 	cJSON_AddNumberToObject(c, "inflight", (double)v->cloud.inflight);
 	cJSON_AddNumberToObject(c, "forwarded", (double)v->forward.forwarded);
+	cJSON_AddNumberToObject(c, "batches", (double)v->forward.batches);
+	cJSON_AddNumberToObject(c, "batch_bytes", (double)v->forward.batch_bytes);
 	cJSON_AddNumberToObject(c, "acked", (double)v->forward.acked);
 	cJSON_AddNumberToObject(c, "refused", (double)v->forward.refused);
 	cJSON_AddStringToObject(c, "last_error", v->cloud.error);

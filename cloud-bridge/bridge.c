@@ -200,10 +200,10 @@ static void on_request(void *ctx, const char *method, const char *route, int sta
 /* ---- the cloud link: forward.c's ops, its callbacks, its view -------------- */
 
 static es_err cloud_publish(void *ctx, const char *topic, const void *payload, size_t len,
-			    uint64_t tag)
+			    uint64_t tag, const es_mqtt_props *props)
 {
 	bridge *b = ctx;
-	return es_mqtt_publish(b->cloud, topic, payload, len, 1, false, tag);
+	return es_mqtt_publish_props(b->cloud, topic, payload, len, 1, false, tag, props);
 }
 
 static size_t cloud_inflight(void *ctx)
@@ -419,9 +419,16 @@ static es_err make_repair(bridge *b)
 
 static es_err make_forward(bridge *b)
 {
-	bridge_forward_opts o = {.cloud_topic = b->s->cloud_topic,
-				 .root = b->s->edge_root,
-				 .hole_wait_ms = (uint64_t)b->s->order_hole_wait_ms};
+	const bridge_settings *s = b->s;
+	es_batch_enc_opts batch = {.max_events = (size_t)s->cloud_batch_max_events,
+				   .max_bytes = (size_t)s->cloud_batch_max_bytes};
+	const char *why;
+	if (es_batch_coding_parse(s->cloud_batch_coding, &batch.coding, &why))
+		return ES_EINVAL; /* bridge_settings_check said why */
+	bridge_forward_opts o = {.cloud_topic = s->cloud_topic,
+				 .root = s->edge_root,
+				 .hole_wait_ms = (uint64_t)s->order_hole_wait_ms,
+				 .batch = s->cloud_format == BRIDGE_FORMAT_BATCH ? &batch : NULL};
 	bridge_forward_deps d = {.loop = b->loop,
 				 .journal = b->journal,
 				 .cloud = &cloud_ops,

@@ -32,6 +32,9 @@
 #define READ_ROWS      512
 #define HELD_MAX_ROWS  4096
 #define HELD_MAX_BYTES (4u * 1024u * 1024u)
+/* A batch's publish tag: this bit and its number (inbox sequences, the
+ * tags of single events, stay below 2^53; the bridge's answers use bit 63). */
+#define BATCH_TAG (UINT64_C(1) << 62)
 
 /* A row read from the inbox, waiting for its turn to go to the cloud. */
 struct held {
@@ -51,6 +54,13 @@ struct node {
 	struct node *next_active;
 };
 
+/* A batch awaiting its PUBACK: the inbox rows it carries. */
+struct flight {
+	uint64_t tag;
+	uint64_t *seqs;
+	size_t n;
+};
+
 /* Lock: `stats_lock` guards `shown`; the loop thread owns everything else. */
 struct bridge_forward {
 	bridge_forward_deps d;
@@ -68,7 +78,12 @@ struct bridge_forward {
 	es_async *pump;	      /* one pump per batch of completions */
 	struct node **heap;   /* drain_nodes' scratch */
 	size_t capheap;
-	es_seqset taken; /* inbox sequences above cursor read to fill a hole */
+	es_seqset taken;   /* inbox sequences above cursor read to fill a hole */
+	es_batch_enc *enc; /* cloud.format batch; NULL: events */
+	es_batch_coding coding;
+	uint64_t batch_no;	/* the last batch's number */
+	struct flight *flights; /* batches in flight, oldest first */
+	size_t nflights, capflights;
 	bridge_forward_stats counts;
 	pthread_mutex_t stats_lock;
 	bridge_forward_stats shown;
@@ -121,6 +136,10 @@ es_err bridge_forward_new(const bridge_forward_opts *o, const bridge_forward_dep
 		es_error(TAG, "cloud.topic %s", why);
 	else if (!(f->root = strdup(o->root)))
 		err = ES_ENOMEM;
+	if (!err && o->batch) {
+		f->coding = o->batch->coding;
+		err = es_batch_enc_new(o->batch, &f->enc);
+	}
 	if (err || (err = bridge_nodes_new(sizeof(struct node), &f->nodes)) ||
 	    (err = es_journal_reader_new(d->journal, &f->reader)) ||
 	    (err = es_async_new(d->loop, pump_async, f, &f->pump))) {
@@ -138,10 +157,21 @@ static void drop_node(void *ctx, void *record)
 	free(x->held);
 }
 
+/* Forgets the batches in flight (their rows are read again). */
+static void drop_flights(bridge_forward *f)
+{
+	for (size_t i = 0; i < f->nflights; i++)
+		free(f->flights[i].seqs);
+	f->nflights = 0;
+}
+
 void bridge_forward_free(bridge_forward *f)
 {
 	if (!f)
 		return;
+	drop_flights(f);
+	free(f->flights);
+	es_batch_enc_free(f->enc);
 	bridge_nodes_free(f->nodes, drop_node, f);
 	free(f->heap);
 	es_seqset_free(&f->taken);
@@ -183,6 +213,7 @@ void bridge_forward_reset(bridge_forward *f)
 	f->rows = f->bytes = 0;
 	f->cursor = 0;
 	es_seqset_clear(&f->taken);
+	drop_flights(f);
 	f->more = true;
 	f->d.lost(f->d.ctx);
 	show(f);
@@ -360,6 +391,19 @@ static void pop(bridge_forward *f, struct node *x)
 	f->rows--;
 }
 
+/* x's first row went: counted, timed, let go. */
+static void went(bridge_forward *f, struct node *x)
+{
+	struct held *h = &x->held[x->first];
+	if (h->origin_seq < x->forwarded_max)
+		f->counts.out_of_order++;
+	else
+		x->forwarded_max = h->origin_seq;
+	f->counts.forwarded++;
+	f->d.sent(f->d.ctx, h->seq, h->journaled_ms);
+	pop(f, x);
+}
+
 /* Publishes x's first row; false when the window or connection says stop. */
 static bool send_first(bridge_forward *f, struct node *x)
 {
@@ -373,16 +417,93 @@ static bool send_first(bridge_forward *f, struct node *x)
 		pop(f, x);
 		return true;
 	}
-	es_err err = f->d.cloud->publish(f->d.cloud_ctx, topic, h->body, h->len, h->seq);
+	es_err err = f->d.cloud->publish(f->d.cloud_ctx, topic, h->body, h->len, h->seq, NULL);
 	if (err == ES_EBUSY || err == ES_ENOTCONN)
 		return false;
-	if (h->origin_seq < x->forwarded_max)
-		f->counts.out_of_order++;
-	else
-		x->forwarded_max = h->origin_seq;
-	f->counts.forwarded++;
-	f->d.sent(f->d.ctx, h->seq, h->journaled_ms);
-	pop(f, x);
+	went(f, x);
+	return true;
+}
+
+/* ---- batches (cloud.format batch) ------------------------------------------- */
+
+/* Room for one more batch in flight. */
+static bool flight_room(bridge_forward *f)
+{
+	if (f->nflights < f->capflights)
+		return true;
+	size_t cap = f->capflights ? f->capflights * 2 : 16;
+	struct flight *grown = realloc(f->flights, cap * sizeof *grown);
+	if (!grown)
+		return false;
+	f->flights = grown;
+	f->capflights = cap;
+	return true;
+}
+
+/* Puts x's rows into the encoder from its first on, while each follows the
+ * one before (a hole ends the batch: what is after it waits its turn) and
+ * the caps take it; returns how many (0: the first alone passes a cap). */
+static size_t fill_batch(bridge_forward *f, const struct node *x)
+{
+	size_t n = 0;
+	uint64_t prev = 0;
+	es_batch_enc_reset(f->enc);
+	for (size_t i = x->first; i < x->first + x->nheld; i++) {
+		const struct held *h = &x->held[i];
+		if (n && h->origin_seq > prev + 1)
+			break;
+		if (es_batch_enc_add(f->enc, h->body, h->len))
+			break; /* full (or this one alone too big: it goes as an event) */
+		prev = h->origin_seq;
+		n++;
+	}
+	return n;
+}
+
+static bool batch_topic(bridge_forward *f, const struct node *x, char *buf, size_t cap)
+{
+	const char *name = name_of(x);
+	const char *slash = strchr(name, '/');
+	char site[ES_TOPIC_ID_MAX + 1];
+	if (!slash || (size_t)(slash - name) >= sizeof site)
+		return false;
+	memcpy(site, name, (size_t)(slash - name));
+	site[slash - name] = '\0';
+	return es_batch_topic(buf, cap, f->root, site, slash + 1, &f->coding) == ES_OK;
+}
+
+/* Publishes what of x may go now as one batch; false when the window or
+ * connection says stop. What cannot be a batch (a row alone past the caps,
+ * a compressor's failure, no memory) goes as an event. */
+static bool send_batch(bridge_forward *f, struct node *x)
+{
+	char topic[ES_TOPIC_MAX];
+	size_t n = fill_batch(f, x);
+	const void *payload;
+	size_t len;
+	uint64_t *seqs = n ? malloc(n * sizeof *seqs) : NULL;
+	if (!seqs || !flight_room(f) || !batch_topic(f, x, topic, sizeof topic) ||
+	    es_batch_enc_finish(f->enc, &payload, &len)) {
+		free(seqs);
+		return send_first(f, x);
+	}
+	es_mqtt_prop pairs[2];
+	es_mqtt_props props;
+	es_batch_props(&f->coding, pairs, &props);
+	uint64_t tag = BATCH_TAG | (f->batch_no + 1);
+	es_err err = f->d.cloud->publish(f->d.cloud_ctx, topic, payload, len, tag, &props);
+	if (err == ES_EBUSY || err == ES_ENOTCONN) {
+		free(seqs);
+		return false;
+	}
+	f->batch_no++;
+	for (size_t i = 0; i < n; i++) {
+		seqs[i] = x->held[x->first].seq;
+		went(f, x);
+	}
+	f->flights[f->nflights++] = (struct flight){.tag = tag, .seqs = seqs, .n = n};
+	f->counts.batches++;
+	f->counts.batch_bytes += len;
 	return true;
 }
 
@@ -457,7 +578,7 @@ static void drain_nodes(bridge_forward *f, uint64_t now)
 		return;
 	while (n && f->d.cloud->connected(f->d.cloud_ctx)) {
 		struct node *x = f->heap[0];
-		if (!send_first(f, x))
+		if (!(f->enc ? send_batch(f, x) : send_first(f, x)))
 			return;
 		if (!x->nheld || !ready(f, x, now))
 			f->heap[0] = f->heap[--n];
@@ -501,12 +622,9 @@ void bridge_forward_epoch(bridge_forward *f, const char *node)
 		x->forwarded_max = 0;
 }
 
-void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err)
+/* One row's PUBACK (or refusal). */
+static void row_done(bridge_forward *f, uint64_t tag, es_err err)
 {
-	if (err == ES_ENOTCONN) {
-		bridge_forward_reset(f); /* lost with the connection: sent again */
-		return;
-	}
 	if (err == ES_EPROTO) {
 		/* The cloud broker will never take it: keep it aside, move on. */
 		f->counts.refused++;
@@ -518,6 +636,34 @@ void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err)
 		f->d.acked(f->d.ctx, tag);
 	}
 	es_journal_ack(f->d.journal, tag);
+}
+
+/* A batch's PUBACK is each of its rows'. */
+static void batch_done(bridge_forward *f, uint64_t tag, es_err err)
+{
+	size_t i = 0;
+	while (i < f->nflights && f->flights[i].tag != tag)
+		i++;
+	if (i == f->nflights)
+		return; /* an earlier connection's: its rows were read again */
+	struct flight fl = f->flights[i];
+	memmove(&f->flights[i], &f->flights[i + 1], (f->nflights - i - 1) * sizeof fl);
+	f->nflights--;
+	for (size_t k = 0; k < fl.n; k++)
+		row_done(f, fl.seqs[k], err);
+	free(fl.seqs);
+}
+
+void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err)
+{
+	if (err == ES_ENOTCONN) {
+		bridge_forward_reset(f); /* lost with the connection: sent again */
+		return;
+	}
+	if (tag & BATCH_TAG)
+		batch_done(f, tag, err);
+	else
+		row_done(f, tag, err);
 	es_async_send(f->pump); /* after the whole batch of PUBACKs */
 }
 

@@ -3,6 +3,13 @@
  * window, on the topic cloud.topic maps them to (remap.h), and are marked
  * forwarded (acked in the inbox) on PUBACK.
  *
+ * With a batch encoder (cloud.format batch), what of a node may go at once
+ * goes as one batch (batch.h) on <root>/<site>/<node>/batch/ce=<coding>,
+ * with the batch's MQTT 5 properties: its rows in sequence order, as many
+ * as the encoder's caps take, no more than are ready (a batch never waits
+ * for more: under light load an event goes alone, at once). One PUBACK
+ * marks all its rows forwarded.
+ *
  * A node's next row goes when nothing below it is missing, or after it
  * waited hole_wait_ms for the hole (then it counts as out of order). What
  * is held in memory is bounded; the rest of a backlog stays on disk.
@@ -20,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "err.h"
 #include "journal.h"
 #include "loop.h"
@@ -32,7 +40,7 @@ typedef struct bridge_cloud_ops {
 	/* A QoS 1 publish, completed by bridge_forward_published(tag).
 	 * ES_EBUSY (the window is full), ES_ENOTCONN, or another error. */
 	es_err (*publish)(void *ctx, const char *topic, const void *payload, size_t len,
-			  uint64_t tag);
+			  uint64_t tag, const es_mqtt_props *props);
 	size_t (*inflight)(void *ctx); /* publishes awaiting their PUBACK */
 	size_t (*window)(void *ctx);   /* how many may await at most */
 	bool (*connected)(void *ctx);
@@ -42,6 +50,8 @@ typedef struct bridge_forward_opts {
 	const char *cloud_topic; /* the remap template (remap.h) */
 	const char *root;	 /* the edge root, for its {root} */
 	uint64_t hole_wait_ms;	 /* order.hole_wait_ms */
+	/* cloud.format batch: how batches are made; NULL: an event a message. */
+	const es_batch_enc_opts *batch;
 } bridge_forward_opts;
 
 typedef struct bridge_forward_deps {

@@ -6,6 +6,7 @@
 #include "http.h"
 #include "mqtt.h"
 #include "answer.h"
+#include "batch.h"
 #include "remap.h"
 #include "topic.h"
 
@@ -43,9 +44,20 @@ static const es_setting_edit cloud_edits[] = {
 	{"connect_timeout_s", .hide = true},
 };
 
+static const char *const formats[] = {"events", "batch", NULL};
+
 static const es_setting cloud_rows[] = {
 	{"cloud.topic", ES_CFG_STR, F(cloud_topic), BRIDGE_REMAP_DEFAULT, 0, 0, NULL, 0,
-	 "cloud topic template: {root} {site} {node} {type}"},
+	 "cloud topic template: {root} {site} {node} {type} (cloud.format events)"},
+	{"cloud.format", ES_CFG_ENUM, F(cloud_format), "events", 0, 0, formats, 0,
+	 "events: a message an event on its cloud.topic; batch: a node's events that may go "
+	 "together as one compressed CloudEvents batch on <root>/<site>/<node>/batch/ce=<coding>"},
+	{"cloud.batch_coding", ES_CFG_STR, F(cloud_batch_coding), "zstd,d1", 0, 0, NULL, 0,
+	 "a batch's compression: identity, deflate or zstd, then ,<dictionary> (d1)"},
+	{"cloud.batch_max_events", ES_CFG_INT, F(cloud_batch_max_events), "100", 1, 10000, NULL, 0,
+	 "events in a batch at most"},
+	{"cloud.batch_max_bytes", ES_CFG_SIZE, F(cloud_batch_max_bytes), "256KiB", 4096, 4194304,
+	 NULL, 0, "a batch's JSON before compression at most"},
 	{"cloud.resend_topic", ES_CFG_STR, F(cloud_resend_topic), BRIDGE_ANSWER_DEFAULT_TOPIC, 0, 0,
 	 NULL, 0,
 	 "re-send requests from the cloud, on the cloud broker: {root} {site} {node} (whole "
@@ -151,6 +163,9 @@ static bool check_topics(const bridge_settings *s, char *err, size_t cap)
 	if (bridge_remap_new(s->cloud_topic, &r, why, sizeof why))
 		return fail(err, cap, "cloud.topic", s->cloud_topic, why);
 	bridge_remap_free(r);
+	es_batch_coding coding;
+	if (es_batch_coding_parse(s->cloud_batch_coding, &coding, &w))
+		return fail(err, cap, "cloud.batch_coding", s->cloud_batch_coding, w);
 	if (bridge_answer_check_topic(s->cloud_resend_topic, why, sizeof why))
 		return fail(err, cap, "cloud.resend_topic", s->cloud_resend_topic, why);
 	if (bridge_answer_check_topic(s->cloud_reply_topic, why, sizeof why))

@@ -18,6 +18,9 @@ typedef struct bridge_link_settings {
 	es_link_settings link;
 } bridge_link_settings;
 
+/* cloud.format: an event a message, or batches (batch.h). */
+enum { BRIDGE_FORMAT_EVENTS, BRIDGE_FORMAT_BATCH };
+
 typedef struct bridge_settings {
 	char *node_id, *node_site;
 	bridge_link_settings edge, cloud;
@@ -25,6 +28,10 @@ typedef struct bridge_settings {
 	char *cloud_topic;
 	char *cloud_resend_topic, *cloud_reply_topic; /* re-sends asked over the cloud */
 	int64_t cloud_resend_rate, cloud_resend_queue, cloud_resend_relay_ms;
+	int cloud_format; /* BRIDGE_FORMAT_* */
+	char *cloud_batch_coding;
+	int64_t cloud_batch_max_events;
+	uint64_t cloud_batch_max_bytes;
 
 	es_journal_settings journal;
 	uint64_t event_max_bytes;

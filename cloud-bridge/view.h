@@ -41,6 +41,8 @@ typedef struct bridge_forward_stats {
 	uint64_t out_of_order; /* rows sent after a later one of their node */
 	uint64_t refused;      /* kept as dead letters: refused, or no cloud topic */
 	uint64_t held;	       /* rows in memory waiting for their turn */
+	uint64_t batches;      /* batch publishes (cloud.format batch) */
+	uint64_t batch_bytes;  /* their payloads' bytes, compressed */
 } bridge_forward_stats;
 
 /* repair.c */

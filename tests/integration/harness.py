@@ -447,7 +447,14 @@ class Bridge:
                 "--http.listen", "127.0.0.1:%d" % self.http_port,
                 "--edge.backoff_base_ms", "50", "--edge.backoff_max_ms", "500",
                 "--cloud.backoff_base_ms", "50", "--cloud.backoff_max_ms", "500",
-                "--gap.grace_ms", "300", "--gap.retry_ms", "2000"] + self.extra
+                "--gap.grace_ms", "300", "--gap.retry_ms", "2000"] + self.format_args() + \
+            self.extra
+
+    def format_args(self):
+        """The settings --bridge-format batch asks for."""
+        if self.env.args.bridge_format != "batch":
+            return []
+        return ["--cloud.format", "batch", "--cloud.version", "5"]
 
     def start(self, timeout=15, connected=True):
         """Starts the bridge. Unless connected is False, waits until GET
@@ -699,7 +706,9 @@ class Sub:
                 "--mqtt.url", "mqtt://127.0.0.1:%d" % self.broker_port,
                 "--mqtt.client_id", "it-" + self.name, "--sub.out", self.out,
                 "--sub.stats", self.stats_path, "--mqtt.backoff_base_ms", "50",
-                "--mqtt.backoff_max_ms", "500", "--log.level", "info"] + self.flags
+                "--mqtt.backoff_max_ms", "500", "--log.level", "info"] + \
+            (["--mqtt.version", "5"] if self.env.args.bridge_format == "batch" else []) + \
+            self.flags
         self.proc = self.env.spawn(self.name, argv)
 
         def subscribed():
@@ -1152,6 +1161,9 @@ def parse_args():
     p.add_argument("--fleet", default=None, help="the fleet-state binary")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    p.add_argument("--bridge-format", choices=("events", "batch"), default="events",
+                   help="the bridges' cloud.format; batch also speaks MQTT 5 to the cloud, "
+                   "and every sub reads with MQTT 5 (the batches' properties)")
     p.add_argument("--budget", type=int, default=150,
                    help="give up (and clean up) after this many seconds")
     return p.parse_args()

@@ -119,10 +119,24 @@ def scenario(env):
     h.check(cs.get("holes_open") == 0 and cs.get("invalid") == 0 and cs.get("filled") == 0 and
             cs.get("duplicates") == 0 and cs.get("new") == total,
             "cloud sub stats: %s" % cs)
+    batch = env.args.bridge_format == "batch"
+    if batch:
+        # What crossed to the cloud were batches, and more than one event each
+        # while the agents posted faster than one at a time.
+        h.check(0 < c["batches"] < total and cs.get("batches") == c["batches"],
+                "bridge published %d batches, the cloud sub read %s, for %d events" %
+                (c["batches"], cs.get("batches"), total))
+    else:
+        h.check(c["batches"] == 0 and cs.get("batches") == 0,
+                "cloud.format events, yet %d batches" % c["batches"])
     resent = sum(a.status()["broker"]["resent"] for a in agents)
     bridge.stop()  # SIGTERM: drains and exits 0
     h.journal_verify(env, bridge.db)
     print("  %s" % h.bridge_figures(st))
+    if batch:
+        print("  cloud: %d batches, %.1f events and %.0f bytes each (%.1f B an event)" %
+              (c["batches"], total / c["batches"], c["batch_bytes"] / c["batches"],
+               c["batch_bytes"] / total))
     print("  cloud: %d copies of %d ids (%d duplicates), order kept per node; edge sub saw "
           "%d duplicate copies; agents re-sent %d" % (f["copies"], total, f["dups"], ef["dups"],
                                                       resent))

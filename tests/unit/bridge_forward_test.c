@@ -18,6 +18,7 @@
 
 #include "tmpdir.h"
 #include "forward.h"
+#include "remap.h"
 #include "journal.h"
 #include "loop.h"
 
@@ -25,8 +26,10 @@
 
 typedef struct sent {
 	char topic[256];
-	char body[64];
+	char body[256];
 	uint64_t tag;
+	bool props; /* published with MQTT 5 properties */
+	char content_type[64];
 } sent;
 
 /* The fake cloud link, the gap tracker's mark and the metrics' calls. */
@@ -49,7 +52,7 @@ typedef struct fixture {
 } fixture;
 
 static es_err fake_publish(void *ctx, const char *topic, const void *payload, size_t len,
-			   uint64_t tag)
+			   uint64_t tag, const es_mqtt_props *props)
 {
 	fixture *x = ctx;
 	if (!x->connected)
@@ -63,6 +66,9 @@ static es_err fake_publish(void *ctx, const char *topic, const void *payload, si
 	snprintf(s->topic, sizeof s->topic, "%s", topic);
 	snprintf(s->body, sizeof s->body, "%.*s", (int)len, (const char *)payload);
 	s->tag = tag;
+	s->props = props != NULL;
+	snprintf(s->content_type, sizeof s->content_type, "%s",
+		 props && props->content_type ? props->content_type : "");
 	x->inflight++;
 	return ES_OK;
 }
@@ -111,10 +117,13 @@ static void fake_lost(void *ctx)
 
 /* ---- fixture ---------------------------------------------------------------- */
 
-static es_err make_forward(fixture *x, const char *tmpl, uint64_t hole_wait_ms)
+static es_err make_forward_as(fixture *x, const char *tmpl, uint64_t hole_wait_ms,
+			      const es_batch_enc_opts *batch)
 {
-	bridge_forward_opts o = {
-		.cloud_topic = tmpl, .root = "edgespool", .hole_wait_ms = hole_wait_ms};
+	bridge_forward_opts o = {.cloud_topic = tmpl,
+				 .root = "edgespool",
+				 .hole_wait_ms = hole_wait_ms,
+				 .batch = batch};
 	bridge_forward_deps d = {.loop = x->loop,
 				 .journal = x->journal,
 				 .cloud = &fake_cloud,
@@ -128,6 +137,11 @@ static es_err make_forward(fixture *x, const char *tmpl, uint64_t hole_wait_ms)
 	if (!err)
 		bridge_forward_start(x->f);
 	return err;
+}
+
+static es_err make_forward(fixture *x, const char *tmpl, uint64_t hole_wait_ms)
+{
+	return make_forward_as(x, tmpl, hole_wait_ms, NULL);
 }
 
 static int setup(void **state)
@@ -409,6 +423,56 @@ static void sends_again_after_a_lost_connection(void **state)
 	assert_sent(x, 2, "site-1/gw-1#2");
 }
 
+/* cloud.format batch: what of a node may go at once goes as one batch (at
+ * most max_events), never past a hole; one PUBACK acks its rows; a lost
+ * connection sends them again, and an old batch's late PUBACK is nothing. */
+static void batches_what_may_go_together(void **state)
+{
+	fixture *x = *state;
+	bridge_forward_free(x->f);
+	es_batch_enc_opts b = {.coding = {.codec = ES_BATCH_IDENTITY}, .max_events = 2};
+	assert_int_equal(make_forward_as(x, BRIDGE_REMAP_DEFAULT, 60000, &b), ES_OK);
+	store(x, "site-1/gw-1", 1, "t");
+	store(x, "site-1/gw-1", 2, "t");
+	store(x, "site-1/gw-1", 3, "t");
+	store(x, "site-1/gw-2", 1, "t");
+	store(x, "site-1/gw-1", 5, "t"); /* 4 is missing */
+	x->contiguous = 3;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 3);
+	assert_sent(x, 0, "[site-1/gw-1#1,site-1/gw-1#2]");
+	assert_string_equal(x->sent[0].topic, "edgespool/site-1/gw-1/batch/ce=identity");
+	assert_true(x->sent[0].props);
+	assert_string_equal(x->sent[0].content_type, ES_BATCH_CONTENT_TYPE);
+	assert_true(x->sent[0].tag > (UINT64_C(1) << 53)); /* not an inbox sequence */
+	assert_sent(x, 1, "[site-1/gw-1#3]");
+	assert_sent(x, 2, "[site-1/gw-2#1]");
+	assert_string_equal(x->sent[2].topic, "edgespool/site-1/gw-2/batch/ce=identity");
+	assert_int_equal(pending(x), 5);
+
+	x->inflight--;
+	bridge_forward_published(x->f, x->sent[0].tag, ES_OK);
+	assert_int_equal(pending(x), 3);
+	assert_int_equal(x->nmetric_acked, 2);
+	x->inflight = 0;
+	bridge_forward_published(x->f, x->sent[1].tag, ES_ENOTCONN);
+	bridge_forward_published(x->f, x->sent[2].tag, ES_OK); /* the old connection's */
+	assert_int_equal(pending(x), 3);
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 5);
+	assert_sent(x, 3, "[site-1/gw-1#3]");
+	assert_sent(x, 4, "[site-1/gw-2#1]");
+	ack_all(x, 3);
+	assert_int_equal(pending(x), 1); /* 5 waits for 4 */
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 5);
+	bridge_forward_stats st;
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.batches, 5);
+	assert_int_equal(st.forwarded, 6);
+	assert_int_equal(st.acked, 4);
+}
+
 /* Nothing goes while the link is down or after stop. */
 static void sends_nothing_when_down_or_stopped(void **state)
 {
@@ -474,6 +538,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(keeps_within_the_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(sends_again_after_a_lost_connection, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(batches_what_may_go_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(sends_nothing_when_down_or_stopped, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(keeps_refused_and_unmappable_rows_aside, setup,
