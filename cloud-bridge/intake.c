@@ -31,9 +31,8 @@
 #include "nodes.h"
 #include "topic.h"
 
-#define TAG	  "intake"
-#define BATCH	  1000
-#define EPOCH_KEY "x.epoch."
+#define TAG   "intake"
+#define BATCH 1000
 /* Beyond this, events are let go and asked for again later. */
 #define QUEUE_MAX_BYTES (64u * 1024u * 1024u)
 
@@ -142,8 +141,8 @@ static struct item *take(bridge_intake *in, size_t *n)
 
 static void save_epoch(bridge_intake *in, const char *node, const struct epoch *e)
 {
-	char key[sizeof EPOCH_KEY + BRIDGE_NODE_MAX], value[48];
-	snprintf(key, sizeof key, EPOCH_KEY "%s", node);
+	char key[sizeof BRIDGE_EPOCH_KEY + BRIDGE_NODE_MAX], value[48];
+	snprintf(key, sizeof key, BRIDGE_EPOCH_KEY "%s", node);
 	int n = snprintf(value, sizeof value, "%" PRIu32 " %" PRIu64, e->epoch, e->boundary);
 	if (es_journal_put(in->d.journal, key, value, (size_t)n))
 		es_error(TAG, "cannot keep where %s's epoch %" PRIu32 " began", node, e->epoch);
@@ -389,19 +388,26 @@ void bridge_intake_free(bridge_intake *in)
 	free(in);
 }
 
-/* "x.epoch.<node>" = "<epoch> <boundary>": where each node's epoch began. */
+bool bridge_epoch_parse(const void *value, size_t len, uint32_t *epoch, uint64_t *boundary)
+{
+	char text[48];
+	snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text ? len : sizeof text - 1),
+		 (const char *)value);
+	unsigned long long e, b;
+	if (sscanf(text, "%llu %llu", &e, &b) != 2 || e > UINT32_MAX)
+		return false;
+	*epoch = (uint32_t)e;
+	*boundary = b;
+	return true;
+}
+
+/* Where each node's epoch began (BRIDGE_EPOCH_KEY records). */
 static int load_epoch(void *ctx, const char *key, const void *value, size_t len)
 {
 	bridge_intake *in = ctx;
-	char text[48];
-	struct epoch *e = bridge_nodes_get(in->epochs, key + strlen(EPOCH_KEY));
-	snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text ? len : sizeof text - 1),
-		 (const char *)value);
-	unsigned long long epoch, boundary;
-	if (e && sscanf(text, "%llu %llu", &epoch, &boundary) == 2 && epoch <= UINT32_MAX) {
-		e->epoch = (uint32_t)epoch;
-		e->boundary = boundary;
-	}
+	struct epoch *e = bridge_nodes_get(in->epochs, key + strlen(BRIDGE_EPOCH_KEY));
+	if (e)
+		(void)bridge_epoch_parse(value, len, &e->epoch, &e->boundary);
 	return 0;
 }
 
@@ -412,7 +418,7 @@ es_err bridge_intake_start(bridge_intake *in)
 	/* The inbox thread's reader, made here (before the thread, which alone
 	 * uses it from then on) so that a failure is the start's. */
 	es_err rerr = es_journal_reader_new(in->d.journal, &in->reader);
-	if (rerr || (rerr = es_journal_scan(in->reader, EPOCH_KEY, load_epoch, in)))
+	if (rerr || (rerr = es_journal_scan(in->reader, BRIDGE_EPOCH_KEY, load_epoch, in)))
 		return rerr;
 	/* Made here, last of the loop's asyncs, so the loop takes the inbox's
 	 * results before the links' news in each turn (asyncs run newest

@@ -41,6 +41,13 @@
 
 typedef struct bridge_intake bridge_intake;
 
+/* The inbox's record of where each node's epoch began, kept by the intake
+ * under BRIDGE_EPOCH_KEY "<site/node>" as "<epoch> <boundary>": rows with
+ * an inbox sequence above boundary are that epoch's. */
+#define BRIDGE_EPOCH_KEY "x.epoch."
+/* Parses a record's value; false when it is not one. */
+bool bridge_epoch_parse(const void *value, size_t len, uint32_t *epoch, uint64_t *boundary);
+
 typedef struct bridge_intake_opts {
 	const char *root;	/* events come on <root>/<site>/<node>/ev/<type> */
 	const char *peer_topic; /* the share group's reports; NULL: no group */

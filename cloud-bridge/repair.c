@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "control.h"
+#include "intake.h"
 #include "log.h"
 #include "lograte.h"
 #include "nodes.h"
@@ -367,12 +368,46 @@ void bridge_repair_stats_get(bridge_repair *r, bridge_repair_stats *out)
 
 /* ---- after a restart --------------------------------------------------------- */
 
+/* Where a node's newest epoch began in the inbox (intake.h's record). */
+struct bound {
+	uint32_t epoch; /* 0: it never began another one */
+	uint64_t boundary;
+};
+
+struct replay {
+	bridge_repair *r;
+	bridge_nodes *bounds; /* struct bound */
+};
+
+static int load_bound(void *ctx, const char *key, const void *value, size_t len)
+{
+	struct bound *b = bridge_nodes_get(ctx, key + strlen(BRIDGE_EPOCH_KEY));
+	if (b && !bridge_epoch_parse(value, len, &b->epoch, &b->boundary))
+		b->epoch = 0;
+	return 0;
+}
+
+/* Whether row belongs to the epoch the saved tracker has of its node: the
+ * tracker may have been saved after a new epoch began while rows of the old
+ * one were still committed (or before, and rows of the new one follow). */
+static bool of_tracked_epoch(const struct replay *rp, const es_journal_row *row)
+{
+	const struct bound *b = bridge_nodes_find(rp->bounds, row->origin);
+	es_gap_node_info ni;
+	uint32_t tracked = es_gap_node_get(rp->r->gap, row->origin, &ni) ? ni.epoch : 0;
+	if (!b || !b->epoch || !tracked)
+		return true;
+	if (tracked == b->epoch)
+		return row->seq > b->boundary;
+	return tracked < b->epoch && row->seq <= b->boundary;
+}
+
 static int replay_row(void *ctx, const es_journal_row *row)
 {
-	bridge_repair *r = ctx;
-	if (row->origin)
-		seen(r, row->origin, row->origin_seq);
-	r->covers = row->seq;
+	struct replay *rp = ctx;
+	if (row->origin && of_tracked_epoch(rp, row))
+		seen(rp->r, row->origin, row->origin_seq);
+	rp->r->covers = row->seq;
 	return 0;
 }
 
@@ -403,7 +438,14 @@ static es_err restore(bridge_repair *r, es_journal_reader *reader)
 		return err;
 	}
 	r->covers = from;
-	err = es_journal_read(reader, from + 1, UINT64_MAX, SIZE_MAX, false, replay_row, r);
+	struct replay rp = {.r = r};
+	if ((err = bridge_nodes_new(sizeof(struct bound), &rp.bounds)))
+		return err;
+	err = es_journal_scan(reader, BRIDGE_EPOCH_KEY, load_bound, rp.bounds);
+	if (!err)
+		err = es_journal_read(reader, from + 1, UINT64_MAX, SIZE_MAX, false, replay_row,
+				      &rp);
+	bridge_nodes_free(rp.bounds, NULL, NULL);
 	if (!err)
 		es_info(TAG, "gap state restored (inbox up to %" PRIu64 ")", r->covers);
 	return err;

@@ -427,12 +427,42 @@ static void tells_new_epochs(void **state)
 	assert_string_equal(x->epochs[1], "site-1/gw-1 2 known");
 }
 
+/* Restarted after a crash: the rows committed since the tracker's save are
+ * replayed each into its own epoch. The old journal's rows that were still
+ * on their way into the inbox when the new epoch began (below the intake's
+ * boundary) are not the new epoch's: no hole of the new epoch from them. */
+static void replays_each_row_into_its_epoch(void **state)
+{
+	fixture *x = *state;
+	remake(x, UINT64_MAX, 0);
+	status(x, JID_1, 0, 0, 0);
+	for (uint64_t s = 1; s <= 3; s++)
+		store(x, s, true);
+	status(x, JID_2, 0, 0, 0); /* epoch 2 */
+	bridge_repair_save(x->r);
+	for (uint64_t s = 4; s <= 10; s++)
+		store(x, s, false); /* the old journal's, inbox rows 4..10 */
+	const char *bound = "2 10";
+	assert_int_equal(es_journal_put(x->journal, "x.epoch." NODE, bound, strlen(bound)), ES_OK);
+	store(x, 1, false); /* the new journal's */
+	store(x, 2, false);
+	assert_int_equal(es_journal_sync_acks(x->journal), ES_OK);
+	bridge_repair_free(x->r);
+	x->r = NULL;
+	assert_int_equal(make_repair(x, NULL), ES_OK);
+	bridge_repair_stats st = stats(x);
+	assert_int_equal(st.gap.holes_open, 0);
+	assert_int_equal(st.gap.missing, 0);
+	assert_int_equal(bridge_repair_contiguous(x->r, NODE), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(asks_for_a_hole_on_the_nodes_topic, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(restores_from_the_inbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(replays_each_row_into_its_epoch, setup, teardown),
 		cmocka_unit_test_setup_teardown(rebuilds_an_unreadable_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(reports_what_it_stored_to_the_group, setup,
 						teardown),
