@@ -141,7 +141,7 @@ static void on_stored(void *ctx, const bridge_stored *s)
 {
 	bridge *b = ctx;
 	if (s->earlier_epoch)
-		bridge_repair_earlier(b->repair, s->duplicate ? 0 : s->seq);
+		bridge_repair_covered(b->repair, s->duplicate ? 0 : s->seq);
 	else if (s->duplicate)
 		bridge_repair_duplicate(b->repair, s->node, s->node_seq);
 	else

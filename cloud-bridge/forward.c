@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "grow.h"
 #include "log.h"
 #include "nodes.h"
 #include "remap.h"
@@ -238,14 +239,10 @@ static bool hold(struct node *x, const struct held *h)
 		memmove(x->held, x->held + x->first, x->nheld * sizeof *h); /* compact */
 		x->first = 0;
 	}
-	if (x->nheld == x->capheld) {
-		size_t cap = x->capheld ? x->capheld * 2 : 16;
-		struct held *grown = realloc(x->held, cap * sizeof *grown);
-		if (!grown)
-			return false;
-		x->held = grown;
-		x->capheld = cap;
-	}
+	struct held *grown = es_grow(x->held, &x->capheld, x->nheld + 1, sizeof *grown, 16);
+	if (!grown)
+		return false;
+	x->held = grown;
 	size_t i = x->first + x->nheld;
 	while (i > x->first && x->held[i - 1].origin_seq > h->origin_seq)
 		i--;
@@ -429,14 +426,11 @@ static bool send_first(bridge_forward *f, struct node *x)
 /* Room for one more batch in flight. */
 static bool flight_room(bridge_forward *f)
 {
-	if (f->nflights < f->capflights)
-		return true;
-	size_t cap = f->capflights ? f->capflights * 2 : 16;
-	struct flight *grown = realloc(f->flights, cap * sizeof *grown);
+	struct flight *grown =
+		es_grow(f->flights, &f->capflights, f->nflights + 1, sizeof *grown, 16);
 	if (!grown)
 		return false;
 	f->flights = grown;
-	f->capflights = cap;
 	return true;
 }
 
@@ -533,14 +527,10 @@ static void sift_down(struct node **h, size_t n, size_t i)
 
 static bool heap_push(bridge_forward *f, size_t *n, struct node *x)
 {
-	if (*n == f->capheap) {
-		size_t cap = f->capheap ? f->capheap * 2 : 64;
-		struct node **grown = realloc(f->heap, cap * sizeof *grown);
-		if (!grown)
-			return false;
-		f->heap = grown;
-		f->capheap = cap;
-	}
+	struct node **grown = es_grow(f->heap, &f->capheap, *n + 1, sizeof *grown, 64);
+	if (!grown)
+		return false;
+	f->heap = grown;
 	f->heap[(*n)++] = x;
 	return true;
 }

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "control.h"
+#include "grow.h"
 #include "intake.h"
 #include "log.h"
 #include "lograte.h"
@@ -57,19 +58,15 @@ static void report(bridge_repair *r, const char *node, uint64_t seq)
 	int n = snprintf(line, sizeof line, "%s %" PRIu64 "\n", node, seq);
 	if (n <= 0 || r->report_len + (size_t)n > PEER_REPORT_MAX)
 		return; /* a partner will ask for it: a duplicate, not a loss */
-	if (r->report_len + (size_t)n + 1 > r->report_cap) {
-		size_t cap = (r->report_len + (size_t)n + 1) * 2;
-		char *grown = realloc(r->report, cap);
-		if (!grown)
-			return;
-		r->report = grown;
-		r->report_cap = cap;
-	}
+	char *grown = es_grow(r->report, &r->report_cap, r->report_len + (size_t)n + 1, 1, 256);
+	if (!grown)
+		return;
+	r->report = grown;
 	memcpy(r->report + r->report_len, line, (size_t)n + 1);
 	r->report_len += (size_t)n;
 }
 
-void bridge_repair_earlier(bridge_repair *r, uint64_t seq)
+void bridge_repair_covered(bridge_repair *r, uint64_t seq)
 {
 	if (seq > r->covers)
 		r->covers = seq;
@@ -78,7 +75,7 @@ void bridge_repair_earlier(bridge_repair *r, uint64_t seq)
 void bridge_repair_stored(bridge_repair *r, const char *node, uint64_t node_seq, uint64_t seq)
 {
 	seen(r, node, node_seq);
-	bridge_repair_earlier(r, seq);
+	bridge_repair_covered(r, seq);
 	if (r->peer_topic)
 		report(r, node, node_seq);
 }

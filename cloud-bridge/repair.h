@@ -71,10 +71,11 @@ void bridge_repair_stored(bridge_repair *r, const char *node, uint64_t node_seq,
 /* The inbox already held node's event node_seq: in a share group, most
  * likely a re-send a partner asked for that the broker gave to us. */
 void bridge_repair_duplicate(bridge_repair *r, const char *node, uint64_t node_seq);
-/* The inbox committed row seq (0: none, a copy) for an event of a node's
- * earlier epoch, admitted before the new one was announced: the tracker,
- * which began the node's sequence again, does not take it in. */
-void bridge_repair_earlier(bridge_repair *r, uint64_t seq);
+/* The inbox committed row seq (0: none, a copy): the save mark may pass
+ * it, and nothing else changes. For an event of a node's earlier epoch,
+ * admitted before the new one was announced: the tracker, which began the
+ * node's sequence again, does not take it in. */
+void bridge_repair_covered(bridge_repair *r, uint64_t seq);
 
 /* What the tracker says of a node's sequence. */
 typedef enum bridge_repair_verdict {

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grow.h"
 #include "log.h"
 
 #define TAG	      "auth"
@@ -156,14 +157,10 @@ static struct user *find_user(const es_auth *a, const char *name)
 
 static es_err add_user(es_auth *a, const char *name, const char *hash)
 {
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 8;
-		struct user *u = realloc(a->users, cap * sizeof *u);
-		if (!u)
-			return ES_ENOMEM;
-		a->users = u;
-		a->cap = cap;
-	}
+	struct user *grown = es_grow(a->users, &a->cap, a->n + 1, sizeof *grown, 8);
+	if (!grown)
+		return ES_ENOMEM;
+	a->users = grown;
 	struct user *u = &a->users[a->n];
 	if (!(u->hash = strdup(hash)))
 		return ES_ENOMEM;

@@ -15,6 +15,7 @@
 #include <zstd_errors.h>
 
 #include "batch_dict.h"
+#include "grow.h"
 #include "jsoncheck.h"
 #include "log.h"
 #include "topic.h"
@@ -232,19 +233,12 @@ struct buf {
 /* Room for at least `more` bytes after len. */
 static bool reserve(struct buf *b, size_t more)
 {
-	if (b->cap - b->len >= more)
-		return true;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap - b->len < more) {
-		if (cap > SIZE_MAX / 2)
-			return false;
-		cap *= 2;
-	}
-	unsigned char *p = realloc(b->data, cap);
+	unsigned char *p = more <= SIZE_MAX - b->len
+				   ? es_grow(b->data, &b->cap, b->len + more, 1, 4096)
+				   : NULL;
 	if (!p)
 		return false;
 	b->data = p;
-	b->cap = cap;
 	return true;
 }
 
@@ -476,14 +470,10 @@ static es_err end_element(struct scan *s)
 		return scan_fail(s, ES_EINVAL, "not a JSON array of events: an empty element");
 	if (b->n == b->max_events)
 		return scan_fail(s, ES_ETOOBIG, "more events than the limit");
-	if (b->n == b->capn) {
-		size_t capn = b->capn ? b->capn * 2 : 64;
-		struct span *p = realloc(b->el, capn * sizeof *p);
-		if (!p)
-			return ES_ENOMEM;
-		b->el = p;
-		b->capn = capn;
-	}
+	struct span *grown = es_grow(b->el, &b->capn, b->n + 1, sizeof *grown, 64);
+	if (!grown)
+		return ES_ENOMEM;
+	b->el = grown;
 	b->el[b->n++] = (struct span){s->start, end - s->start};
 	s->in_element = false;
 	return ES_OK;

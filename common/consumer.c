@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "db.h"
 #include "gap.h"
+#include "grow.h"
 #include "log.h"
 #include "lograte.h"
 
@@ -246,14 +247,10 @@ static es_err mark_dirty(es_consumer *c, const char *source)
 	for (size_t i = 0; i < c->ndirty; i++)
 		if (strcmp(c->dirty[i], source) == 0)
 			return ES_OK;
-	if (c->ndirty == c->dirty_cap) {
-		size_t cap = c->dirty_cap ? c->dirty_cap * 2 : 16;
-		char **v = realloc(c->dirty, cap * sizeof *v);
-		if (!v)
-			return ES_ENOMEM;
-		c->dirty = v;
-		c->dirty_cap = cap;
-	}
+	char **grown = es_grow(c->dirty, &c->dirty_cap, c->ndirty + 1, sizeof *grown, 16);
+	if (!grown)
+		return ES_ENOMEM;
+	c->dirty = grown;
 	if (!(c->dirty[c->ndirty] = strdup(source)))
 		return ES_ENOMEM;
 	c->ndirty++;
@@ -301,14 +298,10 @@ static es_err save_dirty(es_consumer *c)
 /* Appends text to a growing buffer. */
 static bool append(char **buf, size_t *len, size_t *cap, const char *text, size_t n)
 {
-	if (*len + n + 1 > *cap) {
-		size_t want = (*len + n + 1) * 2;
-		char *b = realloc(*buf, want);
-		if (!b)
-			return false;
-		*buf = b;
-		*cap = want;
-	}
+	char *b = n < SIZE_MAX - *len ? es_grow(*buf, cap, *len + n + 1, 1, 256) : NULL;
+	if (!b)
+		return false;
+	*buf = b;
 	memcpy(*buf + *len, text, n);
 	*len += n;
 	(*buf)[*len] = '\0';

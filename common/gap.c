@@ -65,6 +65,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
+
 #define NODE_MAX   136 /* sizeof ((es_gap_request *)0)->node */
 #define JID_MAX	   64
 #define NONE	   SIZE_MAX
@@ -204,16 +206,10 @@ static size_t first_ending_from(const node *n, uint64_t seq)
 /* Room for one more hole. */
 static es_err reserve(node *n)
 {
-	if (n->nholes < n->cap)
-		return ES_OK;
-	size_t cap = n->cap ? n->cap * 2 : 4;
-	if (cap > SIZE_MAX / sizeof(hole))
-		return ES_ENOMEM;
-	hole *h = realloc(n->holes, cap * sizeof *h);
+	hole *h = es_grow(n->holes, &n->cap, n->nholes + 1, sizeof *h, 4);
 	if (!h)
 		return ES_ENOMEM;
 	n->holes = h;
-	n->cap = cap;
 	return ES_OK;
 }
 
@@ -757,18 +753,12 @@ static void sb_put(sbuf *b, const char *s, size_t n)
 {
 	if (b->oom)
 		return;
-	if (b->cap - b->len <= n) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap - b->len <= n && cap <= SIZE_MAX / 2)
-			cap *= 2;
-		char *p = cap - b->len > n ? realloc(b->p, cap) : NULL;
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
+	char *p = n < SIZE_MAX - b->len ? es_grow(b->p, &b->cap, b->len + n + 1, 1, 256) : NULL;
+	if (!p) {
+		b->oom = true;
+		return;
 	}
+	b->p = p;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';

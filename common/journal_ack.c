@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "log.h"
 
 es_err es_journal_ack(es_journal *j, uint64_t seq)
@@ -20,16 +21,12 @@ es_err es_journal_ack(es_journal *j, uint64_t seq)
 	if (!j || seq == 0)
 		return ES_EINVAL;
 	pthread_mutex_lock(&j->lock);
-	if (j->nacks == j->capacks) {
-		size_t cap = j->capacks ? j->capacks * 2 : 256;
-		uint64_t *grown = realloc(j->acks, cap * sizeof *grown);
-		if (!grown) {
-			pthread_mutex_unlock(&j->lock);
-			return ES_ENOMEM;
-		}
-		j->acks = grown;
-		j->capacks = cap;
+	uint64_t *grown = es_grow(j->acks, &j->capacks, j->nacks + 1, sizeof *grown, 256);
+	if (!grown) {
+		pthread_mutex_unlock(&j->lock);
+		return ES_ENOMEM;
 	}
+	j->acks = grown;
 	j->acks[j->nacks++] = seq;
 	j->ack_gen_queued++;
 	if (j->nacks == 1)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "grow.h"
 #include "log.h"
 
 struct post {
@@ -164,14 +165,10 @@ void es_async_free(es_async *a)
 
 es_err es_loop_timer(es_loop *l, uint64_t delay_ms, es_loop_fn fn, void *arg, es_timer_id *id)
 {
-	if (l->ntimers == l->captimers) {
-		size_t cap = l->captimers ? l->captimers * 2 : 16;
-		struct timer *t = realloc(l->timers, cap * sizeof *t);
-		if (!t)
-			return ES_ENOMEM;
-		l->timers = t;
-		l->captimers = cap;
-	}
+	struct timer *grown = es_grow(l->timers, &l->captimers, l->ntimers + 1, sizeof *grown, 16);
+	if (!grown)
+		return ES_ENOMEM;
+	l->timers = grown;
 	struct timer t = {
 		.id = l->next_id++, .due = es_clock_mono_ms() + delay_ms, .fn = fn, .arg = arg};
 	size_t i = l->ntimers;
@@ -205,14 +202,11 @@ es_err es_loop_watch(es_loop *l, int fd, short events, es_fd_fn fn, void *arg)
 			return ES_OK;
 		}
 	}
-	if (l->nwatches == l->capwatches) {
-		size_t cap = l->capwatches ? l->capwatches * 2 : 8;
-		struct watch *w = realloc(l->watches, cap * sizeof *w);
-		if (!w)
-			return ES_ENOMEM;
-		l->watches = w;
-		l->capwatches = cap;
-	}
+	struct watch *grown =
+		es_grow(l->watches, &l->capwatches, l->nwatches + 1, sizeof *grown, 8);
+	if (!grown)
+		return ES_ENOMEM;
+	l->watches = grown;
 	l->watches[l->nwatches++] = (struct watch){fd, events, fn, arg};
 	return ES_OK;
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grow.h"
 #include "log.h"
 
 #define TAG		     "metrics"
@@ -471,18 +472,12 @@ static void put(struct buf *b, const char *s, size_t n)
 {
 	if (b->oom)
 		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
+	char *p = n < SIZE_MAX - b->len ? es_grow(b->p, &b->cap, b->len + n + 1, 1, 4096) : NULL;
+	if (!p) {
+		b->oom = true;
+		return;
 	}
+	b->p = p;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';

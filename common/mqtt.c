@@ -35,6 +35,7 @@
 
 #include "backoff.h"
 #include "clock.h"
+#include "grow.h"
 #include "log.h"
 #include "rotation.h"
 #include "topic.h"
@@ -285,19 +286,15 @@ static es_err check_opts(const es_mqtt_opts *o)
 static void post(es_mqtt *m, const struct entry *e)
 {
 	pthread_mutex_lock(&m->lock);
-	if (m->ninbox == m->capinbox) {
-		size_t cap = m->capinbox ? m->capinbox * 2 : 256;
-		struct entry *grown = realloc(m->inbox, cap * sizeof *grown);
-		if (!grown) {
-			pthread_mutex_unlock(&m->lock);
-			free(e->text);
-			free(e->payload);
-			free(e->props);
-			return;
-		}
-		m->inbox = grown;
-		m->capinbox = cap;
+	struct entry *grown = es_grow(m->inbox, &m->capinbox, m->ninbox + 1, sizeof *grown, 256);
+	if (!grown) {
+		pthread_mutex_unlock(&m->lock);
+		free(e->text);
+		free(e->payload);
+		free(e->props);
+		return;
 	}
+	m->inbox = grown;
 	m->inbox[m->ninbox++] = *e;
 	pthread_mutex_unlock(&m->lock);
 	es_async_send(m->async);

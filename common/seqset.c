@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
+
 #define FIRST_CAP 64
 
 void es_seqset_init(es_seqset *s, size_t max)
@@ -53,12 +55,10 @@ es_err es_seqset_reserve(es_seqset *s)
 		s->first = 0;
 		return ES_OK;
 	}
-	size_t cap = s->cap ? s->cap * 2 : FIRST_CAP;
-	uint64_t *grown = realloc(s->v, cap * sizeof *grown);
+	uint64_t *grown = es_grow(s->v, &s->cap, s->end + 1, sizeof *grown, FIRST_CAP);
 	if (!grown)
 		return ES_ENOMEM;
 	s->v = grown;
-	s->cap = cap;
 	return ES_OK;
 }
 

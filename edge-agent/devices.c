@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "log.h"
 
 #define TAG "links"
@@ -146,14 +147,10 @@ static bool stage(devices *t, dev *d)
 {
 	if (d->dirty)
 		return true;
-	if (t->nstaged == t->capstaged) {
-		size_t cap = t->capstaged ? t->capstaged * 2 : 64;
-		dev **grown = realloc(t->staged, cap * sizeof *grown);
-		if (!grown)
-			return false;
-		t->staged = grown;
-		t->capstaged = cap;
-	}
+	dev **grown = es_grow(t->staged, &t->capstaged, t->nstaged + 1, sizeof *grown, 64);
+	if (!grown)
+		return false;
+	t->staged = grown;
 	d->dirty = true;
 	t->staged[t->nstaged++] = d;
 	return true;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "grow.h"
 #include "links_int.h"
 #include "log.h"
 
@@ -68,14 +69,10 @@ void link_conn_close(struct links *l, struct conn *c, const char *why)
 /* Room for one more connection in l->conns; false when out of memory. */
 static bool conns_room(struct links *l)
 {
-	if (l->nconns < l->capconns)
-		return true;
-	size_t cap = l->capconns ? l->capconns * 2 : 8;
-	struct conn **grown = realloc(l->conns, cap * sizeof *grown);
+	struct conn **grown = es_grow(l->conns, &l->capconns, l->nconns + 1, sizeof *grown, 8);
 	if (!grown)
 		return false;
 	l->conns = grown;
-	l->capconns = cap;
 	return true;
 }
 

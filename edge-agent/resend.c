@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "grow.h"
 #include "log.h"
 #include "lograte.h"
 #include "topic.h"
@@ -149,13 +150,12 @@ static es_err todo_add(agent_resend *rs, uint64_t a, uint64_t b)
 	size_t i = span_from(rs, a > 0 ? a - 1 : 0), j = i; /* an adjacent span merges too */
 	while (j < rs->ntodo && rs->todo[j].from <= b + 1)
 		j++;
-	if (i == j && rs->ntodo == rs->captodo) {
-		size_t cap = rs->captodo ? rs->captodo * 2 : 8;
-		struct span *grown = realloc(rs->todo, cap * sizeof *grown);
+	if (i == j) {
+		struct span *grown =
+			es_grow(rs->todo, &rs->captodo, rs->ntodo + 1, sizeof *grown, 8);
 		if (!grown)
 			return ES_ENOMEM;
 		rs->todo = grown;
-		rs->captodo = cap;
 	}
 	struct span merged = {a, b};
 	if (i < j) {
