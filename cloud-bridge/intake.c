@@ -45,7 +45,8 @@ struct item {
 	uint64_t origin_seq;
 	bool check;	      /* look for a conflict before journaling it */
 	bool mark, fresh;     /* an epoch mark (see bridge_intake_epoch) */
-	uint32_t epoch;	      /* mark: the epoch; event: its node's `fresh` when admitted */
+	uint32_t epoch;	      /* mark: the epoch */
+	uint32_t gen;	      /* event: its node's `fresh` count when admitted */
 	bool conflict;	      /* the inbox thread kept it aside */
 	es_append_result res; /* filled by the inbox thread */
 	struct item *next;
@@ -315,7 +316,7 @@ static void report(bridge_intake *in, const struct item *it)
 			   .node_seq = it->origin_seq,
 			   .seq = it->res.seq,
 			   .duplicate = it->res.duplicate,
-			   .earlier_epoch = t && t->fresh != it->epoch};
+			   .earlier_epoch = t && t->fresh != it->gen};
 	if (s.duplicate)
 		in->counts.duplicates++;
 	if (s.duplicate || s.seq)
@@ -546,7 +547,7 @@ static void take_valid(bridge_intake *in, const char *node, const es_event *ev, 
 		return;
 	}
 	it->check = seen || seq <= t->seq;
-	it->epoch = t->fresh;
+	it->gen = t->fresh;
 	t->seq = seq > t->seq ? seq : t->seq;
 	enqueue(in, it);
 }
