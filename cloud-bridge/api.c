@@ -100,6 +100,7 @@ static void add_inbox(bridge_api *a, const bridge_view *v, cJSON *o)
 	cJSON *j = cJSON_AddObjectToObject(o, "inbox");
 	cJSON_AddStringToObject(j, "path", a->journal_path);
 	cJSON_AddNumberToObject(j, "received", (double)v->intake.received);
+	cJSON_AddNumberToObject(j, "batches_received", (double)v->intake.batches);
 	cJSON_AddNumberToObject(j, "journaled", (double)c.appended);
 	cJSON_AddNumberToObject(j, "backlog", (double)c.pending);
 	cJSON_AddNumberToObject(j, "oldest_unforwarded_age_s",

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "control.h"
 #include "event.h"
 #include "log.h"
@@ -552,6 +553,21 @@ static void take_valid(bridge_intake *in, const char *node, const es_event *ev, 
 	enqueue(in, it);
 }
 
+/* A decoded event (text payload[0..len)) that came on topic: the node's,
+ * and admitted by the tracker, or a dead letter. */
+static void take_decoded(bridge_intake *in, const char *topic, const char *node, const es_event *ev,
+			 const void *payload, size_t len)
+{
+	char whynot[200];
+	bridge_admit a = BRIDGE_ADMIT_REFUSE;
+	if (!not_nodes(node, ev, whynot, sizeof whynot))
+		a = in->d.admit(in->d.ctx, node, es_event_seq(ev), whynot, sizeof whynot);
+	if (a == BRIDGE_ADMIT_REFUSE)
+		dead_letter(in, topic, whynot, payload, len);
+	else
+		take_valid(in, node, ev, a == BRIDGE_ADMIT_SEEN, payload, len);
+}
+
 static void take_event(bridge_intake *in, const char *topic, const char *node, const void *payload,
 		       size_t len)
 {
@@ -564,15 +580,44 @@ static void take_event(bridge_intake *in, const char *topic, const char *node, c
 		dead_letter(in, topic, why, payload, len);
 		return;
 	}
-	char whynot[200];
-	bridge_admit a = BRIDGE_ADMIT_REFUSE;
-	if (!not_nodes(node, ev, whynot, sizeof whynot))
-		a = in->d.admit(in->d.ctx, node, es_event_seq(ev), whynot, sizeof whynot);
-	if (a == BRIDGE_ADMIT_REFUSE)
-		dead_letter(in, topic, whynot, payload, len);
-	else
-		take_valid(in, node, ev, a == BRIDGE_ADMIT_SEEN, payload, len);
+	take_decoded(in, topic, node, ev, payload, len);
 	es_event_free(ev);
+}
+
+/* A batch (batch.h): each of its events is taken as if it came alone. A
+ * batch that cannot be read (bad compression, truncated, not a JSON array,
+ * past the limits) is kept whole as a dead letter; a bad event inside a
+ * readable batch is kept alone, and the others go on. */
+static void take_batch(bridge_intake *in, const char *topic, const char *node, const void *payload,
+		       size_t len)
+{
+	es_batch_limits lim = {.event_max_bytes = in->event_max_bytes};
+	es_batch *b = NULL;
+	char why[300];
+	es_err err = es_batch_read(topic, '/', NULL, payload, len, &lim, &b, why, sizeof why);
+	if (err || !b) {
+		char reason[sizeof why + 32];
+		snprintf(reason, sizeof reason, "a batch that cannot be read: %s",
+			 err ? why : "its topic names no coding");
+		dead_letter(in, topic, reason, payload, len);
+		return;
+	}
+	in->counts.batches++;
+	for (size_t i = 0; i < es_batch_count(b); i++) {
+		size_t n;
+		const char *json = es_batch_json(b, i, &n);
+		es_event *ev;
+		es_verr v;
+		if (es_batch_event_decode(b, i, &ev, &v)) {
+			snprintf(why, sizeof why, "not a valid CloudEvent: %s%s%s", v.field,
+				 v.field[0] ? ": " : "", v.reason);
+			dead_letter(in, topic, why, json, n);
+			continue;
+		}
+		take_decoded(in, topic, node, ev, json, n);
+		es_event_free(ev);
+	}
+	es_batch_free(b);
 }
 
 static bool is_kind(const es_topic_parts *p, const char *kind, const char *rest)
@@ -591,6 +636,8 @@ static void sort(bridge_intake *in, const char *topic, const es_topic_parts *p, 
 {
 	if (is_kind(p, "ev", NULL) && p->rest_len)
 		take_event(in, topic, node, payload, len);
+	else if (is_kind(p, ES_BATCH_KIND, NULL) && p->rest_len)
+		take_batch(in, topic, node, payload, len);
 	else if (is_kind(p, "status", NULL))
 		in->d.status(in->d.ctx, node, payload, len);
 	else if (is_kind(p, "reply", "resend"))

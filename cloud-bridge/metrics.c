@@ -45,7 +45,7 @@ static const es_node_metrics_words words = {
 /* The bridge's own families (the shared ones are node_metrics.c's). */
 struct families {
 	es_metric_family *received, *duplicates, *deadlettered, *refused, *out_of_order, *held;
-	es_metric_family *batches, *batch_bytes;
+	es_metric_family *batches, *batch_bytes, *batches_in;
 	es_metric_family *holes_detected, *holes_open, *missing, *filled, *lost, *requests;
 	es_metric_family *gone, *nodes, *failovers, *cloud_node, *voided, *epochs;
 	es_metric_family *cr_requests, *cr_events, *cr_relays, *cr_replies, *cr_dropped;
@@ -74,6 +74,9 @@ static const es_node_metric_def defs[] = {
 	 "Uplink batches published to the cloud broker (cloud.format batch)."},
 	{F(batch_bytes), C, "edgespool_cloud_batch_bytes_total", NULL,
 	 "Their payloads' bytes, compressed."},
+	{F(batches_in), C, "edgespool_edge_batches_received_total", NULL,
+	 "Uplink batches read from the edge link (bridge.role cloud); one that cannot be read "
+	 "is a dead letter instead."},
 	{F(holes_detected), C, "edgespool_holes_detected_total", NULL,
 	 "Ranges of missing sequences ever found."},
 	{F(holes_open), G, "edgespool_holes_open", NULL, "Ranges of sequences missing now."},
@@ -152,6 +155,7 @@ static void collect_inbox(bridge_metrics *m, const bridge_view *v)
 	set(f->held, (double)v->forward.held);
 	set(f->batches, (double)v->forward.batches);
 	set(f->batch_bytes, (double)v->forward.batch_bytes);
+	set(f->batches_in, (double)v->intake.batches);
 }
 
 static void collect_gaps(struct families *f, const bridge_view *v)

@@ -27,6 +27,7 @@ typedef struct bridge_edge_stats {
 /* intake.c */
 typedef struct bridge_intake_stats {
 	uint64_t received;   /* messages from the edge brokers, of any kind */
+	uint64_t batches;    /* batches among them that could be read */
 	uint64_t invalid;    /* kept as dead letters (conflicts included) */
 	uint64_t conflicts;  /* a second id for a node's sequence: kept aside */
 	uint64_t duplicates; /* events the inbox held already */

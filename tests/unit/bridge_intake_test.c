@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tmpdir.h"
+#include "batch.h"
 #include "clock.h"
 #include "event.h"
 #include "intake.h"
@@ -415,6 +416,70 @@ static void a_new_epoch_starts_again(void **state)
 	assert_int_equal(stats(x).conflicts, 1);  /* ...and 1 conflicts with the new one */
 }
 
+/* A batch of events (a site bridge's, read by the cloud role): each event
+ * is taken as if it came alone; a batch that cannot be read is one dead
+ * letter saying why; a bad event inside a good batch is a dead letter of
+ * its own and the others are journaled. */
+static void reads_batches_event_by_event(void **state)
+{
+	fixture *x = *state;
+	es_batch_enc_opts o = {.coding = {.codec = ES_BATCH_ZSTD, .dict = "d1"}};
+	es_batch_enc *enc;
+	assert_int_equal(es_batch_enc_new(&o, &enc), ES_OK);
+	const char *topic = "edgespool/site-1/gw-1/batch/ce=zstd,d1";
+	char id[64];
+	size_t len;
+	for (uint64_t seq = 1; seq <= 3; seq++) {
+		snprintf(id, sizeof id, "0190a0b0-0000-7000-8000-00000000010%" PRIu64, seq);
+		char *json = event_json(id, seq, &len);
+		assert_int_equal(es_batch_enc_add(enc, json, len), ES_OK);
+		free(json);
+	}
+	const void *payload;
+	size_t plen;
+	assert_int_equal(es_batch_enc_finish(enc, &payload, &plen), ES_OK);
+	arrive(x, topic, payload, plen);
+	/* Bad compressed data, a truncated frame, and a coding nobody has. */
+	arrive(x, topic, "not zstd at all", 15);
+	arrive(x, topic, payload, plen / 2);
+	arrive(x, "edgespool/site-1/gw-1/batch/ce=lz4", payload, plen);
+
+	/* One good event and one that is not a CloudEvent, uncompressed. */
+	es_batch_enc_free(enc);
+	o.coding = (es_batch_coding){.codec = ES_BATCH_IDENTITY};
+	assert_int_equal(es_batch_enc_new(&o, &enc), ES_OK);
+	char *good = event_json("0190a0b0-0000-7000-8000-000000000104", 4, &len);
+	assert_int_equal(es_batch_enc_add(enc, good, len), ES_OK);
+	free(good);
+	assert_int_equal(es_batch_enc_add(enc, "{\"specversion\":\"1.0\"}", 21), ES_OK);
+	assert_int_equal(es_batch_enc_finish(enc, &payload, &plen), ES_OK);
+	arrive(x, "edgespool/site-1/gw-1/batch/ce=identity", payload, plen);
+	arrive(x, "edgespool/site-1/gw-1/batch/ce=identity", "{\"not\":\"an array\"}", 18);
+	es_batch_enc_free(enc);
+
+	bridge_intake_stop(x->in);
+	assert_int_equal(x->nstored, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_string_equal(x->stored_node[i], "site-1/gw-1");
+		assert_int_equal(x->stored[i].node_seq, i + 1);
+		assert_false(x->stored[i].duplicate);
+	}
+	bridge_intake_stats st = stats(x);
+	assert_int_equal(st.received, 6);
+	assert_int_equal(st.batches, 2);
+	assert_int_equal(st.invalid, 5);
+	struct reasons r = dead_reasons(x, 5);
+	assert_int_equal(r.n, 5);
+	size_t unreadable = 0, bad_event = 0;
+	for (size_t i = 0; i < r.n; i++) {
+		unreadable += strncmp(r.text[i], "a batch that cannot be read: ", 29) == 0;
+		bad_event += strncmp(r.text[i], "not a valid CloudEvent: [1]", 27) == 0;
+	}
+	assert_int_equal(unreadable, 4);
+	assert_int_equal(bad_event, 1);
+	assert_int_equal(inbox(x).count, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -424,6 +489,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(refuses_what_is_not_the_nodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_second_id_is_a_conflict, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_new_epoch_starts_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(reads_batches_event_by_event, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
