@@ -16,8 +16,8 @@ commits it: each kill loses what it held, a hole). Then:
                     no hole open); holes were found and asked for on the
                     cloud broker, and the bridge answered them;
   --variant agent   the same, the bridge keeping nothing it forwarded
-                    (journal.retain_s 0): each request is relayed to the
-                    agent and its copies pass the bridge;
+                    (journal.retain_s 0): what its inbox no longer holds
+                    is relayed to the agent and its copies pass the bridge;
   --variant lost    the agent too keeps nothing (journal.retain_s 0): the
                     holes are answered gone, counted lost once (applied +
                     lost = acknowledged, one log line per range), and after
@@ -250,7 +250,11 @@ def scenario(env):
         h.check(gaps["lost"] == 0 and st["applied"] == TOTAL and set(ids) == set(acked),
                 "not every acknowledged event applied exactly once: %s" % figures)
         if VARIANT == "agent":
-            h.check(br["relayed"] > 0 and br["from_inbox"] == 0,
+            # Rows forwarded moments before a request may still wait for
+            # retention's next pass (the inbox answers those itself, as it
+            # should): what matters is that what it no longer held was
+            # relayed to the agent and came back through the bridge.
+            h.check(br["relayed"] > 0 and br["passed"] > 0,
                     "the requests were not relayed to the agent: %s" % figures)
         else:
             h.check(br["from_inbox"] > 0, "nothing was answered from the inbox: %s" % figures)
