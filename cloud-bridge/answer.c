@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "clock.h"
 #include "control.h"
 #include "event.h"
@@ -57,6 +58,8 @@ struct bridge_answer {
 	char *root, *client_id;
 	struct tmpl req_t, reply_t;
 	bridge_remap *events;
+	es_batch_enc *enc; /* cloud.format batch: each event a batch of one */
+	es_batch_coding coding;
 	char filter[ES_TOPIC_MAX];
 	es_journal_reader *reader;
 	struct req *q;
@@ -212,6 +215,27 @@ static bool publish(bridge_answer *a, const char *topic, const void *payload, si
 	return true;
 }
 
+/* Publishes node's event (text body) as the forwarder would: on its event
+ * topic, or with cloud.format batch as a batch of one on the node's batch
+ * topic (a cloud role reads only those). What cannot be a batch goes as
+ * an event: readers take both. */
+static bool publish_event(bridge_answer *a, const char *node, const char *topic, const void *body,
+			  size_t len)
+{
+	if (!a->enc)
+		return publish(a, topic, body, len);
+	char btopic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1];
+	const char *slash = strchr(node, '/');
+	const void *p;
+	size_t n;
+	snprintf(site, sizeof site, "%.*s", (int)(slash - node), node);
+	es_batch_enc_reset(a->enc);
+	if (es_batch_enc_add(a->enc, body, len) || es_batch_enc_finish(a->enc, &p, &n) ||
+	    es_batch_topic(btopic, sizeof btopic, a->root, site, slash + 1, &a->coding))
+		return publish(a, topic, body, len);
+	return publish(a, btopic, p, n);
+}
+
 static void count(bridge_answer *a, uint64_t *field, uint64_t n)
 {
 	pthread_mutex_lock(&a->lock);
@@ -347,7 +371,7 @@ static int one_row(void *ctx, const es_journal_row *row)
 	if (bridge_remap_apply(f->a->events, f->a->root, &p, topic, sizeof topic))
 		return 1; /* cannot be named on the cloud: as if not held */
 	f->held = true;
-	f->sent = publish(f->a, topic, row->body, row->body_len);
+	f->sent = publish_event(f->a, f->node, topic, row->body, row->body_len);
 	return 1;
 }
 
@@ -514,7 +538,7 @@ void bridge_answer_event(bridge_answer *a, const char *topic, const void *payloa
 	if (!answers(a, node, payload, len) ||
 	    bridge_remap_apply(a->events, a->root, &p, topic_out, sizeof topic_out))
 		return;
-	if (publish(a, topic_out, payload, len))
+	if (publish_event(a, node, topic_out, payload, len))
 		count(a, &a->stats.passed, 1);
 	else
 		count(a, &a->stats.dropped, 1);
@@ -623,6 +647,10 @@ es_err bridge_answer_new(const bridge_answer_opts *o, const bridge_answer_deps *
 	a->refill_ms = es_clock_mono_ms();
 	pthread_mutex_init(&a->lock, NULL);
 	es_err err = a->root && a->client_id ? make_parts(a, o, why, cap) : ES_ENOMEM;
+	if (!err && o->batch) {
+		a->coding = o->batch->coding;
+		err = es_batch_enc_new(o->batch, &a->enc);
+	}
 	if (err) {
 		bridge_answer_free(a);
 		return err;
@@ -636,6 +664,7 @@ void bridge_answer_free(bridge_answer *a)
 	if (!a)
 		return;
 	es_journal_reader_free(a->reader);
+	es_batch_enc_free(a->enc);
 	bridge_remap_free(a->events);
 	tmpl_clear(&a->req_t);
 	tmpl_clear(&a->reply_t);

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "err.h"
 #include "journal.h"
 #include "view.h"
@@ -51,6 +52,8 @@ typedef struct bridge_answer_opts {
 	size_t queue;		 /* requests waiting at most, at least 1 */
 	uint64_t relay_ms;	 /* a relay unanswered this long is answered busy */
 	size_t event_max_bytes;	 /* a larger edge message is no answer */
+	/* cloud.format batch: events go as batches of one (NULL: as events). */
+	const es_batch_enc_opts *batch;
 } bridge_answer_opts;
 
 typedef struct bridge_answer_deps {

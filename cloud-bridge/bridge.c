@@ -31,6 +31,8 @@
 
 #include "answer.h"
 #include "api.h"
+#include "batch.h"
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "edge.h"
@@ -42,10 +44,18 @@
 #include "mqtt.h"
 #include "repair.h"
 #include "topic.h"
+#include "upstatus.h"
 #include "view.h"
 
 #define TAG	"bridge"
 #define TICK_MS 100
+/* The largest batch the cloud role reads: batch.h's decoded limit, and a
+ * frame's overhead for a batch that did not compress. */
+#define BATCH_MESSAGE_MAX (ES_BATCH_MAX_BYTES_DEFAULT + 65536u)
+/* Node statuses for the cloud (upstatus.h): their publish tag (answers'
+ * bit, so nothing waits for their PUBACK) and how often one goes at most. */
+#define STATUS_TAG	(BRIDGE_ANSWER_TAG | (UINT64_C(1) << 61))
+#define STATUS_EVERY_MS 1000
 
 enum bphase { B_NEW, B_RUNNING, B_DRAINING, B_STOPPING, B_DONE };
 
@@ -55,7 +65,8 @@ struct bridge {
 	es_loop *loop;
 	es_journal *journal; /* the inbox */
 	bridge_repair *repair;
-	bridge_answer *answer; /* re-sends asked over the cloud */
+	bridge_answer *answer;	   /* re-sends asked over the cloud */
+	bridge_upstatus *upstatus; /* site role, cloud.format batch; else NULL */
 	bridge_forward *forward;
 	bridge_intake *intake;
 	bridge_edge *edge;
@@ -93,6 +104,8 @@ static void on_status(void *ctx, const char *node, const void *payload, size_t l
 {
 	bridge *b = ctx;
 	bridge_repair_status(b->repair, node, payload, len);
+	if (b->upstatus)
+		bridge_upstatus_agent(b->upstatus, node, payload, len);
 }
 
 static void on_reply(void *ctx, const char *node, const void *payload, size_t len)
@@ -129,6 +142,8 @@ static void on_epoch(void *ctx, const char *node, uint32_t epoch, bool fresh)
 	bridge_intake_epoch(b->intake, node, epoch, fresh);
 	if (fresh)
 		bridge_forward_epoch(b->forward, node);
+	if (fresh && b->upstatus)
+		bridge_upstatus_epoch(b->upstatus, node);
 }
 
 static void edge_oversized(void *ctx, const char *topic, size_t len)
@@ -237,6 +252,8 @@ static void cloud_up(void *ctx, bool session_present)
 	(void)session_present;
 	bridge_forward_reset(b->forward);
 	bridge_forward_pump(b->forward);
+	if (b->upstatus)
+		bridge_upstatus_resend(b->upstatus);
 }
 
 static void cloud_down(void *ctx, const char *cause, uint64_t retry_ms)
@@ -266,6 +283,19 @@ static void cloud_message(void *ctx, const char *topic, const void *payload, siz
 {
 	bridge *b = ctx;
 	bridge_answer_request(b->answer, topic, payload, len);
+}
+
+static void on_batch_acked(void *ctx, const char *node, uint64_t last_seq)
+{
+	bridge *b = ctx;
+	if (b->upstatus)
+		bridge_upstatus_acked(b->upstatus, node, last_seq);
+}
+
+static es_err status_publish(void *ctx, const char *topic, const void *payload, size_t len)
+{
+	bridge *b = ctx;
+	return es_mqtt_publish(b->cloud, topic, payload, len, 1, true, STATUS_TAG);
 }
 
 static es_err answer_publish(void *ctx, const char *topic, const void *payload, size_t len,
@@ -349,16 +379,19 @@ static void make_names(bridge *b)
 		 s->edge.link.client_id ? s->edge.link.client_id : base);
 	snprintf(b->client_cloud, sizeof b->client_cloud, "%s",
 		 s->cloud.link.client_id ? s->cloud.link.client_id : base);
+	/* The site role reads the agents' events; the cloud role the site
+	 * bridges' batches (never the events it republishes itself). */
+	const char *kind = s->role == BRIDGE_ROLE_CLOUD ? ES_BATCH_KIND : "ev";
 	if (s->edge_share_group && s->edge_filter)
 		snprintf(b->filter, sizeof b->filter, "$share/%s/%s", s->edge_share_group,
 			 s->edge_filter);
 	else if (s->edge_share_group)
-		snprintf(b->filter, sizeof b->filter, "$share/%s/%s/+/+/ev/#", s->edge_share_group,
-			 s->edge_root);
+		snprintf(b->filter, sizeof b->filter, "$share/%s/%s/+/+/%s/#", s->edge_share_group,
+			 s->edge_root, kind);
 	else if (s->edge_filter)
 		snprintf(b->filter, sizeof b->filter, "%s", s->edge_filter);
 	else
-		snprintf(b->filter, sizeof b->filter, "%s/+/+/ev/#", s->edge_root);
+		snprintf(b->filter, sizeof b->filter, "%s/+/+/%s/#", s->edge_root, kind);
 	if (s->edge_share_group)
 		snprintf(b->peer_topic, sizeof b->peer_topic, "%s/_bridge/%s/seen", s->edge_root,
 			 s->edge_share_group);
@@ -437,14 +470,28 @@ static es_err make_forward(bridge *b)
 				 .contiguous = contiguous,
 				 .sent = on_sent,
 				 .acked = on_acked,
-				 .lost = on_lost};
-	return bridge_forward_new(&o, &d, &b->forward);
+				 .lost = on_lost,
+				 .batch_acked = on_batch_acked};
+	es_err err = bridge_forward_new(&o, &d, &b->forward);
+	if (!err && s->role == BRIDGE_ROLE_SITE && o.batch &&
+	    (err = bridge_upstatus_new(s->edge_root, STATUS_EVERY_MS,
+				       &(bridge_upstatus_deps){.ctx = b, .publish = status_publish},
+				       &b->upstatus))) {
+		bridge_forward_free(b->forward);
+		b->forward = NULL;
+	}
+	return err;
 }
 
 static es_err make_answer(bridge *b)
 {
 	const bridge_settings *s = b->s;
 	char why[200];
+	es_batch_enc_opts batch = {.max_events = 1};
+	const char *w;
+	if (s->cloud_format == BRIDGE_FORMAT_BATCH &&
+	    es_batch_coding_parse(s->cloud_batch_coding, &batch.coding, &w))
+		return ES_EINVAL; /* bridge_settings_check said why */
 	bridge_answer_opts o = {.root = s->edge_root,
 				.event_topic = s->cloud_topic,
 				.topic = s->cloud_resend_topic,
@@ -453,7 +500,8 @@ static es_err make_answer(bridge *b)
 				.rate = (uint32_t)s->cloud_resend_rate,
 				.queue = (size_t)s->cloud_resend_queue,
 				.relay_ms = (uint64_t)s->cloud_resend_relay_ms,
-				.event_max_bytes = (size_t)s->event_max_bytes};
+				.event_max_bytes = (size_t)s->event_max_bytes,
+				.batch = s->cloud_format == BRIDGE_FORMAT_BATCH ? &batch : NULL};
 	bridge_answer_deps d = {.journal = b->journal,
 				.ctx = b,
 				.publish = answer_publish,
@@ -496,6 +544,8 @@ static es_err make_edge(bridge *b)
 	/* Nothing larger is an event; its bytes are not kept (paho has read
 	 * them: the edge broker's message_size_limit keeps them off the wire). */
 	mo.max_message = (size_t)b->s->event_max_bytes;
+	if (b->s->role == BRIDGE_ROLE_CLOUD && mo.max_message < BATCH_MESSAGE_MAX)
+		mo.max_message = BATCH_MESSAGE_MAX; /* a batch, read within batch.h's limits */
 	bridge_edge_opts o = {.mqtt = mo,
 			      .urls = (const char *const *)e->url.v,
 			      .nurls = e->url.n,
@@ -531,7 +581,10 @@ static es_err make_cloud(bridge *b)
 	 * subscription is a durable queue that RabbitMQ keeps on the node the
 	 * bridge was connected to, so after that node fails every other one
 	 * refuses the re-subscription (NOT_FOUND) and the link never comes up. */
-	if (!err && (err = es_mqtt_subscribe(b->cloud, bridge_answer_filter(b->answer), 0)))
+	/* In the cloud role the site bridges answer re-sends; this one's inbox
+	 * is not where a cloud consumer's holes are filled. */
+	if (!err && b->s->role == BRIDGE_ROLE_SITE &&
+	    (err = es_mqtt_subscribe(b->cloud, bridge_answer_filter(b->answer), 0)))
 		es_mqtt_free(b->cloud);
 	return err;
 }
@@ -613,6 +666,7 @@ fail_edge:
 fail_intake:
 	bridge_answer_free(b->answer);
 fail_answer:
+	bridge_upstatus_free(b->upstatus);
 	bridge_forward_free(b->forward);
 fail_forward:
 	bridge_repair_free(b->repair);
@@ -638,6 +692,8 @@ static void tick(void *arg)
 	bridge_forward_pump(b->forward);
 	bridge_edge_show(b->edge);
 	show_cloud(b);
+	if (b->upstatus && es_mqtt_is_connected(b->cloud))
+		bridge_upstatus_tick(b->upstatus, es_clock_mono_ms());
 	if (b->phase == B_RUNNING || b->phase == B_DRAINING)
 		es_loop_timer(b->loop, TICK_MS, tick, b, &b->tick);
 }
@@ -760,6 +816,7 @@ void bridge_free(bridge *b)
 		es_loop_timer_cancel(b->loop, b->drain_timer);
 	bridge_edge_free(b->edge);
 	es_mqtt_free(b->cloud);
+	bridge_upstatus_free(b->upstatus);
 	bridge_forward_free(b->forward);
 	bridge_answer_free(b->answer);
 	bridge_repair_free(b->repair);

@@ -18,6 +18,7 @@
 #include "forward.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,11 +56,13 @@ struct node {
 	struct node *next_active;
 };
 
-/* A batch awaiting its PUBACK: the inbox rows it carries. */
+/* A batch awaiting its PUBACK: the inbox rows it carries, and whose. */
 struct flight {
 	uint64_t tag;
 	uint64_t *seqs;
 	size_t n;
+	char node[BRIDGE_NODE_MAX];
+	uint64_t last_origin; /* the node's last sequence in it */
 };
 
 /* Lock: `stats_lock` guards `shown`; the loop thread owns everything else. */
@@ -491,11 +494,14 @@ static bool send_batch(bridge_forward *f, struct node *x)
 		return false;
 	}
 	f->batch_no++;
+	struct flight *fl = &f->flights[f->nflights++];
+	*fl = (struct flight){.tag = tag, .seqs = seqs, .n = n};
+	snprintf(fl->node, sizeof fl->node, "%s", name_of(x));
 	for (size_t i = 0; i < n; i++) {
 		seqs[i] = x->held[x->first].seq;
+		fl->last_origin = x->held[x->first].origin_seq;
 		went(f, x);
 	}
-	f->flights[f->nflights++] = (struct flight){.tag = tag, .seqs = seqs, .n = n};
 	f->counts.batches++;
 	f->counts.batch_bytes += len;
 	return true;
@@ -642,6 +648,8 @@ static void batch_done(bridge_forward *f, uint64_t tag, es_err err)
 	for (size_t k = 0; k < fl.n; k++)
 		row_done(f, fl.seqs[k], err);
 	free(fl.seqs);
+	if (!err && f->d.batch_acked)
+		f->d.batch_acked(f->d.ctx, fl.node, fl.last_origin);
 }
 
 void bridge_forward_published(bridge_forward *f, uint64_t tag, es_err err)

@@ -67,6 +67,9 @@ typedef struct bridge_forward_deps {
 	void (*sent)(void *ctx, uint64_t seq, uint64_t journaled_ms);
 	void (*acked)(void *ctx, uint64_t seq);
 	void (*lost)(void *ctx);
+	/* Optional: a batch of node's events up to its sequence last_seq was
+	 * PUBACKed (batches carry a node's events in sequence order). */
+	void (*batch_acked)(void *ctx, const char *node, uint64_t last_seq);
 } bridge_forward_deps;
 
 /* Checks the template (an error is logged as "cloud.topic ...") and opens a

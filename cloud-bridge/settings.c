@@ -22,6 +22,15 @@ static const es_setting node_rows[] = {
 	{"edge.url", ES_CFG_LIST, F(edge.url), "mqtt://127.0.0.1:1883", 0, 0, NULL, 0, URL_HELP},
 };
 
+static const char *const roles[] = {"site", "cloud", NULL};
+
+static const es_setting role_rows[] = {
+	{"bridge.role", ES_CFG_ENUM, F(role), "site", 0, 0, roles, 0,
+	 "site: read the agents' events at the edge broker and send them to the cloud; cloud: "
+	 "read the site bridges' batches at edge.url (the broker they send to) and republish "
+	 "each event on its cloud.topic at cloud.url"},
+};
+
 static const es_setting_edit edge_edits[] = {
 	{"client_id",
 	 .help = "client id at the edge broker(s); default edgespool-bridge-<site>-<id>"},
@@ -32,7 +41,7 @@ static const es_setting edge_rows[] = {
 	{"edge.root", ES_CFG_STR, F(edge_root), "edgespool", 0, 0, NULL, 0,
 	 "the agents' topic root (their mqtt.topic_root)"},
 	{"edge.filter", ES_CFG_STR, F(edge_filter), NULL, 0, 0, NULL, 0,
-	 "the events to forward; default <root>/+/+/ev/#"},
+	 "the events to forward; default <root>/+/+/ev/# (bridge.role cloud: <root>/+/+/batch/#)"},
 	{"edge.share_group", ES_CFG_STR, F(edge_share_group), NULL, 0, 0, NULL, 0,
 	 "share the event subscription with other bridges ($share/<group>/...)"},
 	{"cloud.url", ES_CFG_LIST, F(cloud.url), "mqtt://127.0.0.1:1883", 0, 0, NULL, 0, URL_HELP},
@@ -115,6 +124,7 @@ static const es_setting shutdown_rows[] = {
 
 const es_settings_part bridge_settings_parts[] = {
 	ES_OWN_ROWS(node_rows),
+	ES_OWN_ROWS(role_rows),
 	ES_SHARED_EDITED("edge", F(edge.link), es_link_rows, edge_edits),
 	ES_OWN_ROWS(edge_rows),
 	ES_SHARED_EDITED("cloud", F(cloud.link), es_link_rows, cloud_edits),
@@ -182,6 +192,10 @@ bool bridge_settings_check(const bridge_settings *s, char *err, size_t cap)
 		return fail(err, cap, "node.site", s->node_site, why);
 	if ((why = es_http_check_listen(s->http.listen)))
 		return fail(err, cap, "http.listen", s->http.listen, why);
+	if (s->role == BRIDGE_ROLE_CLOUD && s->cloud_format == BRIDGE_FORMAT_BATCH)
+		return fail(err, cap, "cloud.format", "batch",
+			    "is for the site role: bridge.role cloud republishes each event "
+			    "(cloud.format events)");
 	return check_link(&s->edge, "edge", err, cap) && check_link(&s->cloud, "cloud", err, cap) &&
 	       check_topics(s, err, cap);
 }

@@ -20,9 +20,13 @@ typedef struct bridge_link_settings {
 
 /* cloud.format: an event a message, or batches (batch.h). */
 enum { BRIDGE_FORMAT_EVENTS, BRIDGE_FORMAT_BATCH };
+/* bridge.role: at a site (edge broker -> cloud), or in the cloud (batches
+ * -> events for plain consumers). */
+enum { BRIDGE_ROLE_SITE, BRIDGE_ROLE_CLOUD };
 
 typedef struct bridge_settings {
 	char *node_id, *node_site;
+	int role; /* BRIDGE_ROLE_* */
 	bridge_link_settings edge, cloud;
 	char *edge_root, *edge_filter, *edge_share_group;
 	char *cloud_topic;

@@ -1,0 +1,130 @@
+/* upstatus.c - node statuses as the cloud sees them (upstatus.h). */
+#include "upstatus.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "log.h"
+#include "nodes.h"
+#include "topic.h"
+
+#define TAG "upstatus"
+
+struct rec {
+	es_status_msg agent; /* as the agent last said it */
+	bool known;	     /* agent holds a status */
+	uint64_t cloud_acked;
+	bool dirty, urgent; /* to send; at once */
+	uint64_t sent_ms;
+};
+
+struct bridge_upstatus {
+	char *root;
+	uint64_t every_ms;
+	bridge_upstatus_deps d;
+	bridge_nodes *nodes;
+	uint64_t now_ms;
+};
+
+es_err bridge_upstatus_new(const char *root, uint64_t every_ms, const bridge_upstatus_deps *d,
+			   bridge_upstatus **out)
+{
+	bridge_upstatus *u = calloc(1, sizeof *u);
+	if (!u || !(u->root = strdup(root)) || bridge_nodes_new(sizeof(struct rec), &u->nodes)) {
+		bridge_upstatus_free(u);
+		return ES_ENOMEM;
+	}
+	u->every_ms = every_ms;
+	u->d = *d;
+	*out = u;
+	return ES_OK;
+}
+
+void bridge_upstatus_free(bridge_upstatus *u)
+{
+	if (!u)
+		return;
+	bridge_nodes_free(u->nodes, NULL, NULL);
+	free(u->root);
+	free(u);
+}
+
+void bridge_upstatus_agent(bridge_upstatus *u, const char *node, const void *payload, size_t len)
+{
+	es_status_msg m;
+	char why[160];
+	if (es_status_decode(payload, len, &m, why, sizeof why))
+		return; /* the tracker logs and counts it */
+	struct rec *r = bridge_nodes_get(u->nodes, node);
+	if (!r)
+		return;
+	r->urgent = !m.online || (r->known && (r->agent.online != m.online ||
+					       strcmp(r->agent.boot_id, m.boot_id) != 0 ||
+					       strcmp(r->agent.journal_id, m.journal_id) != 0));
+	r->agent = m;
+	r->known = true;
+	r->dirty = true;
+}
+
+void bridge_upstatus_acked(bridge_upstatus *u, const char *node, uint64_t last_seq)
+{
+	struct rec *r = bridge_nodes_get(u->nodes, node);
+	if (r && last_seq > r->cloud_acked) {
+		r->cloud_acked = last_seq;
+		r->dirty = true;
+	}
+}
+
+void bridge_upstatus_epoch(bridge_upstatus *u, const char *node)
+{
+	struct rec *r = bridge_nodes_get(u->nodes, node);
+	if (r) {
+		r->cloud_acked = 0;
+		r->dirty = r->urgent = true;
+	}
+}
+
+static void mark(void *ctx, void *record)
+{
+	(void)ctx;
+	struct rec *r = record;
+	r->dirty = r->urgent = true;
+}
+
+void bridge_upstatus_resend(bridge_upstatus *u)
+{
+	bridge_nodes_each(u->nodes, mark, NULL);
+}
+
+static void send_one(void *ctx, void *record)
+{
+	bridge_upstatus *u = ctx;
+	struct rec *r = record;
+	if (!r->known || !r->dirty || (!r->urgent && u->now_ms - r->sent_ms < u->every_ms))
+		return;
+	const char *node = bridge_nodes_name(r);
+	const char *slash = strchr(node, '/');
+	char topic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1], *json;
+	size_t len;
+	snprintf(site, sizeof site, "%.*s", (int)(slash - node), node);
+	es_status_msg m = r->agent;
+	if (m.acked_seq > r->cloud_acked)
+		m.acked_seq = r->cloud_acked;
+	m.pending = m.latest_seq > m.acked_seq ? m.latest_seq - m.acked_seq : 0;
+	if (es_topic_build(topic, sizeof topic, u->root, site, slash + 1, "status", NULL) ||
+	    es_status_encode(&m, &json, &len))
+		return;
+	if (!u->d.publish(u->d.ctx, topic, json, len)) {
+		r->dirty = r->urgent = false;
+		r->sent_ms = u->now_ms;
+	}
+	free(json);
+}
+
+void bridge_upstatus_tick(bridge_upstatus *u, uint64_t now_ms)
+{
+	u->now_ms = now_ms;
+	bridge_nodes_each(u->nodes, send_one, u);
+}
