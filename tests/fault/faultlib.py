@@ -156,7 +156,8 @@ def check_broker_policy(edge, cloud, node, bridge_user, consumer):
     own topics (never a command topic, its own or another's) and refuses
     anonymous clients; loopback is anonymous but only
     on edgespool/...; the cloud refuses anonymous clients, and its bridge
-    user writes only its site and the consumer nothing. Returns a summary."""
+    user writes only its site and the consumer only re-send requests.
+    Returns a summary."""
     cases = [
         (edge, "edgespool/%s/%s/ev/probe" % (SITE, node), node, True, "ok"),
         (edge, "edgespool/%s/other-node/ev/probe" % SITE, node, True, "denied"),
@@ -167,6 +168,7 @@ def check_broker_policy(edge, cloud, node, bridge_user, consumer):
         (cloud, "edgespool/%s/_probe/ev/probe" % SITE, None, False, "refused"),
         (cloud, "edgespool/other-site/x/ev/probe", bridge_user, False, "denied"),
         (cloud, "edgespool/%s/_probe/ev/probe" % SITE, consumer, False, "denied"),
+        (cloud, "edgespool/%s/_probe/cmd/resend" % SITE, consumer, False, "ok"),
     ]
     for broker, topic, user, tls, want in cases:
         rc, out = _pub(broker, topic, user, tls)
