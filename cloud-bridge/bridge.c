@@ -375,10 +375,15 @@ static void make_names(bridge *b)
 	const bridge_settings *s = b->s;
 	char base[160];
 	snprintf(base, sizeof base, "edgespool-bridge-%s-%s", s->node_site, s->node_id);
-	snprintf(b->client_edge, sizeof b->client_edge, "%s",
-		 s->edge.link.client_id ? s->edge.link.client_id : base);
-	snprintf(b->client_cloud, sizeof b->client_cloud, "%s",
-		 s->cloud.link.client_id ? s->cloud.link.client_id : base);
+	/* A cloud role's two links often go to one broker: one client id for
+	 * both would have each connection close the other's. */
+	bool cloud_role = s->role == BRIDGE_ROLE_CLOUD;
+	snprintf(b->client_edge, sizeof b->client_edge, "%s%s",
+		 s->edge.link.client_id ? s->edge.link.client_id : base,
+		 s->edge.link.client_id || !cloud_role ? "" : "-in");
+	snprintf(b->client_cloud, sizeof b->client_cloud, "%s%s",
+		 s->cloud.link.client_id ? s->cloud.link.client_id : base,
+		 s->cloud.link.client_id || !cloud_role ? "" : "-out");
 	/* The site role reads the agents' events; the cloud role the site
 	 * bridges' batches (never the events it republishes itself). */
 	const char *kind = s->role == BRIDGE_ROLE_CLOUD ? ES_BATCH_KIND : "ev";

@@ -33,7 +33,8 @@ static const es_setting role_rows[] = {
 
 static const es_setting_edit edge_edits[] = {
 	{"client_id",
-	 .help = "client id at the edge broker(s); default edgespool-bridge-<site>-<id>"},
+	 .help = "client id at the edge broker(s); default edgespool-bridge-<site>-<id> (with "
+		 "-in in the cloud role)"},
 	{"connect_timeout_s", .hide = true},
 };
 
@@ -49,7 +50,8 @@ static const es_setting edge_rows[] = {
 
 static const es_setting_edit cloud_edits[] = {
 	{"client_id",
-	 .help = "client id at the cloud broker; default edgespool-bridge-<site>-<id>"},
+	 .help = "client id at the cloud broker; default edgespool-bridge-<site>-<id> (with "
+		 "-out in the cloud role)"},
 	{"connect_timeout_s", .hide = true},
 };
 
