@@ -210,10 +210,15 @@ class System:
     agent_db     {node: journal path} for agents whose journal lives elsewhere
     agent_extra  {node: [settings]}; agent_env {node: environment}
     hole_wait_ms the bridge's order.hole_wait_ms: long, so that a node's events
-                 wait for a hole to be re-sent rather than go out of order."""
+                 wait for a hole to be re-sent rather than go out of order.
+    uplink       "events": the bridge publishes each event on its topic, where
+                 the recorder reads it; "batch": the site bridge sends batches
+                 (cloud.format batch, MQTT 5) and a second cloud-bridge in the
+                 cloud role (self.cloudrole, the shipped ACL's cloud-role user)
+                 republishes each event on its topic on the same broker."""
 
     def __init__(self, env, agents=2, devices=None, agent_db=None, agent_extra=None,
-                 agent_env=None, hole_wait_ms=60000, batch=50):
+                 agent_env=None, hole_wait_ms=60000, batch=50, uplink="events"):
         self.env = env
         self.nodes = ["gw%d" % (k + 1) for k in range(agents)]
         self.devices, self.batch = devices, batch
@@ -221,7 +226,9 @@ class System:
         self.agent_extra = agent_extra or {}
         self.agent_env = agent_env or {}
         self.hole_wait_ms = hole_wait_ms
+        self.uplink = uplink
         self.edge = self.cloud = self.bridge = self.recorder = self.fleet = None
+        self.cloudrole = None
         self.agents, self.posters, self.loads = {}, {}, []
         self.other_posters = []   # harness.Poster (short form: the agent makes the ids)
         self._rec_offset, self._rec_partial, self.received = 0, b"", set()
@@ -234,7 +241,8 @@ class System:
         self.edge = ShippedBroker(env, "edge", users={n: "pw-" + n for n in self.nodes})
         self.edge.start()
         self.cloud = ShippedBroker(env, "cloud", users={"bridge-" + SITE: "bridge-secret",
-                                                        "consumer": "consumer-secret"})
+                                                        "consumer": "consumer-secret",
+                                                        "cloud-role": "role-secret"})
         self.cloud.start()
         print("  " + check_broker_policy(self.edge, self.cloud, self.nodes[0],
                                          "bridge-" + SITE, "consumer"))
@@ -243,10 +251,24 @@ class System:
         self.recorder.start()
         atexit.register(self.recorder.stop)   # it is not one of env's processes
         self._probe_recorder()
+        if self.uplink == "batch":
+            role_pw = self.cloud.password_file("cloud-role")
+            self.cloudrole = h.Bridge(env, self.cloud.port, self.cloud.port, name="cloudrole",
+                                      node="cr1", extra=[
+                                          "--bridge.role", "cloud", "--cloud.format", "events",
+                                          "--edge.username", "cloud-role",
+                                          "--edge.password_file", role_pw,
+                                          "--cloud.username", "cloud-role",
+                                          "--cloud.password_file", role_pw,
+                                          "--order.hole_wait_ms", str(self.hole_wait_ms)])
+            self.cloudrole.http_port = stable_port()
+            self.cloudrole.start()
         self.bridge = env.bridge(self.edge.port, self.cloud.port, extra=[
             "--cloud.username", "bridge-" + SITE,
             "--cloud.password_file", self.cloud.password_file("bridge-" + SITE),
-            "--order.hole_wait_ms", str(self.hole_wait_ms)])
+            "--order.hole_wait_ms", str(self.hole_wait_ms)] +
+            (["--cloud.format", "batch", "--cloud.version", "5"]
+             if self.uplink == "batch" else []))
         self.bridge.http_port = stable_port()
         self.bridge.start()
         self.tty = env.path("fleet-tty")
@@ -365,7 +387,8 @@ class System:
     def quiet(self):
         """Nothing pending at any running agent, the bridge drained."""
         try:
-            return all(a.pending() == 0 for a in self.agents.values()) and self.bridge.quiet()
+            return (all(a.pending() == 0 for a in self.agents.values()) and self.bridge.quiet()
+                    and (self.cloudrole is None or self.cloudrole.quiet()))
         except (OSError, http.client.HTTPException, ValueError, h.TestFailure):
             return False
 
@@ -421,9 +444,24 @@ class System:
 
     def bridge_summary(self):
         try:
-            return h.bridge_figures(self.bridge.status())
+            line = h.bridge_figures(self.bridge.status())
+            if self.cloudrole is not None:
+                line += "\n  cloud role " + h.bridge_figures(self.cloudrole.status())
+            return line
         except Exception as e:  # a summary line only
             return "bridge status unavailable: %s" % e
+
+
+def parse_uplink():
+    """Strips --uplink events|batch from sys.argv; returns it (events)."""
+    if "--uplink" not in sys.argv:
+        return "events"
+    i = sys.argv.index("--uplink")
+    value = sys.argv[i + 1] if i + 1 < len(sys.argv) else ""
+    if value not in ("events", "batch"):
+        raise SystemExit("--uplink: events or batch")
+    del sys.argv[i:i + 2]
+    return value
 
 
 def parse_long():
