@@ -568,16 +568,23 @@ static void take_decoded(bridge_intake *in, const char *topic, const char *node,
 		take_valid(in, node, ev, a == BRIDGE_ADMIT_SEEN, payload, len);
 }
 
+/* What failed to decode as a CloudEvent is a dead letter saying why. */
+static void not_an_event(bridge_intake *in, const char *topic, const es_verr *v,
+			 const void *payload, size_t len)
+{
+	char why[sizeof v->field + sizeof v->reason + 32];
+	snprintf(why, sizeof why, "not a valid CloudEvent: %s%s%s", v->field,
+		 v->field[0] ? ": " : "", v->reason);
+	dead_letter(in, topic, why, payload, len);
+}
+
 static void take_event(bridge_intake *in, const char *topic, const char *node, const void *payload,
 		       size_t len)
 {
 	es_event *ev;
 	es_verr v;
-	char why[sizeof v.field + sizeof v.reason + 32];
 	if (es_event_decode(payload, len, in->event_max_bytes, &ev, &v)) {
-		snprintf(why, sizeof why, "not a valid CloudEvent: %s%s%s", v.field,
-			 v.field[0] ? ": " : "", v.reason);
-		dead_letter(in, topic, why, payload, len);
+		not_an_event(in, topic, &v, payload, len);
 		return;
 	}
 	take_decoded(in, topic, node, ev, payload, len);
@@ -609,9 +616,7 @@ static void take_batch(bridge_intake *in, const char *topic, const char *node, c
 		es_event *ev;
 		es_verr v;
 		if (es_batch_event_decode(b, i, &ev, &v)) {
-			snprintf(why, sizeof why, "not a valid CloudEvent: %s%s%s", v.field,
-				 v.field[0] ? ": " : "", v.reason);
-			dead_letter(in, topic, why, json, n);
+			not_an_event(in, topic, &v, json, n);
 			continue;
 		}
 		take_decoded(in, topic, node, ev, json, n);
