@@ -67,8 +67,10 @@ static const es_setting cloud_rows[] = {
 	 "a batch's compression: identity, deflate or zstd, then ,<dictionary> (d1)"},
 	{"cloud.batch_max_events", ES_CFG_INT, F(cloud_batch_max_events), "100", 1, 10000, NULL, 0,
 	 "events in a batch at most"},
-	{"cloud.batch_max_bytes", ES_CFG_SIZE, F(cloud_batch_max_bytes), "256KiB", 4096, 4194304,
-	 NULL, 0, "a batch's JSON before compression at most"},
+	{"cloud.batch_max_bytes", ES_CFG_SIZE, F(cloud_batch_max_bytes), "60KiB", 4096, 4194304,
+	 NULL, 0,
+	 "a batch's JSON before compression at most; keep it under the cloud broker's largest "
+	 "message (a batch that passes it is refused, or under MQTT 3.1.1 dropped)"},
 	{"cloud.resend_topic", ES_CFG_STR, F(cloud_resend_topic), BRIDGE_ANSWER_DEFAULT_TOPIC, 0, 0,
 	 NULL, 0,
 	 "re-send requests from the cloud, on the cloud broker: {root} {site} {node} (whole "
