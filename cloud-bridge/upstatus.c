@@ -60,6 +60,9 @@ void bridge_upstatus_agent(bridge_upstatus *u, const char *node, const void *pay
 	struct rec *r = bridge_nodes_get(u->nodes, node);
 	if (!r)
 		return;
+	if (r->known && strcmp(r->agent.journal_id, m.journal_id) == 0 && r->agent.clock_synced &&
+	    m.clock_synced && m.time_ms < r->agent.time_ms)
+		return; /* stale (a will, a retained copy): the tracker ignores it too */
 	r->urgent = !m.online || (r->known && (r->agent.online != m.online ||
 					       strcmp(r->agent.boot_id, m.boot_id) != 0 ||
 					       strcmp(r->agent.journal_id, m.journal_id) != 0));

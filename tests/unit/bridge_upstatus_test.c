@@ -96,6 +96,21 @@ static void acked_is_what_the_cloud_acknowledged(void **state)
 	/* Nothing changed: nothing goes. */
 	bridge_upstatus_tick(u, 9000);
 	assert_int_equal(s.n, 3);
+
+	/* A status older than the one held (a retained copy, a will set at
+	 * connect) is stale: ignored. */
+	es_status_msg old = {
+		.online = false, .latest_seq = 10, .clock_synced = true, .time_ms = 1795000000000};
+	snprintf(old.journal_id, sizeof old.journal_id, "%s", J1);
+	snprintf(old.boot_id, sizeof old.boot_id, "%s", B1);
+	char *json;
+	size_t len;
+	assert_int_equal(es_status_encode(&old, &json, &len), ES_OK);
+	bridge_upstatus_agent(u, "site-1/gw-1", json, len);
+	free(json);
+	bridge_upstatus_tick(u, 12000);
+	assert_int_equal(s.n, 3);
+	assert_true(s.m.online);
 	bridge_upstatus_free(u);
 }
 
