@@ -49,6 +49,9 @@ typedef struct fixture {
 	uint64_t contiguous;
 	/* metrics */
 	size_t nmetric_sent, nmetric_acked, nlost;
+	/* batches acknowledged: "node#last" */
+	char batch_acked[8][64];
+	size_t nbatch_acked;
 } fixture;
 
 static es_err fake_publish(void *ctx, const char *topic, const void *payload, size_t len,
@@ -115,6 +118,14 @@ static void fake_lost(void *ctx)
 	((fixture *)ctx)->nlost++;
 }
 
+static void fake_batch_acked(void *ctx, const char *node, uint64_t last_seq)
+{
+	fixture *x = ctx;
+	assert_true(x->nbatch_acked < 8);
+	snprintf(x->batch_acked[x->nbatch_acked++], sizeof x->batch_acked[0], "%s#%llu", node,
+		 (unsigned long long)last_seq);
+}
+
 /* ---- fixture ---------------------------------------------------------------- */
 
 static es_err make_forward_as(fixture *x, const char *tmpl, uint64_t hole_wait_ms,
@@ -132,7 +143,8 @@ static es_err make_forward_as(fixture *x, const char *tmpl, uint64_t hole_wait_m
 				 .contiguous = fake_contiguous,
 				 .sent = fake_sent,
 				 .acked = fake_acked,
-				 .lost = fake_lost};
+				 .lost = fake_lost,
+				 .batch_acked = fake_batch_acked};
 	es_err err = bridge_forward_new(&o, &d, &x->f);
 	if (!err)
 		bridge_forward_start(x->f);
@@ -454,6 +466,9 @@ static void batches_what_may_go_together(void **state)
 	bridge_forward_published(x->f, x->sent[0].tag, ES_OK);
 	assert_int_equal(pending(x), 3);
 	assert_int_equal(x->nmetric_acked, 2);
+	/* The node's mark of what the cloud acknowledged (upstatus.h). */
+	assert_int_equal(x->nbatch_acked, 1);
+	assert_string_equal(x->batch_acked[0], "site-1/gw-1#2");
 	x->inflight = 0;
 	bridge_forward_published(x->f, x->sent[1].tag, ES_ENOTCONN);
 	bridge_forward_published(x->f, x->sent[2].tag, ES_OK); /* the old connection's */
@@ -464,6 +479,10 @@ static void batches_what_may_go_together(void **state)
 	assert_sent(x, 4, "[site-1/gw-2#1]");
 	ack_all(x, 3);
 	assert_int_equal(pending(x), 1); /* 5 waits for 4 */
+	/* A lost connection's PUBACK marks nothing; the batches sent again do. */
+	assert_int_equal(x->nbatch_acked, 3);
+	assert_string_equal(x->batch_acked[1], "site-1/gw-1#3");
+	assert_string_equal(x->batch_acked[2], "site-1/gw-2#1");
 	bridge_forward_pump(x->f);
 	assert_int_equal(x->nsent, 5);
 	bridge_forward_stats st;
