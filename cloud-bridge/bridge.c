@@ -373,7 +373,7 @@ static es_mqtt_opts link_opts(const bridge_link_settings *l, const char *id, con
 static void make_names(bridge *b)
 {
 	const bridge_settings *s = b->s;
-	char base[160];
+	char base[sizeof "edgespool-bridge--" + 2 * ES_TOPIC_ID_MAX];
 	snprintf(base, sizeof base, "edgespool-bridge-%s-%s", s->node_site, s->node_id);
 	/* A cloud role's two links often go to one broker: one client id for
 	 * both would have each connection close the other's. */
