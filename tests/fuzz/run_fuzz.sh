@@ -44,7 +44,7 @@ config)
 topic)
   srcs=("$common"/{topic,utf8}.c); incs=(-I"$common"); libs=(); max_len=2048 ;;
 batch)
-  srcs=("$common"/{batch,batch_dict,event,jsoncheck,utf8,clock,topic,log}.c)
+  srcs=("$common"/{batch,batch_dict,event,grow,jsoncheck,utf8,clock,topic,log}.c)
   incs=(-I"$common" $(pkg-config --cflags libcjson))
   libs=($(pkg-config --libs libcjson zlib libzstd) -lpthread); max_len=8192 ;;
 params)
