@@ -104,8 +104,13 @@ static void on_status(void *ctx, const char *node, const void *payload, size_t l
 {
 	bridge *b = ctx;
 	bridge_repair_status(b->repair, node, payload, len);
-	if (b->upstatus)
+	if (b->upstatus) {
+		/* Sent now if urgent (a node's first): before any batch of its
+		 * events, which the tracker admits only after this status. */
 		bridge_upstatus_agent(b->upstatus, node, payload, len);
+		if (es_mqtt_is_connected(b->cloud))
+			bridge_upstatus_tick(b->upstatus, es_clock_mono_ms());
+	}
 }
 
 static void on_reply(void *ctx, const char *node, const void *payload, size_t len)
@@ -250,10 +255,14 @@ static void cloud_up(void *ctx, bool session_present)
 {
 	bridge *b = ctx;
 	(void)session_present;
+	/* The statuses first: a cloud reader refuses events of a node it has
+	 * not heard of. */
+	if (b->upstatus) {
+		bridge_upstatus_resend(b->upstatus);
+		bridge_upstatus_tick(b->upstatus, es_clock_mono_ms());
+	}
 	bridge_forward_reset(b->forward);
 	bridge_forward_pump(b->forward);
-	if (b->upstatus)
-		bridge_upstatus_resend(b->upstatus);
 }
 
 static void cloud_down(void *ctx, const char *cause, uint64_t retry_ms)

@@ -63,9 +63,12 @@ void bridge_upstatus_agent(bridge_upstatus *u, const char *node, const void *pay
 	if (r->known && strcmp(r->agent.journal_id, m.journal_id) == 0 && r->agent.clock_synced &&
 	    m.clock_synced && m.time_ms < r->agent.time_ms)
 		return; /* stale (a will, a retained copy): the tracker ignores it too */
-	r->urgent = !m.online || (r->known && (r->agent.online != m.online ||
-					       strcmp(r->agent.boot_id, m.boot_id) != 0 ||
-					       strcmp(r->agent.journal_id, m.journal_id) != 0));
+	/* A node's first status goes at once: the cloud refuses a node's
+	 * events until it has heard of the node. */
+	r->urgent = !m.online || !r->sent_ms ||
+		    (r->known &&
+		     (r->agent.online != m.online || strcmp(r->agent.boot_id, m.boot_id) != 0 ||
+		      strcmp(r->agent.journal_id, m.journal_id) != 0));
 	r->agent = m;
 	r->known = true;
 	r->dirty = true;
@@ -121,7 +124,7 @@ static void send_one(void *ctx, void *record)
 		return;
 	if (!u->d.publish(u->d.ctx, topic, json, len)) {
 		r->dirty = r->urgent = false;
-		r->sent_ms = u->now_ms;
+		r->sent_ms = u->now_ms ? u->now_ms : 1;
 	}
 	free(json);
 }

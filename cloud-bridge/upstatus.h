@@ -15,7 +15,10 @@
  * oldest_seq, online) is the agent's: epochs read the same at the cloud.
  *
  * A node's status goes up when it changed, at most once per `every_ms`
- * (an offline status at once), and again after the cloud link comes back.
+ * (its first one, an offline status, a reboot or a new journal at once),
+ * and again after the cloud link comes back. The caller sends a node's
+ * first status before any of its batches (a cloud reader refuses the
+ * events of a node it has not heard of).
  * Thread: the loop's. Pure state: publishing is the caller's callback.
  */
 #ifndef BRIDGE_UPSTATUS_H
