@@ -251,6 +251,14 @@ es_err es_journal_find_origin(es_journal_reader *r, const char *origin, uint64_t
 			      uint64_t after, size_t limit, es_journal_row_fn fn, void *ctx);
 es_err es_journal_stats_get(es_journal_reader *r, es_journal_stats *out);
 
+/* The pending rows (above the acked mark) by type: how many, and when the
+ * oldest was journaled; fn returning non-zero stops early. One scan of the
+ * pending rows (a bridge counts its lanes' backlogs with it). */
+es_err es_journal_pending_types(es_journal_reader *r,
+				int (*fn)(void *ctx, const char *type, uint64_t count,
+					  uint64_t oldest_ms),
+				void *ctx);
+
 /* The value stored under key by es_journal_put, malloc'd into *value.
  * ES_ENOTFOUND if there is none. */
 es_err es_journal_get(es_journal_reader *r, const char *key, void **value, size_t *len);

@@ -125,3 +125,33 @@ es_err es_journal_query_rows(es_journal_reader *r, const es_journal_query *q, es
 		*next = lo > oldest ? lo : 0;
 	return ES_OK;
 }
+
+es_err es_journal_pending_types(es_journal_reader *r,
+				int (*fn)(void *ctx, const char *type, uint64_t count,
+					  uint64_t oldest_ms),
+				void *ctx)
+{
+	uint64_t acked;
+	sqlite3_stmt *st;
+	if (!r || !fn)
+		return ES_EINVAL;
+	es_jnl_watermark(r, &acked);
+	es_err err =
+		es_db_stmt(r->db,
+			   "SELECT " ES_JNL_TYPE_SQL ", count(*), min(journaled_ms) FROM events "
+			   "WHERE seq > ?1 GROUP BY 1",
+			   &st);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)acked);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		if (fn(ctx, type ? type : "", (uint64_t)sqlite3_column_int64(st, 1),
+		       (uint64_t)sqlite3_column_int64(st, 2)))
+			break;
+	}
+	err = rc == SQLITE_ROW || rc == SQLITE_DONE ? ES_OK : es_db_err(r->db, rc, "pending types");
+	es_db_release(r->db, st);
+	return err;
+}
