@@ -472,10 +472,16 @@ static es_err make_forward(bridge *b)
 	const char *why;
 	if (es_batch_coding_parse(s->cloud_batch_coding, &batch.coding, &why))
 		return ES_EINVAL; /* bridge_settings_check said why */
+	bridge_forward_lanes lanes = {.high = s->lanes_high, .low = s->lanes_low};
+	for (int l = 0; l < BRIDGE_LANES; l++)
+		lanes.ttl_ms[l] = (uint64_t)s->lanes_ttl_s[l] * 1000;
 	bridge_forward_opts o = {.cloud_topic = s->cloud_topic,
 				 .root = s->edge_root,
 				 .hole_wait_ms = (uint64_t)s->order_hole_wait_ms,
-				 .batch = s->cloud_format == BRIDGE_FORMAT_BATCH ? &batch : NULL};
+				 .batch = s->cloud_format == BRIDGE_FORMAT_BATCH ? &batch : NULL,
+				 .lanes = &lanes,
+				 .backlog_share = (unsigned)s->lanes_backlog_share,
+				 .inflight_ms = (uint64_t)s->cloud_inflight_ms};
 	bridge_forward_deps d = {.loop = b->loop,
 				 .journal = b->journal,
 				 .cloud = &cloud_ops,

@@ -30,6 +30,7 @@
 #include "batch.h"
 #include "err.h"
 #include "journal.h"
+#include "lanes.h"
 #include "loop.h"
 #include "view.h"
 
@@ -46,12 +47,22 @@ typedef struct bridge_cloud_ops {
 	bool (*connected)(void *ctx);
 } bridge_cloud_ops;
 
+/* The lanes as settings say them (parsed again by the forwarder). */
+typedef struct bridge_forward_lanes {
+	const char *high, *low; /* lanes.high, lanes.low */
+	uint64_t ttl_ms[BRIDGE_LANES];
+} bridge_forward_lanes;
+
 typedef struct bridge_forward_opts {
 	const char *cloud_topic; /* the remap template (remap.h) */
 	const char *root;	 /* the edge root, for its {root} */
 	uint64_t hole_wait_ms;	 /* order.hole_wait_ms */
 	/* cloud.format batch: how batches are made; NULL: an event a message. */
 	const es_batch_enc_opts *batch;
+	/* Lanes by type and their TTLs (lanes.h); NULL: every event normal. */
+	const bridge_forward_lanes *lanes;
+	unsigned backlog_share; /* lanes.backlog_share, percent (0: 10) */
+	uint64_t inflight_ms;	/* cloud.inflight_ms (batches); 0: no bound */
 } bridge_forward_opts;
 
 typedef struct bridge_forward_deps {
@@ -67,8 +78,9 @@ typedef struct bridge_forward_deps {
 	void (*sent)(void *ctx, uint64_t seq, uint64_t journaled_ms);
 	void (*acked)(void *ctx, uint64_t seq);
 	void (*lost)(void *ctx);
-	/* Optional: a batch of node's events up to its sequence last_seq was
-	 * PUBACKed (batches carry a node's events in sequence order). */
+	/* Optional: every event of node up to its sequence last_seq has been
+	 * PUBACKed by the cloud broker (or let go: expired, refused), counting
+	 * batches only; called as that mark goes up. */
 	void (*batch_acked)(void *ctx, const char *node, uint64_t last_seq);
 } bridge_forward_deps;
 

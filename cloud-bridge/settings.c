@@ -7,6 +7,7 @@
 #include "mqtt.h"
 #include "answer.h"
 #include "batch.h"
+#include "lanes.h"
 #include "remap.h"
 #include "topic.h"
 
@@ -105,6 +106,28 @@ static const es_setting_edit http_edits[] = {
 	{"threads", .def = "4"},
 };
 
+static const es_setting uplink_rows[] = {
+	{"cloud.inflight_ms", ES_CFG_MS, F(cloud_inflight_ms), "1s", 0, 600000, NULL, 0,
+	 "batches in flight (awaiting PUBACK) at most this much of the cloud link's measured "
+	 "rate, so a high-lane event never waits behind more (at least 16 KiB; 0: the "
+	 "window alone)"},
+	{"lanes.high", ES_CFG_STR, F(lanes_high), "alarm.#", 0, 0, NULL, 0,
+	 "event types sent first, before any backlog: patterns split by commas ('*' one "
+	 "word, '#' any)"},
+	{"lanes.low", ES_CFG_STR, F(lanes_low), NULL, 0, 0, NULL, 0,
+	 "event types sent last (readings, say); everything else is normal"},
+	{"lanes.high_ttl_s", ES_CFG_SECONDS, F(lanes_ttl_s[0]), "0", 0, 315360000, NULL, 0,
+	 "a high-lane event this old (since it reached the inbox) is not sent, but counted "
+	 "expired and kept until journal.retain_s (0: none)"},
+	{"lanes.normal_ttl_s", ES_CFG_SECONDS, F(lanes_ttl_s[1]), "0", 0, 315360000, NULL, 0,
+	 "the same for the normal lane"},
+	{"lanes.low_ttl_s", ES_CFG_SECONDS, F(lanes_ttl_s[2]), "0", 0, 315360000, NULL, 0,
+	 "the same for the low lane"},
+	{"lanes.backlog_share", ES_CFG_INT, F(lanes_backlog_share), "10", 1, 90, NULL, 0,
+	 "percent of what is sent kept for the normal and low lanes while high-lane events "
+	 "wait, so a backlog always drains"},
+};
+
 static const es_setting order_rows[] = {
 	{"order.hole_wait_ms", ES_CFG_MS, F(order_hole_wait_ms), "2s", 0, 3600000, NULL, 0,
 	 "while a node's sequence has a hole, its later events wait this long for it"},
@@ -136,6 +159,7 @@ const es_settings_part bridge_settings_parts[] = {
 	ES_SHARED_EDITED("journal", F(journal), es_journal_rows, journal_edits),
 	ES_OWN_ROWS(event_rows),
 	ES_SHARED_EDITED("http", F(http), es_http_rows, http_edits),
+	ES_OWN_ROWS(uplink_rows),
 	ES_OWN_ROWS(order_rows),
 	ES_SHARED("gap", F(gap), es_gap_rows),
 	ES_OWN_ROWS(gap_rows),
@@ -180,6 +204,12 @@ static bool check_topics(const bridge_settings *s, char *err, size_t cap)
 	es_batch_coding coding;
 	if (es_batch_coding_parse(s->cloud_batch_coding, &coding, &w))
 		return fail(err, cap, "cloud.batch_coding", s->cloud_batch_coding, w);
+	bridge_lanes lanes;
+	if (bridge_lanes_parse(&lanes, s->lanes_high, s->lanes_low, why, sizeof why)) {
+		snprintf(err, cap, "%s", why);
+		return false;
+	}
+	bridge_lanes_free(&lanes);
 	if (bridge_answer_check_topic(s->cloud_resend_topic, why, sizeof why))
 		return fail(err, cap, "cloud.resend_topic", s->cloud_resend_topic, why);
 	if (bridge_answer_check_topic(s->cloud_reply_topic, why, sizeof why))

@@ -36,6 +36,10 @@ typedef struct bridge_settings {
 	char *cloud_batch_coding;
 	int64_t cloud_batch_max_events;
 	uint64_t cloud_batch_max_bytes;
+	int64_t cloud_inflight_ms;
+	char *lanes_high, *lanes_low;
+	int64_t lanes_ttl_s[3]; /* by lane (lanes.h) */
+	int64_t lanes_backlog_share;
 
 	es_journal_settings journal;
 	uint64_t event_max_bytes;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lanes.h"
+
 #include "gap.h"
 
 #define BRIDGE_VIEW_EDGES 16 /* edge links shown at most */
@@ -36,6 +38,17 @@ typedef struct bridge_intake_stats {
 } bridge_intake_stats;
 
 /* forward.c */
+/* One priority lane of the uplink (lanes.h). */
+typedef struct bridge_lane_stats {
+	uint64_t held;	      /* rows in memory waiting for their turn */
+	uint64_t backlog;     /* pending rows in the inbox (counted every 2 s) */
+	uint64_t oldest_ms;   /* when the oldest of them was journaled (wall); 0: none */
+	uint64_t sent, acked; /* rows published; PUBACKed */
+	uint64_t expired;     /* past the lane's TTL: not sent, kept until retention */
+	uint64_t bytes;	      /* payload bytes published (a batch's, compressed) */
+	double drain_per_s;   /* rows acked or expired a second, smoothed */
+} bridge_lane_stats;
+
 typedef struct bridge_forward_stats {
 	uint64_t forwarded;    /* publishes, re-sends after a reconnect included */
 	uint64_t acked;	       /* PUBACKs */
@@ -44,6 +57,8 @@ typedef struct bridge_forward_stats {
 	uint64_t held;	       /* rows in memory waiting for their turn */
 	uint64_t batches;      /* batch publishes (cloud.format batch) */
 	uint64_t batch_bytes;  /* their payloads' bytes, compressed */
+	uint64_t inflight_bytes, inflight_cap; /* batches' bytes awaiting PUBACK; the bound */
+	bridge_lane_stats lanes[BRIDGE_LANES];
 } bridge_forward_stats;
 
 /* repair.c */

@@ -15,8 +15,10 @@ The checker then compares:
   dup_raw       messages received minus distinct ids
   dup_dedup     events received twice under different ids (the same node
                 and sequence, or the same device record): a real duplicate
-  out_of_order  per node, after de-duplication by id, events that arrived
-                after a later sequence of the same node
+  out_of_order  per node and lane, after de-duplication by id, events that
+                arrived after a later sequence of the same node and lane
+                (the bridge's default lanes: alarm.* high, the rest normal;
+                an alarm passes the node's queued readings by design)
   unexpected    ids received that no producer tried: must be 0
 """
 import atexit
@@ -214,7 +216,8 @@ def count(attempted, acked, messages, records=None, records_acked=None):
         node_ids.setdefault((ev.get("source"), ev.get("sequence")), set()).add(ev["id"])
     out_of_order, top = 0, {}
     for ev in first.values():  # insertion order = first arrival
-        src, seq = ev.get("source"), int(ev.get("sequence", 0))
+        lane = str(ev.get("type", "")).startswith("alarm.")
+        src, seq = (ev.get("source"), lane), int(ev.get("sequence", 0))
         if seq < top.get(src, 0):
             out_of_order += 1
         top[src] = max(top.get(src, 0), seq)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tmpdir.h"
+#include "clock.h"
 #include "forward.h"
 #include "remap.h"
 #include "journal.h"
@@ -128,13 +129,16 @@ static void fake_batch_acked(void *ctx, const char *node, uint64_t last_seq)
 
 /* ---- fixture ---------------------------------------------------------------- */
 
-static es_err make_forward_as(fixture *x, const char *tmpl, uint64_t hole_wait_ms,
-			      const es_batch_enc_opts *batch)
+static es_err make_forward_lanes(fixture *x, const char *tmpl, uint64_t hole_wait_ms,
+				 const es_batch_enc_opts *batch, const bridge_forward_lanes *lanes,
+				 unsigned share)
 {
 	bridge_forward_opts o = {.cloud_topic = tmpl,
 				 .root = "edgespool",
 				 .hole_wait_ms = hole_wait_ms,
-				 .batch = batch};
+				 .batch = batch,
+				 .lanes = lanes,
+				 .backlog_share = share};
 	bridge_forward_deps d = {.loop = x->loop,
 				 .journal = x->journal,
 				 .cloud = &fake_cloud,
@@ -149,6 +153,12 @@ static es_err make_forward_as(fixture *x, const char *tmpl, uint64_t hole_wait_m
 	if (!err)
 		bridge_forward_start(x->f);
 	return err;
+}
+
+static es_err make_forward_as(fixture *x, const char *tmpl, uint64_t hole_wait_ms,
+			      const es_batch_enc_opts *batch)
+{
+	return make_forward_lanes(x, tmpl, hole_wait_ms, batch, NULL, 0);
 }
 
 static es_err make_forward(fixture *x, const char *tmpl, uint64_t hole_wait_ms)
@@ -243,7 +253,7 @@ static void forwards_in_inbox_order_and_acks(void **state)
 	assert_int_equal(x->nsent, 3);
 	assert_sent(x, 0, "site-1/gw-1#1");
 	assert_string_equal(x->sent[0].topic, "edgespool/site-1/gw-1/ev/sensor.reading");
-	assert_int_equal(x->sent[0].tag, s1);
+	assert_int_equal(x->sent[0].tag & ((UINT64_C(1) << 56) - 1), s1);
 	assert_sent(x, 1, "site-1/gw-2#1");
 	assert_string_equal(x->sent[1].topic, "edgespool/site-1/gw-2/ev/alarm.raised");
 	assert_sent(x, 2, "site-1/gw-1#2");
@@ -540,6 +550,198 @@ static void keeps_refused_and_unmappable_rows_aside(void **state)
 	assert_int_equal(st.acked, 0);
 }
 
+/* ---- lanes ------------------------------------------------------------------ */
+
+/* Alarms as the high lane, readings as the low one. */
+static void use_lanes(fixture *x, const es_batch_enc_opts *batch, uint64_t low_ttl_ms,
+		      unsigned share)
+{
+	bridge_forward_free(x->f);
+	bridge_forward_lanes l = {.high = "alarm.#", .low = "reading.#"};
+	l.ttl_ms[BRIDGE_LANE_LOW] = low_ttl_ms;
+	assert_int_equal(make_forward_lanes(x, BRIDGE_REMAP_DEFAULT, 60000, batch, &l, share),
+			 ES_OK);
+}
+
+/* Journals node's events from..to as readings, in one commit. */
+static void store_readings(fixture *x, const char *node, uint64_t from, uint64_t to)
+{
+	size_t n = (size_t)(to - from + 1);
+	es_journal_item *it = calloc(n, sizeof *it);
+	char(*ids)[40] = calloc(n, sizeof *ids);
+	char(*bodies)[64] = calloc(n, sizeof *bodies);
+	es_append_result *res = calloc(n, sizeof *res);
+	assert_non_null(it);
+	assert_non_null(ids);
+	assert_non_null(bodies);
+	assert_non_null(res);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ids[i], sizeof ids[i], "0190a0b0-0000-7000-8000-%012" PRIu64,
+			 x->next_id++);
+		snprintf(bodies[i], sizeof bodies[i], "%s#%" PRIu64, node, from + i);
+		it[i] = (es_journal_item){.id = ids[i],
+					  .type = "reading.temp",
+					  .origin = node,
+					  .origin_seq = from + i,
+					  .body = bodies[i],
+					  .len = strlen(bodies[i])};
+	}
+	assert_int_equal(es_journal_append_items(x->journal, it, n, res), ES_OK);
+	free(it);
+	free(ids);
+	free(bodies);
+	free(res);
+}
+
+/* An alarm goes before the readings queued ahead of it; each lane keeps
+ * its node's order. */
+static void the_high_lane_goes_first(void **state)
+{
+	fixture *x = *state;
+	use_lanes(x, NULL, 0, 10);
+	store(x, "site-1/gw-1", 1, "reading.temp");
+	store(x, "site-1/gw-1", 2, "reading.temp");
+	store(x, "site-1/gw-1", 3, "alarm.raised");
+	store(x, "site-1/gw-1", 4, "device.online");
+	store(x, "site-1/gw-1", 5, "alarm.cleared");
+	x->contiguous = 5;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 5);
+	assert_sent(x, 0, "site-1/gw-1#3");
+	assert_sent(x, 1, "site-1/gw-1#5");
+	assert_sent(x, 2, "site-1/gw-1#4"); /* normal before low */
+	assert_sent(x, 3, "site-1/gw-1#1");
+	assert_sent(x, 4, "site-1/gw-1#2");
+	ack_all(x, 0);
+	bridge_forward_pump(x->f);
+	bridge_forward_stats st;
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.out_of_order, 0);
+	assert_int_equal(st.lanes[BRIDGE_LANE_HIGH].sent, 2);
+	assert_int_equal(st.lanes[BRIDGE_LANE_HIGH].acked, 2);
+	assert_int_equal(st.lanes[BRIDGE_LANE_NORMAL].sent, 1);
+	assert_int_equal(st.lanes[BRIDGE_LANE_LOW].acked, 2);
+	assert_int_equal(pending(x), 0);
+}
+
+/* A lane's row above a hole of its node waits for it like any row: the
+ * missing sequence may be of its lane. */
+static void a_lane_waits_for_a_hole_below_it(void **state)
+{
+	fixture *x = *state;
+	use_lanes(x, NULL, 0, 10);
+	store(x, "site-1/gw-1", 1, "reading.temp");
+	store(x, "site-1/gw-1", 3, "alarm.raised"); /* 2 is missing */
+	x->contiguous = 1;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 1);
+	assert_sent(x, 0, "site-1/gw-1#1");
+	store(x, "site-1/gw-1", 2, "alarm.raised");
+	x->contiguous = 3;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 3);
+	assert_sent(x, 1, "site-1/gw-1#2");
+	assert_sent(x, 2, "site-1/gw-1#3");
+}
+
+/* With more readings waiting than memory holds, an alarm behind them is
+ * found by the scan ahead of the bounded read and goes first. */
+static void an_alarm_behind_a_long_backlog_goes_first(void **state)
+{
+	fixture *x = *state;
+	use_lanes(x, NULL, 0, 10);
+	x->connected = false;
+	store_readings(x, "site-1/gw-1", 1, 6000);
+	store(x, "site-1/gw-1", 6001, "alarm.raised");
+	x->contiguous = 6001;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 0);
+	x->connected = true;
+	x->window = 1;
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 1);
+	assert_sent(x, 0, "site-1/gw-1#6001");
+	ack_all(x, 0);
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 2);
+	assert_sent(x, 1, "site-1/gw-1#1");
+}
+
+/* While alarms wait, the other lanes still get their share. */
+static void the_backlog_keeps_its_share(void **state)
+{
+	fixture *x = *state;
+	use_lanes(x, NULL, 0, 50); /* one alarm, then one of the others */
+	store(x, "site-1/gw-1", 1, "reading.temp");
+	store(x, "site-1/gw-1", 2, "reading.temp");
+	store(x, "site-1/gw-2", 1, "alarm.raised");
+	store(x, "site-1/gw-2", 2, "alarm.raised");
+	store(x, "site-1/gw-2", 3, "alarm.raised");
+	x->contiguous = 3;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 5);
+	assert_sent(x, 0, "site-1/gw-2#1");
+	assert_sent(x, 1, "site-1/gw-1#1");
+	assert_sent(x, 2, "site-1/gw-2#2");
+	assert_sent(x, 3, "site-1/gw-1#2");
+	assert_sent(x, 4, "site-1/gw-2#3");
+}
+
+/* Rows past their lane's TTL are not sent, but counted and let go (acked
+ * in the inbox, kept until retention); others of the node still go. */
+static void expired_rows_are_counted_not_sent(void **state)
+{
+	fixture *x = *state;
+	use_lanes(x, NULL, 1, 10);
+	x->connected = false;
+	store(x, "site-1/gw-1", 1, "reading.temp");
+	store(x, "site-1/gw-1", 2, "reading.temp");
+	store(x, "site-1/gw-1", 3, "alarm.raised");
+	bridge_forward_committed(x->f);
+	/* the wall clock passes the 1 ms TTL (a deadline, not a guess) */
+	for (uint64_t until = es_clock_wall_ms() + 3; es_clock_wall_ms() < until;)
+		;
+	x->contiguous = 3;
+	x->connected = true;
+	bridge_forward_pump(x->f);
+	assert_int_equal(x->nsent, 1);
+	assert_sent(x, 0, "site-1/gw-1#3");
+	ack_all(x, 0);
+	assert_int_equal(pending(x), 0);
+	bridge_forward_pump(x->f);
+	bridge_forward_stats st;
+	bridge_forward_stats_get(x->f, &st);
+	assert_int_equal(st.lanes[BRIDGE_LANE_LOW].expired, 2);
+	assert_int_equal(st.lanes[BRIDGE_LANE_LOW].sent, 0);
+	assert_int_equal(st.lanes[BRIDGE_LANE_HIGH].sent, 1);
+}
+
+/* The cloud-acked mark told for a node (upstatus.h) only goes up to where
+ * every lane's rows were acknowledged: an alarm acked ahead of readings in
+ * flight does not move it past them. */
+static void the_acked_mark_waits_for_every_lane(void **state)
+{
+	fixture *x = *state;
+	es_batch_enc_opts b = {.coding = {.codec = ES_BATCH_IDENTITY}, .max_events = 10};
+	use_lanes(x, &b, 0, 10);
+	store(x, "site-1/gw-1", 1, "reading.temp");
+	store(x, "site-1/gw-1", 2, "reading.temp");
+	store(x, "site-1/gw-1", 3, "reading.temp");
+	store(x, "site-1/gw-1", 4, "alarm.raised");
+	x->contiguous = 4;
+	bridge_forward_committed(x->f);
+	assert_int_equal(x->nsent, 2);
+	assert_sent(x, 0, "[site-1/gw-1#4]");
+	assert_sent(x, 1, "[site-1/gw-1#1,site-1/gw-1#2,site-1/gw-1#3]");
+	x->inflight--;
+	bridge_forward_published(x->f, x->sent[0].tag, ES_OK);
+	assert_int_equal(x->nbatch_acked, 0); /* 1..3 are still in flight */
+	x->inflight--;
+	bridge_forward_published(x->f, x->sent[1].tag, ES_OK);
+	assert_int_equal(x->nbatch_acked, 1);
+	assert_string_equal(x->batch_acked[0], "site-1/gw-1#4");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -558,6 +760,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(sends_again_after_a_lost_connection, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(batches_what_may_go_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_high_lane_goes_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_lane_waits_for_a_hole_below_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_alarm_behind_a_long_backlog_goes_first, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(the_backlog_keeps_its_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(expired_rows_are_counted_not_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_acked_mark_waits_for_every_lane, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(sends_nothing_when_down_or_stopped, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(keeps_refused_and_unmappable_rows_aside, setup,
