@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "dashboard.h"
 #include "japi.h"
+#include "lanes.h"
 
 struct bridge_api {
 	bridge_api_deps d;
@@ -56,6 +57,45 @@ static int readyz(es_http_req *req, void *ctx)
 	return es_japi_reply_ready(req, checks, sizeof checks / sizeof checks[0]);
 }
 
+/* One priority lane of the uplink (lanes.h): eta_s is the backlog over the
+ * drain rate, 0 when the backlog is empty, null when it is not draining. */
+static void add_lane(const bridge_lane_stats *l, int lane, uint64_t now, cJSON *lanes)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddItemToArray(lanes, o)) {
+		cJSON_Delete(o);
+		return;
+	}
+	cJSON_AddStringToObject(o, "lane", bridge_lane_name(lane));
+	cJSON_AddNumberToObject(o, "backlog", (double)l->backlog);
+	cJSON_AddNumberToObject(
+		o, "oldest_age_s",
+		l->oldest_ms && now > l->oldest_ms ? (double)(now - l->oldest_ms) / 1000.0 : 0.0);
+	cJSON_AddNumberToObject(o, "held", (double)l->held);
+	cJSON_AddNumberToObject(o, "sent", (double)l->sent);
+	cJSON_AddNumberToObject(o, "acked", (double)l->acked);
+	cJSON_AddNumberToObject(o, "expired", (double)l->expired);
+	cJSON_AddNumberToObject(o, "bytes", (double)l->bytes);
+	cJSON_AddNumberToObject(o, "bytes_per_event",
+				l->sent ? (double)l->bytes / (double)l->sent : 0.0);
+	cJSON_AddNumberToObject(o, "drain_per_s", (double)l->drain_per_s);
+	if (l->backlog && !l->drain_per_s)
+		cJSON_AddNullToObject(o, "eta_s");
+	else
+		cJSON_AddNumberToObject(
+			o, "eta_s", l->backlog ? (double)l->backlog / (double)l->drain_per_s : 0.0);
+}
+
+static void add_lanes(const bridge_forward_stats *f, cJSON *c)
+{
+	uint64_t now = es_clock_wall_ms();
+	cJSON *lanes = cJSON_AddArrayToObject(c, "lanes");
+	for (int i = 0; lanes && i < BRIDGE_LANES; i++)
+		add_lane(&f->lanes[i], i, now, lanes);
+	cJSON_AddNumberToObject(c, "inflight_bytes", (double)f->inflight_bytes);
+	cJSON_AddNumberToObject(c, "inflight_cap", (double)f->inflight_cap);
+}
+
 static void add_cloud(const bridge_api *a, const bridge_view *v, cJSON *o)
 {
 	cJSON *c = cJSON_AddObjectToObject(o, "cloud");
@@ -72,6 +112,7 @@ static void add_cloud(const bridge_api *a, const bridge_view *v, cJSON *o)
 	cJSON_AddNumberToObject(c, "acked", (double)v->forward.acked);
 	cJSON_AddNumberToObject(c, "refused", (double)v->forward.refused);
 	cJSON_AddStringToObject(c, "last_error", v->cloud.error);
+	add_lanes(&v->forward, c);
 }
 
 static void add_links(const bridge_api *a, const bridge_view *v, cJSON *o)

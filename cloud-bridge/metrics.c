@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "clock.h"
+#include "lanes.h"
 #include "log.h"
 #include "node_metrics.h"
 
@@ -50,6 +52,9 @@ struct families {
 	es_metric_family *gone, *nodes, *failovers, *cloud_node, *voided, *epochs;
 	es_metric_family *cr_requests, *cr_events, *cr_relays, *cr_replies, *cr_dropped;
 	es_metric_family *cr_waiting;
+	es_metric_family *lane_backlog, *lane_age, *lane_held, *lane_sent, *lane_acked;
+	es_metric_family *lane_expired, *lane_bytes, *lane_rate, *lane_eta;
+	es_metric_family *inflight_bytes, *inflight_cap;
 };
 
 #define F(field) offsetof(struct families, field)
@@ -112,6 +117,29 @@ static const es_node_metric_def defs[] = {
 	 "cloud.resend_rate (the asker asks again)."},
 	{F(cr_waiting), G, "edgespool_cloud_resend_waiting", NULL,
 	 "Those requests waiting now (queued, or relayed to the agent)."},
+	{F(lane_backlog), G, "edgespool_lane_backlog_events", "lane",
+	 "Inbox events of the lane not yet forwarded (counted every 2 s)."},
+	{F(lane_age), G, "edgespool_lane_oldest_age_seconds", "lane",
+	 "Age of the lane's oldest unforwarded inbox event (0 when none)."},
+	{F(lane_held), G, "edgespool_lane_held_events", "lane",
+	 "Inbox rows of the lane held in memory waiting for their turn."},
+	{F(lane_sent), C, "edgespool_lane_sent_total", "lane",
+	 "Events of the lane published to the cloud broker."},
+	{F(lane_acked), C, "edgespool_lane_acked_total", "lane",
+	 "Events of the lane the cloud broker acknowledged."},
+	{F(lane_expired), C, "edgespool_lane_expired_total", "lane",
+	 "Events of the lane not sent: older than its lanes.<lane>_ttl_s."},
+	{F(lane_bytes), C, "edgespool_lane_bytes_total", "lane",
+	 "Payload bytes of the lane published (a batch's compressed)."},
+	{F(lane_rate), G, "edgespool_lane_drain_rate", "lane",
+	 "Events of the lane acknowledged or expired a second, smoothed."},
+	{F(lane_eta), G, "edgespool_lane_drain_eta_seconds", "lane",
+	 "Time for the lane's backlog to drain at its drain rate (backlog / rate); 0 when "
+	 "the backlog is empty, -1 when it is not draining (a backlog, rate 0)."},
+	{F(inflight_bytes), G, "edgespool_cloud_inflight_bytes", NULL,
+	 "Batch bytes published to the cloud broker and awaiting its PUBACK."},
+	{F(inflight_cap), G, "edgespool_cloud_inflight_cap_bytes", NULL,
+	 "The bound on those bytes (cloud.inflight_ms of the link's rate); 0 when none."},
 };
 #undef F
 #undef C
@@ -188,6 +216,36 @@ static void collect_answers(struct families *f, const bridge_answer_stats *a)
 	set(f->cr_waiting, (double)a->waiting);
 }
 
+/* Seconds for a lane's backlog to drain: 0 when empty, -1 when not
+ * draining (see the help of edgespool_lane_drain_eta_seconds). */
+static double drain_eta(const bridge_lane_stats *l)
+{
+	if (!l->backlog)
+		return 0;
+	return l->drain_per_s ? (double)l->backlog / (double)l->drain_per_s : -1;
+}
+
+static void collect_lanes(struct families *f, const bridge_forward_stats *fw)
+{
+	uint64_t now = es_clock_wall_ms();
+	for (int i = 0; i < BRIDGE_LANES; i++) {
+		const bridge_lane_stats *l = &fw->lanes[i];
+		const char *lane = bridge_lane_name(i);
+		uint64_t age = l->oldest_ms && now > l->oldest_ms ? now - l->oldest_ms : 0;
+		set1(f->lane_backlog, lane, (double)l->backlog);
+		set1(f->lane_age, lane, (double)age / 1000.0);
+		set1(f->lane_held, lane, (double)l->held);
+		set1(f->lane_sent, lane, (double)l->sent);
+		set1(f->lane_acked, lane, (double)l->acked);
+		set1(f->lane_expired, lane, (double)l->expired);
+		set1(f->lane_bytes, lane, (double)l->bytes);
+		set1(f->lane_rate, lane, (double)l->drain_per_s);
+		set1(f->lane_eta, lane, drain_eta(l));
+	}
+	set(f->inflight_bytes, (double)fw->inflight_bytes);
+	set(f->inflight_cap, (double)fw->inflight_cap);
+}
+
 static void collect_links(bridge_metrics *m, const bridge_view *v)
 {
 	char link[300];
@@ -210,6 +268,7 @@ static void collect(void *ctx)
 	collect_inbox(m, &v);
 	collect_gaps(&m->f, &v);
 	collect_answers(&m->f, &v.answer);
+	collect_lanes(&m->f, &v.forward);
 	collect_links(m, &v);
 }
 

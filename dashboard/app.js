@@ -431,16 +431,48 @@
 		]));
 	}
 
+	/* Time to drain a lane's backlog: '–' when empty, 'not draining' when
+	 * nothing goes (eta_s null). */
+	function laneEta(l) {
+		if (!l.backlog) return '–';
+		return typeof l.eta_s === 'number' ? dur(l.eta_s) : ['not draining', 'warn'];
+	}
+
+	/* The uplink's priority lanes (cloud.lanes), high first. */
+	function bridgeLanes(st, box) {
+		box.append(el('h2', null, 'Lanes'));
+		const lanes = get(st, 'cloud.lanes');
+		if (!Array.isArray(lanes) || !lanes.length) {
+			box.append(el('p', 'empty', 'No lanes reported.'));
+			return;
+		}
+		const s = linksTable(lanes, [
+			['lane', (l) => l.lane],
+			['backlog', (l) => num(l.backlog)],
+			['oldest age', (l) => (l.backlog ? dur(l.oldest_age_s) : '–')],
+			['drain rate', (l) => num(l.drain_per_s) + ' /s'],
+			['time to drain', laneEta],
+			['bytes per event', (l) => (l.sent ? bytes(Math.round(l.bytes_per_event)) : '–')],
+			['expired', (l) => (l.expired ? [num(l.expired), 'warn'] : num(l.expired))],
+		]);
+		s.firstChild.id = 'lanes-table';
+		box.append(s);
+	}
+
 	function renderOverview() {
 		const st = S.status;
 		if (!st) return;
 		const box = $('overview-cards');
 		const links = $('overview-links');
+		const lanes = $('overview-lanes');
 		box.replaceChildren();
 		links.replaceChildren();
+		lanes.replaceChildren();
+		lanes.hidden = S.kind !== 'bridge';
 		if (S.kind === 'bridge') {
 			bridgeCards(st, box);
 			bridgeLinks(st, links);
+			bridgeLanes(st, lanes);
 		} else {
 			agentCards(st, box);
 			agentLinks(st, links);

@@ -120,6 +120,7 @@ async function overviewMoves(page) {
 	const before = await figure(page, 'journal.appended');
 	await until(page, 'journal.appended', '>', before, 15000);
 	await page.waitForSelector('#chart-rate svg path.line.in', {timeout: 25000});
+	if (await page.isVisible('#overview-lanes')) throw new Error('the agent shows a Lanes table');
 	log('overview: appended went from ' + before + ' to ' + (await figure(page, 'journal.appended')) + ' without a reload');
 	/* Flash wear and memory, from /metrics every 10 s: a rate needs two reads. */
 	await until(page, 'mem.uss', '!=', '–', 15000);
@@ -213,8 +214,15 @@ async function bridge(ctx) {
 	await page.waitForFunction(() => document.getElementById('live').textContent === 'live', null, {timeout: 10000});
 	if (await page.isVisible('#nav-devices')) throw new Error('the bridge shows a Devices page');
 	await until(page, 'mem.uss', '!=', '–', 15000);
-	await shot(page, 'bridge');
-	log('bridge: its dashboard shows the cloud link connected and events received');
+	/* The uplink's lanes: one row each, high first, every column filled. */
+	await page.waitForFunction(() => {
+		const rows = [...document.querySelectorAll('#overview-lanes:not([hidden]) #lanes-table tbody tr')];
+		return rows.map((r) => r.children[0].textContent).join(',') === 'high,normal,low' &&
+			rows.every((r) => r.children.length === 7 && r.children[3].textContent.endsWith(' /s'));
+	}, null, {timeout: 10000});
+	const heads = await page.$$eval('#lanes-table thead th', (ths) => ths.map((t) => t.textContent).join(', '));
+	await shot(page, 'bridge', true);
+	log('bridge: its dashboard shows the cloud link connected, events received, and the lanes (' + heads + ')');
 	await page.close();
 }
 

@@ -18,6 +18,9 @@ each agent at the same time. Then:
   nothing invalid, lost or out of order; journaled = forwarded = acked =
   20,000; duplicates_dropped equals the duplicate copies the edge sub saw
   (what the agents published twice, e.g. re-sends), none reaching the cloud;
+  cloud.lanes: high, normal and low, every reading acked in the normal lane,
+  no backlog, nothing expired, and (batches) the lanes' bytes are the
+  batches' bytes;
 - the bridge's inbox holds 20,000 events, none pending, and verifies; on
   SIGTERM the bridge exits 0 and the inbox still verifies.
 """
@@ -59,6 +62,8 @@ def scenario(env):
     esub.wait_all(every, 30)
     h.wait_for(lambda: all(a.pending() == 0 for a in agents), 30, "the agents to drain")
     h.wait_for(bridge.quiet, 30, "the bridge to be quiet (backlog 0, no hole, nothing held)")
+    h.wait_for(lambda: all(entry["backlog"] == 0 for entry in bridge.status()["cloud"]["lanes"]),
+               10, "the lanes' backlogs (counted every 2 s) to be 0")
 
     # What the cloud received.
     f = h.check_nodes_delivery(acked, csub)
@@ -108,6 +113,17 @@ def scenario(env):
             "bridge counted problems: %s" % st)
     h.check(c["failures"] == 0 and all(e["failures"] == 0 for e in st["edge"]),
             "bridge links failed in an undisturbed run: %s" % st)
+    lanes = {entry["lane"]: entry for entry in c["lanes"]}
+    h.check(list(lanes) == ["high", "normal", "low"], "bridge cloud.lanes: %s" % c["lanes"])
+    h.check(lanes["normal"]["acked"] == total and lanes["normal"]["sent"] >= total and
+            all(lanes[k]["sent"] == lanes[k]["acked"] == 0 for k in ("high", "low")),
+            "readings are the normal lane's, yet cloud.lanes says %s" % c["lanes"])
+    h.check(all(entry["expired"] == 0 and entry["held"] == 0 for entry in c["lanes"]),
+            "bridge lanes expired or held events: %s" % c["lanes"])
+    if env.args.bridge_format == "batch":
+        h.check(sum(entry["bytes"] for entry in c["lanes"]) == c["batch_bytes"],
+                "the lanes' bytes %s are not the batches' %d" %
+                ([entry["bytes"] for entry in c["lanes"]], c["batch_bytes"]))
     h.check(g["nodes"] == len(NODES), "bridge tracks %d nodes, expected %d" %
             (g["nodes"], len(NODES)))
     js = h.journal_settled(env, bridge.db)

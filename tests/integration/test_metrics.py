@@ -3,8 +3,8 @@
 text and agrees with /api/status.
 
 An agent publishes to an edge broker; the real cloud-bridge forwards to a
-cloud broker. 500 events are posted (and one malformed request). Then, on
-both programs:
+cloud broker. 500 events are posted, 50 of them alarms (and one malformed
+request). Then, on both programs:
 - /metrics answers 200 with the text format's Content-Type, and Prometheus's
   own parser and linter (`promtool check metrics`, from Debian's prometheus
   package) accept it without a single remark;
@@ -12,6 +12,12 @@ both programs:
   the latency histogram's count equals the acked events, the refused
   counter has the malformed request, a GET /api/status adds exactly one to
   edgespool_http_requests_total{route="/api/status"}, every link is up;
+- the bridge's priority lanes: every edgespool_lane_* series for high,
+  normal and low; the ALARMS alarm.x events (lanes.high's default alarm.#)
+  went in the high lane, the readings in the normal one, none in low; each
+  lane's counters agree with /api/status's cloud.lanes, whose entries are
+  sane (bytes_per_event = bytes / sent, at rest: no backlog, eta_s 0);
+  nothing in flight (edgespool_cloud_inflight_bytes 0);
 - the edge broker stopped: edgespool_link_up of the agent's broker link and
   of the bridge's edge link go to 0; started again: back to 1, and their
   edgespool_reconnects_total grew by one;
@@ -25,6 +31,10 @@ import subprocess
 import harness as h
 
 EVENTS = 500
+ALARMS = 50  # of the EVENTS: alarm.x, the high lane by default
+LANES = ("high", "normal", "low")
+LANE_FIELDS = {"lane", "backlog", "oldest_age_s", "held", "sent", "acked", "expired", "bytes",
+               "bytes_per_event", "drain_per_s", "eta_s"}
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
 
@@ -139,12 +149,56 @@ def check_http_counter(port, who):
     h.check(after == before + 1, "%s: GET /api/status counted %s -> %s" % (who, before, after))
 
 
+def check_lanes(st, m):
+    """The lanes' series and /api/status's cloud.lanes, at rest after the
+    ALARMS alarms and EVENTS - ALARMS readings went."""
+    lanes = st["cloud"]["lanes"]
+    h.check([entry.get("lane") for entry in lanes] == list(LANES),
+            "bridge: cloud.lanes names %s" % lanes)
+    want_acked = {"high": ALARMS, "normal": EVENTS - ALARMS, "low": 0}
+    for entry in lanes:
+        lane = entry["lane"]
+        h.check(set(entry) == LANE_FIELDS, "bridge: cloud.lanes %s has %s" %
+                (lane, sorted(entry)))
+        h.check(entry["sent"] >= want_acked[lane] and entry["acked"] == want_acked[lane] and
+                entry["expired"] == 0 and entry["backlog"] == 0 and entry["held"] == 0 and
+                entry["oldest_age_s"] == 0 and entry["eta_s"] == 0 and
+                entry["drain_per_s"] >= 0 and (entry["bytes"] > 0) == (lane != "low"),
+                "bridge: lane %s at rest: %s" % (lane, entry))
+        per = entry["bytes"] / entry["sent"] if entry["sent"] else 0
+        h.check(abs(entry["bytes_per_event"] - per) < 1e-6,
+                "bridge: lane %s bytes_per_event %s, bytes / sent %s" %
+                (lane, entry["bytes_per_event"], per))
+        pairs = [("edgespool_lane_sent_total", entry["sent"]),
+                 ("edgespool_lane_acked_total", entry["acked"]),
+                 ("edgespool_lane_expired_total", entry["expired"]),
+                 ("edgespool_lane_bytes_total", entry["bytes"]),
+                 ("edgespool_lane_backlog_events", 0),
+                 ("edgespool_lane_held_events", 0),
+                 ("edgespool_lane_oldest_age_seconds", 0),
+                 ("edgespool_lane_drain_eta_seconds", 0)]
+        for name, want in pairs:
+            got = value(m, name, lane=lane)
+            h.check(got == want, "bridge: %s{lane=%r} is %s, expected %s" %
+                    (name, lane, got, want))
+        h.check(value(m, "edgespool_lane_drain_rate", lane=lane) >= 0,
+                "bridge: edgespool_lane_drain_rate{lane=%r} < 0" % lane)
+    h.check(value(m, "edgespool_cloud_inflight_bytes") == st["cloud"]["inflight_bytes"] == 0,
+            "bridge: batch bytes in flight at rest: %s" % st["cloud"]["inflight_bytes"])
+    h.check(value(m, "edgespool_cloud_inflight_cap_bytes") == st["cloud"]["inflight_cap"] >= 0,
+            "bridge: edgespool_cloud_inflight_cap_bytes %s, cloud.inflight_cap %s" %
+            (value(m, "edgespool_cloud_inflight_cap_bytes"), st["cloud"]["inflight_cap"]))
+
+
 def check_bridge(bridge, edge_link):
     def settled():
         st = bridge.status()
         m = scrape_checked(bridge.http_port, "bridge")
+        # the lanes' backlogs are counted every 2 s: they may lag the acks
         ok = (st["cloud"]["acked"] == EVENTS and bridge.quiet() and
-              value(m, "edgespool_events_acked_total") == EVENTS)
+              value(m, "edgespool_events_acked_total") == EVENTS and
+              all(entry["backlog"] == 0 for entry in st["cloud"]["lanes"]) and
+              all(value(m, "edgespool_lane_backlog_events", lane=lane) == 0 for lane in LANES))
         return ok and (st, m)
     st, m = h.wait_for(settled, 30, "the bridge's acks to show")
     pairs = [
@@ -162,6 +216,7 @@ def check_bridge(bridge, edge_link):
         got = value(m, name, **labels)
         h.check(got == want, "bridge: %s%r is %s, /api/status says %s" %
                 (name, labels, got, want))
+    check_lanes(st, m)
 
 
 def link_state(port, who, link):
@@ -194,7 +249,11 @@ def scenario(env):
     agent = env.agent(edge.port)
     agent.start()
     poster = h.Poster(agent.http_port)
-    h.check(poster.post_many(EVENTS) == EVENTS, "not every event was acknowledged")
+    h.check(poster.post_many(EVENTS - ALARMS) == EVENTS - ALARMS,
+            "not every event was acknowledged")
+    alarms = [{"type": "alarm.x", "subject": "dev-%d" % (k % 5), "data": {"n": k}}
+              for k in range(ALARMS)]
+    h.check(poster.post_acked(alarms), "the alarms were not acknowledged")
     status, _ = poster.post(b"{not json")
     h.check(status == 400, "a malformed body answered %d" % status)
     check_agent(agent)
@@ -207,7 +266,8 @@ def scenario(env):
     rc = agent.proc.wait_exit(20)
     h.check(rc == 0, "the agent %s after SIGTERM (expected exit 0)" % h.exit_text(rc))
     bridge.stop()
-    return "%d events; both /metrics pass promtool and agree with /api/status" % EVENTS
+    return ("%d events (%d alarms); both /metrics pass promtool and agree with /api/status, "
+            "the bridge's lanes too" % (EVENTS, ALARMS))
 
 
 if __name__ == "__main__":
