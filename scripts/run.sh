@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The run command: installs what is missing, builds, and runs edgespool
 # locally -- an edge broker, an edge agent, a simulated device fleet on a
-# serial line (a pty), a cloud bridge and a "cloud" broker -- until Ctrl-C.
+# serial line (a pty), a site bridge sending compressed batches by lane up to
+# a "cloud" broker, a cloud-role bridge there republishing them as one message
+# an event, and fleet-state -- until Ctrl-C.
 # State and logs go to ./run/.
 #
 #   ES_DEMO_DEVICES     simulated devices (default 8), ES_DEMO_RATE records/s
@@ -9,7 +11,8 @@
 #
 #   ES_DEMO_MQTT_PORT   edge broker port (default 18830; 1883 is often taken
 #                       by a system broker); the cloud broker uses the next one
-#   ES_DEMO_HTTP_PORT   agent HTTP port (default 8080); the bridge the next one
+#   ES_DEMO_HTTP_PORT   agent HTTP port (default 8080); the site bridge, fleet-state
+#                       and the cloud-role bridge the next three
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${ES_BUILD_DIR:-$root/build}"
@@ -21,6 +24,7 @@ devices="${ES_DEMO_DEVICES:-8}"
 rate="${ES_DEMO_RATE:-1}"
 bridge_port=$((http_port + 1))
 fleet_port=$((http_port + 2))
+cloudrole_port=$((http_port + 3))
 
 "$root/scripts/deps.sh"
 ES_BUILD_DIR="$build" "$root/scripts/build.sh" >/dev/null
@@ -81,11 +85,24 @@ pids+=($!)
 # not merely alive (/healthz), so that nothing sent next goes unheard.
 wait_for "the edge agent to be ready" 15 curl -fsS "http://127.0.0.1:$http_port/readyz"
 
+# The uplink: the site bridge sends each node's events as compressed batches
+# (alarms first: lanes.high is alarm.#, readings low), MQTT 5 properties
+# saying how they are coded.
 "$build/cloud-bridge/cloud-bridge" --node.site demo --node.id bridge-1 \
   --edge.url "mqtt://127.0.0.1:$mqtt_port" --cloud.url "mqtt://127.0.0.1:$cloud_port" \
+  --cloud.format batch --cloud.version 5 --lanes.low 'sensor.#' \
   --journal.path "$run/bridge.db" --http.listen "127.0.0.1:$bridge_port" 2>"$run/bridge.log" &
 pids+=($!)
 wait_for "the cloud bridge to be ready" 15 curl -fsS "http://127.0.0.1:$bridge_port/readyz"
+
+# In the cloud, a cloud-role bridge turns the batches back into one message
+# an event on edgespool/<site>/<node>/ev/<type>, for plain MQTT clients.
+"$build/cloud-bridge/cloud-bridge" --bridge.role cloud --node.site cloud --node.id cloudrole-1 \
+  --edge.url "mqtt://127.0.0.1:$cloud_port" --cloud.url "mqtt://127.0.0.1:$cloud_port" \
+  --journal.path "$run/cloudrole.db" --http.listen "127.0.0.1:$cloudrole_port" \
+  2>"$run/cloudrole.log" &
+pids+=($!)
+wait_for "the cloud-role bridge to be ready" 15 curl -fsS "http://127.0.0.1:$cloudrole_port/readyz"
 
 # The cloud side's consumer: fleet-state keeps every device's state from the
 # events on the cloud broker (and fills holes from the agent's journal).
@@ -111,14 +128,16 @@ edgespool is running (state and logs in $run/):
   edge agent    http://127.0.0.1:$http_port   journal $run/agent.db
   devices       $devices simulated devices (firmware-host) on the pty $run/fleet-tty,
                 $rate record/s each: temperature, humidity, vibration, door
-  cloud bridge  http://127.0.0.1:$bridge_port   inbox $run/bridge.db
+  site bridge   http://127.0.0.1:$bridge_port   inbox $run/bridge.db (batches, by lane)
   cloud broker  mqtt://127.0.0.1:$cloud_port
+  cloud role    http://127.0.0.1:$cloudrole_port   inbox $run/cloudrole.db (batches -> events)
   fleet-state   http://127.0.0.1:$fleet_port/api/devices   projection $run/fleet-state.db
 
-Dashboard: http://127.0.0.1:$http_port/  (the bridge's: http://127.0.0.1:$bridge_port/)
+Dashboard: http://127.0.0.1:$http_port/  (the site bridge's, with its lanes:
+  http://127.0.0.1:$bridge_port/)
 
-Watch the events arrive in the cloud:
-  mosquitto_sub -p $cloud_port -t 'edgespool/#' -v
+Watch the events arrive in the cloud, one message each (the cloud role's):
+  mosquitto_sub -p $cloud_port -t 'edgespool/+/+/ev/#' -v
 Post one yourself:
   $build/cli/edgespool emit --url http://127.0.0.1:$http_port --type alarm.raised --subject dev-1 --data '{"reason":"door open"}'
 Follow the alarms at a terminal:
