@@ -403,35 +403,39 @@ static bool hold(struct lane *q, const struct held *h)
 
 struct anchor_ctx {
 	const struct node *x;
-	uint64_t lowest; /* the lowest pending sequence not read yet */
+	uint64_t first;	 /* the lowest pending sequence looked at */
+	uint64_t lowest; /* the lowest pending sequence not read yet; 0: none */
 	size_t n;
 };
 
 static int lowest_unread(void *ctx, const es_journal_row *row)
 {
 	struct anchor_ctx *c = ctx;
-	c->n++;
+	if (!c->n++)
+		c->first = row->origin_seq;
 	if (es_seqset_has(&c->x->seen_above, row->origin_seq))
 		return 0;
 	c->lowest = row->origin_seq;
 	return 1;
 }
 
-/* Moves x's seen mark up to upto, or below the lowest row of x up to it
- * still pending and not read: nothing up to upto is missing (the gap
- * tracker's contiguous mark), so what of it is not pending went before. */
+/* Moves x's seen mark up as far as the inbox allows up to upto: nothing up
+ * to upto is missing (the gap tracker's contiguous mark), so what of it is
+ * not pending went before; it stops below the lowest pending row not read
+ * yet. */
 static void anchor(bridge_forward *f, struct node *x, uint64_t upto)
 {
 	if (upto <= x->seen)
 		return;
-	struct anchor_ctx c = {x, upto + 1, 0};
+	struct anchor_ctx c = {x, 0, 0, 0};
 	if (es_journal_read_origin(f->reader, name_of(x), x->seen + 1, upto, READ_ROWS,
 				   lowest_unread, &c))
 		return;
-	if (c.n >= READ_ROWS && c.lowest == upto + 1)
-		return; /* every row looked at was read: more may be beyond them */
-	if (c.lowest - 1 > x->seen) {
-		x->seen = c.lowest - 1;
+	uint64_t to = c.lowest		? c.lowest - 1 /* below the first one not read */
+		      : c.n < READ_ROWS ? upto	       /* every pending one was read */
+					: c.first - 1; /* below those looked at, none */
+	if (to > x->seen) {
+		x->seen = to;
 		(void)es_seqset_pass(&x->seen_above, x->seen);
 	}
 }
