@@ -556,7 +556,9 @@ static es_err make_edge(bridge *b)
 	char status[ES_TOPIC_MAX], reply[ES_TOPIC_MAX];
 	snprintf(status, sizeof status, "%s/+/+/status", b->s->edge_root);
 	snprintf(reply, sizeof reply, "%s/+/+/reply/resend", b->s->edge_root);
-	bridge_edge_sub subs[] = {{b->filter, 1}, {status, 1}, {reply, 1}, {b->peer_topic, 0}};
+	/* The statuses first: their retained messages then come before a
+	 * node's live events, which the tracker admits only after its status. */
+	bridge_edge_sub subs[] = {{status, 1}, {b->filter, 1}, {reply, 1}, {b->peer_topic, 0}};
 	es_err err = read_secret(e->link.password_file, &b->edge_password);
 	if (err)
 		return err;
