@@ -23,6 +23,7 @@
 #include "event.h"
 #include "log.h"
 #include "lograte.h"
+#include "nodes.h"
 #include "remap.h"
 #include "topic.h"
 
@@ -224,14 +225,12 @@ static bool publish_event(bridge_answer *a, const char *node, const char *topic,
 {
 	if (!a->enc)
 		return publish(a, topic, body, len);
-	char btopic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1];
-	const char *slash = strchr(node, '/');
+	char btopic[ES_TOPIC_MAX];
 	const void *p;
 	size_t n;
-	snprintf(site, sizeof site, "%.*s", (int)(slash - node), node);
 	es_batch_enc_reset(a->enc);
 	if (es_batch_enc_add(a->enc, body, len) || es_batch_enc_finish(a->enc, &p, &n) ||
-	    es_batch_topic(btopic, sizeof btopic, a->root, site, slash + 1, &a->coding))
+	    bridge_node_batch_topic(btopic, sizeof btopic, a->root, node, &a->coding))
 		return publish(a, topic, body, len);
 	return publish(a, btopic, p, n);
 }
@@ -402,10 +401,8 @@ static bool inbox_holds(bridge_answer *a, const struct req *q, uint64_t seq)
  * SCAN_MAX, never past to). */
 static void relay(bridge_answer *a, struct req *q)
 {
-	char topic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1], *json;
+	char topic[ES_TOPIC_MAX], *json;
 	size_t len;
-	const char *slash = strchr(q->node, '/');
-	snprintf(site, sizeof site, "%.*s", (int)(slash - q->node), q->node);
 	uint64_t end = q->next;
 	while (end < q->to && end - q->next + 1 < SCAN_MAX && !inbox_holds(a, q, end + 1))
 		end++;
@@ -418,7 +415,7 @@ static void relay(bridge_answer *a, struct req *q)
 	q->deadline_ms = es_clock_mono_ms() + a->o.relay_ms;
 	a->relays++;
 	count(a, &a->stats.relayed, 1);
-	if (es_topic_build(topic, sizeof topic, a->root, site, slash + 1, "cmd", "resend") ||
+	if (bridge_node_topic(topic, sizeof topic, a->root, q->node, "cmd", "resend") ||
 	    es_resend_req_encode(&r, &json, &len))
 		return; /* times out: busy */
 	a->d.relay(a->d.ctx, q->node, topic, json, len);

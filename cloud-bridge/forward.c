@@ -792,14 +792,7 @@ static size_t fill_batch(bridge_forward *f, const struct node *x, int lane)
 
 static bool batch_topic(bridge_forward *f, const struct node *x, char *buf, size_t cap)
 {
-	const char *name = name_of(x);
-	const char *slash = strchr(name, '/');
-	char site[ES_TOPIC_ID_MAX + 1];
-	if (!slash || (size_t)(slash - name) >= sizeof site)
-		return false;
-	memcpy(site, name, (size_t)(slash - name));
-	site[slash - name] = '\0';
-	return es_batch_topic(buf, cap, f->root, site, slash + 1, &f->coding) == ES_OK;
+	return bridge_node_batch_topic(buf, cap, f->root, name_of(x), &f->coding) == ES_OK;
 }
 
 /* Publishes what of the lane may go now as one batch; false when the

@@ -116,3 +116,38 @@ void bridge_nodes_each(bridge_nodes *t, void (*fn)(void *ctx, void *record), voi
 		for (struct entry *e = t->buckets[i]; e; e = e->next)
 			fn(ctx, e->record);
 }
+
+/* Copies name's site into site (ES_TOPIC_ID_MAX + 1 bytes); its node. */
+static const char *split(const char *name, char *site, es_err *err)
+{
+	const char *slash = name ? strchr(name, '/') : NULL;
+	if (!slash) {
+		*err = ES_EINVAL;
+		return NULL;
+	}
+	if ((size_t)(slash - name) > ES_TOPIC_ID_MAX) {
+		*err = ES_ETOOBIG;
+		return NULL;
+	}
+	memcpy(site, name, (size_t)(slash - name));
+	site[slash - name] = '\0';
+	return slash + 1;
+}
+
+es_err bridge_node_topic(char *buf, size_t cap, const char *root, const char *name,
+			 const char *kind, const char *rest)
+{
+	char site[ES_TOPIC_ID_MAX + 1];
+	es_err err = ES_OK;
+	const char *node = split(name, site, &err);
+	return node ? es_topic_build(buf, cap, root, site, node, kind, rest) : err;
+}
+
+es_err bridge_node_batch_topic(char *buf, size_t cap, const char *root, const char *name,
+			       const es_batch_coding *coding)
+{
+	char site[ES_TOPIC_ID_MAX + 1];
+	es_err err = ES_OK;
+	const char *node = split(name, site, &err);
+	return node ? es_batch_topic(buf, cap, root, site, node, coding) : err;
+}

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "batch.h"
 #include "err.h"
 #include "topic.h"
 
@@ -35,5 +36,13 @@ const char *bridge_nodes_name(const void *record);
 
 /* Calls fn with every record, in no particular order. fn must not add to t. */
 void bridge_nodes_each(bridge_nodes *t, void (*fn)(void *ctx, void *record), void *ctx);
+
+/* A topic of the node named "site/node": <root>/<site>/<node>/<kind>[/<rest>]
+ * (es_topic_build), or its batch topic (es_batch_topic). ES_EINVAL when the
+ * name has no '/', ES_ETOOBIG when a part or the topic does not fit. */
+es_err bridge_node_topic(char *buf, size_t cap, const char *root, const char *name,
+			 const char *kind, const char *rest);
+es_err bridge_node_batch_topic(char *buf, size_t cap, const char *root, const char *name,
+			       const es_batch_coding *coding);
 
 #endif

@@ -110,16 +110,13 @@ static void send_one(void *ctx, void *record)
 	struct rec *r = record;
 	if (!r->known || !r->dirty || (!r->urgent && u->now_ms - r->sent_ms < u->every_ms))
 		return;
-	const char *node = bridge_nodes_name(r);
-	const char *slash = strchr(node, '/');
-	char topic[ES_TOPIC_MAX], site[ES_TOPIC_ID_MAX + 1], *json;
+	char topic[ES_TOPIC_MAX], *json;
 	size_t len;
-	snprintf(site, sizeof site, "%.*s", (int)(slash - node), node);
 	es_status_msg m = r->agent;
 	if (m.acked_seq > r->cloud_acked)
 		m.acked_seq = r->cloud_acked;
 	m.pending = m.latest_seq > m.acked_seq ? m.latest_seq - m.acked_seq : 0;
-	if (es_topic_build(topic, sizeof topic, u->root, site, slash + 1, "status", NULL) ||
+	if (bridge_node_topic(topic, sizeof topic, u->root, bridge_nodes_name(r), "status", NULL) ||
 	    es_status_encode(&m, &json, &len))
 		return;
 	if (!u->d.publish(u->d.ctx, topic, json, len)) {

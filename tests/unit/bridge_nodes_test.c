@@ -75,10 +75,36 @@ static void keeps_records_by_name(void **state)
 	bridge_nodes_free(NULL, NULL, NULL);
 }
 
+/* A node's topics from its name "site/node"; a name that is not one is
+ * refused, not split somewhere. */
+static void builds_a_nodes_topics(void **state)
+{
+	(void)state;
+	char buf[ES_TOPIC_MAX];
+	es_batch_coding c = {.codec = ES_BATCH_IDENTITY};
+	assert_int_equal(bridge_node_topic(buf, sizeof buf, "es", "site-1/gw-7", "cmd", "resend"),
+			 ES_OK);
+	assert_string_equal(buf, "es/site-1/gw-7/cmd/resend");
+	assert_int_equal(bridge_node_topic(buf, sizeof buf, "es", "site-1/gw-7", "status", NULL),
+			 ES_OK);
+	assert_string_equal(buf, "es/site-1/gw-7/status");
+	assert_int_equal(bridge_node_batch_topic(buf, sizeof buf, "es", "site-1/gw-7", &c), ES_OK);
+	assert_string_equal(buf, "es/site-1/gw-7/batch/ce=identity");
+	assert_int_equal(bridge_node_topic(buf, sizeof buf, "es", "gw-7", "status", NULL),
+			 ES_EINVAL);
+	assert_int_equal(bridge_node_batch_topic(buf, sizeof buf, "es", NULL, &c), ES_EINVAL);
+	char longsite[ES_TOPIC_ID_MAX + 8];
+	memset(longsite, 's', ES_TOPIC_ID_MAX + 1);
+	strcpy(longsite + ES_TOPIC_ID_MAX + 1, "/gw");
+	assert_int_equal(bridge_node_topic(buf, sizeof buf, "es", longsite, "status", NULL),
+			 ES_ETOOBIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(keeps_records_by_name),
+		cmocka_unit_test(builds_a_nodes_topics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
