@@ -67,6 +67,7 @@ struct bridge {
 	bridge_repair *repair;
 	bridge_answer *answer;	   /* re-sends asked over the cloud */
 	bridge_upstatus *upstatus; /* site role, cloud.format batch; else NULL */
+	es_batch_coding coding;	   /* cloud.batch_coding, parsed */
 	bridge_forward *forward;
 	bridge_intake *intake;
 	bridge_edge *edge;
@@ -467,11 +468,9 @@ static es_err make_repair(bridge *b)
 static es_err make_forward(bridge *b)
 {
 	const bridge_settings *s = b->s;
-	es_batch_enc_opts batch = {.max_events = (size_t)s->cloud_batch_max_events,
+	es_batch_enc_opts batch = {.coding = b->coding,
+				   .max_events = (size_t)s->cloud_batch_max_events,
 				   .max_bytes = (size_t)s->cloud_batch_max_bytes};
-	const char *why;
-	if (es_batch_coding_parse(s->cloud_batch_coding, &batch.coding, &why))
-		return ES_EINVAL; /* bridge_settings_check said why */
 	bridge_forward_lanes lanes = {.high = s->lanes_high, .low = s->lanes_low};
 	for (int l = 0; l < BRIDGE_LANES; l++)
 		lanes.ttl_ms[l] = (uint64_t)s->lanes_ttl_s[l] * 1000;
@@ -507,11 +506,7 @@ static es_err make_answer(bridge *b)
 {
 	const bridge_settings *s = b->s;
 	char why[200];
-	es_batch_enc_opts batch = {.max_events = 1};
-	const char *w;
-	if (s->cloud_format == BRIDGE_FORMAT_BATCH &&
-	    es_batch_coding_parse(s->cloud_batch_coding, &batch.coding, &w))
-		return ES_EINVAL; /* bridge_settings_check said why */
+	es_batch_enc_opts batch = {.coding = b->coding, .max_events = 1};
 	bridge_answer_opts o = {.root = s->edge_root,
 				.event_topic = s->cloud_topic,
 				.topic = s->cloud_resend_topic,
@@ -660,7 +655,10 @@ es_err bridge_new(const bridge_settings *s, es_loop *loop, bridge **out)
 	b->loop = loop;
 	pthread_mutex_init(&b->cloud_lock, NULL);
 	make_names(b);
-	es_err err;
+	const char *why;
+	es_err err = ES_EINVAL; /* bridge_settings_check said why */
+	if (es_batch_coding_parse(s->cloud_batch_coding, &b->coding, &why))
+		goto fail_inbox;
 	if ((err = open_inbox(b)))
 		goto fail_inbox;
 	if ((err = make_repair(b)))
