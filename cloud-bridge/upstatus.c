@@ -18,6 +18,7 @@ struct rec {
 	uint64_t cloud_acked;
 	bool dirty, urgent; /* to send; at once */
 	uint64_t sent_ms;
+	struct rec *next_dirty; /* on the dirty list while dirty */
 };
 
 struct bridge_upstatus {
@@ -25,8 +26,19 @@ struct bridge_upstatus {
 	uint64_t every_ms;
 	bridge_upstatus_deps d;
 	bridge_nodes *nodes;
+	struct rec *dirty; /* the records to send, so a tick looks at no others */
 	uint64_t now_ms;
 };
+
+static void make_dirty(bridge_upstatus *u, struct rec *r, bool urgent)
+{
+	r->urgent |= urgent;
+	if (r->dirty)
+		return; /* listed */
+	r->dirty = true;
+	r->next_dirty = u->dirty;
+	u->dirty = r;
+}
 
 es_err bridge_upstatus_new(const char *root, uint64_t every_ms, const bridge_upstatus_deps *d,
 			   bridge_upstatus **out)
@@ -65,13 +77,13 @@ void bridge_upstatus_agent(bridge_upstatus *u, const char *node, const void *pay
 		return; /* stale (a will, a retained copy): the tracker ignores it too */
 	/* A node's first status goes at once: the cloud refuses a node's
 	 * events until it has heard of the node. */
-	r->urgent = !m.online || !r->sent_ms ||
-		    (r->known &&
-		     (r->agent.online != m.online || strcmp(r->agent.boot_id, m.boot_id) != 0 ||
-		      strcmp(r->agent.journal_id, m.journal_id) != 0));
+	bool urgent = !m.online || !r->sent_ms ||
+		      (r->known &&
+		       (r->agent.online != m.online || strcmp(r->agent.boot_id, m.boot_id) != 0 ||
+			strcmp(r->agent.journal_id, m.journal_id) != 0));
 	r->agent = m;
 	r->known = true;
-	r->dirty = true;
+	make_dirty(u, r, urgent);
 }
 
 void bridge_upstatus_acked(bridge_upstatus *u, const char *node, uint64_t last_seq)
@@ -79,7 +91,7 @@ void bridge_upstatus_acked(bridge_upstatus *u, const char *node, uint64_t last_s
 	struct rec *r = bridge_nodes_get(u->nodes, node);
 	if (r && last_seq > r->cloud_acked) {
 		r->cloud_acked = last_seq;
-		r->dirty = true;
+		make_dirty(u, r, false);
 	}
 }
 
@@ -88,27 +100,24 @@ void bridge_upstatus_epoch(bridge_upstatus *u, const char *node)
 	struct rec *r = bridge_nodes_get(u->nodes, node);
 	if (r) {
 		r->cloud_acked = 0;
-		r->dirty = r->urgent = true;
+		make_dirty(u, r, true);
 	}
 }
 
 static void mark(void *ctx, void *record)
 {
-	(void)ctx;
-	struct rec *r = record;
-	r->dirty = r->urgent = true;
+	make_dirty(ctx, record, true);
 }
 
 void bridge_upstatus_resend(bridge_upstatus *u)
 {
-	bridge_nodes_each(u->nodes, mark, NULL);
+	bridge_nodes_each(u->nodes, mark, u);
 }
 
-static void send_one(void *ctx, void *record)
+/* Sends r's status when it is due; r->dirty stays set when it is not sent. */
+static void send_one(bridge_upstatus *u, struct rec *r)
 {
-	bridge_upstatus *u = ctx;
-	struct rec *r = record;
-	if (!r->known || !r->dirty || (!r->urgent && u->now_ms - r->sent_ms < u->every_ms))
+	if (!r->known || (!r->urgent && u->now_ms - r->sent_ms < u->every_ms))
 		return;
 	char topic[ES_TOPIC_MAX], *json;
 	size_t len;
@@ -129,5 +138,12 @@ static void send_one(void *ctx, void *record)
 void bridge_upstatus_tick(bridge_upstatus *u, uint64_t now_ms)
 {
 	u->now_ms = now_ms;
-	bridge_nodes_each(u->nodes, send_one, u);
+	for (struct rec **pp = &u->dirty; *pp;) {
+		struct rec *r = *pp;
+		send_one(u, r);
+		if (r->dirty)
+			pp = &r->next_dirty;
+		else
+			*pp = r->next_dirty; /* sent: off the list */
+	}
 }
