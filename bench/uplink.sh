@@ -21,15 +21,21 @@
 set -uo pipefail
 
 usage() {
-	echo "usage: $0 [--quick] [BUILD_DIR]" >&2
+	echo "usage: $0 [--quick | --check] [BUILD_DIR]" >&2
 	exit 2
 }
 
+# --check: the ctest scenario (it_uplink_shaped): ours only, asserting
+# behaviour (every event once; an alarm posted during the drain passes the
+# backlog), no figures judged; a set-up this machine cannot give exits 77,
+# which ctest shows as skipped with the reason.
 QUICK=()
+SKIP_STATUS=0
 BUILD=./build
 while (($#)); do
 	case $1 in
 	--quick) QUICK=(--quick) ;;
+	--check) QUICK=(--check) SKIP_STATUS=77 ;;
 	-*) usage ;;
 	*) BUILD=$1 ;;
 	esac
@@ -38,7 +44,7 @@ done
 
 skip() { # a set-up this machine cannot give: no figures, not a failure
 	echo "uplink.sh: skipped: $*"
-	exit 0
+	exit "$SKIP_STATUS"
 }
 
 die() {
