@@ -238,7 +238,7 @@ start_bridge() { # EDGE_PORT CLOUD_PORT: sets BRIDGE_PID and BRIDGE_URL
 	"$BRIDGE" --node.id bench-bridge --node.site lab --edge.url "mqtt://127.0.0.1:$1" \
 		--cloud.url "mqtt://127.0.0.1:$2" --journal.path "$TMP/bridge.db" \
 		--journal.sync full --http.listen "127.0.0.1:$port" --log.level warn \
-		>>"$TMP/bridge.log" 2>&1 &
+		--cloud.format events >>"$TMP/bridge.log" 2>&1 &
 	BRIDGE_PID=$!
 	wait_healthz "$BRIDGE_URL" "$BRIDGE_PID" "cloud-bridge" "$t0"
 }

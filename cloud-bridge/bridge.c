@@ -477,7 +477,8 @@ static es_err make_forward(bridge *b)
 	bridge_forward_opts o = {.cloud_topic = s->cloud_topic,
 				 .root = s->edge_root,
 				 .hole_wait_ms = (uint64_t)s->order_hole_wait_ms,
-				 .batch = s->cloud_format == BRIDGE_FORMAT_BATCH ? &batch : NULL,
+				 .batch = bridge_settings_format(s) == BRIDGE_FORMAT_BATCH ? &batch
+											   : NULL,
 				 .lanes = &lanes,
 				 .backlog_share = (unsigned)s->lanes_backlog_share,
 				 .inflight_ms = (uint64_t)s->cloud_inflight_ms};
@@ -516,7 +517,8 @@ static es_err make_answer(bridge *b)
 				.queue = (size_t)s->cloud_resend_queue,
 				.relay_ms = (uint64_t)s->cloud_resend_relay_ms,
 				.event_max_bytes = (size_t)s->event_max_bytes,
-				.batch = s->cloud_format == BRIDGE_FORMAT_BATCH ? &batch : NULL};
+				.batch = bridge_settings_format(s) == BRIDGE_FORMAT_BATCH ? &batch
+											  : NULL};
 	bridge_answer_deps d = {.journal = b->journal,
 				.ctx = b,
 				.publish = answer_publish,

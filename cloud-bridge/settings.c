@@ -56,14 +56,16 @@ static const es_setting_edit cloud_edits[] = {
 	{"connect_timeout_s", .hide = true},
 };
 
-static const char *const formats[] = {"events", "batch", NULL};
+static const char *const formats[] = {"auto", "events", "batch", NULL};
 
 static const es_setting cloud_rows[] = {
 	{"cloud.topic", ES_CFG_STR, F(cloud_topic), BRIDGE_REMAP_DEFAULT, 0, 0, NULL, 0,
 	 "cloud topic template: {root} {site} {node} {type} (cloud.format events)"},
-	{"cloud.format", ES_CFG_ENUM, F(cloud_format), "events", 0, 0, formats, 0,
-	 "events: a message an event on its cloud.topic; batch: a node's events that may go "
-	 "together as one compressed CloudEvents batch on <root>/<site>/<node>/batch/ce=<coding>"},
+	{"cloud.format", ES_CFG_ENUM, F(cloud_format), "auto", 0, 0, formats, 0,
+	 "batch: a node's events that may go together as one compressed CloudEvents batch on "
+	 "<root>/<site>/<node>/batch/ce=<coding> (read by edgespool's consumers and a cloud-role "
+	 "bridge); events: a message an event on its cloud.topic (for plain MQTT consumers); "
+	 "auto: batch in the site role, events in the cloud role"},
 	{"cloud.batch_coding", ES_CFG_STR, F(cloud_batch_coding), "zstd,d1", 0, 0, NULL, 0,
 	 "a batch's compression: identity, deflate or zstd, then ,<dictionary> (d1)"},
 	{"cloud.batch_max_events", ES_CFG_INT, F(cloud_batch_max_events), "100", 1, 10000, NULL, 0,
@@ -215,6 +217,13 @@ static bool check_topics(const bridge_settings *s, char *err, size_t cap)
 	if (bridge_answer_check_topic(s->cloud_reply_topic, why, sizeof why))
 		return fail(err, cap, "cloud.reply_topic", s->cloud_reply_topic, why);
 	return true;
+}
+
+int bridge_settings_format(const bridge_settings *s)
+{
+	if (s->cloud_format != BRIDGE_FORMAT_AUTO)
+		return s->cloud_format;
+	return s->role == BRIDGE_ROLE_CLOUD ? BRIDGE_FORMAT_EVENTS : BRIDGE_FORMAT_BATCH;
 }
 
 bool bridge_settings_check(const bridge_settings *s, char *err, size_t cap)

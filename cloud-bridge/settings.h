@@ -18,8 +18,9 @@ typedef struct bridge_link_settings {
 	es_link_settings link;
 } bridge_link_settings;
 
-/* cloud.format: an event a message, or batches (batch.h). */
-enum { BRIDGE_FORMAT_EVENTS, BRIDGE_FORMAT_BATCH };
+/* cloud.format: by role (batches at a site, events in the cloud), an event
+ * a message, or batches (batch.h). */
+enum { BRIDGE_FORMAT_AUTO, BRIDGE_FORMAT_EVENTS, BRIDGE_FORMAT_BATCH };
 /* bridge.role: at a site (edge broker -> cloud), or in the cloud (batches
  * -> events for plain consumers). */
 enum { BRIDGE_ROLE_SITE, BRIDGE_ROLE_CLOUD };
@@ -59,6 +60,9 @@ typedef struct bridge_settings {
  * them. */
 extern const es_settings_part bridge_settings_parts[];
 extern const size_t bridge_settings_nparts;
+
+/* cloud.format as it applies: BRIDGE_FORMAT_EVENTS or BRIDGE_FORMAT_BATCH. */
+int bridge_settings_format(const bridge_settings *s);
 
 /* Checks what the table cannot (URLs, the filter, the template, TLS pairs);
  * writes the first problem into err. */

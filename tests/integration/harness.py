@@ -451,9 +451,10 @@ class Bridge:
             self.extra
 
     def format_args(self):
-        """The settings --bridge-format batch asks for."""
-        if self.env.args.bridge_format != "batch":
-            return []
+        """The settings --bridge-format asks for: events (a message an event,
+        said explicitly: the site role's default is batch) or batch."""
+        if getattr(self.env.args, "bridge_format", "events") != "batch":
+            return ["--cloud.format", "events"]
         return ["--cloud.format", "batch", "--cloud.version", "5"]
 
     def start(self, timeout=15, connected=True):
