@@ -175,7 +175,7 @@ static bool publish_row(agent_publisher *p, const struct pub_row *r)
 			 (unsigned long long)r->seq, r->type);
 		return true; /* cannot happen: types are checked on the way in */
 	}
-	es_err err = p->o.ops->publish(p->o.ops_ctx, topic, r->body, r->len, false, r->seq);
+	es_err err = p->o.ops->publish(p->o.ops_ctx, topic, r->body, r->len, false, r->seq, NULL);
 	if (err == ES_EBUSY || err == ES_ENOTCONN)
 		return false;
 	if (err)
