@@ -123,6 +123,7 @@ static void refresh_view(agent *a)
 			     .published = ps.published,
 			     .acked = ps.acked,
 			     .refused = ps.refused,
+			     .batches = ps.batches,
 			     .resent = rs.events};
 	snprintf(v.last_error, sizeof v.last_error, "%s", ms.last_error);
 	agent_view_set(a->view, &v);
