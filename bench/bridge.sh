@@ -2,7 +2,8 @@
 # bridge.sh - edgespool's cloud bridge against mosquitto's own bridge, end to
 # end, in one run, on loopback, with real mosquitto brokers.
 #
-#   bench/bridge.sh [--quick] [--rounds K] [BUILD_DIR]    (BUILD_DIR defaults to ./build)
+#   bench/bridge.sh [--quick] [--rounds K] [--agent-batch] [BUILD_DIR]
+#                                                  (BUILD_DIR defaults to ./build)
 #
 # Builds nothing: it runs the programs of BUILD_DIR (configure with the default
 # ES_BUILD_BENCH=ON). Every run feeds N events of ~300 B to the real edge-agent
@@ -18,6 +19,9 @@
 #              mosquitto (connection, topic edgespool/# out 1, cleansession
 #              false) -> cloud mosquitto -> subscriber
 #   direct     agent -> one mosquitto -> subscriber (no bridge: the reference)
+# --agent-batch (or ES_BENCH_AGENT_BATCH=1): in "ours" the agent sends
+# batches to the edge broker (mqtt.format batch, its default coding and
+# caps), which the bridge reads (issue 15); the others are unchanged.
 # Before each load the subscriber publishes probe events at the edge until
 # one comes out in the cloud: the whole path is up before the clock starts.
 #
@@ -28,16 +32,18 @@
 set -uo pipefail
 
 usage() {
-	echo "usage: $0 [--quick] [--rounds K] [BUILD_DIR]" >&2
+	echo "usage: $0 [--quick] [--rounds K] [--agent-batch] [BUILD_DIR]" >&2
 	exit 2
 }
 
 QUICK=0
+AGENT_BATCH=${ES_BENCH_AGENT_BATCH:-0}
 ROUNDS=
 BUILD=./build
 while (($#)); do
 	case $1 in
 	--quick) QUICK=1 ;;
+	--agent-batch) AGENT_BATCH=1 ;;
 	--rounds)
 		[[ ${2:-} =~ ^[1-9][0-9]?$ ]] || usage
 		ROUNDS=$2
@@ -220,13 +226,14 @@ wait_healthz() {
 		die "$3 did not come up"
 }
 
-start_agent() { # EDGE_PORT: sets AGENT_PID and AGENT_URL
-	local port t0=$EPOCHREALTIME
+start_agent() { # EDGE_PORT [SETTING...]: sets AGENT_PID and AGENT_URL
+	local port t0=$EPOCHREALTIME edge=$1
+	shift
 	port=$(free_port)
 	AGENT_URL=http://127.0.0.1:$port
-	"$AGENT" --node.id bench --node.site lab --mqtt.url "mqtt://127.0.0.1:$1" \
+	"$AGENT" --node.id bench --node.site lab --mqtt.url "mqtt://127.0.0.1:$edge" \
 		--journal.path "$TMP/agent.db" --journal.sync full --status.interval_s 10 \
-		--http.listen "127.0.0.1:$port" --log.level warn >>"$TMP/agent.log" 2>&1 &
+		--http.listen "127.0.0.1:$port" --log.level warn "$@" >>"$TMP/agent.log" 2>&1 &
 	AGENT_PID=$!
 	wait_healthz "$AGENT_URL" "$AGENT_PID" "the agent" "$t0"
 }
@@ -432,7 +439,11 @@ run_ours() {
 	start_broker cloud "$cloud"
 	start_broker edge "$edge"
 	start_bridge "$edge" "$cloud"
-	start_agent "$edge"
+	if ((AGENT_BATCH)); then
+		start_agent "$edge" --mqtt.format batch
+	else
+		start_agent "$edge"
+	fi
 	start_sub "$cloud" "$edge"
 	measure ours
 	stop_proc AGENT_PID "the agent"
@@ -534,6 +545,10 @@ report() {
 		"(agent and cloud-bridge), $N events a run, HTTP load $THREADS x $BATCH-event POSTs"
 	echo "end to end, events/s: first POST at the agent -> all $N distinct ids at the cloud" \
 		"subscriber (median of $ROUNDS; runs in brackets)"
+	if ((AGENT_BATCH)); then
+		echo "  (ours: the agent sends batches to the edge broker, mqtt.format batch;" \
+			"agent batches $(json_num "$BRIDGE_STATUS" batches_received) in the last run)"
+	fi
 	row "ours: agent -> edge -> cloud-bridge -> cloud" "$ours" "[${RATE[ours]% }]"
 	row "mosquitto's bridge: agent -> edge =bridge=> cloud" "$mosq" "[${RATE[mosq]% }]"
 	row "reference, no bridge: agent -> one broker -> sub" "$direct" "[${RATE[direct]% }]"

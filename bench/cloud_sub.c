@@ -9,7 +9,8 @@
  *
  * Readiness: with --probe URL it also connects to the edge broker and
  * publishes a probe event there (QoS 1, a new node name each time, sequence
- * 1, so a bridge forwards it like any event) every 100 ms until one comes
+ * 1, its node's status a round before, so a bridge forwards it like any
+ * event) every 100 ms until one comes
  * out on the cloud side. That proves the whole path (edge subscription,
  * bridge, cloud connection, this subscription) before the load starts. It
  * then prints "ready ..." on stdout. Probes are not counted.
@@ -302,8 +303,39 @@ static int subscribe(const struct opts *o)
 	return wait_state(&g.sub, 2, 10.0);
 }
 
+static int publish(const char *topic, const char *body, int len)
+{
+	MQTTAsync_message msg = MQTTAsync_message_initializer;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	msg.payload = (void *)body;
+	msg.payloadlen = len;
+	msg.qos = 1;
+	return MQTTAsync_sendMessage(g.probe.client, topic, &msg, &ro) == MQTTASYNC_SUCCESS ? 0
+											    : -1;
+}
+
+/* Probe node k's status: a bridge forwards only the events of a node that
+ * announced itself; its newest sequence is the probe's, 1; its ids are
+ * UUIDs made of the pid and k. */
+static int send_probe_status(unsigned k)
+{
+	char topic[128], body[320];
+	long pid = (long)getpid();
+	snprintf(topic, sizeof topic, "edgespool/" BENCH_SITE "/probe-%ld-%u/status", pid, k);
+	int len =
+		snprintf(body, sizeof body,
+			 "{\"state\":\"online\",\"boot_id\":\"%08lx-%04x-7000-8000-000000000001\","
+			 "\"journal_id\":\"%08lx-%04x-7000-8000-000000000002\",\"latest_seq\":1,"
+			 "\"boot_seq\":1,"
+			 "\"acked_seq\":0,\"oldest_seq\":1,\"pending\":1,\"clock_synced\":true,"
+			 "\"time\":\"2026-01-01T00:00:00.000Z\"}",
+			 (unsigned long)pid, k & 0xffffu, (unsigned long)pid, k & 0xffffu);
+	return publish(topic, body, len);
+}
+
 /* Probe k: a CloudEvent of its own node (so a bridge sees sequence 1 of a
- * new node, never a hole), on the events' topic tree. */
+ * new node, never a hole), on the events' topic tree. Its node's status
+ * went a round earlier (send_probe_status), so a bridge has it first. */
 static int send_probe(unsigned k)
 {
 	char topic[128], body[256];
@@ -315,13 +347,7 @@ static int send_probe(unsigned k)
 			   "\"source\":\"/" BENCH_SITE "/probe-%ld-%u\",\"type\":\"bench.probe\","
 			   "\"data\":{},\"sequence\":\"1\"}",
 			   pid, k, pid, k);
-	MQTTAsync_message msg = MQTTAsync_message_initializer;
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	msg.payload = body;
-	msg.payloadlen = len;
-	msg.qos = 1;
-	return MQTTAsync_sendMessage(g.probe.client, topic, &msg, &ro) == MQTTASYNC_SUCCESS ? 0
-											    : -1;
+	return publish(topic, body, len);
 }
 
 /* Publishes probes at the edge until one arrives here. The number sent, or
@@ -335,7 +361,9 @@ static long probe_until_seen(const struct opts *o)
 	pthread_mutex_lock(&g.lock);
 	while (!g.probes && g.sub.state == 2 && g.probe.state == 1 && bench_mono_s() < until) {
 		pthread_mutex_unlock(&g.lock);
-		int rc = send_probe(++k);
+		int rc = send_probe_status(++k);
+		if (!rc && k > 1)
+			rc = send_probe(k - 1);
 		pthread_mutex_lock(&g.lock);
 		if (rc)
 			break;

@@ -77,7 +77,9 @@ struct bridge {
 	bridge_metrics *metrics;
 
 	char client_edge[160], client_cloud[160];
-	char filter[ES_TOPIC_MAX], peer_topic[ES_TOPIC_MAX];
+	/* The edge subscriptions: filter, and in the site role by default
+	 * also the agents' batches (batch_filter; "" for none). */
+	char filter[ES_TOPIC_MAX], batch_filter[ES_TOPIC_MAX], peer_topic[ES_TOPIC_MAX];
 	char *edge_password, *cloud_password;
 
 	es_timer_id tick, drain_timer;
@@ -407,6 +409,14 @@ static void make_names(bridge *b)
 		snprintf(b->filter, sizeof b->filter, "%s", s->edge_filter);
 	else
 		snprintf(b->filter, sizeof b->filter, "%s/+/+/%s/#", s->edge_root, kind);
+	/* Agents may send batches too (mqtt.format batch): by default a site
+	 * bridge reads both forms. */
+	if (s->role == BRIDGE_ROLE_SITE && !s->edge_filter && s->edge_share_group)
+		snprintf(b->batch_filter, sizeof b->batch_filter, "$share/%s/%s/+/+/%s/#",
+			 s->edge_share_group, s->edge_root, ES_BATCH_KIND);
+	else if (s->role == BRIDGE_ROLE_SITE && !s->edge_filter)
+		snprintf(b->batch_filter, sizeof b->batch_filter, "%s/+/+/%s/#", s->edge_root,
+			 ES_BATCH_KIND);
 	if (s->edge_share_group)
 		snprintf(b->peer_topic, sizeof b->peer_topic, "%s/_bridge/%s/seen", s->edge_root,
 			 s->edge_share_group);
@@ -555,7 +565,12 @@ static es_err make_edge(bridge *b)
 	snprintf(reply, sizeof reply, "%s/+/+/reply/resend", b->s->edge_root);
 	/* The statuses first: their retained messages then come before a
 	 * node's live events, which the tracker admits only after its status. */
-	bridge_edge_sub subs[] = {{status, 1}, {b->filter, 1}, {reply, 1}, {b->peer_topic, 0}};
+	bridge_edge_sub subs[5] = {{status, 1}, {b->filter, 1}, {reply, 1}};
+	size_t nsubs = 3;
+	if (b->batch_filter[0])
+		subs[nsubs++] = (bridge_edge_sub){b->batch_filter, 1};
+	if (peer_topic(b))
+		subs[nsubs++] = (bridge_edge_sub){b->peer_topic, 0};
 	es_err err = read_secret(e->link.password_file, &b->edge_password);
 	if (err)
 		return err;
@@ -570,7 +585,7 @@ static es_err make_edge(bridge *b)
 			      .nurls = e->url.n,
 			      .root = b->s->edge_root,
 			      .subs = subs,
-			      .nsubs = peer_topic(b) ? 4 : 3};
+			      .nsubs = nsubs};
 	bridge_edge_deps d = {.loop = b->loop,
 			      .ctx = b,
 			      .message = edge_message,

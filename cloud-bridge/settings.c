@@ -43,7 +43,8 @@ static const es_setting edge_rows[] = {
 	{"edge.root", ES_CFG_STR, F(edge_root), "edgespool", 0, 0, NULL, 0,
 	 "the agents' topic root (their mqtt.topic_root)"},
 	{"edge.filter", ES_CFG_STR, F(edge_filter), NULL, 0, 0, NULL, 0,
-	 "the events to forward; default <root>/+/+/ev/# (bridge.role cloud: <root>/+/+/batch/#)"},
+	 "the events to forward; default <root>/+/+/ev/# and the agents' batches "
+	 "<root>/+/+/batch/# (bridge.role cloud: the batches only)"},
 	{"edge.share_group", ES_CFG_STR, F(edge_share_group), NULL, 0, 0, NULL, 0,
 	 "share the event subscription with other bridges ($share/<group>/...)"},
 	{"cloud.url", ES_CFG_LIST, F(cloud.url), "mqtt://127.0.0.1:1883", 0, 0, NULL, 0, URL_HELP},

@@ -123,6 +123,7 @@ static void refresh_view(agent *a)
 			     .published = ps.published,
 			     .acked = ps.acked,
 			     .refused = ps.refused,
+			     .batches = ps.batches,
 			     .resent = rs.events};
 	snprintf(v.last_error, sizeof v.last_error, "%s", ms.last_error);
 	agent_view_set(a->view, &v);
@@ -400,6 +401,14 @@ static es_err make_loop_parts(agent *a)
 				   .ops = &agent_mqtt_ops,
 				   .ops_ctx = &a->mqtt,
 				   .metrics = agent_metrics_node(a->metrics)};
+	es_batch_enc_opts batch = {.max_events = (size_t)s->mqtt_batch_max_events,
+				   .max_bytes = (size_t)s->mqtt_batch_max_bytes};
+	const char *why;
+	if (s->mqtt_format == AGENT_FORMAT_BATCH) {
+		if (es_batch_coding_parse(s->mqtt_batch_coding, &batch.coding, &why))
+			return ES_EINVAL; /* checked with the settings */
+		po.batch = &batch;
+	}
 	agent_resend_opts ro = {.loop = a->loop,
 				.names = a->names,
 				.journal = a->journal,

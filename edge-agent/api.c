@@ -71,6 +71,7 @@ static void add_broker(agent_api *api, const agent_view_data *s, cJSON *o)
 	cJSON_AddNumberToObject(b, "acked", (double)s->acked);
 	cJSON_AddNumberToObject(b, "resent", (double)s->resent);
 	cJSON_AddNumberToObject(b, "refused", (double)s->refused);
+	cJSON_AddNumberToObject(b, "batches", (double)s->batches);
 	cJSON_AddStringToObject(b, "last_error", s->last_error);
 }
 

@@ -5,9 +5,9 @@
 #include "mqtt.h"
 
 static es_err mqtt_publish(void *ctx, const char *topic, const void *payload, size_t len,
-			   bool retain, uint64_t tag)
+			   bool retain, uint64_t tag, const es_mqtt_props *props)
 {
-	return es_mqtt_publish(*(es_mqtt **)ctx, topic, payload, len, 1, retain, tag);
+	return es_mqtt_publish_props(*(es_mqtt **)ctx, topic, payload, len, 1, retain, tag, props);
 }
 
 static bool mqtt_connected(void *ctx)

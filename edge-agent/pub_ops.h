@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "mqtt.h"
 
 /* A publish's tag: a control message (status, replies: no bookkeeping), a
  * re-sent event (AGENT_TAG_RESEND | its sequence), or else a live event
@@ -23,11 +24,13 @@
 #define AGENT_TAG_RESEND  (UINT64_C(1) << 63)
 
 typedef struct agent_pub_ops {
-	/* Publishes with QoS 1. ES_EBUSY: the window is full; ES_ENOTCONN:
-	 * not connected (both: try again later); another error: this message
-	 * cannot be published (logged by the client). */
+	/* Publishes with QoS 1, with MQTT 5 properties (props NULL: none;
+	 * ignored under MQTT 3.1.1; copied before it returns). ES_EBUSY: the
+	 * window is full; ES_ENOTCONN: not connected (both: try again later);
+	 * another error: this message cannot be published (logged by the
+	 * client). */
 	es_err (*publish)(void *ctx, const char *topic, const void *payload, size_t len,
-			  bool retain, uint64_t tag);
+			  bool retain, uint64_t tag, const es_mqtt_props *props);
 	bool (*connected)(void *ctx);
 	size_t (*inflight)(void *ctx); /* publishes awaiting their PUBACK */
 	size_t (*window)(void *ctx);   /* how many may await at most */

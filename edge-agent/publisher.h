@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "err.h"
 #include "journal.h"
 #include "node_metrics.h"
@@ -34,16 +35,19 @@ typedef struct agent_publisher_opts {
 	const agent_pub_ops *ops;
 	void *ops_ctx;
 	es_node_metrics *metrics; /* NULL: none */
+	/* Batches: the encoder's options (copied); NULL: an event a message. */
+	const es_batch_enc_opts *batch;
 } agent_publisher_opts;
 
 typedef struct agent_publisher_stats {
-	uint64_t published; /* publishes sent (again after a reconnect included) */
-	uint64_t acked;	    /* PUBACKs, refusals included */
-	uint64_t refused;   /* MQTT 5 refusals (decisions.md, 14) */
+	uint64_t published; /* events sent (again after a reconnect included) */
+	uint64_t acked;	    /* events acked by a PUBACK, refusals included */
+	uint64_t refused;   /* events refused (MQTT 5; decisions.md, 14) */
+	uint64_t batches;   /* batches sent (with opts.batch) */
 } agent_publisher_stats;
 
 /* names, journal, reader and metrics must outlive the result. ES_EINVAL,
- * ES_ENOMEM. */
+ * ES_ENOMEM; for batches, the encoder's errors (es_batch_enc_new). */
 es_err agent_publisher_new(const agent_publisher_opts *o, agent_publisher **out);
 void agent_publisher_free(agent_publisher *p); /* NULL ok */
 
@@ -52,12 +56,13 @@ void agent_publisher_committed(agent_publisher *p, uint64_t latest);
 /* Publishes while connected, not stopped, and the window has more than
  * reserve free slots (room kept for the re-send service). */
 void agent_publisher_pump(agent_publisher *p, size_t reserve);
-/* The PUBACK of event seq: err ES_OK, or ES_EPROTO (the broker refused it
- * for good: logged, counted, and acked so it does not block the watermark;
- * it stays in the journal). */
-void agent_publisher_acked(agent_publisher *p, uint64_t seq, es_err err);
+/* The PUBACK of the publish tagged tag: an event's sequence, or a batch's
+ * first event's, which acks all of the batch's events. err ES_OK, or
+ * ES_EPROTO (the broker refused it for good: logged, counted, and acked so
+ * it does not block the watermark; it stays in the journal). */
+void agent_publisher_acked(agent_publisher *p, uint64_t tag, es_err err);
 /* The connection was lost (or a publish with it): forget what was in
- * flight; the next pump starts again from the oldest pending event. */
+ * flight (batches included); the next pump starts again from the oldest pending event. */
 void agent_publisher_reset(agent_publisher *p);
 /* Shutdown: no more events are published; PUBACKs are still taken. */
 void agent_publisher_stop(agent_publisher *p);

@@ -508,7 +508,7 @@ static int send_row(void *arg, const es_journal_row *row)
 	if (rs->tokens < 1.0 ||
 	    es_topic_build(topic, sizeof topic, nm->root, nm->site, nm->node, "ev", row->type) ||
 	    rs->o.ops->publish(rs->o.ops_ctx, topic, row->body, row->body_len, false,
-			       AGENT_TAG_RESEND | row->seq)) {
+			       AGENT_TAG_RESEND | row->seq, NULL)) {
 		c->stopped = true;
 		return 1;
 	}

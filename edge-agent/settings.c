@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "batch.h"
 #include "http.h"
 #include "links.h"
 #include "mqtt.h"
@@ -23,9 +24,23 @@ static const es_setting_edit mqtt_edits[] = {
 	{"client_id", .help = "MQTT client id; default edgespool-<site>-<node> (keep it stable)"},
 };
 
+static const char *const formats[] = {"events", "batch", NULL};
+
 static const es_setting topic_rows[] = {
 	{"mqtt.topic_root", ES_CFG_STR, F(mqtt_topic_root), "edgespool", 0, 0, NULL, 0,
 	 "first topic level(s): <root>/<site>/<node>/ev/<type>"},
+	{"mqtt.format", ES_CFG_ENUM, F(mqtt_format), "events", 0, 0, formats, 0,
+	 "events: a message an event on <root>/<site>/<node>/ev/<type>; batch: the events ready "
+	 "together as one compressed CloudEvents batch on <root>/<site>/<node>/batch/ce=<coding> "
+	 "(for a bridge or cloud-role bridge as the only reader)"},
+	{"mqtt.batch_coding", ES_CFG_STR, F(mqtt_batch_coding), "zstd,d1", 0, 0, NULL, 0,
+	 "a batch's compression: identity, deflate or zstd, then ,<dictionary> (d1)"},
+	{"mqtt.batch_max_events", ES_CFG_INT, F(mqtt_batch_max_events), "100", 1, 10000, NULL, 0,
+	 "events in a batch at most"},
+	{"mqtt.batch_max_bytes", ES_CFG_SIZE, F(mqtt_batch_max_bytes), "60KiB", 4096, 4194304, NULL,
+	 0,
+	 "a batch's JSON before compression at most; keep it under the reader's largest message "
+	 "(the bridge's event.max_bytes)"},
 };
 
 static const es_setting event_rows[] = {
@@ -106,6 +121,9 @@ bool agent_settings_check(const agent_settings *s, char *err, size_t cap)
 		return false;
 	if ((why = es_mqtt_check_url(s->mqtt_url)))
 		return fail(err, cap, "mqtt.url", s->mqtt_url, why);
+	es_batch_coding coding;
+	if (es_batch_coding_parse(s->mqtt_batch_coding, &coding, &why))
+		return fail(err, cap, "mqtt.batch_coding", s->mqtt_batch_coding, why);
 	if ((why = es_http_check_listen(s->http.listen)))
 		return fail(err, cap, "http.listen", s->http.listen, why);
 	for (size_t i = 0; i < s->link_serial.n; i++)

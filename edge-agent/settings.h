@@ -16,12 +16,19 @@
 #include "settings_link.h"
 #include "settings_shared.h"
 
+/* mqtt.format: an event a message, or batches (batch.h). */
+enum { AGENT_FORMAT_EVENTS, AGENT_FORMAT_BATCH };
+
 typedef struct agent_settings {
 	char *node_id, *node_site;
 
 	char *mqtt_url;	       /* mqtt.url: the one broker */
 	es_link_settings mqtt; /* the rest of mqtt.* */
 	char *mqtt_topic_root;
+	int mqtt_format; /* AGENT_FORMAT_* */
+	char *mqtt_batch_coding;
+	int64_t mqtt_batch_max_events;
+	uint64_t mqtt_batch_max_bytes;
 
 	es_journal_settings journal;
 

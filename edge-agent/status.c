@@ -103,7 +103,7 @@ void agent_status_pump(agent_status *st)
 	while (st->head && st->ops->connected(st->ops_ctx)) {
 		struct control_msg *m = st->head;
 		es_err err = st->ops->publish(st->ops_ctx, m->topic, m->payload, m->len, m->retain,
-					      AGENT_TAG_CONTROL);
+					      AGENT_TAG_CONTROL, NULL);
 		if (err == ES_EBUSY || err == ES_ENOTCONN)
 			return;
 		st->head = m->next;
@@ -178,7 +178,7 @@ es_err agent_status_publish_offline(agent_status *st)
 	es_err err = agent_status_encode(st, false, &json, &len);
 	if (err)
 		return err;
-	err = st->ops->publish(st->ops_ctx, st->topic, json, len, true, AGENT_TAG_CONTROL);
+	err = st->ops->publish(st->ops_ctx, st->topic, json, len, true, AGENT_TAG_CONTROL, NULL);
 	free(json);
 	return err;
 }

@@ -20,6 +20,7 @@ typedef struct agent_view_data {
 	bool stopping;	/* shutdown has begun */
 	uint64_t connects, failures, inflight, connected_since_ms;
 	uint64_t published, acked, refused; /* the publisher's */
+	uint64_t batches;		    /* its batches (mqtt.format batch) */
 	uint64_t resent;		    /* the re-send service's events */
 	char last_error[160];		    /* the MQTT client's */
 } agent_view_data;

@@ -382,7 +382,14 @@ class Agent:
                 "--journal.path", self.db,
                 "--http.listen", "127.0.0.1:%d" % self.http_port,
                 "--mqtt.backoff_base_ms", "50", "--mqtt.backoff_max_ms", "500",
-                "--status.interval_s", "1"] + self.extra
+                "--status.interval_s", "1"] + self.format_args() + self.extra
+
+    def format_args(self):
+        """The settings --agent-format batch asks for: batches, over MQTT 5
+        (their properties)."""
+        if getattr(self.env.args, "agent_format", "events") != "batch":
+            return []
+        return ["--mqtt.format", "batch", "--mqtt.version", "5"]
 
     def start(self, timeout=15, env=None):
         """Starts the agent (with env as its environment, if given) and waits
@@ -1165,6 +1172,8 @@ def parse_args():
     p.add_argument("--bridge-format", choices=("events", "batch"), default="events",
                    help="the bridges' cloud.format; batch also speaks MQTT 5 to the cloud, "
                    "and every sub reads with MQTT 5 (the batches' properties)")
+    p.add_argument("--agent-format", choices=("events", "batch"), default="events",
+                   help="the agents' mqtt.format (batch: over MQTT 5)")
     p.add_argument("--budget", type=int, default=150,
                    help="give up (and clean up) after this many seconds")
     return p.parse_args()

@@ -23,6 +23,11 @@ each agent at the same time. Then:
   batches' bytes;
 - the bridge's inbox holds 20,000 events, none pending, and verifies; on
   SIGTERM the bridge exits 0 and the inbox still verifies.
+With --agent-format batch the agents send batches to the edge broker
+(mqtt.format batch, MQTT 5): the site bridge reads them (its default
+subscription takes both forms) and everything above holds as for events;
+what the agents sent were batches of more than one event, the bridge read
+every one, and the edge sub (the consumer library) read them too.
 """
 import time
 
@@ -145,6 +150,17 @@ def scenario(env):
     else:
         h.check(c["batches"] == 0 and cs.get("batches") == 0,
                 "cloud.format events, yet %d batches" % c["batches"])
+    if env.args.agent_format == "batch":
+        sent = sum(a.status()["broker"]["batches"] for a in agents)
+        es = esub.stop()
+        h.check(0 < sent < total and i["batches_received"] == sent and
+                es.get("batches") == sent,
+                "the agents sent %d batches, the bridge read %d, the edge sub %s, for %d "
+                "events" % (sent, i["batches_received"], es.get("batches"), total))
+        print("  edge: the agents sent %d batches, %.1f events each" % (sent, total / sent))
+    else:
+        h.check(i["batches_received"] == 0, "agents sent events, yet the bridge read %d "
+                "batches" % i["batches_received"])
     resent = sum(a.status()["broker"]["resent"] for a in agents)
     bridge.stop()  # SIGTERM: drains and exits 0
     h.journal_verify(env, bridge.db)

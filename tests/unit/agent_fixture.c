@@ -28,7 +28,7 @@
 /* ---- the fake client ------------------------------------------------------- */
 
 static es_err fake_publish(void *ctx, const char *topic, const void *payload, size_t len,
-			   bool retain, uint64_t tag)
+			   bool retain, uint64_t tag, const es_mqtt_props *props)
 {
 	fx_mqtt *m = ctx;
 	if (!m->connected)
@@ -47,6 +47,8 @@ static es_err fake_publish(void *ctx, const char *topic, const void *payload, si
 	s->len = len;
 	s->retain = retain;
 	s->tag = tag;
+	snprintf(s->content_type, sizeof s->content_type, "%s",
+		 props && props->content_type ? props->content_type : "");
 	m->inflight++;
 	return ES_OK;
 }

@@ -24,6 +24,7 @@ typedef struct fx_msg {
 	size_t len;
 	bool retain;
 	uint64_t tag;
+	char content_type[64]; /* its MQTT 5 content type; "" for none */
 } fx_msg;
 
 /* The fake client: publish fails with ES_ENOTCONN while !connected, with

@@ -416,7 +416,8 @@ static void a_new_epoch_starts_again(void **state)
 	assert_int_equal(stats(x).conflicts, 1);  /* ...and 1 conflicts with the new one */
 }
 
-/* A batch of events (a site bridge's, read by the cloud role): each event
+/* A batch of events (a site bridge's read by the cloud role, or an agent's
+ * read by the site role: the intake is the same): each event
  * is taken as if it came alone; a batch that cannot be read is one dead
  * letter saying why; a bad event inside a good batch is a dead letter of
  * its own and the others are journaled. */
