@@ -29,11 +29,11 @@ set(ES_DEB_ARCH "${es_arch_guess}" CACHE STRING "Debian architecture of the pack
 set(ES_DEB_LIBS_DAEMON "libc6 (>= 2.34), libcivetweb1 (>= 1.15), libcjson1 (>= 1.7.13), \
 libcrypt1 (>= 1:4.1.0), libinih1 (>= 40), libpaho-mqtt1.3 (>= 1.3.0), \
 libsqlite3-0 (>= 3.38.0), libssl3 (>= 3.0.0)")
-set(ES_DEB_DEPENDS_agent "${ES_DEB_LIBS_DAEMON}, adduser")
 # zlib1g, libzstd1: batches (common/batch.c), read by the consumers (fleet-state,
-# edgespool tail) and sent by the bridge (cloud.format batch); the agent needs
-# them once it sends batches.
+# edgespool tail) and sent by the bridge (cloud.format batch) and the agent
+# (mqtt.format batch).
 set(ES_DEB_LIBS_BATCH "libzstd1 (>= 1.5.2), zlib1g (>= 1:1.2.0)")
+set(ES_DEB_DEPENDS_agent "${ES_DEB_LIBS_DAEMON}, ${ES_DEB_LIBS_BATCH}, adduser")
 set(ES_DEB_DEPENDS_bridge "${ES_DEB_LIBS_DAEMON}, ${ES_DEB_LIBS_BATCH}, adduser")
 set(ES_DEB_DEPENDS_fleet "${ES_DEB_LIBS_DAEMON}, libcurl4 (>= 7.16.2), \
 librabbitmq4 (>= 0.10.0), ${ES_DEB_LIBS_BATCH}, adduser")
